@@ -1,0 +1,3 @@
+"""atlas: Terraform pull-request automation for GitHub."""
+
+__version__ = "0.1.0"

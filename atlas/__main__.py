@@ -1,0 +1,5 @@
+"""`python -m atlas` is the same as the `atlas` console script."""
+
+from atlas.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,306 @@
+"""atlas's command line: `atlas server`, `atlas version`, and the registry later subcommands join.
+
+Each subcommand is a `Subcommand` in `SUBCOMMANDS`: a function that adds its arguments and a
+function that runs it with the parsed arguments and returns the exit status. Subcommands that need
+settings call `add_settings_arguments()` and `settings_from_args()`, so they share the server's flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NoReturn
+
+from atlas import __version__
+from atlas.logs import configure_logging
+from atlas.settings import (
+    CONFIG_ENV,
+    ENV_PREFIX,
+    Group,
+    Settings,
+    SettingsError,
+    load_settings,
+    setting_info,
+    setting_infos,
+)
+
+log = logging.getLogger(__name__)
+
+EXIT_USAGE = 2
+"""Exit status for a wrong command line or setting, as argparse uses."""
+
+DOCS_POINTER = (
+    "Every setting is described in config/server.example.yaml; see docs/ in the atlas\n"
+    "repository for setting up the GitHub webhook."
+)
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps descriptions and epilogs as written and never splits `[env: X]` or `(default: Y)`."""
+
+    _unbreakable = re.compile(r"\[env: [^\]]*\]|\(default: [^)]*\)")
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=34)
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        import textwrap
+
+        text = " ".join(text.split())
+        text = self._unbreakable.sub(lambda match: match.group().replace(" ", "\0"), text)
+        return [line.replace("\0", " ") for line in textwrap.wrap(text, width, break_on_hyphens=False)]
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """An argparse parser whose errors are one line that points at `--help`."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    """One `atlas NAME` subcommand: how to add its arguments and how to run it."""
+
+    name: str
+    summary: str
+    run: Callable[[argparse.Namespace], int]
+    add_arguments: Callable[[argparse.ArgumentParser], None] = field(default=lambda parser: None)
+    description: str | None = None
+    epilog: str | None = None
+
+
+SUBCOMMANDS: dict[str, Subcommand] = {}
+
+
+def register(subcommand: Subcommand) -> Subcommand:
+    """Add a subcommand to `atlas`; later modules register theirs the same way."""
+    SUBCOMMANDS[subcommand.name] = subcommand
+    return subcommand
+
+
+def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add a flag for every setting, grouped as in the example config, plus `--config`.
+
+    Flags default to SUPPRESS so that only given flags override the environment and the file;
+    values stay strings so that `load_settings()` reports a wrong one like any other source.
+    """
+    groups = {group: parser.add_argument_group(f"{group.value} settings") for group in Group}
+    for info in setting_infos():
+        help_text = f"{info.description} [env: {info.env}]"
+        if info.shown_default is not None:
+            help_text += f" (default: {info.shown_default})"
+        help_text = help_text.replace("%", "%%")
+        group = groups[info.group]
+        if info.is_bool:
+            group.add_argument(
+                info.flag,
+                dest=info.name,
+                action=argparse.BooleanOptionalAction,
+                default=argparse.SUPPRESS,
+                help=help_text,
+            )
+        else:
+            group.add_argument(
+                info.flag, dest=info.name, metavar=info.metavar, default=argparse.SUPPRESS, help=help_text
+            )
+    groups[Group.SERVER].add_argument(
+        "--config",
+        metavar="FILE",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help=f"YAML file of settings, keyed by flag name without dashes. [env: {CONFIG_ENV}]",
+    )
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """The settings given by flags, `ATLAS_*` variables and the config file; SettingsError if wrong."""
+    given = {info.name: getattr(args, info.name) for info in setting_infos() if hasattr(args, info.name)}
+    return load_settings(given, config_file=getattr(args, "config", None))
+
+
+def require(settings: Settings, name: str, why: str) -> None:
+    """SettingsError unless the setting `name` is set; `why` says what needs it."""
+    if getattr(settings, name) is None:
+        info = setting_info(name)
+        raise SettingsError(f"{info.flag} ({info.env}) is required: {why}")
+
+
+def prepare_process(settings: Settings) -> None:
+    """Create the data directory and configure logging, as every long-running atlas process does."""
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise SettingsError(
+            f"cannot create the data directory {settings.data_dir}: {error.strerror or error} "
+            "(set --data-dir or ATLAS_DATA_DIR)"
+        ) from None
+    if not os.access(settings.data_dir, os.W_OK | os.X_OK):
+        raise SettingsError(
+            f"the data directory {settings.data_dir} is not writable (set --data-dir or ATLAS_DATA_DIR)"
+        )
+    configure_logging(settings.log_level, settings.log_format, settings.secrets())
+
+
+def log_startup(settings: Settings, role: str) -> None:
+    """Log what the process runs with, and warn about settings that are legal but probably wrong."""
+    log.info(
+        "atlas %s starting %s",
+        __version__,
+        role,
+        extra={
+            "port": settings.port,
+            "atlas_url": settings.atlas_url,
+            "data_dir": str(settings.data_dir),
+            "gh_api_url": settings.gh_api_url,
+            "repo_allowlist": settings.repo_allowlist or "none",
+            "parallel_pool_size": settings.parallel_pool_size,
+        },
+    )
+    if not settings.repo_allowlist:
+        log.warning(
+            "the repository allowlist is empty, so atlas acts on no repository; set --repo-allowlist "
+            "(ATLAS_REPO_ALLOWLIST) to globs such as 'github.com/your-org/*', or '*' for all"
+        )
+    if settings.gh_webhook_secret is None:
+        log.warning(
+            "no webhook secret is set, so anyone who can reach the server can send it events; set "
+            "--gh-webhook-secret (ATLAS_GH_WEBHOOK_SECRET) to the secret of the GitHub webhook"
+        )
+    if shutil.which(settings.terraform_bin) is None:
+        log.warning(
+            "terraform binary %r not found; plans will fail until it is installed or "
+            "--terraform-bin (ATLAS_TERRAFORM_BIN) points at it",
+            settings.terraform_bin,
+        )
+
+
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    add_settings_arguments(parser)
+    parser.add_argument(
+        "--dev",
+        action="store_true",
+        help="Run Flask's development server instead of gunicorn (for local development only).",
+    )
+
+
+def run_server(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    require(settings, "gh_token", "the server needs a GitHub token to read pull requests and comment")
+    prepare_process(settings)
+    log_startup(settings, "server")
+
+    # Imported before gunicorn starts, so that a broken install fails here with one traceback.
+    from atlas.app import create_app
+
+    if args.dev:
+        log.warning("running Flask's development server (--dev); do not use it in production")
+        create_app(settings).run(host="0.0.0.0", port=settings.port, threaded=True, use_reloader=False)
+        return 0
+
+    from atlas.serving import AtlasServer
+
+    AtlasServer(settings, app_factory=create_app).run()
+    return 0
+
+
+register(
+    Subcommand(
+        name="server",
+        summary="Run the atlas server that receives GitHub webhooks.",
+        run=run_server,
+        add_arguments=add_server_arguments,
+        description=(
+            "Run the atlas server. It receives GitHub webhooks for pull requests in allowed\n"
+            "repositories, runs terraform plan in an isolated working copy for each project a\n"
+            "pull request changes, and reports the result as a pull-request comment and a commit\n"
+            "status. Every flag can also be set by its ATLAS_* environment variable or in a YAML\n"
+            "config file (--config); a flag overrides the environment, which overrides the file."
+        ),
+        epilog=(
+            "example:\n"
+            "  export ATLAS_GH_TOKEN=ghp_... ATLAS_GH_WEBHOOK_SECRET=...\n"
+            "  atlas server --repo-allowlist 'github.com/acme/*' --atlas-url https://atlas.acme.com\n"
+            "\n" + DOCS_POINTER
+        ),
+    )
+)
+
+
+def terraform_version(binary: str) -> str | None:
+    """The version of the terraform `binary`, or None when it cannot be run."""
+    path = shutil.which(binary)
+    if path is None:
+        return None
+    # terraform must not see atlas's settings, which include its secrets.
+    env = {key: value for key, value in os.environ.items() if not key.startswith(ENV_PREFIX)}
+    try:
+        result = subprocess.run(
+            [path, "version", "-json"], capture_output=True, text=True, timeout=30, env=env, check=True
+        )
+        version = json.loads(result.stdout)["terraform_version"]
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError, TypeError):
+        return None
+    return f"{version} ({path})"
+
+
+def run_version(args: argparse.Namespace) -> int:
+    print(f"atlas {__version__}")
+    binary = os.environ.get(f"{ENV_PREFIX}TERRAFORM_BIN") or "terraform"
+    version = terraform_version(binary)
+    print(f"terraform {version}" if version else f"terraform: {binary!r} not found or not runnable")
+    return 0
+
+
+register(
+    Subcommand(
+        name="version",
+        summary="Print atlas's version and the version of terraform it finds.",
+        run=run_version,
+    )
+)
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="atlas",
+        description="atlas: Terraform pull-request automation for GitHub.",
+        formatter_class=HelpFormatter,
+        allow_abbrev=False,
+    )
+    parser.add_argument("--version", action="version", version=f"atlas {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", dest="command", required=True)
+    for subcommand in SUBCOMMANDS.values():
+        subparser = commands.add_parser(
+            subcommand.name,
+            help=subcommand.summary,
+            description=subcommand.description or subcommand.summary,
+            epilog=subcommand.epilog,
+            formatter_class=HelpFormatter,
+            allow_abbrev=False,
+        )
+        subparser.set_defaults(run=subcommand.run, parser=subparser)
+        subcommand.add_arguments(subparser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # reported by the subcommand's parser, so that the error points at its --help
+        getattr(args, "parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
+    try:
+        status: int = args.run(args)
+    except SettingsError as error:
+        print(f"atlas: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    return status

@@ -1,0 +1,67 @@
+"""What a running command needs, built once per process from the settings.
+
+The server builds one `CommandContext` for its embedded queue; a later issue's rq workers build
+their own from the same settings, so everything here is reconstructible from `Settings` alone.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from atlas.github import GitHubClient
+from atlas.joblog import JobLog
+from atlas.models import Project, PullRequest
+from atlas.settings import Settings
+from atlas.state import SQLiteStateStore, StateStore
+from atlas.terraform import TerraformRunner
+from atlas.vcs import VCSClient
+from atlas.workingcopy import WorkingCopies
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass
+class CommandContext:
+    settings: Settings
+    state: StateStore
+    vcs: VCSClient
+    terraform: TerraformRunner
+    working_copies: WorkingCopies
+
+    @property
+    def token(self) -> str | None:
+        return self.settings.gh_token.get_secret_value() if self.settings.gh_token else None
+
+    def job_log(self, job_id: str) -> JobLog:
+        return JobLog(self.settings.data_dir / "jobs" / f"{job_id}.log", redactor=self.settings.secrets())
+
+    def planfile(self, pull: PullRequest, project: Project) -> Path:
+        """Where a project's plan file is kept: outside the working copy, which `git clean` resets."""
+        name = f"{_UNSAFE.sub('_', project.dir)}--{_UNSAFE.sub('_', project.workspace)}.tfplan"
+        path = self.settings.data_dir / "plans" / pull.repo.owner / pull.repo.name / str(pull.number) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def plans_dir(self, pull: PullRequest) -> Path:
+        return self.settings.data_dir / "plans" / pull.repo.owner / pull.repo.name / str(pull.number)
+
+
+def build_context(settings: Settings) -> CommandContext:
+    data_dir = settings.data_dir
+    return CommandContext(
+        settings=settings,
+        state=SQLiteStateStore(data_dir / "atlas.db"),
+        vcs=GitHubClient(settings.gh_token.get_secret_value() if settings.gh_token else "",
+                         settings.gh_api_url),
+        terraform=TerraformRunner(
+            settings.terraform_bin,
+            plugin_cache_dir=data_dir / "plugin-cache",
+            secrets=settings.secrets(),
+            default_timeout=settings.terraform_timeout,
+            concurrency=threading.BoundedSemaphore(settings.parallel_pool_size),
+        ),
+        working_copies=WorkingCopies(data_dir / "repos", secrets=settings.secrets()),
+    )

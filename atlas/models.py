@@ -1,0 +1,207 @@
+"""The domain's nouns: repositories, pull requests, projects, jobs and their results.
+
+Every model here is plain data that can be stored as JSON (SQLite today, Redis and rq later), so
+nothing in it holds a client, a path to a secret or an open file.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from urllib.parse import urlparse
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+class Repo(BaseModel):
+    """A repository as the webhook payload names it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    full_name: str
+    clone_url: str
+    html_url: str
+    default_branch: str = "main"
+    private: bool = False
+
+    @property
+    def owner(self) -> str:
+        return self.full_name.split("/", 1)[0]
+
+    @property
+    def name(self) -> str:
+        return self.full_name.split("/", 1)[1]
+
+    @property
+    def host(self) -> str:
+        """The VCS host the repository lives on (`github.com`, a GHES host, or a test host)."""
+        return urlparse(self.html_url).hostname or ""
+
+    @property
+    def allowlist_id(self) -> str:
+        """`HOST/OWNER/NAME`, the string `--repo-allowlist` globs are matched against."""
+        return f"{self.host}/{self.full_name}"
+
+
+class PullRequest(BaseModel):
+    """The state of a pull request at the moment an event was received."""
+
+    model_config = ConfigDict(frozen=True)
+
+    repo: Repo
+    number: int
+    head_sha: str
+    head_ref: str
+    base_ref: str
+    base_sha: str = ""
+    author: str
+    html_url: str = ""
+    title: str = ""
+    is_draft: bool = False
+    is_fork: bool = False
+    head_clone_url: str = ""
+
+    @property
+    def key(self) -> str:
+        """Identifies the pull request across repositories: `owner/name#number`."""
+        return f"{self.repo.full_name}#{self.number}"
+
+
+class Project(BaseModel):
+    """A Terraform root module in one workspace: the unit atlas plans, applies and locks."""
+
+    model_config = ConfigDict(frozen=True)
+
+    dir: str
+    workspace: str = "default"
+    name: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.dir}:{self.workspace}"
+
+    @property
+    def label(self) -> str:
+        """How comments and statuses name the project."""
+        if self.name:
+            return self.name
+        return f"{self.dir}/{self.workspace}" if self.workspace != "default" else self.dir
+
+
+class CommandName(StrEnum):
+    """The commands atlas runs; `autoplan` is a plan that an event triggered, not a comment."""
+
+    AUTOPLAN = "autoplan"
+    PLAN = "plan"
+    APPLY = "apply"
+    UNLOCK = "unlock"
+    CLEANUP = "cleanup"
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def finished(self) -> bool:
+        return self not in (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+class Job(BaseModel):
+    """One command for one pull request, as it sits in the queue."""
+
+    id: str = Field(default_factory=new_id)
+    command: CommandName
+    pull: PullRequest
+    delivery_id: str | None = None
+    requested_by: str | None = None
+    # Set for comment commands (next issue); empty for events.
+    comment_id: int | None = None
+    args: dict[str, object] = Field(default_factory=dict)
+    created_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def serial_key(self) -> str:
+        """Jobs sharing this key run one after another."""
+        return self.pull.key
+
+
+class ResourceChange(BaseModel):
+    """One resource's planned change, from `terraform show -json`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    address: str
+    actions: tuple[str, ...]
+
+
+class PlanSummary(BaseModel):
+    """The counts terraform prints as `Plan: N to add, M to change, K to destroy.`"""
+
+    add: int = 0
+    change: int = 0
+    destroy: int = 0
+    import_: int = Field(default=0, alias="import")
+    changes: list[ResourceChange] = Field(default_factory=list)
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.add or self.change or self.destroy or self.import_)
+
+    @property
+    def line(self) -> str:
+        if not self.has_changes:
+            return "No changes. Your infrastructure matches the configuration."
+        imported = f"{self.import_} to import, " if self.import_ else ""
+        return f"Plan: {imported}{self.add} to add, {self.change} to change, {self.destroy} to destroy."
+
+
+class ProjectStatus(StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    LOCKED = "locked"
+    SKIPPED = "skipped"
+
+
+class ProjectResult(BaseModel):
+    """What one command did to one project, ready to render."""
+
+    project: Project
+    command: CommandName
+    status: ProjectStatus
+    output: str = ""
+    summary: PlanSummary | None = None
+    error: str | None = None
+    duration_seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status is ProjectStatus.SUCCEEDED
+
+
+class PlanRecord(BaseModel):
+    """A saved plan that `apply` can use: which commit it was made at and where its file is."""
+
+    repo: str
+    pull_number: int
+    project: Project
+    head_sha: str
+    planfile: str
+    summary: PlanSummary
+    job_id: str
+    created_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,228 @@
+"""Pacing GitHub requests the way GitHub asks, instead of PyGithub's blanket sleeps.
+
+PyGithub sleeps 0.25 s before every request and 1 s before every write; a pull request's flow
+(about ten requests) would spend seconds asleep for nothing. atlas instead:
+
+- counts content-creating requests (POST/PATCH/PUT/DELETE) per token and blocks only when the
+  budget GitHub documents is spent (80 per minute; `WriteBudget`);
+- honours `Retry-After`, and `X-RateLimit-Reset` when `X-RateLimit-Remaining` is 0, on 403/429
+  (the request was refused before it did anything, so any method is retried);
+- retries server errors a bounded number of times with exponential backoff: reads (GET/HEAD)
+  on 500/502/503/504, writes only on 502/503/504. Those three come from the gateway or mean the
+  service was unavailable, so GitHub did not do the write; a 500 may have come after the write
+  happened (a comment created twice is worse than one error). Connection failures before the
+  request was sent are retried for every method; timeouts after it was sent only for reads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any, ClassVar, Self
+
+from urllib3 import Retry
+from urllib3.exceptions import MaxRetryError
+from urllib3.response import BaseHTTPResponse
+
+log = logging.getLogger(__name__)
+
+WRITES_PER_MINUTE = 80
+"""GitHub's documented secondary limit on content-creating requests per minute."""
+
+WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+RATE_LIMIT_STATUSES = frozenset({403, 429})
+READ_RETRY_STATUSES = frozenset({500, 502, 503, 504})
+WRITE_RETRY_STATUSES = frozenset({502, 503, 504})
+
+DEFAULT_MAX_RETRIES = 3
+DEFAULT_BACKOFF_BASE = 1.0
+"""Seconds before the first retry of a server error; doubled for each further retry."""
+DEFAULT_MAX_BACKOFF = 30.0
+DEFAULT_MAX_RATE_LIMIT_WAIT = 60.0
+"""Longest atlas sleeps for one rate-limit answer before retrying anyway."""
+
+
+class WriteBudget:
+    """At most `limit` writes per rolling `window` seconds; `acquire` blocks only when spent.
+
+    One budget is shared by every client using the same token (`for_token`), since GitHub
+    counts per token, and it is safe to use from many threads.
+    """
+
+    _shared: ClassVar[dict[str, WriteBudget]] = {}
+    _shared_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(
+        self,
+        limit: int = WRITES_PER_MINUTE,
+        window: float = 60.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if limit < 1 or window <= 0:
+            raise ValueError("a write budget needs a positive limit and window")
+        self.limit = limit
+        self.window = window
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._stamps: deque[float] = deque()
+
+    @classmethod
+    def for_token(cls, token: str, limit: int = WRITES_PER_MINUTE, window: float = 60.0) -> WriteBudget:
+        """The process-wide budget of `token` (kept under a hash, not the token itself)."""
+        key = hashlib.sha256(token.encode()).hexdigest()
+        with cls._shared_lock:
+            budget = cls._shared.get(key)
+            if budget is None:
+                budget = cls._shared[key] = cls(limit, window)
+            return budget
+
+    def acquire(self) -> float:
+        """Take one write from the budget, waiting for room if needed; the seconds waited."""
+        waited = 0.0
+        while True:
+            with self._lock:
+                now = self._clock()
+                while self._stamps and self._stamps[0] <= now - self.window:
+                    self._stamps.popleft()
+                if len(self._stamps) < self.limit:
+                    self._stamps.append(now)
+                    return waited
+                wait = self._stamps[0] + self.window - now
+            log.info("GitHub write budget spent (%d per %.0f s); waiting %.1f s", self.limit, self.window, wait)
+            self._sleep(wait)
+            waited += wait
+
+
+class GitHubRetry(Retry):
+    """urllib3 retries tuned to what GitHub asks (see the module docstring); give it to PyGithub.
+
+    When retries run out the last response is handed back, so PyGithub raises its usual
+    exception with GitHub's status and message.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        backoff_base: float = DEFAULT_BACKOFF_BASE,
+        max_backoff: float = DEFAULT_MAX_BACKOFF,
+        max_rate_limit_wait: float = DEFAULT_MAX_RATE_LIMIT_WAIT,
+        write_budget: WriteBudget | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.backoff_base = backoff_base
+        self.max_backoff = max_backoff
+        self.max_rate_limit_wait = max_rate_limit_wait
+        self.write_budget = write_budget
+        self._sleep_for = sleep
+
+    @classmethod
+    def policy(
+        cls,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        *,
+        backoff_base: float = DEFAULT_BACKOFF_BASE,
+        max_backoff: float = DEFAULT_MAX_BACKOFF,
+        max_rate_limit_wait: float = DEFAULT_MAX_RATE_LIMIT_WAIT,
+        write_budget: WriteBudget | None = None,
+    ) -> GitHubRetry:
+        """Retry at most `max_retries` times per request, for any of the reasons above."""
+        return cls(
+            total=max_retries,
+            connect=max_retries,
+            read=max_retries,
+            status=max_retries,
+            other=0,
+            redirect=0,
+            # Only consulted for read errors, where the server may have acted on the request.
+            allowed_methods=READ_METHODS,
+            status_forcelist=RATE_LIMIT_STATUSES | READ_RETRY_STATUSES,
+            raise_on_status=False,
+            raise_on_redirect=False,
+            respect_retry_after_header=True,
+            backoff_factor=0,
+            backoff_base=backoff_base,
+            max_backoff=max_backoff,
+            max_rate_limit_wait=max_rate_limit_wait,
+            write_budget=write_budget,
+        )
+
+    def new(self, **kw: Any) -> Self:
+        kw.update(
+            backoff_base=self.backoff_base,
+            max_backoff=self.max_backoff,
+            max_rate_limit_wait=self.max_rate_limit_wait,
+            write_budget=self.write_budget,
+            sleep=self._sleep_for,
+        )
+        return super().new(**kw)
+
+    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+        # 403/429 are decided in `increment`, where the rate-limit headers can be read.
+        if status_code in RATE_LIMIT_STATUSES:
+            return True
+        if method.upper() in WRITE_METHODS:
+            return status_code in WRITE_RETRY_STATUSES
+        return status_code in READ_RETRY_STATUSES
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: BaseHTTPResponse | None = None,
+        error: Exception | None = None,
+        _pool: Any = None,
+        _stacktrace: Any = None,
+    ) -> Self:
+        if response is not None and response.status in RATE_LIMIT_STATUSES and requested_wait(response) is None:
+            # A plain 403/429 (no permission, abuse without a wait): not ours to retry.
+            raise MaxRetryError(_pool, url or "", None)
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+    def sleep(self, response: BaseHTTPResponse | None = None) -> None:
+        wait = requested_wait(response) if response is not None else None
+        if wait is not None:
+            if wait > self.max_rate_limit_wait:
+                log.warning("GitHub asks to wait %.0f s; waiting %.0f s instead", wait, self.max_rate_limit_wait)
+            wait = min(wait, self.max_rate_limit_wait)
+        else:
+            wait = min(self.backoff_base * 2 ** max(len(self.history) - 1, 0), self.max_backoff)
+        last = self.history[-1] if self.history else None
+        if last is not None:
+            reason = last.status or type(last.error).__name__
+            log.info("retrying GitHub %s after %s in %.2f s", last.method, reason, wait)
+        if wait > 0:
+            self._sleep_for(wait)
+        if self.write_budget is not None and last is not None and (last.method or "").upper() in WRITE_METHODS:
+            self.write_budget.acquire()
+
+
+def requested_wait(response: BaseHTTPResponse, now: Callable[[], float] = time.time) -> float | None:
+    """Seconds GitHub asks to wait before retrying `response`, or None if it asks for nothing.
+
+    `Retry-After` counts on any answer; an exhausted primary limit (`X-RateLimit-Remaining: 0`)
+    asks to wait until `X-RateLimit-Reset`, and only on 403/429.
+    """
+    retry_after = response.headers.get("Retry-After")
+    if retry_after is not None:
+        try:
+            return max(float(retry_after), 0.0)
+        except ValueError:
+            return None
+    if response.status in RATE_LIMIT_STATUSES and response.headers.get("X-RateLimit-Remaining") == "0":
+        reset = response.headers.get("X-RateLimit-Reset")
+        try:
+            # One second more: the reset time is whole seconds and clocks differ.
+            return max(float(reset or "") - now(), 0.0) + 1.0
+        except ValueError:
+            return None
+    return None

@@ -1,0 +1,119 @@
+"""Serving atlas's Flask app with gunicorn, logging through atlas's own handlers."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from typing import Any
+
+import flask
+from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
+from gunicorn.glogging import Logger as GunicornLogger  # type: ignore[import-untyped]
+
+from atlas.settings import Settings
+
+AppFactory = Callable[[Settings], flask.Flask]
+"""Builds the WSGI app from settings; `atlas.app.create_app` unless a test passes its own."""
+
+DEFAULT_THREADS = 8
+"""Request threads per worker process: webhooks return quickly, as the work goes to the queue."""
+
+DEFAULT_GRACEFUL_TIMEOUT = 30
+"""Seconds a worker has to finish its requests after SIGTERM before gunicorn kills it."""
+
+
+class RoutedGunicornLogger(GunicornLogger):  # type: ignore[misc]
+    """gunicorn's logger with its own handlers removed, so its lines go through atlas's root handler."""
+
+    def setup(self, cfg: Any) -> None:
+        self.cfg = cfg
+        self.loglevel = self.LOG_LEVELS.get(cfg.loglevel.lower(), logging.INFO)
+        for log in (self.error_log, self.access_log):
+            for handler in list(log.handlers):
+                log.removeHandler(handler)
+            log.propagate = True
+        self.error_log.setLevel(self.loglevel)
+        self.access_log.setLevel(logging.INFO)
+
+    @property
+    def access_log_enabled(self) -> bool:
+        return True
+
+    def access(self, resp: Any, req: Any, environ: Mapping[str, Any], request_time: timedelta) -> None:
+        """One line per request, with fields instead of the Apache log format."""
+        status = resp.status.split(None, 1)[0] if isinstance(resp.status, str) else resp.status
+        method, path = environ.get("REQUEST_METHOD", "-"), environ.get("PATH_INFO", "-")
+        self.access_log.info(
+            "%s %s %s",
+            method,
+            path,
+            status,
+            extra={
+                "remote": environ.get("REMOTE_ADDR", "-"),
+                "duration_ms": round(request_time.total_seconds() * 1000),
+                "bytes": getattr(resp, "sent", None) or 0,
+            },
+        )
+
+
+class AtlasServer(BaseApplication):  # type: ignore[misc]
+    """gunicorn running atlas: by default one worker process with `threads` request threads.
+
+    The embedded job queue lives in the worker process, so several processes would be several
+    queues; `workers` is for deployments whose queue is shared (Redis). The app is built in the
+    worker after the fork (no preloading), so the queue's threads run in the process that serves.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        workers: int = 1,
+        threads: int = DEFAULT_THREADS,
+        graceful_timeout: int = DEFAULT_GRACEFUL_TIMEOUT,
+        app_factory: AppFactory | None = None,
+    ) -> None:
+        self.settings = settings
+        self.workers = workers
+        self.threads = threads
+        self.graceful_timeout = graceful_timeout
+        self.app_factory = app_factory
+        super().__init__(prog="atlas server")
+
+    def options(self) -> dict[str, object]:
+        """The gunicorn settings atlas runs with."""
+        return {
+            "bind": [f"0.0.0.0:{self.settings.port}"],
+            "workers": self.workers,
+            "worker_class": "gthread",
+            "threads": self.threads,
+            "preload_app": False,
+            # gthread workers heartbeat from their main thread, so this bounds a stuck worker,
+            # not a slow request.
+            "timeout": 60,
+            "graceful_timeout": self.graceful_timeout,
+            "proc_name": "atlas",
+            "loglevel": self.settings.log_level,
+            "logger_class": RoutedGunicornLogger,
+            "accesslog": "-",
+            # Trust X-Forwarded-* only from a proxy on this host unless the operator says which
+            # proxies to trust, as gunicorn's documented FORWARDED_ALLOW_IPS variable does.
+            "forwarded_allow_ips": os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1"),
+            # gunicorn ≥ 24 otherwise creates a control socket under $HOME shared by every instance.
+            "control_socket_disable": True,
+        }
+
+    def load_config(self) -> None:
+        for name, value in self.options().items():
+            if name in self.cfg.settings:  # options newer than the installed gunicorn are skipped
+                self.cfg.set(name, value)
+
+    def load(self) -> flask.Flask:
+        factory = self.app_factory
+        if factory is None:
+            from atlas.app import create_app
+
+            factory = create_app
+        return factory(self.settings)

@@ -1,0 +1,560 @@
+"""atlas's settings: one model from which every flag, `ATLAS_*` variable and config-file key is derived.
+
+A setting is declared once, as a field of `Settings` built with `setting()`; its name gives the flag
+(`gh_token` → `--gh-token`), the environment variable (`ATLAS_GH_TOKEN`) and the config-file key
+(`gh-token`, or `gh_token`), and its description is its `--help` text. `load_settings()` merges the
+sources (flag > environment > config file > default) and turns a wrong value into a `SettingsError`
+whose one-line message names the setting the way the user wrote it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import json
+import os
+import socket
+import textwrap
+import types
+import typing
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlparse
+
+import yaml
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "ATLAS_"
+CONFIG_ENV = "ATLAS_CONFIG"
+"""The environment variable that names the config file when `--config` is not given."""
+
+
+class SettingsError(Exception):
+    """A setting has a wrong value; the message is one line that names it as the user wrote it."""
+
+
+class Group(StrEnum):
+    """The sections settings are listed under in `--help` and in the example config file."""
+
+    GITHUB = "GitHub"
+    SERVER = "Server"
+    TERRAFORM = "Terraform"
+    LOGGING = "Logging"
+
+
+def setting(
+    default: Any,
+    description: str,
+    group: Group,
+    *,
+    metavar: str | None = None,
+    example: object = None,
+    default_text: str | None = None,
+    **constraints: Any,
+) -> Any:
+    """Declare a setting: its default, its help text and where it is listed.
+
+    `example` is shown, commented out, in the example config file for settings without a safe
+    default; `default_text` replaces the default in help where the real one is computed.
+    """
+    extra: dict[str, Any] = {"group": group.value}
+    if metavar is not None:
+        extra["metavar"] = metavar
+    if example is not None:
+        extra["example"] = example
+    if default_text is not None:
+        extra["default_text"] = default_text
+    return Field(default, description=description, json_schema_extra=extra, **constraints)
+
+
+def _split_commas(value: object) -> object:
+    """Flags and environment variables give lists as `a,b,c`; the config file may give a YAML list."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+def _lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
+CommaList = Annotated[list[str], BeforeValidator(_split_commas)]
+LogLevel = Literal["debug", "info", "warning", "error"]
+LogFormat = Literal["text", "json"]
+
+
+def _http_url(value: str, example: str) -> str:
+    """`value` without its trailing slash, or a ValueError saying what a valid one looks like."""
+    parsed = urlparse(value)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ValueError(f"must be an http(s) URL such as {example}, got {json.dumps(value)}")
+    return value.rstrip("/")
+
+
+class Settings(BaseSettings):
+    """Everything an atlas process is configured with; build it with `load_settings()`.
+
+    Constructing `Settings(...)` directly validates exactly the given values (it reads no
+    environment or file), which is what tests want.
+    """
+
+    model_config = SettingsConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+    # GitHub
+    gh_token: SecretStr | None = setting(
+        None,
+        "GitHub token atlas reads pull requests and posts comments and commit statuses with. "
+        "Required by the server; prefer the environment variable, since flags show in the process list.",
+        Group.GITHUB,
+        metavar="TOKEN",
+        example="ghp_xxxxxxxxxxxxxxxxxxxx",
+    )
+    gh_webhook_secret: SecretStr | None = setting(
+        None,
+        "Secret of the GitHub webhook; atlas rejects deliveries whose signature does not match it. "
+        "Without it anyone who can reach the server can send it events.",
+        Group.GITHUB,
+        metavar="SECRET",
+        example="a-long-random-string",
+    )
+    gh_api_url: str = setting(
+        "https://api.github.com",
+        "GitHub API base URL; for GitHub Enterprise Server use https://HOST/api/v3.",
+        Group.GITHUB,
+        metavar="URL",
+    )
+    gh_user: str | None = setting(
+        None,
+        "GitHub login of the account atlas comments as, so that it ignores its own comments.",
+        Group.GITHUB,
+        metavar="LOGIN",
+        example="atlas-bot",
+    )
+    repo_allowlist: CommaList = setting(
+        [],
+        "Repositories atlas acts on: comma-separated globs over HOST/OWNER/NAME, such as "
+        "github.com/acme/*; * allows every repository, and the empty default allows none.",
+        Group.GITHUB,
+        metavar="GLOBS",
+        example=["github.com/your-org/*"],
+    )
+    allow_draft_prs: bool = setting(
+        False, "Plan draft pull requests too, instead of waiting until they are ready.", Group.GITHUB
+    )
+    comment_prefix: CommaList = setting(
+        ["atlas"],
+        "Words that address atlas at the start of a pull-request comment (as in 'atlas plan'); "
+        "comma-separated.",
+        Group.GITHUB,
+        metavar="WORDS",
+    )
+
+    # Server
+    port: int = setting(4141, "Port to listen on.", Group.SERVER, ge=1, le=65535)
+    # Declared after `port`: its default is computed from the port.
+    atlas_url: str = setting(
+        "",
+        "Public base URL of this server, used in links from comments and commit statuses.",
+        Group.SERVER,
+        metavar="URL",
+        example="https://atlas.example.com",
+        default_text="http://HOSTNAME:PORT",
+    )
+    data_dir: Path = setting(
+        Path("~/.atlas"),
+        "Directory for atlas's working copies, plans and database; created if missing.",
+        Group.SERVER,
+        metavar="DIR",
+    )
+    api_secret: SecretStr | None = setting(
+        None,
+        "Secret that requests to atlas's /api endpoints must carry; the API is disabled while unset.",
+        Group.SERVER,
+        metavar="SECRET",
+        example="another-long-random-string",
+    )
+
+    # Terraform
+    terraform_bin: str = setting(
+        "terraform",
+        "Terraform binary to run: a name looked up on PATH, or a path.",
+        Group.TERRAFORM,
+        metavar="PATH",
+    )
+    terraform_timeout: float = setting(
+        3600.0,
+        "Seconds one terraform command may run before atlas stops it.",
+        Group.TERRAFORM,
+        metavar="SECONDS",
+        gt=0,
+    )
+    parallel_pool_size: int = setting(
+        15, "How many terraform runs atlas executes at once.", Group.TERRAFORM, metavar="N", ge=1
+    )
+
+    # Logging
+    log_level: Annotated[LogLevel, BeforeValidator(_lower)] = setting(
+        "info",
+        "Least severe level logged: debug, info, warning or error.",
+        Group.LOGGING,
+        metavar="LEVEL",
+    )
+    log_format: Annotated[LogFormat, BeforeValidator(_lower)] = setting(
+        "text", "Log line format: text, or json (one object per line).", Group.LOGGING, metavar="FORMAT"
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # load_settings() merges flags, environment and file itself, so that an error can say
+        # which of them a wrong value came from.
+        return (init_settings,)
+
+    @field_validator("gh_api_url")
+    @classmethod
+    def _check_api_url(cls, value: str) -> str:
+        return _http_url(value, "https://api.github.com or https://HOST/api/v3")
+
+    @field_validator("atlas_url")
+    @classmethod
+    def _default_atlas_url(cls, value: str, info: ValidationInfo) -> str:
+        if not value:
+            return f"http://{socket.gethostname()}:{info.data.get('port', 4141)}"
+        return _http_url(value, "https://atlas.example.com")
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute_data_dir(cls, value: Path) -> Path:
+        return value.expanduser().absolute()
+
+    @field_validator("repo_allowlist")
+    @classmethod
+    def _check_allowlist(cls, globs: list[str]) -> list[str]:
+        for glob in globs:
+            first, slashes = glob.split("/", 1)[0], glob.count("/")
+            host_like = "." in first or ":" in first or first == "localhost" or any(c in first for c in "*?[")
+            if glob != "*" and (slashes == 0 or (slashes == 1 and not host_like)):
+                raise ValueError(
+                    f"entry {json.dumps(glob)} is not a HOST/OWNER/NAME glob; "
+                    f"write it like github.com/{glob.strip('/') or 'acme'}" + ("/*" if slashes == 0 else "")
+                )
+        return globs
+
+    @field_validator("comment_prefix")
+    @classmethod
+    def _check_prefixes(cls, words: list[str]) -> list[str]:
+        if not words:
+            raise ValueError("must name at least one word, such as atlas")
+        for word in words:
+            if any(c.isspace() for c in word):
+                raise ValueError(f"each prefix must be one word, got {json.dumps(word)}")
+        return words
+
+    def secrets(self) -> list[str]:
+        """The values of every secret setting that is set, to scrub from logs and child environments."""
+        values = (getattr(self, name) for name, field in type(self).model_fields.items() if _is_secret(field))
+        return [
+            value.get_secret_value() for value in values if value is not None and value.get_secret_value()
+        ]
+
+    def repo_allowed(self, repo_id: str) -> bool:
+        """Whether `--repo-allowlist` allows the repository `HOST/OWNER/NAME` (case-insensitive)."""
+        repo_id = repo_id.lower()
+        return any(fnmatch.fnmatchcase(repo_id, glob.lower()) for glob in self.repo_allowlist)
+
+
+def _unwrap_optional(annotation: Any) -> Any:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        members = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        if len(members) == 1:
+            return members[0]
+    return annotation
+
+
+def _is_secret(field: FieldInfo) -> bool:
+    return _unwrap_optional(field.annotation) is SecretStr
+
+
+@dataclass(frozen=True)
+class SettingInfo:
+    """How one setting is spelled in each place it can be given, and how it is documented."""
+
+    name: str
+    description: str
+    group: Group
+    default: Any
+    metavar: str
+    example: object
+    default_text: str | None
+    is_secret: bool
+    is_bool: bool
+    is_list: bool
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+    @property
+    def key(self) -> str:
+        """The config-file key; the snake_case field name is accepted too."""
+        return self.name.replace("_", "-")
+
+    @property
+    def shown_default(self) -> str | None:
+        """The default as help text shows it, or None when there is none."""
+        if self.default_text is not None:
+            return self.default_text
+        return _plain(self.default)
+
+
+def _plain(value: Any) -> str | None:
+    """A value as a user would type it after a flag."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list):
+        return ",".join(value) if value else "none"
+    return str(value)
+
+
+def setting_infos() -> Iterator[SettingInfo]:
+    """Every setting, in declaration order."""
+    for name, field in Settings.model_fields.items():
+        extra = field.json_schema_extra
+        assert isinstance(extra, dict), f"declare setting {name} with setting()"
+        annotation = _unwrap_optional(field.annotation)
+        group, metavar = extra.get("group"), extra.get("metavar")
+        example = extra.get("example")
+        default_text = extra.get("default_text")
+        yield SettingInfo(
+            name=name,
+            description=field.description or "",
+            group=Group(str(group)),
+            default=field.default,
+            metavar=metavar if isinstance(metavar, str) else name.upper(),
+            example=example,
+            default_text=default_text if isinstance(default_text, str) else None,
+            is_secret=annotation is SecretStr,
+            is_bool=annotation is bool,
+            is_list=typing.get_origin(annotation) is list,
+        )
+
+
+def setting_info(name: str) -> SettingInfo:
+    for info in setting_infos():
+        if info.name == name:
+            return info
+    raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class _Given:
+    """A value and where the user gave it, so that an error can point back at it."""
+
+    source: Literal["flag", "env", "file"]
+    value: object
+    key: str = ""
+
+
+def load_settings(
+    cli_values: Mapping[str, object] | None = None,
+    config_file: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Merge flags > environment > config file > defaults into validated settings.
+
+    `cli_values` maps setting names (snake_case or kebab-case) to flag values; `config_file`
+    defaults to the file `ATLAS_CONFIG` names; `env` defaults to `os.environ`.
+    Raises SettingsError with a one-line message.
+    """
+    env = os.environ if env is None else env
+    if config_file is None and env.get(CONFIG_ENV):
+        config_file = Path(env[CONFIG_ENV])
+    infos = {info.name: info for info in setting_infos()}
+
+    given: dict[str, _Given] = {}
+    if config_file is not None:
+        for key, value in _read_config_file(config_file, infos).items():
+            if value is not None and value != "":  # `key:` with nothing after it leaves the default
+                given[key.replace("-", "_")] = _Given("file", value, key)
+    for info in infos.values():
+        # An empty variable counts as unset, as `ATLAS_GH_TOKEN=` in a compose file means.
+        if env.get(info.env):
+            given[info.name] = _Given("env", env[info.env], info.env)
+    for key, value in (cli_values or {}).items():
+        name = key.replace("-", "_")
+        if name not in infos:
+            raise SettingsError(f"unknown setting --{key.replace('_', '-')}")
+        if value is not None and value != "":  # `--flag ''` leaves the setting unset, like `ATLAS_X=`
+            given[name] = _Given("flag", value, infos[name].flag)
+
+    try:
+        return Settings.model_validate({name: item.value for name, item in given.items()})
+    except ValidationError as error:
+        raise SettingsError(_describe(error, given, infos, config_file)) from None
+
+
+def _read_config_file(path: Path, infos: Mapping[str, SettingInfo]) -> dict[str, object]:
+    """The file's settings by the key the user wrote, after checking every key names a setting."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise SettingsError(f"{path}: cannot read config file: {reason}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise SettingsError(f"{path}: invalid YAML{where}: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SettingsError(f"{path}: must be a mapping of setting names to values, got {_kind(data)}")
+
+    seen: dict[str, str] = {}
+    for key in data:
+        name = str(key).replace("-", "_")
+        if name not in infos or not isinstance(key, str):
+            keys = [info.key for info in infos.values()]
+            close = difflib.get_close_matches(str(key).replace("_", "-"), keys, n=1)
+            hint = f' (did you mean "{close[0]}"?)' if close else ""
+            raise SettingsError(f'{path}: unknown setting "{key}"{hint}')
+        if name in seen:
+            raise SettingsError(f'{path}: setting "{key}" is given twice, also as "{seen[name]}"')
+        seen[name] = key
+    return {str(key): value for key, value in data.items()}
+
+
+def _kind(value: object) -> str:
+    return {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _describe(
+    error: ValidationError,
+    given: Mapping[str, _Given],
+    infos: Mapping[str, SettingInfo],
+    config_file: Path | None,
+) -> str:
+    """One line for the first validation error, naming the setting as the user gave it."""
+    first = error.errors()[0]
+    name = str(first["loc"][0]) if first["loc"] else ""
+    info = infos.get(name)
+    if info is None:  # not about one setting: cannot happen with load_settings's own checks
+        return f"invalid settings: {first['msg']}"
+    item = given.get(name)
+
+    if first["type"] == "value_error":
+        problem = str(first.get("ctx", {}).get("error", first["msg"]))
+    else:
+        problem = _expectation(Settings.model_fields[name])
+        if item is not None and not info.is_secret:
+            problem += f", got {json.dumps(item.value, default=str)}"
+
+    if item is not None and item.source == "file":
+        return f'{config_file}: invalid setting "{item.key}": {problem}'
+    if item is not None and item.source == "env":
+        return f"invalid setting {info.env} ({info.flag}): {problem}"
+    return f"invalid setting {info.flag} ({info.env}): {problem}"
+
+
+def _expectation(field: FieldInfo) -> str:
+    """What a valid value of `field` looks like, from its type and constraints."""
+    annotation = _unwrap_optional(field.annotation)
+    bounds = {
+        kind: getattr(item, kind)
+        for item in field.metadata
+        for kind in ("ge", "gt", "le")
+        if hasattr(item, kind)
+    }
+    if annotation is int:
+        if "ge" in bounds and "le" in bounds:
+            return f"must be an integer between {bounds['ge']} and {bounds['le']}"
+        if "ge" in bounds:
+            return f"must be an integer of at least {bounds['ge']}"
+        return "must be an integer"
+    if annotation is float:
+        if "gt" in bounds:
+            return f"must be a number greater than {bounds['gt']}"
+        return "must be a number"
+    if annotation is bool:
+        return "must be true or false"
+    if typing.get_origin(annotation) is Literal:
+        return "must be one of " + ", ".join(str(choice) for choice in typing.get_args(annotation))
+    if typing.get_origin(annotation) is list:
+        return "must be a comma-separated list (a YAML list in the config file) of strings"
+    if annotation is Path:
+        return "must be a path"
+    return "must be a string"
+
+
+def example_config() -> str:
+    """The text of config/server.example.yaml: every setting with its description, variable and default."""
+    lines = [
+        "# atlas server configuration.",
+        "#",
+        "# Pass this file with `atlas server --config FILE` (or ATLAS_CONFIG=FILE). Each key is a flag",
+        "# without its leading dashes (snake_case works too). A flag overrides its environment variable,",
+        "# which overrides this file, which overrides the default. Keep secrets out of this file where you",
+        "# can: set ATLAS_GH_TOKEN and ATLAS_GH_WEBHOOK_SECRET in the environment instead.",
+        "#",
+        "# Generated from atlas/settings.py: python -m atlas.settings > config/server.example.yaml",
+    ]
+    for group in Group:
+        lines += ["", f"## {group.value}"]
+        for info in setting_infos():
+            if info.group is not group:
+                continue
+            shown = info.shown_default
+            lines.append("")
+            lines += textwrap.wrap(
+                info.description,
+                width=98,
+                initial_indent="# ",
+                subsequent_indent="# ",
+                break_on_hyphens=False,
+            )
+            default = f"default: {shown}" if shown is not None else "no default"
+            lines.append(f"# env: {info.env}, flag: {info.flag}, {default}")
+            if info.example is not None:
+                lines.append(f"# {info.key}: {_yaml_value(info.example)}")
+            else:
+                lines.append(f"{info.key}: {_yaml_value(_plain_yaml(info.default))}")
+    return "\n".join(lines) + "\n"
+
+
+def _plain_yaml(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _yaml_value(value: object) -> str:
+    return yaml.safe_dump(value, default_flow_style=True, width=1000).removesuffix("\n...\n").strip()
+
+
+if __name__ == "__main__":
+    print(example_config(), end="")

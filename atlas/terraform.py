@@ -1,0 +1,334 @@
+"""Running terraform: one subprocess per step, streamed into the job log, stoppable, with a clean environment.
+
+Atlas runs terraform itself rather than through python-terraform because it needs every line as it
+arrives (for the live job page), an environment built per run, and a way to stop a run that leaves
+the state lock released.
+
+The environment matters because terraform runs the pull request's own code: a `local-exec`
+provisioner or an `external` data source can read every environment variable and print it into the
+plan. So each child gets the server's environment minus everything atlas owns (its `ATLAS_*`
+settings, GitHub tokens, any value containing a known secret), never `os.environ` as it is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import selectors
+import shlex
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from atlas.joblog import JobLog, Redactor
+
+DEFAULT_TIMEOUT_SECONDS = 3600.0
+"""How long one terraform command may run before atlas stops it."""
+
+DEFAULT_GRACE_SECONDS = 10.0
+"""How long terraform gets after SIGINT to release its state lock before it is killed."""
+
+SECRET_VARIABLES = frozenset({"GITHUB_TOKEN", "GH_TOKEN"})
+"""Variables that hold GitHub credentials under their conventional names."""
+
+ATLAS_VARIABLE_PREFIX = "ATLAS_"
+
+_POLL_SECONDS = 0.05
+_LEFTOVER_KILL_WAIT_SECONDS = 1.0
+
+
+def scrubbed_environ(secrets: Iterable[str] = (), base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A copy of `base` (the server's environment) without atlas's own variables or any secret value."""
+    secret_values = [s for s in secrets if s]
+    source = os.environ if base is None else base
+    return {
+        name: value
+        for name, value in source.items()
+        if not name.startswith(ATLAS_VARIABLE_PREFIX)
+        and name not in SECRET_VARIABLES
+        and not any(secret in value for secret in secret_values)
+    }
+
+
+class TerraformError(Exception):
+    """Terraform itself is unusable (missing binary, unreadable version); not a failed plan."""
+
+
+class CancelToken:
+    """Asks a running command to stop; shared between the job that runs and whoever cancels it."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until cancelled or `timeout` passes; True when cancelled."""
+        return self._event.wait(timeout)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How one terraform command ended and everything it printed (stdout and stderr, interleaved)."""
+
+    exit_code: int
+    output: str
+    duration_seconds: float
+    timed_out: bool = False
+    cancelled: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out and not self.cancelled
+
+
+class TerraformRunner:
+    """Runs terraform commands for every job of the server, at most `concurrency` at a time."""
+
+    def __init__(
+        self,
+        binary: str = "terraform",
+        *,
+        plugin_cache_dir: Path,
+        secrets: Sequence[str] = (),
+        default_timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        concurrency: threading.Semaphore | None = None,
+        grace_period: float = DEFAULT_GRACE_SECONDS,
+    ) -> None:
+        self.binary = binary
+        self.plugin_cache_dir = plugin_cache_dir
+        self.secrets = tuple(s for s in secrets if s)
+        self.default_timeout = default_timeout
+        self.concurrency = concurrency
+        self.grace_period = grace_period
+        self._redact = Redactor(self.secrets)
+        self._version: str | None = None
+
+    def build_env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        """One child's environment: the scrubbed server environment, automation flags, then `extra`."""
+        self.plugin_cache_dir.mkdir(parents=True, exist_ok=True)
+        env = scrubbed_environ(self.secrets)
+        env.update(
+            TF_IN_AUTOMATION="1",
+            TF_INPUT="0",
+            TF_PLUGIN_CACHE_DIR=str(self.plugin_cache_dir),
+            CHECKPOINT_DISABLE="1",
+        )
+        env.update(extra or {})
+        return env
+
+    def version(self) -> str:
+        """The terraform version, e.g. `1.11.4`."""
+        if self._version is None:
+            try:
+                completed = subprocess.run(
+                    [self.binary, "version", "-json"],
+                    env=self.build_env(),
+                    stdin=subprocess.DEVNULL,
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                    check=False,
+                )
+            except (OSError, subprocess.TimeoutExpired) as error:
+                raise TerraformError(f"cannot run {self.binary} version: {error}") from error
+            try:
+                self._version = str(json.loads(completed.stdout)["terraform_version"])
+            except (ValueError, KeyError, TypeError) as error:
+                output = self._redact(completed.stdout + completed.stderr).strip()
+                raise TerraformError(f"cannot read the version of {self.binary}: {output}") from error
+        return self._version
+
+    def run(
+        self,
+        args: Sequence[str],
+        cwd: Path,
+        log: JobLog,
+        *,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        cancel: CancelToken | None = None,
+        echo: bool = True,
+    ) -> RunResult:
+        """Run `terraform <args>` in `cwd`, streaming its output to `log` line by line.
+
+        With `echo=False` the output is only returned, not logged (for `show -json`, which is one
+        enormous line of data rather than something a person reads).
+        """
+        log.write(f"$ terraform {shlex.join(args)}")
+        if not self._acquire_slot(log, cancel):
+            log.write("atlas: cancelled while waiting for a free terraform slot")
+            return RunResult(exit_code=-1, output="", duration_seconds=0.0, cancelled=True)
+        try:
+            return self._run(args, cwd, log, env, timeout, cancel, echo)
+        finally:
+            if self.concurrency is not None:
+                self.concurrency.release()
+
+    def _acquire_slot(self, log: JobLog, cancel: CancelToken | None) -> bool:
+        if self.concurrency is None or self.concurrency.acquire(blocking=False):
+            return True
+        log.write("atlas: waiting for a free terraform slot (--parallel-pool-size)")
+        while not self.concurrency.acquire(timeout=_POLL_SECONDS):
+            if cancel is not None and cancel.cancelled:
+                return False
+        return True
+
+    def _run(
+        self,
+        args: Sequence[str],
+        cwd: Path,
+        log: JobLog,
+        env: Mapping[str, str] | None,
+        timeout: float | None,
+        cancel: CancelToken | None,
+        echo: bool,
+    ) -> RunResult:
+        lines: list[str] = []
+
+        def emit(raw: bytes) -> None:
+            line = self._redact(raw.decode("utf-8", errors="replace").rstrip("\r"))
+            lines.append(line)
+            if echo:
+                log.write(line)
+
+        started = time.monotonic()
+        try:
+            process = subprocess.Popen(
+                [self.binary, *args],
+                cwd=cwd,
+                env=self.build_env(env),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                # Its own process group, so a stop reaches terraform and the providers it started.
+                start_new_session=True,
+            )
+        except OSError as error:
+            message = self._redact(f"cannot run {self.binary}: {error}")
+            log.write(message)
+            return RunResult(exit_code=127, output=message, duration_seconds=time.monotonic() - started)
+
+        assert process.stdout is not None
+        stop = _Stop(process, log, cancel, started, self.default_timeout if timeout is None else timeout)
+        output = _LineReader(process.stdout.fileno(), emit)
+        exited_at: float | None = None
+        while True:
+            if output.eof:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=_POLL_SECONDS)
+            else:
+                output.read(_POLL_SECONDS)
+            now = time.monotonic()
+            if process.poll() is None:
+                stop.check(now, self.grace_period)
+                continue
+            if output.eof:
+                break
+            # Terraform exited but something it started still holds the output pipe open.
+            if exited_at is None:
+                exited_at = now
+            elif now - exited_at >= self.grace_period + _LEFTOVER_KILL_WAIT_SECONDS:
+                break
+            elif now - exited_at >= self.grace_period:
+                _signal_group(process, signal.SIGKILL)
+        output.close()
+        process.stdout.close()
+        return RunResult(
+            exit_code=process.wait(),
+            output="".join(f"{line}\n" for line in lines),
+            duration_seconds=time.monotonic() - started,
+            timed_out=stop.timed_out,
+            cancelled=stop.cancelled,
+        )
+
+
+class _LineReader:
+    """Reads a pipe without blocking and hands over each complete line as soon as it arrives."""
+
+    def __init__(self, fd: int, on_line: Callable[[bytes], None]) -> None:
+        self.fd = fd
+        self.on_line = on_line
+        self.eof = False
+        self._pending = b""
+        os.set_blocking(fd, False)
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(fd, selectors.EVENT_READ)
+
+    def read(self, timeout: float) -> None:
+        """Read what has arrived within `timeout`."""
+        if not self._selector.select(timeout):
+            return
+        try:
+            chunk = os.read(self.fd, 65536)
+        except BlockingIOError:
+            return
+        if not chunk:
+            self.eof = True
+            return
+        *complete, self._pending = (self._pending + chunk).split(b"\n")
+        for line in complete:
+            self.on_line(line)
+
+    def close(self) -> None:
+        """Hand over a last line that had no newline."""
+        self._selector.close()
+        if self._pending:
+            self.on_line(self._pending)
+            self._pending = b""
+
+
+class _Stop:
+    """Stops a process on cancel or timeout: SIGINT to its group first, SIGKILL after the grace period."""
+
+    def __init__(
+        self,
+        process: subprocess.Popen[bytes],
+        log: JobLog,
+        cancel: CancelToken | None,
+        started: float,
+        timeout: float,
+    ) -> None:
+        self.process = process
+        self.log = log
+        self.cancel = cancel
+        self.timeout = timeout
+        self.deadline = started + timeout
+        self.cancelled = False
+        self.timed_out = False
+        self._interrupted_at: float | None = None
+        self._killed = False
+
+    def check(self, now: float, grace_period: float) -> None:
+        """Called while the process runs: interrupt it, or kill it, when its time has come."""
+        if self._interrupted_at is None:
+            if self.cancel is not None and self.cancel.cancelled:
+                self.cancelled = True
+                reason = "cancelled"
+            elif now >= self.deadline:
+                self.timed_out = True
+                reason = f"timed out after {self.timeout:g}s"
+            else:
+                return
+            self.log.write(f"atlas: {reason}; interrupting terraform so it releases its lock")
+            _signal_group(self.process, signal.SIGINT)
+            self._interrupted_at = now
+        elif not self._killed and now - self._interrupted_at >= grace_period:
+            self.log.write(f"atlas: terraform did not stop within {grace_period:g}s; killing it")
+            _signal_group(self.process, signal.SIGKILL)
+            self._killed = True
+
+
+def _signal_group(process: subprocess.Popen[bytes], signum: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signum)

@@ -1,0 +1,104 @@
+"""The VCS client interface: everything atlas asks of GitHub, and nothing about how it is asked.
+
+The command pipeline only sees `VCSClient`; `atlas.github` implements it with PyGithub, and a
+GitLab client could implement it later without the pipeline changing.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Protocol
+
+from pydantic import BaseModel
+
+from atlas.models import PullRequest, Repo
+
+
+class CommitState(StrEnum):
+    PENDING = "pending"
+    SUCCESS = "success"
+    FAILURE = "failure"
+    ERROR = "error"
+
+
+class FileStatus(StrEnum):
+    ADDED = "added"
+    REMOVED = "removed"
+    MODIFIED = "modified"
+    RENAMED = "renamed"
+    COPIED = "copied"
+    CHANGED = "changed"
+    UNCHANGED = "unchanged"
+
+
+class ChangedFile(BaseModel):
+    filename: str
+    status: FileStatus = FileStatus.MODIFIED
+    previous_filename: str | None = None
+
+
+class PostedComment(BaseModel):
+    id: int
+    node_id: str = ""
+    html_url: str = ""
+
+
+class Permission(StrEnum):
+    ADMIN = "admin"
+    MAINTAIN = "maintain"
+    WRITE = "write"
+    TRIAGE = "triage"
+    READ = "read"
+    NONE = "none"
+
+    @property
+    def can_write(self) -> bool:
+        return self in (Permission.ADMIN, Permission.MAINTAIN, Permission.WRITE)
+
+
+class VCSError(Exception):
+    """A VCS request failed after retries; the message is safe to show users (no token in it)."""
+
+
+class VCSClient(Protocol):
+    """What the command pipeline needs from a code host."""
+
+    def changed_files(self, pull: PullRequest) -> list[ChangedFile]:
+        """Every file the pull request changes (all pages)."""
+        ...
+
+    def post_comment(self, repo: Repo, number: int, body: str) -> PostedComment: ...
+
+    def set_status(
+        self,
+        repo: Repo,
+        sha: str,
+        state: CommitState,
+        context: str,
+        description: str,
+        target_url: str | None = None,
+    ) -> None: ...
+
+    def get_pull(self, repo: Repo, number: int) -> PullRequest: ...
+
+    def react(self, repo: Repo, comment_id: int, reaction: str) -> None: ...
+
+    def permission(self, repo: Repo, user: str) -> Permission: ...
+
+    def is_team_member(self, org: str, team_slug: str, user: str) -> bool: ...
+
+    def approvals(self, repo: Repo, number: int) -> list[str]:
+        """Logins whose latest review of the pull request approves it."""
+        ...
+
+    def is_mergeable(self, repo: Repo, number: int, ignore_contexts: tuple[str, ...] = ()) -> bool:
+        """GitHub says it can be merged, not counting failing statuses named in ignore_contexts."""
+        ...
+
+    def merge(self, repo: Repo, number: int, sha: str, method: str = "merge") -> None: ...
+
+    def hide_comment(self, node_id: str, classifier: str = "OUTDATED") -> None: ...
+
+    def list_comments(self, repo: Repo, number: int) -> list[tuple[PostedComment, str, str]]:
+        """Comments on the pull request as (comment, author login, body)."""
+        ...

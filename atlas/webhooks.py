@@ -1,0 +1,124 @@
+"""`POST /events`: the HTTP edge where GitHub deliveries enter atlas.
+
+It verifies, parses and de-duplicates a delivery and queues the job it asks for, then answers at
+once: no git or terraform work happens in the request, since GitHub waits only 10 s for an answer.
+Every refusal is a 4xx with a reason GitHub shows in its delivery log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qs
+
+from flask import Blueprint, Response, current_app, request
+
+from atlas.events import Ignored, PayloadError, Ping, PullRequestEvent, job_for_event, parse_event
+from atlas.queue import JobQueue, QueueUnavailable
+from atlas.settings import Settings
+from atlas.state import StateStore
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 25 * 1024 * 1024
+"""GitHub caps payloads at 25 MB; anything larger is not a GitHub delivery."""
+
+blueprint = Blueprint("webhooks", __name__)
+
+
+def text(status: int, message: str) -> Response:
+    return Response(message + "\n", status=status, mimetype="text/plain")
+
+
+def signature_problem(body: bytes, header: str | None, secret: str) -> str | None:
+    """Why the X-Hub-Signature-256 header does not vouch for the body, or None when it does."""
+    if not header:
+        return "missing X-Hub-Signature-256 header (a webhook secret is configured)"
+    algorithm, _, received = header.partition("=")
+    if algorithm != "sha256" or not received:
+        return "malformed X-Hub-Signature-256 header: expected sha256=<hex digest>"
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, received.strip().lower()):
+        return "X-Hub-Signature-256 does not match the body: check the webhook secret"
+    return None
+
+
+def decode_payload(body: bytes, content_type: str) -> Mapping[str, Any]:
+    """The JSON payload, sent either raw or form-encoded as `payload=` (a hook setting)."""
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        form = parse_qs(body.decode("utf-8", errors="replace"))
+        if "payload" not in form:
+            raise PayloadError("form-encoded delivery has no payload field")
+        raw = form["payload"][0]
+    else:
+        raw = body.decode("utf-8", errors="replace")
+    try:
+        payload = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise PayloadError(
+            f"body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
+        ) from None
+    if not isinstance(payload, dict):
+        raise PayloadError("payload is not a JSON object")
+    return payload
+
+
+@blueprint.post("/events")
+def receive_event() -> Response:
+    settings: Settings = current_app.config["ATLAS_SETTINGS"]
+    body = request.get_data(cache=False)
+
+    if settings.gh_webhook_secret is not None:
+        problem = signature_problem(body, request.headers.get("X-Hub-Signature-256"),
+                                    settings.gh_webhook_secret.get_secret_value())
+        if problem:
+            log.warning("refused delivery %s: %s", request.headers.get("X-GitHub-Delivery", "?"), problem)
+            return text(401, problem)
+
+    event_name = request.headers.get("X-GitHub-Event")
+    if not event_name:
+        return text(400, "missing X-GitHub-Event header")
+    delivery_id = request.headers.get("X-GitHub-Delivery") or None
+    try:
+        event = parse_event(event_name, decode_payload(body, request.content_type or ""))
+    except PayloadError as error:
+        return text(400, f"bad payload: {error}")
+
+    if isinstance(event, Ignored):
+        return text(200, f"ignored: {event.reason}")
+    if isinstance(event, Ping):
+        return text(200, "pong")
+    return _accept_pull_request_event(event, settings, delivery_id, event_name)
+
+
+def _accept_pull_request_event(
+    event: PullRequestEvent, settings: Settings, delivery_id: str | None, event_name: str
+) -> Response:
+    repo_id = event.repo.allowlist_id
+    if not settings.repo_allowed(repo_id):
+        log.warning("refused delivery %s: repository %s is not in --repo-allowlist", delivery_id, repo_id)
+        return text(403, f"repository {repo_id} is not in this server's --repo-allowlist")
+
+    job = job_for_event(event, allow_draft_prs=settings.allow_draft_prs, delivery_id=delivery_id)
+    if isinstance(job, Ignored):
+        return text(200, f"ignored: {job.reason}")
+
+    state: StateStore = current_app.config["ATLAS_STATE"]
+    queue: JobQueue = current_app.config["ATLAS_QUEUE"]
+    if delivery_id and not state.claim_delivery(delivery_id, event_name):
+        return text(200, f"already accepted delivery {delivery_id}; not running it again")
+    try:
+        queue.enqueue(job)
+    except Exception as error:
+        if delivery_id:
+            # Not accepted, so GitHub's redelivery of this id must run.
+            state.release_delivery(delivery_id)
+        reason = str(error) if isinstance(error, QueueUnavailable) else "the job could not be stored"
+        log.exception("could not queue delivery %s: %s", delivery_id, reason)
+        return text(503, f"cannot queue work now: {reason}; redeliver later")
+    log.info("queued %s job %s for %s (delivery %s)", job.command, job.id, job.pull.key, delivery_id)
+    return text(202, f"queued {job.command} for {job.pull.key} as job {job.id}")

@@ -1,0 +1,79 @@
+"""Time from a pull_request delivery to its plan comment, against raw terraform on the same fixture.
+
+For each run a new pull request changes `app/` of the multi-project fixture; atlas clones it,
+finds the project, runs init, plan and show, and posts the comment. The baseline is
+`terraform init && terraform plan` in a fresh copy of the same directory. Usage:
+
+    python benchmarks/plan_latency.py [--runs 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.world import FIXTURES, WEBHOOK_SECRET, describe_ms, wait_for, world
+from tests.emulator import deliver, webhook_payload
+
+
+def raw_terraform(state_dir: Path, replicas: int) -> float:
+    """Seconds for `terraform init && terraform plan` in a fresh copy of the fixture."""
+    work = Path(tempfile.mkdtemp(prefix="atlas-raw-"))
+    try:
+        shutil.copytree(FIXTURES / "multi-project", work / "repo")
+        main_tf = work / "repo/app/main.tf"
+        main_tf.write_text(main_tf.read_text().replace("__STATE_DIR__", str(state_dir))
+                           .replace("replicas = 2", f"replicas = {replicas}"))
+        env = {**os.environ, "TF_IN_AUTOMATION": "1", "TF_INPUT": "0"}
+        started = time.perf_counter()
+        for args in (["init", "-input=false", "-no-color"], ["plan", "-input=false", "-no-color"]):
+            subprocess.run(["terraform", *args], cwd=work / "repo/app", env=env, check=True, capture_output=True)
+        return time.perf_counter() - started
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=10)
+    args = parser.parse_args()
+    atlas_times: list[float] = []
+    raw_times: list[float] = []
+    with world() as w:
+        app = (FIXTURES / "multi-project/app/main.tf").read_text()
+        for run in range(args.runs + 1):
+            replicas = 10 + run
+            pull = w.emulator.open_pull("acme/infra", f"bench-{run}",
+                                        {"app/main.tf": app.replace("replicas = 2", f"replicas = {replicas}")})
+            payload = webhook_payload("pull_request", pull, "opened")
+            started = time.perf_counter()
+            response = deliver(f"{w.atlas_url}/events", "pull_request", payload, secret=WEBHOOK_SECRET)
+            assert response.status_code == 202, response.text
+            number = pull.number
+            wait_for(lambda n=number: bool(w.emulator.comments("acme/infra", n)), 120, "the plan comment")
+            elapsed = time.perf_counter() - started
+            body = w.emulator.comments("acme/infra", pull.number)[0]["body"]
+            assert "Plan: 1 to add" in body, body[:500]
+            raw = raw_terraform(w.state_dir, replicas)
+            if run > 0:  # the first run warms caches on both sides
+                atlas_times.append(elapsed)
+                raw_times.append(raw)
+    atlas_median = statistics.median(atlas_times)
+    raw_median = statistics.median(raw_times)
+    print(f"atlas delivery→comment: {describe_ms(atlas_times)}")
+    print(f"raw init+plan:          {describe_ms(raw_times)}")
+    print(f"ratio atlas/raw (median): {atlas_median / raw_median:.2f}x  "
+          f"overhead (median): {(atlas_median - raw_median) * 1000:.0f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+terraform {
+  backend "local" {
+    path = "__STATE_DIR__/multi-project/app.tfstate"
+  }
+}
+
+variable "environment" {
+  type    = string
+  default = "production"
+}
+
+module "label" {
+  source      = "../modules/label"
+  name        = "app"
+  environment = var.environment
+}
+
+resource "terraform_data" "service" {
+  input = {
+    name     = module.label.id
+    replicas = 2
+  }
+}
+
+output "service_name" {
+  value = module.label.id
+}

@@ -1,0 +1,411 @@
+"""The `atlas` command line as a user runs it, the start-up log, gunicorn serving, and log lines."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from atlas import __version__, cli
+from atlas.logs import configure_logging, job_context
+from atlas.settings import load_settings, setting_infos
+from tests.conftest import require_binary
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment of an `atlas` run: no ATLAS_* from the machine, a home of its own."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("ATLAS_")}
+    env.update(PYTHONPATH=str(REPO_ROOT), HOME=str(tmp_path / "home"), COLUMNS="80", **extra)
+    return env
+
+
+def run_atlas(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "atlas", *args],
+        cwd=tmp_path,
+        env=clean_env(tmp_path, **env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+# --- wrong settings: exit 2 with one line on stderr --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        (
+            ["--port", "abc"],
+            {},
+            'atlas: error: invalid setting --port (ATLAS_PORT): must be an integer between 1 and 65535, got "abc"',
+        ),
+        (
+            [],
+            {"ATLAS_LOG_LEVEL": "loud"},
+            "atlas: error: invalid setting ATLAS_LOG_LEVEL (--log-level): must be one of debug, info, "
+            'warning, error, got "loud"',
+        ),
+        (
+            ["--gh-token", "t", "--repo-allowlist", "acme/*"],
+            {},
+            'atlas: error: invalid setting --repo-allowlist (ATLAS_REPO_ALLOWLIST): entry "acme/*" is not a '
+            "HOST/OWNER/NAME glob; write it like github.com/acme/*",
+        ),
+        (
+            [],
+            {},
+            "atlas: error: --gh-token (ATLAS_GH_TOKEN) is required: the server needs a GitHub token to read "
+            "pull requests and comment",
+        ),
+        (
+            ["--prot", "4000"],
+            {},
+            "atlas server: error: unrecognized arguments: --prot 4000 (see 'atlas server --help')",
+        ),
+    ],
+)
+def test_a_wrong_setting_exits_2_with_one_line(
+    tmp_path: Path, args: list[str], env: dict[str, str], expected: str
+) -> None:
+    result = run_atlas(tmp_path, "server", *args, **env)
+    assert result.returncode == 2
+    assert result.stderr == expected + "\n"
+    assert result.stdout == ""
+
+
+def test_a_wrong_config_file_exits_2_with_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "server.yaml"
+    config.write_text("gh-token: ghp_abc\nport: 4141\nallowlist: '*'\n")
+    result = run_atlas(tmp_path, "server", "--config", str(config))
+    assert (result.returncode, result.stderr) == (
+        2,
+        f'atlas: error: {config}: unknown setting "allowlist" (did you mean "repo-allowlist"?)\n',
+    )
+    result = run_atlas(tmp_path, "server", ATLAS_CONFIG=str(tmp_path / "nope.yaml"))
+    assert result.returncode == 2
+    assert (
+        result.stderr == f"atlas: error: {tmp_path / 'nope.yaml'}: cannot read config file: No such file or directory\n"
+    )
+
+
+def test_an_uncreatable_data_dir_exits_2_with_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = run_atlas(tmp_path, "server", "--data-dir", str(blocker / "atlas"), ATLAS_GH_TOKEN="t")
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"atlas: error: cannot create the data directory {blocker / 'atlas'}: Not a directory "
+        "(set --data-dir or ATLAS_DATA_DIR)\n"
+    )
+
+
+# --- help and version ---------------------------------------------------------------------------
+
+
+def help_blocks(help_text: str) -> dict[str, str]:
+    """Each option's help, joined onto one line, keyed by its first flag."""
+    blocks: dict[str, str] = {}
+    current = ""
+    for line in help_text.splitlines():
+        match = re.match(r"^  (--[a-z-]+)", line)
+        if match:
+            current = match.group(1)
+            blocks[current] = line.strip()
+        elif current and line.startswith(" " * 10):
+            blocks[current] += " " + line.strip()
+        else:
+            current = ""
+    return blocks
+
+
+def test_server_help_lists_every_flag_with_its_env_twin_and_default(tmp_path: Path) -> None:
+    result = run_atlas(tmp_path, "server", "--help")
+    assert result.returncode == 0
+    text = result.stdout
+    assert text.startswith("usage: atlas server ")
+    assert "Run the atlas server. It receives GitHub webhooks" in text
+    for heading in ("GitHub settings:", "Server settings:", "Terraform settings:", "Logging settings:"):
+        assert heading in text
+    blocks = help_blocks(text)
+    for info in setting_infos():
+        block = blocks[info.flag]
+        assert f"[env: {info.env}]" in block, block
+        if info.shown_default is not None:
+            assert f"(default: {info.shown_default})" in block, block
+    assert re.search(r"--port PORT +Port to listen on\. \[env: ATLAS_PORT\]", text)
+    assert "(default: 4141)" in blocks["--port"]
+    assert "--allow-draft-prs, --no-allow-draft-prs" in text
+    assert "[env: ATLAS_CONFIG]" in blocks["--config"]
+    assert "--dev" in blocks
+    assert "example:\n  export ATLAS_GH_TOKEN=" in text
+    assert "config/server.example.yaml" in text
+
+
+def test_version_prints_atlas_and_terraform_versions(tmp_path: Path) -> None:
+    terraform = require_binary(
+        "terraform", "install Terraform 1.11 from https://developer.hashicorp.com/terraform/install"
+    )
+    result = run_atlas(tmp_path, "version")
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"atlas {__version__}"
+    assert re.fullmatch(rf"terraform \d+\.\d+\.\d+ \({re.escape(terraform)}\)", lines[1]), lines[1]
+
+    missing = run_atlas(tmp_path, "version", ATLAS_TERRAFORM_BIN="no-such-terraform")
+    assert missing.stdout.splitlines()[1] == "terraform: 'no-such-terraform' not found or not runnable"
+
+    flag = run_atlas(tmp_path, "--version")
+    assert (flag.returncode, flag.stdout) == (0, f"atlas {__version__}\n")
+
+
+def test_atlas_without_a_command_says_to_choose_one(tmp_path: Path) -> None:
+    result = run_atlas(tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == "atlas: error: the following arguments are required: COMMAND (see 'atlas --help')\n"
+
+
+def test_a_registered_subcommand_reuses_the_settings_flags(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    seen: list[object] = []
+
+    def run(args: argparse.Namespace) -> int:
+        seen.append(cli.settings_from_args(args).port)
+        return 7
+
+    monkeypatch.setitem(
+        cli.SUBCOMMANDS,
+        "worker",
+        cli.Subcommand("worker", "Run jobs.", run, add_arguments=cli.add_settings_arguments),
+    )
+    assert cli.main(["worker", "--port", "4500", "--data-dir", str(tmp_path)]) == 7
+    assert seen == [4500]
+
+
+# --- start-up -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """Leaves the root logger as it was: configure_logging() changes it for the whole process."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def test_startup_creates_the_data_dir_and_logs_a_summary_without_secrets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], restore_logging: None
+) -> None:
+    settings = load_settings(
+        {"gh_token": "ghp_startuptoken", "data_dir": str(tmp_path / "data"), "port": "4999"},
+        env={},
+    )
+    cli.prepare_process(settings)
+    cli.log_startup(settings, "server")
+    assert (tmp_path / "data").is_dir()
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert re.match(
+        rf"^\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\dZ INFO atlas.cli atlas {__version__} starting server port=4999 ",
+        lines[0],
+    )
+    assert f"data_dir={tmp_path / 'data'}" in lines[0]
+    assert "repo_allowlist=none" in lines[0]
+    assert "gh_api_url=https://api.github.com" in lines[0]
+    assert (
+        "WARNING atlas.cli the repository allowlist is empty, so atlas acts on no repository; set "
+        "--repo-allowlist (ATLAS_REPO_ALLOWLIST)" in err
+    )
+    assert "WARNING atlas.cli no webhook secret is set" in err
+    assert "ghp_startuptoken" not in err
+
+
+def test_startup_stays_quiet_about_what_is_set(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], restore_logging: None
+) -> None:
+    settings = load_settings(
+        {
+            "gh_token": "t",
+            "gh_webhook_secret": "s",
+            "repo_allowlist": "github.com/acme/*",
+            "data_dir": str(tmp_path),
+            "terraform_bin": sys.executable,
+        },
+        env={},
+    )
+    cli.prepare_process(settings)
+    cli.log_startup(settings, "server")
+    err = capsys.readouterr().err
+    assert "WARNING" not in err
+    assert "repo_allowlist=github.com/acme/*" in err
+
+
+# --- gunicorn -----------------------------------------------------------------------------------
+
+GUNICORN_PROGRAM = textwrap.dedent(
+    """
+    import flask, sys
+    from atlas.cli import prepare_process
+    from atlas.serving import AtlasServer
+    from atlas.settings import load_settings
+
+    def create_app(settings):
+        app = flask.Flask("stub")
+
+        @app.get("/hello")
+        def hello():
+            return "hello from " + str(settings.port)
+
+        return app
+
+    settings = load_settings({"port": sys.argv[1], "data_dir": sys.argv[2], "gh_token": "ghp_gunicorntoken"})
+    prepare_process(settings)
+    AtlasServer(settings, threads=2, graceful_timeout=5, app_factory=create_app).run()
+    """
+)
+
+
+def test_gunicorn_serves_the_app_and_logs_through_atlas(tmp_path: Path) -> None:
+    port = free_port()
+    stderr_path = tmp_path / "stderr"
+    with stderr_path.open("w") as stderr:
+        server = subprocess.Popen(
+            [sys.executable, "-c", GUNICORN_PROGRAM, str(port), str(tmp_path / "data")],
+            cwd=tmp_path,
+            env=clean_env(tmp_path, ATLAS_LOG_FORMAT="json"),
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = requests.get(f"http://127.0.0.1:{port}/hello", timeout=2)
+                break
+            except requests.ConnectionError:
+                assert server.poll() is None, stderr_path.read_text()
+                assert time.monotonic() < deadline, stderr_path.read_text()
+                time.sleep(0.1)
+        assert response.text == f"hello from {port}"
+        requests.get(f"http://127.0.0.1:{port}/ghp_gunicorntoken", timeout=5)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0
+
+    records = [json.loads(line) for line in stderr_path.read_text().splitlines()]
+    assert {
+        "logger": "gunicorn.error",
+        "level": "info",
+        "message": f"Listening at: http://0.0.0.0:{port} ({server.pid})",
+    } in [{key: r[key] for key in ("logger", "level", "message")} for r in records]
+    access = [r for r in records if r["logger"] == "gunicorn.access"]
+    assert access[0]["message"] == "GET /hello 200"
+    assert access[0]["remote"] == "127.0.0.1"
+    assert isinstance(access[0]["duration_ms"], int)
+    assert access[1]["message"] == "GET /*** 404"
+    assert "ghp_gunicorntoken" not in stderr_path.read_text()
+
+
+# --- log lines ----------------------------------------------------------------------------------
+
+
+def capture_logging(fmt: str, secrets: list[str]) -> io.StringIO:
+    stream = io.StringIO()
+    configure_logging("debug", "json" if fmt == "json" else "text", secrets, stream=stream)
+    return stream
+
+
+def test_text_lines_carry_time_level_logger_message_and_fields(restore_logging: None) -> None:
+    stream = capture_logging("text", [])
+    logging.getLogger("atlas.webhooks").info("received %s", "pull_request", extra={"delivery": "d 1"})
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ INFO atlas.webhooks received pull_request delivery=\"d 1\"\n",
+        stream.getvalue(),
+    )
+
+
+def test_lines_inside_a_job_context_carry_its_fields(restore_logging: None) -> None:
+    stream = capture_logging("text", [])
+    log = logging.getLogger("atlas.queue")
+    with job_context(repo="acme/infra", pr=7, job_id="j1"):
+        with job_context(project="network"):
+            log.info("running", extra={"step": "plan"})
+        log.info("finished")
+    log.info("idle")
+    lines = [line.split(" ", 1)[1] for line in stream.getvalue().splitlines()]
+    assert lines == [
+        "INFO atlas.queue running repo=acme/infra pr=7 project=network job_id=j1 step=plan",
+        "INFO atlas.queue finished repo=acme/infra pr=7 job_id=j1",
+        "INFO atlas.queue idle",
+    ]
+
+
+def test_json_lines_are_one_object_each(restore_logging: None) -> None:
+    stream = capture_logging("json", [])
+    with job_context(repo="acme/infra", pr=7):
+        logging.getLogger("atlas.commands").warning("plan failed", extra={"project": "dns"})
+    record = json.loads(stream.getvalue())
+    assert record["level"] == "warning"
+    assert record["logger"] == "atlas.commands"
+    assert record["message"] == "plan failed"
+    assert (record["repo"], record["pr"], record["project"]) == ("acme/infra", 7, "dns")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", record["time"])
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_secrets_are_redacted_from_messages_arguments_fields_and_tracebacks(restore_logging: None, fmt: str) -> None:
+    token = "ghp_redactme123"
+    stream = capture_logging(fmt, [token, "hook-secret"])
+    log = logging.getLogger("atlas.github")
+    log.info("cloning %s", f"https://x-access-token:{token}@github.com/acme/infra.git")
+    log.info("token is " + token, extra={"header": f"token {token}"})
+    with job_context(repo=f"acme/{token}"):
+        log.info("context")
+    try:
+        raise RuntimeError(f"git failed with {token} and hook-secret")
+    except RuntimeError:
+        log.exception("git failed")
+    output = stream.getvalue()
+    assert token not in output
+    assert "hook-secret" not in output
+    assert "https://x-access-token:***@github.com/acme/infra.git" in output
+    assert output.count("***") >= 6
+
+
+def test_configuring_logging_again_replaces_the_handler(restore_logging: None) -> None:
+    first = capture_logging("text", [])
+    second = capture_logging("text", [])
+    logging.getLogger("atlas").warning("once")
+    assert first.getvalue() == ""
+    assert second.getvalue().count("once") == 1
+
+
+def test_a_short_secret_is_redacted_only_where_it_stands_alone(restore_logging: None) -> None:
+    stream = capture_logging("text", ["s3"])
+    logging.getLogger("atlas").info("secret=s3 but not in s3cret or as3")
+    assert "secret=*** but not in s3cret or as3" in stream.getvalue()
