@@ -17,9 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from atlas import projects  # noqa: E402
-from atlas.projects import find_projects  # noqa: E402
-from tests.test_projects import generate_monorepo  # noqa: E402
+from atlas import projects
+from atlas.projects import find_projects
+from tests.test_projects import generate_monorepo
 
 
 def main() -> None:
