@@ -6,17 +6,40 @@ Tests build as many apps as they like, each with its own data dir, state and que
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
 from atlas import __version__, webhooks
 from atlas.commands import run_job
+from atlas.commands.locking import submit_handoff_plan
 from atlas.context import CommandContext, build_context
 from atlas.queue import EmbeddedQueue, JobQueue
 from atlas.settings import Settings
 
 log = logging.getLogger(__name__)
+
+HANDOFF_SWEEP_SECONDS = 5.0
+"""How often the server looks for locks released elsewhere (the admin CLI) that passed to a waiter."""
+
+
+class HandoffSweep(threading.Thread):
+    """Plans for pull requests that a lock passed to while another process released it."""
+
+    def __init__(self, ctx: CommandContext) -> None:
+        super().__init__(name="atlas-handoff-sweep", daemon=True)
+        self.ctx = ctx
+
+    def run(self) -> None:
+        while True:
+            time.sleep(HANDOFF_SWEEP_SECONDS)
+            try:
+                for lock in self.ctx.locks.pending_handoffs():
+                    submit_handoff_plan(self.ctx, lock)
+            except Exception:
+                log.exception("the lock handoff sweep failed; retrying")
 
 
 def create_app(settings: Settings, *, context: CommandContext | None = None) -> Flask:
@@ -26,6 +49,8 @@ def create_app(settings: Settings, *, context: CommandContext | None = None) -> 
     queue: JobQueue = EmbeddedQueue(
         lambda job: run_job(job, ctx), ctx.state, workers=max(4, settings.parallel_pool_size)
     )
+    ctx.submit = queue.enqueue
+    HandoffSweep(ctx).start()
 
     app = Flask("atlas")
     app.config.update(

@@ -13,6 +13,7 @@ from functools import cache
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from atlas.comment_commands import ALWAYS_ALLOWED, COMMANDS, FLAGS
 from atlas.models import CommandName, PlanSummary, Project, ProjectResult, ProjectStatus
 
 COMMENT_LIMIT = 65536
@@ -82,9 +83,38 @@ def render_error_comment(title: str, details: str) -> str:
     return _render("error.md.j2", title=title, details=details, multiline=multiline)
 
 
-def render_usage(command_prefix: str = "atlas", *, problem: str | None = None) -> str:
-    """The help comment, shown for `atlas help` and for a command atlas cannot parse."""
-    return _render("usage.md.j2", prefix=command_prefix, problem=problem)
+def render_usage(
+    command_prefix: str = "atlas", *, problem: str | None = None, allowed: Sequence[str] | None = None
+) -> str:
+    """The help comment, shown for `atlas help` and with the problem of a command atlas cannot run.
+
+    Lists the commands of `COMMANDS` (only the `allowed` ones, plus help and version, when given)
+    and the flags those commands take.
+    """
+    kinds = [kind for kind in COMMANDS if allowed is None or kind in ALWAYS_ALLOWED or kind.value in allowed]
+    commands = [
+        (f"{kind.value} {COMMANDS[kind].arguments}".rstrip(), COMMANDS[kind].summary) for kind in kinds
+    ]
+    with_flags = [kind for kind in kinds if COMMANDS[kind].flags or COMMANDS[kind].extra_args]
+    flags = [
+        (flag.synopsis, flag.description)
+        for name, flag in FLAGS.items()
+        if any(name in COMMANDS[kind].flags for kind in with_flags)
+    ]
+    example_kind = next((kind for kind in with_flags if COMMANDS[kind].extra_args), None)
+    if example_kind is not None:
+        flags.append(("-- ARGS...", f"Pass ARGS to terraform: {command_prefix} {example_kind.value} -- -var x=1"))
+    return _render(
+        "usage.md.j2",
+        prefix=command_prefix,
+        problem=problem,
+        commands=commands,
+        command_width=max(len(name) for name, _ in commands),
+        flags=flags,
+        flag_width=max((len(synopsis) for synopsis, _ in flags), default=0),
+        flag_commands=", ".join(kind.value for kind in with_flags),
+        examples=[f"{command_prefix} {kind.value} {COMMANDS[kind].example}" for kind in with_flags],
+    )
 
 
 def format_diff(output: str) -> str:

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from atlas.cancellation import RunningJobs
 from atlas.github import GitHubClient
 from atlas.joblog import JobLog
-from atlas.models import Project, PullRequest
+from atlas.locks import LockStore, SQLiteLockStore
+from atlas.models import Job, Project, PullRequest
 from atlas.settings import Settings
 from atlas.state import SQLiteStateStore, StateStore
 from atlas.terraform import TerraformRunner
@@ -30,6 +33,11 @@ class CommandContext:
     vcs: VCSClient
     terraform: TerraformRunner
     working_copies: WorkingCopies
+    locks: LockStore
+    running: RunningJobs = field(default_factory=RunningJobs)
+    # Set once the queue exists (it needs this context to run jobs): commands use it to queue
+    # follow-up work, such as the plan of a pull request that was waiting for a lock.
+    submit: Callable[[Job], None] | None = None
 
     @property
     def token(self) -> str | None:
@@ -64,4 +72,5 @@ def build_context(settings: Settings) -> CommandContext:
             concurrency=threading.BoundedSemaphore(settings.parallel_pool_size),
         ),
         working_copies=WorkingCopies(data_dir / "repos", secrets=settings.secrets()),
+        locks=SQLiteLockStore(data_dir / "atlas.db"),
     )

@@ -6,11 +6,13 @@ passed in, so every payload shape and decision is easy to test on its own.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from atlas.models import CommandName, Job, PullRequest, Repo
+from atlas.comment_commands import CommandKind, CommentError, NotForAtlas, parse_comment
+from atlas.comments import render_usage
+from atlas.models import CommandArgs, CommandName, Job, PullRequest, Repo
 
 T = TypeVar("T")
 
@@ -45,7 +47,24 @@ class PullRequestEvent:
         return self.pull.repo
 
 
-Event = Ping | PullRequestEvent
+@dataclass(frozen=True)
+class CommentEvent:
+    """A new comment on a pull request (GitHub sends pull request comments as issue comments)."""
+
+    repo: Repo
+    number: int
+    comment_id: int
+    body: str
+    commenter: str
+    commenter_is_bot: bool
+
+    @property
+    def pull_stub(self) -> PullRequest:
+        """The pull request as far as the comment names it; the job refreshes it from the API."""
+        return PullRequest(repo=self.repo, number=self.number, head_sha="", head_ref="", base_ref="", author="")
+
+
+Event = Ping | PullRequestEvent | CommentEvent
 
 AUTOPLAN_ACTIONS = frozenset({"opened", "reopened", "synchronize", "ready_for_review"})
 PULL_REQUEST_ACTIONS = AUTOPLAN_ACTIONS | {"closed"}
@@ -69,7 +88,28 @@ def parse_event(event_name: str, payload: Mapping[str, Any]) -> Event | Ignored:
             merged=bool(pr.get("merged")),
             merge_commit_sha=pr.get("merge_commit_sha") if isinstance(pr.get("merge_commit_sha"), str) else None,
         )
+    if event_name == "issue_comment":
+        return _parse_comment_event(payload)
     return Ignored(f"event {event_name!r} is not one atlas acts on")
+
+
+def _parse_comment_event(payload: Mapping[str, Any]) -> CommentEvent | Ignored:
+    action = _require(payload, "action", str)
+    if action != "created":
+        return Ignored(f"issue_comment action {action!r} is not one atlas acts on (only new comments are)")
+    issue = _require(payload, "issue", dict)
+    if not isinstance(issue.get("pull_request"), Mapping):
+        return Ignored("comment is on an issue, not on a pull request")
+    comment = _require(payload, "comment", dict)
+    user = comment.get("user")
+    return CommentEvent(
+        repo=parse_repo(_require(payload, "repository", dict)),
+        number=_require(issue, "number", int, "issue"),
+        comment_id=_require(comment, "id", int, "comment"),
+        body=_require(comment, "body", str, "comment"),
+        commenter=_login(user) or "",
+        commenter_is_bot=isinstance(user, Mapping) and user.get("type") == "Bot",
+    )
 
 
 def parse_repo(repository: Mapping[str, Any], where: str = "repository") -> Repo:
@@ -112,10 +152,60 @@ def job_for_event(event: PullRequestEvent, *, allow_draft_prs: bool, delivery_id
     """The job a pull request event asks for, or why it asks for none."""
     if event.action == "closed":
         return Job(command=CommandName.CLEANUP, pull=event.pull, delivery_id=delivery_id,
-                   requested_by=event.sender, args={"merged": event.merged})
+                   requested_by=event.sender, merged=event.merged)
     if event.pull.is_draft and not allow_draft_prs:
         return Ignored(f"pull request #{event.pull.number} is a draft (set --allow-draft-prs to plan drafts)")
     return Job(command=CommandName.AUTOPLAN, pull=event.pull, delivery_id=delivery_id, requested_by=event.sender)
+
+
+COMMENT_COMMANDS = {
+    CommandKind.PLAN: CommandName.PLAN,
+    CommandKind.APPLY: CommandName.APPLY,
+    CommandKind.UNLOCK: CommandName.UNLOCK,
+    CommandKind.CANCEL: CommandName.CANCEL,
+    CommandKind.HELP: CommandName.HELP,
+    CommandKind.VERSION: CommandName.VERSION,
+}
+"""Comment commands and the jobs that run them; import and state rm arrive with workflows."""
+
+
+def job_for_comment(
+    event: CommentEvent,
+    *,
+    prefixes: Sequence[str],
+    allowed_commands: Sequence[str],
+    allow_backend_config: bool,
+    bot_login: str | None,
+    delivery_id: str | None,
+) -> Job | Ignored:
+    """The job a comment asks for: a command, a refusal that says what was wrong, or nothing."""
+    if bot_login and event.commenter.lower() == bot_login.lower():
+        return Ignored("comment is atlas's own")
+    def job(command: CommandName, *, args: CommandArgs | None = None, message: str = "") -> Job:
+        return Job(command=command, pull=event.pull_stub, delivery_id=delivery_id, requested_by=event.commenter,
+                   comment_id=event.comment_id, args=args or CommandArgs(), message=message)
+
+    allowed = [CommandKind(name) for name in allowed_commands]
+    try:
+        parsed = parse_comment(event.body, prefixes=prefixes, allowed_commands=allowed,
+                               allow_backend_config=allow_backend_config)
+    except CommentError as error:
+        if event.commenter_is_bot:
+            return Ignored("comment by a bot is not a valid atlas command")
+        if error.usage:
+            return job(CommandName.REFUSE,
+                       message=render_usage(prefixes[0], problem=error.message, allowed=allowed_commands))
+        return job(CommandName.REFUSE, message=error.message)
+    if isinstance(parsed, NotForAtlas):
+        return Ignored(f"comment is not an atlas command ({parsed.reason})")
+    command = COMMENT_COMMANDS.get(parsed.kind)
+    if command is None:
+        return job(CommandName.REFUSE,
+                   message=f"`{parsed.prefix} {parsed.kind.value}` is not available in this version of atlas.")
+    return job(command, args=CommandArgs(
+        dir=parsed.dir, workspace=parsed.workspace, project=parsed.project, verbose=parsed.verbose,
+        extra_args=parsed.extra_args, positional=parsed.positional,
+    ))
 
 
 def _login(user: object) -> str | None:

@@ -104,7 +104,29 @@ class CommandName(StrEnum):
     PLAN = "plan"
     APPLY = "apply"
     UNLOCK = "unlock"
+    CANCEL = "cancel"
+    HELP = "help"
+    VERSION = "version"
     CLEANUP = "cleanup"
+    REFUSE = "refuse"
+    """Answer a comment atlas will not run (bad syntax, disallowed command) with the reason."""
+
+
+class CommandArgs(BaseModel):
+    """What a comment asked for beyond the command itself."""
+
+    dir: str | None = None
+    workspace: str | None = None
+    project: str | None = None
+    verbose: bool = False
+    extra_args: tuple[str, ...] = ()
+    positional: tuple[str, ...] = ()
+    # Set when atlas plans by itself after a lock this pull request waited for was released.
+    after_lock_release: bool = False
+
+    @property
+    def targets_one(self) -> bool:
+        return bool(self.dir or self.project or self.workspace)
 
 
 class JobStatus(StrEnum):
@@ -128,14 +150,22 @@ class Job(BaseModel):
     pull: PullRequest
     delivery_id: str | None = None
     requested_by: str | None = None
-    # Set for comment commands (next issue); empty for events.
+    # Set for comment commands; the pull request is then refreshed from the API before running.
     comment_id: int | None = None
-    args: dict[str, object] = Field(default_factory=dict)
+    args: CommandArgs = Field(default_factory=CommandArgs)
+    # For REFUSE: the Markdown to answer with. For CLEANUP: whether the pull request was merged.
+    message: str = ""
+    merged: bool = False
     created_at: datetime = Field(default_factory=utcnow)
 
     @property
     def serial_key(self) -> str:
-        """Jobs sharing this key run one after another."""
+        """Jobs sharing this key run one after another.
+
+        `cancel` must not wait behind the job it cancels, so it runs beside the pull request's queue.
+        """
+        if self.command is CommandName.CANCEL:
+            return f"{self.pull.key}:cancel"
         return self.pull.key
 
 

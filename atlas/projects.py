@@ -52,6 +52,13 @@ class ProjectMatch:
     reason: str
 
 
+def has_terraform_files(directory: Path) -> bool:
+    """Whether a directory holds Terraform configuration of its own (not only in subdirectories)."""
+    return directory.is_dir() and any(
+        entry.is_file() and entry.name.endswith(CONFIG_SUFFIXES) for entry in directory.iterdir()
+    )
+
+
 def find_projects(repo_dir: Path, changed: Sequence[ChangedFile]) -> list[ProjectMatch]:
     """The projects the changed files plan, sorted by directory, each once."""
     repo = _RepoModules.scan(repo_dir)

@@ -43,6 +43,7 @@ class Group(StrEnum):
 
     GITHUB = "GitHub"
     SERVER = "Server"
+    COMMANDS = "Commands and locks"
     TERRAFORM = "Terraform"
     LOGGING = "Logging"
 
@@ -82,6 +83,12 @@ def _split_commas(value: object) -> object:
 def _lower(value: object) -> object:
     return value.lower() if isinstance(value, str) else value
 
+
+KNOWN_COMMANDS = ("plan", "apply", "unlock", "cancel", "help", "version", "import", "state rm")
+"""Every comment command atlas knows; --allow-commands picks from these."""
+
+APPLY_REQUIREMENTS = ("approved", "mergeable", "undiverged")
+"""Conditions --apply-requirements may name."""
 
 CommaList = Annotated[list[str], BeforeValidator(_split_commas)]
 LogLevel = Literal["debug", "info", "warning", "error"]
@@ -152,6 +159,67 @@ class Settings(BaseSettings):
         "comma-separated.",
         Group.GITHUB,
         metavar="WORDS",
+    )
+
+    # Commands and locks
+    allow_commands: CommaList = setting(
+        ["plan", "apply", "unlock", "cancel", "help", "version"],
+        "Commands that exist on this server; others get a comment listing the allowed ones. "
+        "help and version are always allowed.",
+        Group.COMMANDS,
+        metavar="COMMANDS",
+    )
+    allow_users: CommaList = setting(
+        [],
+        "GitHub logins (globs) allowed to run comment commands. With neither this nor "
+        "--allow-teams set, anyone with write permission on the repository may.",
+        Group.COMMANDS,
+        metavar="LOGINS",
+        example=["alice", "bob"],
+    )
+    allow_teams: CommaList = setting(
+        [],
+        "GitHub teams (ORG/TEAM-SLUG) whose members may run comment commands.",
+        Group.COMMANDS,
+        metavar="TEAMS",
+        example=["acme/platform"],
+    )
+    allow_fork_prs: bool = setting(
+        False,
+        "Plan pull requests from forks. Off by default: planning runs the fork's code with the "
+        "server's credentials.",
+        Group.COMMANDS,
+    )
+    apply_requirements: CommaList = setting(
+        [],
+        "What must hold before apply: approved (approved by someone other than the author), "
+        "mergeable (GitHub says it can merge), undiverged (the base branch has no commits the pull "
+        "request lacks); comma-separated.",
+        Group.COMMANDS,
+        metavar="REQUIREMENTS",
+        example=["approved", "mergeable"],
+    )
+    checkout_strategy: Literal["branch", "merge"] = setting(
+        "branch",
+        "branch plans the pull request's head as it is; merge plans the result of merging the head "
+        "into the base branch, re-merging when the base moves.",
+        Group.COMMANDS,
+        metavar="STRATEGY",
+    )
+    automerge: bool = setting(
+        False, "Merge the pull request once every one of its projects has been applied.", Group.COMMANDS
+    )
+    disable_apply_all: bool = setting(
+        False, "Refuse a bare 'atlas apply': applies must name a project with -d or -p.", Group.COMMANDS
+    )
+    hide_prev_plan_comments: bool = setting(
+        False, "Hide (minimize) a pull request's earlier plan comments when it is planned again.", Group.COMMANDS
+    )
+    allow_backend_config_args: bool = setting(
+        False,
+        "Let comment commands pass -backend-config to terraform after --. Off by default: it can "
+        "point a plan at another state.",
+        Group.COMMANDS,
     )
 
     # Server
@@ -250,6 +318,26 @@ class Settings(BaseSettings):
                     f"write it like github.com/{glob.strip('/') or 'acme'}" + ("/*" if slashes == 0 else "")
                 )
         return globs
+
+    @field_validator("allow_commands")
+    @classmethod
+    def _check_commands(cls, names: list[str]) -> list[str]:
+        names = [name.strip().lower().replace("_", " ") for name in names]
+        unknown = [name for name in names if name not in KNOWN_COMMANDS]
+        if unknown:
+            raise ValueError(f"unknown command {json.dumps(unknown[0])}; known: {', '.join(KNOWN_COMMANDS)}")
+        return names
+
+    @field_validator("apply_requirements")
+    @classmethod
+    def _check_requirements(cls, names: list[str]) -> list[str]:
+        names = [name.strip().lower() for name in names]
+        unknown = [name for name in names if name not in APPLY_REQUIREMENTS]
+        if unknown:
+            raise ValueError(
+                f"unknown requirement {json.dumps(unknown[0])}; known: {', '.join(APPLY_REQUIREMENTS)}"
+            )
+        return names
 
     @field_validator("comment_prefix")
     @classmethod

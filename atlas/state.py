@@ -7,17 +7,36 @@ a Redis implementation behind the same interface.
 
 from __future__ import annotations
 
-import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
 from pydantic import BaseModel
 
 from atlas.models import Job, JobStatus, PlanRecord, Project, PullRequest, utcnow
+from atlas.sqlite import SQLiteDatabase
+
+
+class ProjectPhase(StrEnum):
+    """Where one project of a pull request stands."""
+
+    PLANNED = "planned"
+    PLAN_FAILED = "plan_failed"
+    WAITING = "waiting"
+    APPLIED = "applied"
+    APPLY_FAILED = "apply_failed"
+
+
+class ProjectState(BaseModel):
+    """The latest thing that happened to one project of a pull request."""
+
+    project: Project
+    phase: ProjectPhase
+    head_sha: str
+    job_id: str
+    detail: str = ""
+    updated_at: datetime
 
 
 class JobRecord(BaseModel):
@@ -63,6 +82,26 @@ class StateStore(Protocol):
         """Forget the pull request's plans (or one project's); returns what was removed."""
         ...
 
+    def set_project_state(self, repo: str, number: int, state: ProjectState) -> None: ...
+
+    def project_states(self, repo: str, number: int) -> list[ProjectState]: ...
+
+    def forget_pull(self, repo: str, number: int) -> None:
+        """Drop the pull request's project states and comment records (it was closed)."""
+        ...
+
+    def add_comment_record(self, repo: str, number: int, kind: str, node_id: str) -> None:
+        """Remember a comment atlas posted (e.g. a plan, to hide it when the PR is planned again)."""
+        ...
+
+    def take_comment_records(self, repo: str, number: int, kind: str) -> list[str]:
+        """The node ids of the recorded comments of that kind, forgetting them."""
+        ...
+
+    def claim_once(self, key: str) -> bool:
+        """True the first time a key is claimed (a notice that must be posted only once)."""
+        ...
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -89,6 +128,25 @@ CREATE TABLE IF NOT EXISTS pulls (
     updated_at TEXT NOT NULL,
     PRIMARY KEY (repo, number)
 );
+CREATE TABLE IF NOT EXISTS project_states (
+    repo TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    dir TEXT NOT NULL,
+    workspace TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (repo, number, dir, workspace)
+);
+CREATE TABLE IF NOT EXISTS comment_records (
+    repo TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    node_id TEXT NOT NULL,
+    PRIMARY KEY (repo, number, kind, node_id)
+);
+CREATE TABLE IF NOT EXISTS once_markers (
+    key TEXT PRIMARY KEY,
+    claimed_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS plans (
     repo TEXT NOT NULL,
     number INTEGER NOT NULL,
@@ -106,33 +164,9 @@ class SQLiteStateStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        # executescript commits on its own, so it cannot run inside _transaction().
-        self._connection().executescript(_SCHEMA)
-
-    def _connection(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE below), so a
-            # read-modify-write never interleaves with another process's write.
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA busy_timeout=30000")
-            self._local.db = db
-        return db
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        db = self._connection()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+        self._db = SQLiteDatabase(path, _SCHEMA)
+        self._connection = self._db.connection
+        self._transaction = self._db.transaction
 
     def claim_delivery(self, delivery_id: str, event: str) -> bool:
         with self._transaction() as db:
@@ -228,6 +262,45 @@ class SQLiteStateStore:
             rows = db.execute(f"SELECT body FROM plans WHERE {where}", params).fetchall()
             db.execute(f"DELETE FROM plans WHERE {where}", params)
         return [PlanRecord.model_validate_json(row[0]) for row in rows]
+
+    def set_project_state(self, repo: str, number: int, state: ProjectState) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO project_states (repo, number, dir, workspace, body) VALUES (?, ?, ?, ?, ?)",
+                (repo, number, state.project.dir, state.project.workspace, state.model_dump_json()),
+            )
+
+    def project_states(self, repo: str, number: int) -> list[ProjectState]:
+        rows = self._connection().execute(
+            "SELECT body FROM project_states WHERE repo = ? AND number = ? ORDER BY dir, workspace", (repo, number)
+        )
+        return [ProjectState.model_validate_json(row[0]) for row in rows]
+
+    def forget_pull(self, repo: str, number: int) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM project_states WHERE repo = ? AND number = ?", (repo, number))
+            db.execute("DELETE FROM comment_records WHERE repo = ? AND number = ?", (repo, number))
+
+    def add_comment_record(self, repo: str, number: int, kind: str, node_id: str) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO comment_records (repo, number, kind, node_id) VALUES (?, ?, ?, ?)",
+                (repo, number, kind, node_id),
+            )
+
+    def take_comment_records(self, repo: str, number: int, kind: str) -> list[str]:
+        where = "repo = ? AND number = ? AND kind = ?"
+        with self._transaction() as db:
+            rows = db.execute(f"SELECT node_id FROM comment_records WHERE {where}", (repo, number, kind)).fetchall()
+            db.execute(f"DELETE FROM comment_records WHERE {where}", (repo, number, kind))
+        return [row[0] for row in rows]
+
+    def claim_once(self, key: str) -> bool:
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO once_markers (key, claimed_at) VALUES (?, ?)", (key, utcnow().isoformat())
+            )
+            return cursor.rowcount == 1
 
 
 def _job_record(row: tuple[str, str, str, str | None, str | None]) -> JobRecord:

@@ -17,7 +17,17 @@ from urllib.parse import parse_qs
 
 from flask import Blueprint, Response, current_app, request
 
-from atlas.events import Ignored, PayloadError, Ping, PullRequestEvent, job_for_event, parse_event
+from atlas.events import (
+    CommentEvent,
+    Ignored,
+    PayloadError,
+    Ping,
+    PullRequestEvent,
+    job_for_comment,
+    job_for_event,
+    parse_event,
+)
+from atlas.models import Job
 from atlas.queue import JobQueue, QueueUnavailable
 from atlas.settings import Settings
 from atlas.state import StateStore
@@ -92,20 +102,31 @@ def receive_event() -> Response:
         return text(200, f"ignored: {event.reason}")
     if isinstance(event, Ping):
         return text(200, "pong")
-    return _accept_pull_request_event(event, settings, delivery_id, event_name)
 
-
-def _accept_pull_request_event(
-    event: PullRequestEvent, settings: Settings, delivery_id: str | None, event_name: str
-) -> Response:
     repo_id = event.repo.allowlist_id
     if not settings.repo_allowed(repo_id):
         log.warning("refused delivery %s: repository %s is not in --repo-allowlist", delivery_id, repo_id)
         return text(403, f"repository {repo_id} is not in this server's --repo-allowlist")
-
-    job = job_for_event(event, allow_draft_prs=settings.allow_draft_prs, delivery_id=delivery_id)
+    job = _job_for(event, settings, delivery_id)
     if isinstance(job, Ignored):
         return text(200, f"ignored: {job.reason}")
+    return _queue(job, delivery_id, event_name)
+
+
+def _job_for(event: PullRequestEvent | CommentEvent, settings: Settings, delivery_id: str | None) -> Job | Ignored:
+    if isinstance(event, CommentEvent):
+        return job_for_comment(
+            event,
+            prefixes=settings.comment_prefix,
+            allowed_commands=settings.allow_commands,
+            allow_backend_config=settings.allow_backend_config_args,
+            bot_login=settings.gh_user,
+            delivery_id=delivery_id,
+        )
+    return job_for_event(event, allow_draft_prs=settings.allow_draft_prs, delivery_id=delivery_id)
+
+
+def _queue(job: Job, delivery_id: str | None, event_name: str) -> Response:
 
     state: StateStore = current_app.config["ATLAS_STATE"]
     queue: JobQueue = current_app.config["ATLAS_QUEUE"]

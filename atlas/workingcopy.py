@@ -115,6 +115,56 @@ class WorkingCopies:
                 raise WorkingCopyError(f"the working copy is at {head[:12]}, not at {sha[:12]}")
         return path
 
+    def merge_base_branch(
+        self, repo: Repo, pull_number: int, workspace: str, base_ref: str, token: str | None,
+        *, log: JobLog | None = None,
+    ) -> str:
+        """Merge the base branch's tip into the checked-out head (`--checkout-strategy merge`).
+
+        Returns the base sha merged, so the comment can say what the plan is of. A conflict leaves
+        the copy at the head and raises, naming the conflicting files.
+        """
+        path = self.path_for(repo.full_name, pull_number, workspace)
+        git = _Git(self, path, token, log)
+        with self._locked(path):
+            base_sha = self._fetch_branch(git, repo, base_ref)
+            code, output = git.run([
+                "-c", "user.name=atlas", "-c", "user.email=atlas@localhost",
+                "merge", "--no-ff", "--no-edit", "-q", "-m", f"atlas: merge {base_ref} for planning", base_sha,
+            ])
+            if code != 0:
+                conflicts = git.run(["diff", "--name-only", "--diff-filter=U"], echo=False)[1].split()
+                git.run(["merge", "--abort"], echo=False)
+                detail = f"conflicts in {', '.join(conflicts)}" if conflicts else _last_line(output)
+                raise WorkingCopyError(
+                    f"the pull request does not merge cleanly into {base_ref} ({detail}); "
+                    f"merge or rebase {base_ref} into the branch and push"
+                )
+        return base_sha
+
+    def is_behind_base(
+        self, repo: Repo, pull_number: int, workspace: str, base_ref: str, token: str | None,
+        *, log: JobLog | None = None,
+    ) -> bool:
+        """Whether the base branch has commits the checked-out pull request lacks (it diverged)."""
+        path = self.path_for(repo.full_name, pull_number, workspace)
+        git = _Git(self, path, token, log)
+        with self._locked(path):
+            base_sha = self._fetch_branch(git, repo, base_ref)
+            code, _ = git.run(["merge-base", "--is-ancestor", base_sha, "HEAD"], echo=False)
+        return code != 0
+
+    def _fetch_branch(self, git: _Git, repo: Repo, branch: str) -> str:
+        """Fetch a branch with the history a merge needs; its tip sha."""
+        unshallow = ["--unshallow"] if (git.path / ".git" / "shallow").exists() else []
+        ref = f"refs/remotes/origin/{branch}"
+        code, output = git.run(
+            ["fetch", "--no-tags", *unshallow, "origin", f"+refs/heads/{branch}:{ref}"], auth=True
+        )
+        if code != 0:
+            raise WorkingCopyError(f"cannot fetch branch {branch} of {repo.full_name}: {_last_line(output)}")
+        return git.check(["rev-parse", ref], echo=False).strip()
+
     def remove_pull(self, repo_full_name: str, pull_number: int) -> None:
         """Delete every working copy of one pull request (when it is closed or merged)."""
         pull_dir = self._pull_dir(repo_full_name, pull_number)

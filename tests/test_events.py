@@ -66,7 +66,7 @@ def test_closed_pull_request_becomes_cleanup(name: str, merged: bool) -> None:
     assert event.merged is merged
     job = job_for_event(event, allow_draft_prs=False, delivery_id=None)
     assert isinstance(job, Job) and job.command is CommandName.CLEANUP
-    assert job.args == {"merged": merged}
+    assert job.merged is merged
 
 
 def test_draft_pull_request_is_ignored_unless_allowed() -> None:

@@ -73,7 +73,7 @@ def test_the_first_checkout_clones_the_pull_request_at_exactly_its_head(
     assert path == world.copies.path_for("acme/infra", world.pull.number, "default")
     assert git_out(path, "rev-parse", "HEAD") == world.pull.head_sha
     assert (path / "app" / "replicas.tf").read_text() == "locals {\n  replicas = 3\n}\n"
-    assert str(tmp_path / "state") in (path / "app" / "main.tf").read_text()
+    assert str(tmp_path / "state") in (path / "app" / "backend.tf").read_text()
     assert git_out(path, "status", "--porcelain") == ""
     assert git_out(path, "remote", "get-url", "origin") == world.emulated.clone_url
 

@@ -1,7 +1,9 @@
 """The command runners: one module per command, and `run_job`, which the queue calls.
 
-A job moves queued → running → succeeded/failed here. Whatever goes wrong inside a command ends as
-a readable PR comment and a failed job, never as a traceback on the pull request.
+A job moves queued → running → succeeded/failed/cancelled here. Before a command runs, a comment
+command is acknowledged (the `eyes` reaction), its pull request refreshed from the API and its
+author checked; a fork's pull request is refused unless the server allows forks. Whatever goes
+wrong inside a command ends as a readable PR comment and a failed job, never as a traceback.
 """
 
 from __future__ import annotations
@@ -9,37 +11,60 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from atlas.commands import cleanup, plan
+from atlas.commands import apply, cancel, cleanup, plan, reply, unlock
+from atlas.commands.authorisation import refusal_for
 from atlas.commands.outcome import CommandOutcome
 from atlas.comments import render_error_comment
 from atlas.context import CommandContext
 from atlas.logs import job_context
 from atlas.models import CommandName, Job, JobStatus
+from atlas.terraform import CancelToken
 from atlas.vcs import VCSError
 from atlas.workingcopy import WorkingCopyError
 
 log = logging.getLogger(__name__)
 
-CommandRunner = Callable[[Job, CommandContext], CommandOutcome]
+CommandRunner = Callable[[Job, CommandContext, CancelToken], CommandOutcome]
 
 RUNNERS: dict[CommandName, CommandRunner] = {
     CommandName.AUTOPLAN: plan.run,
     CommandName.PLAN: plan.run,
+    CommandName.APPLY: apply.run,
+    CommandName.UNLOCK: unlock.run,
+    CommandName.CANCEL: cancel.run,
+    CommandName.HELP: reply.help_,
+    CommandName.VERSION: reply.version,
+    CommandName.REFUSE: reply.refuse,
     CommandName.CLEANUP: cleanup.run,
 }
+
+RUNS_PULL_REQUEST_CODE = frozenset({CommandName.AUTOPLAN, CommandName.PLAN, CommandName.APPLY})
+"""Commands that execute the pull request's code (terraform with its configuration)."""
 
 
 def run_job(job: Job, ctx: CommandContext) -> None:
     """Run one job to its end and record how it went."""
     with job_context(repo=job.pull.repo.full_name, pr=job.pull.number, job_id=job.id):
-        _run_job(job, ctx)
+        record = ctx.state.get_job(job.id)
+        if record is not None and record.status is JobStatus.CANCELLED:
+            log.info("job %s was cancelled while queued; skipping it", job.id)
+            return
+        ctx.state.set_job_status(job.id, JobStatus.RUNNING)
+        token = ctx.running.start(job)
+        try:
+            _run_job(job, ctx, token)
+        finally:
+            ctx.running.finish(job)
 
 
-def _run_job(job: Job, ctx: CommandContext) -> None:
-    ctx.state.set_job_status(job.id, JobStatus.RUNNING)
+def _run_job(job: Job, ctx: CommandContext, token: CancelToken) -> None:
     log.info("job %s started: %s on %s", job.id, job.command, job.pull.key)
     try:
-        outcome = RUNNERS[job.command](job, ctx)
+        if job.comment_id is not None:
+            _acknowledge(job, ctx)
+        if not job.pull.head_sha and job.command is not CommandName.REFUSE:
+            job = job.model_copy(update={"pull": ctx.vcs.get_pull(job.pull.repo, job.pull.number)})
+        outcome = _refusal(job, ctx) or RUNNERS[job.command](job, ctx, token)
     except (VCSError, WorkingCopyError) as error:
         _report_failure(job, ctx, str(error))
         return
@@ -48,8 +73,39 @@ def _run_job(job: Job, ctx: CommandContext) -> None:
         _report_failure(job, ctx, f"atlas hit an internal error while running `{job.command}`; "
                                   f"the server log has the details (job {job.id}).")
         return
+    if token.cancelled and outcome.status is not JobStatus.CANCELLED:
+        outcome = CommandOutcome(JobStatus.CANCELLED, f"cancelled: {outcome.description}")
     ctx.state.set_job_status(job.id, outcome.status, outcome.description)
     log.info("job %s %s: %s", job.id, outcome.status, outcome.description)
+
+
+def _acknowledge(job: Job, ctx: CommandContext) -> None:
+    """The `eyes` reaction tells the commenter atlas took the comment up; losing it is harmless."""
+    assert job.comment_id is not None
+    try:
+        ctx.vcs.react(job.pull.repo, job.comment_id, "eyes")
+    except VCSError as error:
+        log.warning("could not react to comment %s: %s", job.comment_id, error)
+
+
+def _refusal(job: Job, ctx: CommandContext) -> CommandOutcome | None:
+    """Refuse a command its author may not run, or a fork's code the server will not run."""
+    if job.comment_id is not None and job.requested_by:
+        refusal = refusal_for(job, ctx)
+        if refusal:
+            ctx.vcs.post_comment(job.pull.repo, job.pull.number, refusal)
+            return CommandOutcome(JobStatus.SUCCEEDED, f"refused: {job.requested_by} may not run {job.command}")
+    if job.pull.is_fork and not ctx.settings.allow_fork_prs and job.command in RUNS_PULL_REQUEST_CODE:
+        # One comment per pull request: every push to a fork's pull request would repeat it.
+        if ctx.state.claim_once(f"fork-refused:{job.pull.key}"):
+            ctx.vcs.post_comment(job.pull.repo, job.pull.number, render_error_comment(
+                "atlas does not run pull requests from forks",
+                "Planning runs the pull request's code with this server's credentials, so this server "
+                "only plans pull requests from branches of the repository itself. Push the branch to the "
+                "repository, or ask an operator to set `--allow-fork-prs`.",
+            ))
+        return CommandOutcome(JobStatus.SUCCEEDED, "refused: pull request from a fork")
+    return None
 
 
 def _report_failure(job: Job, ctx: CommandContext, reason: str) -> None:
@@ -60,6 +116,7 @@ def _report_failure(job: Job, ctx: CommandContext, reason: str) -> None:
     try:
         ctx.vcs.post_comment(job.pull.repo, job.pull.number,
                              render_error_comment(f"atlas could not run `{job.command}`", reason))
-        plan.set_failed_status(job, ctx, reason)
+        if job.pull.head_sha and job.command in (CommandName.AUTOPLAN, CommandName.PLAN):
+            plan.set_status(job, ctx, "failure", reason)
     except VCSError as error:
         log.warning("job %s: could not report the failure on the pull request: %s", job.id, error)

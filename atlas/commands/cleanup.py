@@ -1,21 +1,28 @@
-"""A closed pull request: delete its working copies and stored plans."""
+"""A closed pull request (merged or not): release its locks, delete its plans and working copies."""
 
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 from atlas.commands.outcome import CommandOutcome
+from atlas.commands.unlock import project_line, release_pull
 from atlas.context import CommandContext
 from atlas.models import Job, JobStatus
+from atlas.terraform import CancelToken
 
 
-def run(job: Job, ctx: CommandContext) -> CommandOutcome:
+def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
     pull = job.pull
-    removed = ctx.state.delete_plans(pull.repo.full_name, pull.number)
-    for plan in removed:
-        Path(plan.planfile).unlink(missing_ok=True)
+    released, plans, left = release_pull(ctx, job)
     shutil.rmtree(ctx.plans_dir(pull), ignore_errors=True)
     ctx.working_copies.remove_pull(pull.repo.full_name, pull.number)
+    ctx.state.forget_pull(pull.repo.full_name, pull.number)
     ctx.state.save_pull(pull)
-    return CommandOutcome(JobStatus.SUCCEEDED, f"deleted {len(removed)} plan(s) and the working copies")
+    projects = sorted(released | plans, key=lambda p: (p.dir, p.workspace))
+    if projects or left:
+        how = "merged" if job.merged else "closed"
+        lines = [f"This pull request was {how}: atlas deleted its locks, plans and working copies."]
+        if projects:
+            lines += ["", *[f"- {project_line(p)}" for p in projects]]
+        ctx.vcs.post_comment(pull.repo, pull.number, "\n".join(lines))
+    return CommandOutcome(JobStatus.SUCCEEDED, f"released {len(released)} lock(s), deleted {len(plans)} plan(s)")

@@ -1,9 +1,3 @@
-terraform {
-  backend "local" {
-    path = "__STATE_DIR__/long-plan/terraform.tfstate"
-  }
-}
-
 # Enough resources that the rendered plan is longer than one GitHub comment (65,536 characters).
 resource "terraform_data" "server" {
   count = 240

@@ -213,9 +213,15 @@ class GitHubEmulator:
         modes: dict[str, str] = {}
         if source_dir is not None:
             for path in sorted(source_dir.rglob("*")):
-                if path.is_dir() or ".git" in path.relative_to(source_dir).parts:
-                    continue
                 relative = path.relative_to(source_dir).as_posix()
+                if ".git" in path.relative_to(source_dir).parts:
+                    continue
+                if path.is_symlink():  # committed as git does: the link's target, mode 120000
+                    contents[relative] = os.readlink(path).encode()
+                    modes[relative] = "120000"
+                    continue
+                if path.is_dir():
+                    continue
                 contents[relative] = path.read_bytes()
                 if os.access(path, os.X_OK):
                     modes[relative] = "100755"

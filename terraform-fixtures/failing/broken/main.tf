@@ -1,9 +1,3 @@
-terraform {
-  backend "local" {
-    path = "__STATE_DIR__/failing/broken.tfstate"
-  }
-}
-
 variable "port" {
   type    = string
   default = "eighty"

@@ -1,9 +1,3 @@
-terraform {
-  backend "local" {
-    path = "__STATE_DIR__/failing/healthy.tfstate"
-  }
-}
-
 resource "terraform_data" "ok" {
   input = "healthy"
 }

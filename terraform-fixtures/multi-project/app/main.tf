@@ -1,9 +1,3 @@
-terraform {
-  backend "local" {
-    path = "__STATE_DIR__/multi-project/app.tfstate"
-  }
-}
-
 variable "environment" {
   type    = string
   default = "production"

@@ -1,9 +1,3 @@
-terraform {
-  backend "local" {
-    path = "__STATE_DIR__/multi-project/db.tfstate"
-  }
-}
-
 module "database" {
   source      = "../modules/database"
   environment = "production"

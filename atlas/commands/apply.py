@@ -1,0 +1,173 @@
+"""`atlas apply`: apply the plans saved by the pull request's last plan, in the same working copy.
+
+Before anything runs, atlas refuses (with a comment that says why and what to do) when there is
+no plan, when the pull request's head moved since the plan, when a server apply requirement fails,
+or when another pull request holds a project's lock. Then each plan file is applied, the comment
+and `atlas/apply` status report the result, and with `--automerge` a fully applied pull request
+is merged.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from atlas.commands.locking import lock_holder_text
+from atlas.commands.outcome import CommandOutcome
+from atlas.comments import render_apply_comment, render_error_comment, split_comment
+from atlas.context import CommandContext
+from atlas.logs import job_context
+from atlas.models import Job, JobStatus, PlanRecord, ProjectResult, utcnow
+from atlas.plans import apply_project
+from atlas.state import ProjectPhase, ProjectState
+from atlas.terraform import CancelToken
+from atlas.vcs import CommitState, VCSError
+
+log = logging.getLogger(__name__)
+
+STATUS_CONTEXT = "atlas/apply"
+
+
+class ApplyRefused(Exception):
+    """Apply cannot go ahead; the message tells the pull request why and what to do."""
+
+
+def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
+    pull = job.pull
+    prefix = ctx.settings.comment_prefix[0]
+    try:
+        plans = _plans_to_apply(job, ctx, prefix)
+        _check_requirements(job, ctx)
+        _check_locks(job, ctx, plans)
+    except ApplyRefused as refusal:
+        ctx.vcs.post_comment(pull.repo, pull.number, render_error_comment("atlas did not apply", str(refusal)))
+        return CommandOutcome(JobStatus.SUCCEEDED, f"refused: {refusal}")
+
+    _set_status(job, ctx, CommitState.PENDING, f"Applying {len(plans)} project(s)…")
+    joblog = ctx.job_log(job.id)
+    results: list[ProjectResult] = []
+    for plan in plans:
+        if cancel.cancelled:
+            break
+        workdir = ctx.working_copies.path_for(pull.repo.full_name, pull.number, plan.project.workspace)
+        if not (workdir / ".git").is_dir():
+            workdir = ctx.working_copies.checkout(
+                pull.repo, pull.number, plan.project.workspace, plan.head_sha, ctx.token, log=joblog
+            )
+        with job_context(project=plan.project.label):
+            result = apply_project(ctx.terraform, workdir, plan.project, Path(plan.planfile), joblog, cancel=cancel)
+        results.append(result)
+        _record(job, ctx, plan, result)
+
+    body = render_apply_comment(results, command_prefix=prefix, head_sha=pull.head_sha)
+    for part in split_comment(body):
+        ctx.vcs.post_comment(pull.repo, pull.number, part)
+    applied = sum(1 for r in results if r.ok)
+    description = f"{applied}/{len(plans)} projects applied"
+    failed = applied < len(plans)
+    _set_status(job, ctx, CommitState.FAILURE if failed else CommitState.SUCCESS, description)
+    if not failed and ctx.settings.automerge:
+        _automerge(job, ctx)
+    return CommandOutcome(JobStatus.FAILED if failed else JobStatus.SUCCEEDED, description)
+
+
+def _plans_to_apply(job: Job, ctx: CommandContext, prefix: str) -> list[PlanRecord]:
+    pull, args = job.pull, job.args
+    if ctx.settings.disable_apply_all and not (args.dir or args.project):
+        raise ApplyRefused(
+            f"This server does not apply every project at once (`--disable-apply-all`). Name the project: "
+            f"`{prefix} apply -d DIR` (with `-w WORKSPACE` for a workspace other than default) or "
+            f"`{prefix} apply -p PROJECT`."
+        )
+    if args.project:
+        raise ApplyRefused(
+            f"There is no project named `{args.project}`: this repository's config defines no projects. "
+            f"Name the directory instead, e.g. `{prefix} apply -d DIR`."
+        )
+    plans = ctx.state.plans(pull.repo.full_name, pull.number)
+    if args.dir or args.workspace:
+        directory, workspace = args.dir or ".", args.workspace or "default"
+        plans = [p for p in plans if p.project.dir == directory and p.project.workspace == workspace]
+        if not plans:
+            raise ApplyRefused(
+                f"There is no plan for dir `{directory}` workspace `{workspace}` in this pull request. "
+                f"Comment `{prefix} plan -d {directory}" + (f" -w {workspace}" if workspace != "default" else "")
+                + "` first."
+            )
+    if not plans:
+        raise ApplyRefused(f"This pull request has no plan to apply. Comment `{prefix} plan` first.")
+    stale = [p for p in plans if p.head_sha != pull.head_sha]
+    if stale:
+        old = ", ".join(sorted({p.head_sha[:7] for p in stale}))
+        raise ApplyRefused(
+            f"The plan was made at commit {old}, but the pull request's head is now {pull.head_sha[:7]}: "
+            f"a plan is only valid for the commit it was made at. atlas plans new pushes by itself; "
+            f"review the new plan (or comment `{prefix} plan`), then apply."
+        )
+    return plans
+
+
+def _check_requirements(job: Job, ctx: CommandContext) -> None:
+    pull = job.pull
+    failures: list[str] = []
+    for requirement in ctx.settings.apply_requirements:
+        if requirement == "approved":
+            approvers = [login for login in ctx.vcs.approvals(pull.repo, pull.number)
+                         if login.lower() != pull.author.lower()]
+            if not approvers:
+                failures.append("**approved**: the pull request needs an approving review from someone other "
+                                "than its author.")
+        elif requirement == "mergeable":
+            if not ctx.vcs.is_mergeable(pull.repo, pull.number, ignore_contexts=(STATUS_CONTEXT,)):
+                failures.append("**mergeable**: GitHub says the pull request cannot be merged yet (conflicts, "
+                                "failing required checks or missing reviews); fix that first.")
+        elif requirement == "undiverged" and ctx.working_copies.is_behind_base(
+            pull.repo, pull.number, "default", pull.base_ref, ctx.token
+        ):
+            failures.append(f"**undiverged**: `{pull.base_ref}` has commits this pull request lacks; merge or "
+                            f"rebase `{pull.base_ref}` into the branch so the plan includes them.")
+    if failures:
+        raise ApplyRefused("This server requires, before apply:\n\n" + "\n".join(f"- {f}" for f in failures))
+
+
+def _check_locks(job: Job, ctx: CommandContext, plans: list[PlanRecord]) -> None:
+    """Apply only what this pull request holds; a free project is taken (e.g. after an unlock race)."""
+    attempt = ctx.locks.acquire(job.pull, [p.project for p in plans], job.requested_by or job.pull.author)
+    if attempt.conflicts:
+        held = "; ".join(f"dir `{lock.project.dir}` workspace `{lock.project.workspace}` is locked by "
+                         f"{lock_holder_text(lock)}" for lock in attempt.conflicts)
+        raise ApplyRefused(f"{held}. Apply after that pull request is merged or closed, or unlocked.")
+
+
+def _record(job: Job, ctx: CommandContext, plan: PlanRecord, result: ProjectResult) -> None:
+    pull = job.pull
+    if result.ok:
+        ctx.state.delete_plans(pull.repo.full_name, pull.number, plan.project)
+        Path(plan.planfile).unlink(missing_ok=True)
+        phase, detail = ProjectPhase.APPLIED, result.summary.line if result.summary else "applied"
+    else:
+        phase, detail = ProjectPhase.APPLY_FAILED, (result.error or "apply failed").splitlines()[0]
+    ctx.state.set_project_state(pull.repo.full_name, pull.number, ProjectState(
+        project=plan.project, phase=phase, head_sha=pull.head_sha, job_id=job.id, detail=detail,
+        updated_at=utcnow(),
+    ))
+
+
+def _automerge(job: Job, ctx: CommandContext) -> None:
+    """Merge once every project of the pull request at this head is applied."""
+    pull = job.pull
+    states = [s for s in ctx.state.project_states(pull.repo.full_name, pull.number) if s.head_sha == pull.head_sha]
+    if not states or any(s.phase is not ProjectPhase.APPLIED for s in states):
+        return
+    try:
+        ctx.vcs.merge(pull.repo, pull.number, pull.head_sha)
+    except VCSError as error:
+        ctx.vcs.post_comment(pull.repo, pull.number, render_error_comment(
+            "atlas could not merge this pull request (--automerge)", str(error)))
+        return
+    ctx.vcs.post_comment(pull.repo, pull.number,
+                         "Automatically merged because every project of this pull request was applied.")
+
+
+def _set_status(job: Job, ctx: CommandContext, state: CommitState, description: str) -> None:
+    ctx.vcs.set_status(job.pull.repo, job.pull.head_sha, state, STATUS_CONTEXT, description)
