@@ -145,6 +145,7 @@ def parse_pull(pr: Mapping[str, Any], repository: Mapping[str, Any]) -> PullRequ
         is_draft=bool(pr.get("draft", False)),
         is_fork=head_full_name != repo.full_name,
         head_clone_url=str(head_repo.get("clone_url") or "") if isinstance(head_repo, Mapping) else "",
+        is_open=pr.get("state", "open") == "open",
     )
 
 

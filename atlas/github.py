@@ -67,6 +67,7 @@ def pull_from_api(pr: GithubPull) -> PullRequest:
         # A deleted fork leaves `head.repo` null; it was a fork all the same.
         is_fork=head_repo is None or head_repo.full_name != base_repo.full_name,
         head_clone_url=head_repo.clone_url if head_repo is not None else "",
+        is_open=pr.state == "open",
     )
 
 

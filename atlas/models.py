@@ -69,6 +69,7 @@ class PullRequest(BaseModel):
     is_draft: bool = False
     is_fork: bool = False
     head_clone_url: str = ""
+    is_open: bool = True
 
     @property
     def key(self) -> str:

@@ -365,3 +365,14 @@ def test_merge_checkout_strategy_plans_the_merge_result(world: Start, github_emu
     assert "result of merging this pull request into `main`" in said
     assert "terraform_data.more" in said  # landed on main after the branch was made
     assert "Plan: 3 to add" in said
+
+
+def test_commands_on_a_closed_pull_request_are_refused(world: Start, github_emulator: GitHubEmulator) -> None:
+    atlas = world()
+    pull = open_and_plan(atlas, github_emulator, "more-replicas", app_change(3))
+    atlas.deliver("pull_request", webhook_payload("pull_request", pull, "closed"))
+    atlas.wait_idle()
+    comment(atlas, pull, "atlas plan")
+    atlas.wait_idle()
+    assert "closed pull request" in last_bot_comment(github_emulator, pull)
+    assert lock_holders(atlas) == {}

@@ -90,6 +90,12 @@ def _acknowledge(job: Job, ctx: CommandContext) -> None:
 
 def _refusal(job: Job, ctx: CommandContext) -> CommandOutcome | None:
     """Refuse a command its author may not run, or a fork's code the server will not run."""
+    if job.comment_id is not None and not job.pull.is_open and job.command in RUNS_PULL_REQUEST_CODE:
+        ctx.vcs.post_comment(job.pull.repo, job.pull.number, render_error_comment(
+            f"atlas does not run `{job.command}` on a closed pull request",
+            "Its locks, plans and working copies were deleted when it was closed. Reopen it to plan again.",
+        ))
+        return CommandOutcome(JobStatus.SUCCEEDED, "refused: pull request is closed")
     if job.comment_id is not None and job.requested_by:
         refusal = refusal_for(job, ctx)
         if refusal:
