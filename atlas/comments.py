@@ -15,6 +15,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from atlas.comment_commands import ALWAYS_ALLOWED, COMMANDS, FLAGS
 from atlas.models import CommandName, PlanSummary, Project, ProjectResult, ProjectStatus
+from atlas.plan_compare import PlanDifference, attribute_differences, describe_actions, format_value
 
 COMMENT_LIMIT = 65536
 """The longest comment body GitHub accepts, in characters."""
@@ -425,3 +426,46 @@ def _state_after(state: tuple[_Open, ...], line: str) -> tuple[_Open, ...]:
             reopen = (f"<details><summary>{title} (continued)</summary>", "")
             state = (*state, _Open(reopen=reopen, close="</details>"))
     return state
+
+
+def render_plan_difference(
+    project_label: str,
+    difference: PlanDifference,
+    *,
+    command_prefix: str = "atlas",
+    base_ref: str = "main",
+) -> str:
+    """The comment saying atlas did not apply a project after merge: what was reviewed against what would now happen.
+
+    In each ```diff block `-` lines are the reviewed plan and `+` lines the plan after merge, so
+    GitHub colours what was approved red and what would happen instead green.
+    """
+    changed: list[str] = []
+    for reviewed, new in difference.changed:
+        same_actions = reviewed.actions == new.actions
+        lines = [f"  {new.address}" + (f" ({describe_actions(new.actions)})" if same_actions else "")]
+        if not same_actions:
+            lines += [
+                f"-   actions: {describe_actions(reviewed.actions)}",
+                f"+   actions: {describe_actions(new.actions)}",
+            ]
+        for found in attribute_differences(reviewed, new):
+            lines += [
+                f"-   {found.path_text} = {format_value(found.reviewed)}",
+                f"+   {found.path_text} = {format_value(found.new)}",
+            ]
+        changed.append("\n".join(lines))
+    return _render(
+        "plan_difference.md.j2",
+        label=project_label,
+        base_ref=base_ref,
+        command_prefix=command_prefix,
+        changed="\n\n".join(changed),
+        changed_count=len(difference.changed),
+        only_new="\n".join(f"+ {change.address}: {describe_actions(change.actions)}" for change in difference.only_new),
+        only_new_count=len(difference.only_new),
+        only_reviewed="\n".join(
+            f"- {change.address}: {describe_actions(change.actions)}" for change in difference.only_reviewed
+        ),
+        only_reviewed_count=len(difference.only_reviewed),
+    )

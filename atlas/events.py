@@ -146,6 +146,9 @@ def parse_pull(pr: Mapping[str, Any], repository: Mapping[str, Any]) -> PullRequ
         is_fork=head_full_name != repo.full_name,
         head_clone_url=str(head_repo.get("clone_url") or "") if isinstance(head_repo, Mapping) else "",
         is_open=pr.get("state", "open") == "open",
+        merged=bool(pr.get("merged")),
+        merge_commit_sha=str(pr.get("merge_commit_sha") or "") if pr.get("merged") else "",
+        merged_by=_login(pr.get("merged_by")) or "",
     )
 
 

@@ -68,6 +68,9 @@ def pull_from_api(pr: GithubPull) -> PullRequest:
         is_fork=head_repo is None or head_repo.full_name != base_repo.full_name,
         head_clone_url=head_repo.clone_url if head_repo is not None else "",
         is_open=pr.state == "open",
+        merged=bool(pr.merged),
+        merge_commit_sha=(pr.merge_commit_sha or "") if pr.merged else "",
+        merged_by=pr.merged_by.login if pr.merged and pr.merged_by else "",
     )
 
 

@@ -70,6 +70,9 @@ class PullRequest(BaseModel):
     is_fork: bool = False
     head_clone_url: str = ""
     is_open: bool = True
+    merged: bool = False
+    merge_commit_sha: str = ""
+    merged_by: str = ""
 
     @property
     def key(self) -> str:
@@ -236,3 +239,7 @@ class PlanRecord(BaseModel):
     summary: PlanSummary
     job_id: str
     created_at: datetime = Field(default_factory=utcnow)
+    # The planned changes as plan_compare.dump_changes wrote them, to compare with the plan after merge.
+    changes: str = ""
+    # Made at the merge commit after the pull request merged (apply-on-merge), not on the pull request.
+    after_merge: bool = False

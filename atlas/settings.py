@@ -90,6 +90,16 @@ KNOWN_COMMANDS = ("plan", "apply", "unlock", "cancel", "help", "version", "impor
 APPLY_REQUIREMENTS = ("approved", "mergeable", "undiverged")
 """Conditions --apply-requirements may name."""
 
+ApplyOnMerge = Literal["false", "true", "always", "only"]
+
+
+def _apply_on_merge(value: object) -> object:
+    """YAML and flags may say true/false as booleans or words."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value).strip().lower() if isinstance(value, str) else value
+
+
 CommaList = Annotated[list[str], BeforeValidator(_split_commas)]
 LogLevel = Literal["debug", "info", "warning", "error"]
 LogFormat = Literal["text", "json"]
@@ -214,6 +224,16 @@ class Settings(BaseSettings):
     )
     hide_prev_plan_comments: bool = setting(
         False, "Hide (minimize) a pull request's earlier plan comments when it is planned again.", Group.COMMANDS
+    )
+    apply_on_merge: Annotated[ApplyOnMerge, BeforeValidator(_apply_on_merge)] = setting(
+        "false",
+        "Apply when a pull request merges instead of from the open pull request (the GitOps order): "
+        "true re-plans the merge commit and applies it when it matches the plan reviewed on the pull "
+        "request; always applies even when it differs; only also refuses 'atlas apply' before merge; "
+        "false applies from the pull request. The server-wide default; repos.yaml and repo configs "
+        "may override it where allowed.",
+        Group.COMMANDS,
+        metavar="MODE",
     )
     allow_backend_config_args: bool = setting(
         False,

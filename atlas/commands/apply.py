@@ -12,8 +12,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from atlas.commands import merge
 from atlas.commands.locking import lock_holder_text
 from atlas.commands.outcome import CommandOutcome
+from atlas.commands.settings_for import apply_on_merge_mode
 from atlas.comments import render_apply_comment, render_error_comment, split_comment
 from atlas.context import CommandContext
 from atlas.logs import job_context
@@ -34,9 +36,12 @@ class ApplyRefused(Exception):
 
 def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
     pull = job.pull
+    if pull.merged:
+        return merge.apply_merged(job, ctx, cancel)
     prefix = ctx.settings.comment_prefix[0]
     try:
         plans = _plans_to_apply(job, ctx, prefix)
+        _refuse_apply_only_on_merge(job, ctx, plans)
         _check_requirements(job, ctx)
         _check_locks(job, ctx, plans)
     except ApplyRefused as refusal:
@@ -105,6 +110,16 @@ def _plans_to_apply(job: Job, ctx: CommandContext, prefix: str) -> list[PlanReco
             f"review the new plan (or comment `{prefix} plan`), then apply."
         )
     return plans
+
+
+def _refuse_apply_only_on_merge(job: Job, ctx: CommandContext, plans: list[PlanRecord]) -> None:
+    only = [p.project for p in plans if apply_on_merge_mode(ctx, job.pull, p.project) == "only"]
+    if only:
+        names = ", ".join(f"`{p.label}`" for p in only)
+        raise ApplyRefused(
+            f"Applies of {names} happen on merge (`apply_on_merge: only`): merge this pull request once its "
+            "plan is reviewed, and atlas applies the merged result."
+        )
 
 
 def _check_requirements(job: Job, ctx: CommandContext) -> None:

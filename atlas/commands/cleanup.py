@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 
+from atlas.commands import merge
 from atlas.commands.outcome import CommandOutcome
 from atlas.commands.unlock import project_line, release_pull
 from atlas.context import CommandContext
@@ -12,6 +13,10 @@ from atlas.terraform import CancelToken
 
 
 def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
+    if job.merged:
+        on_merge = merge.projects_applying_on_merge(ctx, job.pull)
+        if on_merge:
+            return merge.on_merge(job, ctx, cancel, on_merge)
     pull = job.pull
     released, plans, left = release_pull(ctx, job)
     shutil.rmtree(ctx.plans_dir(pull), ignore_errors=True)

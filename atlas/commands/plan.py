@@ -12,13 +12,16 @@ import logging
 from pathlib import Path
 
 from atlas.commands.locking import lock_holder_text, submit_handoff_plan
+from atlas.commands.merge import show_json
 from atlas.commands.outcome import CommandOutcome
+from atlas.commands.settings_for import apply_on_merge_mode
 from atlas.comment_commands import CommentError, resolve_dir
 from atlas.comments import render_error_comment, render_plan_comment, split_comment
 from atlas.context import CommandContext
 from atlas.locks import ProjectLock
 from atlas.logs import job_context
 from atlas.models import CommandName, Job, JobStatus, PlanRecord, Project, ProjectResult, ProjectStatus, utcnow
+from atlas.plan_compare import dump_changes, planned_changes
 from atlas.plans import plan_project
 from atlas.projects import ProjectMatch, find_projects, has_terraform_files
 from atlas.state import ProjectPhase, ProjectState
@@ -121,9 +124,14 @@ def _wait_for_lock(job: Job, ctx: CommandContext, project: Project, holder: Proj
         detail=f"#{holder.pull_number}", updated_at=utcnow(),
     ))
     ahead = f" ({position - 1} pull request{'s' if position != 2 else ''} ahead of this one)" if position > 1 else ""
+    why = ""
+    holder_states = ctx.state.project_states(holder.repo, holder.pull_number)
+    if any(s.project == project and s.phase is ProjectPhase.APPLY_FAILED for s in holder_states):
+        why = (" That pull request's apply after merge failed, so the project may be half-applied; "
+               "it keeps the lock until its apply is retried there or it is unlocked.")
     return ProjectResult(
         project=project, command=job.command, status=ProjectStatus.LOCKED,
-        error=(f"This project is locked by {lock_holder_text(holder)}, so it was not planned. "
+        error=(f"This project is locked by {lock_holder_text(holder)}, so it was not planned.{why} "
                f"This pull request is waiting for the lock{ahead}: atlas will plan it here by itself "
                f"when the lock is released"),
     )
@@ -133,9 +141,16 @@ def _record(job: Job, ctx: CommandContext, result: ProjectResult) -> None:
     pull, project = job.pull, result.project
     planfile = ctx.planfile(pull, project)
     if result.ok and result.summary is not None:
+        changes = ""
+        if apply_on_merge_mode(ctx, pull, project) != "false":
+            # What was reviewed, kept to compare with the plan of the merge commit.
+            workdir = ctx.working_copies.path_for(pull.repo.full_name, pull.number, project.workspace)
+            changes = dump_changes(planned_changes(show_json(ctx.terraform, workdir, project, planfile,
+                                                             ctx.job_log(job.id))))
         ctx.state.save_plan(PlanRecord(
             repo=pull.repo.full_name, pull_number=pull.number, project=project,
             head_sha=pull.head_sha, planfile=str(planfile), summary=result.summary, job_id=job.id,
+            changes=changes,
         ))
         phase, detail = ProjectPhase.PLANNED, result.summary.line
     else:

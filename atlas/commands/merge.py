@@ -1,0 +1,233 @@
+"""Apply on merge: the merged base branch, not the open pull request, is what reaches the infrastructure.
+
+When a pull request whose projects apply on merge is merged, its locks stay held while each project
+it planned is planned again at the merge commit in a fresh working copy. The new plan's changes
+are compared with the plan reviewed on the pull request:
+
+- the same: the new plan is applied, the result posted on the merged pull request and the
+  `atlas/apply` status set on the merge commit; then the project's lock is released;
+- different (someone else's change landed in between): nothing is applied; the difference is
+  posted and the lock kept until an allowed user comments `atlas apply` (or `atlas unlock`), unless
+  the project says `always`;
+- never planned on the pull request (planning failed or was off): nothing is applied, and the pull
+  request is told why.
+
+A failed apply keeps the lock, so no other pull request plans on top of a half-applied project;
+`atlas apply` on the merged pull request plans the merge commit again and retries.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+from atlas.commands.locking import plan_for_new_holders
+from atlas.commands.outcome import CommandOutcome
+from atlas.commands.settings_for import apply_on_merge_mode, depends_on, ordered_for_apply
+from atlas.comments import (
+    render_apply_comment,
+    render_error_comment,
+    render_plan_comment,
+    render_plan_difference,
+    split_comment,
+)
+from atlas.context import CommandContext
+from atlas.locks import lock_id_for
+from atlas.logs import job_context
+from atlas.models import Job, JobStatus, PlanRecord, PlanSummary, Project, ProjectResult, PullRequest, utcnow
+from atlas.plan_compare import compare_plans, dump_changes, load_changes, planned_changes
+from atlas.plans import apply_project, plan_project
+from atlas.state import ProjectPhase, ProjectState
+from atlas.terraform import CancelToken, TerraformRunner
+from atlas.vcs import CommitState
+
+log = logging.getLogger(__name__)
+
+STATUS_CONTEXT = "atlas/apply"
+
+
+def projects_applying_on_merge(ctx: CommandContext, pull: PullRequest) -> list[Project]:
+    """The projects of a pull request that apply on merge (those it planned or tried to plan)."""
+    planned = {plan.project for plan in ctx.state.plans(pull.repo.full_name, pull.number) if not plan.after_merge}
+    tried = {state.project for state in ctx.state.project_states(pull.repo.full_name, pull.number)}
+    return sorted((p for p in planned | tried if apply_on_merge_mode(ctx, pull, p) != "false"),
+                  key=lambda p: (p.dir, p.workspace))
+
+
+def on_merge(job: Job, ctx: CommandContext, cancel: CancelToken, projects: list[Project]) -> CommandOutcome:
+    """The merge of a pull request with projects that apply on merge."""
+    pull = job.pull
+    if not pull.merge_commit_sha:
+        ctx.vcs.post_comment(pull.repo, pull.number, render_error_comment(
+            "atlas did not apply on merge", "GitHub did not say which commit the merge made, so there is "
+            "nothing atlas can plan. Comment `atlas apply` to try again, or `atlas unlock` to give up."))
+        return CommandOutcome(JobStatus.FAILED, "no merge commit sha")
+    reviewed = {plan.project: plan for plan in ctx.state.plans(pull.repo.full_name, pull.number)
+                if not plan.after_merge}
+    never_planned = [p for p in projects if p not in reviewed]
+    if never_planned:
+        lines = [f"- dir: `{p.dir}` workspace: `{p.workspace}`" for p in never_planned]
+        ctx.vcs.post_comment(pull.repo, pull.number, render_error_comment(
+            "atlas did not apply these projects on merge",
+            "No plan of them was made on this pull request (planning failed or was disabled), so there "
+            "was nothing reviewed to compare the merged result with:\n\n" + "\n".join(lines) +
+            "\n\nPlan and apply them in a new pull request."))
+        for project in never_planned:
+            _release(ctx, pull, project)
+    return _plan_and_apply(job, ctx, cancel, [reviewed[p] for p in ordered_for_apply(ctx, pull, list(reviewed))
+                                              if p in reviewed and p in projects], compare=True)
+
+
+def apply_merged(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
+    """`atlas apply` on a merged pull request: plan the merge commit again and apply it, no comparison."""
+    pull = job.pull
+    held = {lock.project for lock in ctx.locks.for_pull(pull.repo.full_name, pull.number)}
+    targets = [p for p in ordered_for_apply(ctx, pull, sorted(held, key=lambda p: (p.dir, p.workspace)))
+               if _matches(job, p)]
+    if not targets:
+        ctx.vcs.post_comment(pull.repo, pull.number, render_error_comment(
+            "atlas did not apply", "This pull request is merged and holds no lock waiting for an apply: "
+            "there is nothing left to apply."))
+        return CommandOutcome(JobStatus.SUCCEEDED, "refused: nothing to apply after merge")
+    reviewed = {plan.project: plan for plan in ctx.state.plans(pull.repo.full_name, pull.number)}
+    records = [reviewed.get(p) or _placeholder(pull, p) for p in targets]
+    return _plan_and_apply(job, ctx, cancel, records, compare=False)
+
+
+def _plan_and_apply(job: Job, ctx: CommandContext, cancel: CancelToken, reviewed: list[PlanRecord],
+                    *, compare: bool) -> CommandOutcome:
+    pull = job.pull
+    sha = pull.merge_commit_sha
+    joblog = ctx.job_log(job.id)
+    ctx.vcs.set_status(pull.repo, sha, CommitState.PENDING, STATUS_CONTEXT,
+                       f"Planning {len(reviewed)} project(s) at the merge commit…")
+    applied: list[ProjectResult] = []
+    waiting: list[Project] = []
+    failed: list[Project] = []
+    for plan in reviewed:
+        if cancel.cancelled:
+            break
+        project = plan.project
+        if failed and _depends_on_failed(ctx, pull, project, failed):
+            continue
+        workdir = ctx.working_copies.checkout(pull.repo, pull.number, f"merged-{project.workspace}", sha,
+                                              ctx.token, log=joblog)
+        planfile = ctx.planfile(pull, project).with_suffix(".merged.tfplan")
+        with job_context(project=project.label):
+            result = plan_project(ctx.terraform, workdir, project, planfile, joblog, cancel=cancel)
+        if not result.ok or result.summary is None:
+            failed.append(project)
+            _set_phase(ctx, pull, project, ProjectPhase.PLAN_FAILED, job, result.error or "plan failed")
+            ctx.vcs.post_comment(pull.repo, pull.number, _after_merge_heading(pull) + render_plan_comment(
+                [result], command_prefix=ctx.settings.comment_prefix[0], head_sha=sha))
+            continue
+        changes = planned_changes(show_json(ctx.terraform, workdir, project, planfile, joblog))
+        ctx.state.save_plan(PlanRecord(
+            repo=pull.repo.full_name, pull_number=pull.number, project=project, head_sha=sha,
+            planfile=str(planfile), summary=result.summary, job_id=job.id, changes=dump_changes(changes),
+            after_merge=True,
+        ))
+        mode = apply_on_merge_mode(ctx, pull, project)
+        if compare and mode != "always":
+            difference = compare_plans(load_changes(plan.changes) if plan.changes else {}, changes)
+            if not difference.same:
+                waiting.append(project)
+                _set_phase(ctx, pull, project, ProjectPhase.PLANNED, job, "differs from the reviewed plan")
+                body = (render_plan_difference(project.label, difference,
+                                               command_prefix=ctx.settings.comment_prefix[0], base_ref=pull.base_ref)
+                        + "\n\n" + render_plan_comment([result], command_prefix=ctx.settings.comment_prefix[0],
+                                                       head_sha=sha))
+                for part in split_comment(body):
+                    ctx.vcs.post_comment(pull.repo, pull.number, part)
+                continue
+        with job_context(project=project.label):
+            outcome = apply_project(ctx.terraform, workdir, project, planfile, joblog, cancel=cancel)
+        applied.append(outcome)
+        if outcome.ok:
+            _set_phase(ctx, pull, project, ProjectPhase.APPLIED, job,
+                       f"applied merge commit {sha[:7]} merged by {pull.merged_by or 'unknown'}")
+            ctx.state.delete_plans(pull.repo.full_name, pull.number, project)
+            planfile.unlink(missing_ok=True)
+            _release(ctx, pull, project)
+        else:
+            failed.append(project)
+            _set_phase(ctx, pull, project, ProjectPhase.APPLY_FAILED, job, (outcome.error or "").splitlines()[0]
+                       if outcome.error else "apply failed")
+
+    if applied:
+        body = _after_merge_heading(pull) + render_apply_comment(
+            applied, command_prefix=ctx.settings.comment_prefix[0], head_sha=sha)
+        if any(not r.ok for r in applied):
+            body += ("\n\n**The apply failed, so this pull request keeps its locks**: no other pull request "
+                     "plans on top of a half-applied project. Comment `atlas apply` here to plan the merge "
+                     "commit again and retry, or `atlas unlock` to give up and release the locks.")
+        for part in split_comment(body):
+            ctx.vcs.post_comment(pull.repo, pull.number, part)
+    done = sum(1 for r in applied if r.ok)
+    total = len(reviewed)
+    description = f"{done}/{total} projects applied after merge"
+    if waiting:
+        description += f", {len(waiting)} waiting for review"
+    state = CommitState.SUCCESS if done == total else (CommitState.PENDING if waiting and not failed
+                                                        else CommitState.FAILURE)
+    ctx.vcs.set_status(pull.repo, sha, state, STATUS_CONTEXT, description)
+    log.info("merge of %s: %s", pull.key, description)
+    if not ctx.locks.for_pull(pull.repo.full_name, pull.number):
+        _clean_up(ctx, pull)
+    return CommandOutcome(JobStatus.FAILED if failed else JobStatus.SUCCEEDED, description)
+
+
+def show_json(runner: TerraformRunner, workdir: Path, project: Project, planfile: Path, joblog: Any) -> dict[str, Any]:
+    """`terraform show -json PLANFILE`: the structured plan the comparison reads."""
+    result = runner.run(["show", "-json", str(planfile)], workdir / project.dir, joblog, echo=False)
+    if not result.ok:
+        raise RuntimeError(f"terraform show -json failed: {result.output[-500:]}")
+    data: dict[str, Any] = json.loads(result.output[result.output.index("{"):])
+    return data
+
+
+def _after_merge_heading(pull: PullRequest) -> str:
+    who = f" by @{pull.merged_by}" if pull.merged_by else ""
+    return (f"**After merge**: this pull request was merged{who} as `{pull.merge_commit_sha[:7]}` into "
+            f"`{pull.base_ref}`; atlas planned that commit.\n\n")
+
+
+def _matches(job: Job, project: Project) -> bool:
+    args = job.args
+    if args.dir and args.dir != project.dir:
+        return False
+    return not args.workspace or args.workspace == project.workspace
+
+
+def _placeholder(pull: PullRequest, project: Project) -> PlanRecord:
+    """A project to plan again after merge whose reviewed plan is gone (e.g. a retry after a failure)."""
+    return PlanRecord(repo=pull.repo.full_name, pull_number=pull.number, project=project, head_sha="",
+                      planfile="", summary=PlanSummary(), job_id="")
+
+
+def _depends_on_failed(ctx: CommandContext, pull: PullRequest, project: Project, failed: list[Project]) -> bool:
+    return any(dep in failed for dep in depends_on(ctx, pull, project))
+
+
+def _set_phase(ctx: CommandContext, pull: PullRequest, project: Project, phase: ProjectPhase, job: Job,
+               detail: str) -> None:
+    ctx.state.set_project_state(pull.repo.full_name, pull.number, ProjectState(
+        project=project, phase=phase, head_sha=pull.merge_commit_sha, job_id=job.id, detail=detail,
+        updated_at=utcnow()))
+
+
+def _release(ctx: CommandContext, pull: PullRequest, project: Project) -> None:
+    release = ctx.locks.release(lock_id_for(pull.repo.full_name, project))
+    plan_for_new_holders(ctx, release)
+
+
+def _clean_up(ctx: CommandContext, pull: PullRequest) -> None:
+    """Everything of the pull request is applied or given up: delete what it left on disk."""
+    for plan in ctx.state.delete_plans(pull.repo.full_name, pull.number):
+        Path(plan.planfile).unlink(missing_ok=True)
+    shutil.rmtree(ctx.plans_dir(pull), ignore_errors=True)
+    ctx.working_copies.remove_pull(pull.repo.full_name, pull.number)
+
