@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from atlas import __version__
 from atlas.locks import LockStore, ProjectLock, Release, SQLiteLockStore
@@ -34,6 +34,10 @@ from atlas.settings import (
     setting_info,
     setting_infos,
 )
+
+if TYPE_CHECKING:
+    from atlas.config.server import EffectiveConfig
+    from atlas.vcs import ChangedFile
 
 log = logging.getLogger(__name__)
 
@@ -409,6 +413,331 @@ register(
             "examples:\n"
             "  atlas locks list --data-dir /var/lib/atlas\n"
             "  atlas locks unlock YWNtZS9pbmZyYS9hcHAvZGVmYXVsdA --data-dir /var/lib/atlas"
+        ),
+    )
+)
+
+
+def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
+    add_settings_arguments(parser)
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        metavar="N",
+        default=1,
+        help="Worker processes to start; each runs one job at a time. (default: 1)",
+    )
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    # Imported here, so that rq loads only for the command that needs it.
+    from atlas.worker import run
+
+    return run(args)
+
+
+register(
+    Subcommand(
+        name="worker",
+        summary="Run worker processes that take jobs from Redis (with --redis-url).",
+        run=run_worker,
+        add_arguments=add_worker_arguments,
+        description=(
+            "Run atlas worker processes. With --redis-url, atlas servers queue their jobs in Redis\n"
+            "and workers on any host run them: jobs of one pull request one after another, jobs of\n"
+            "different pull requests in parallel. A worker takes the same settings as the server\n"
+            "(flags, ATLAS_* variables, --config); each may have its own --data-dir. SIGTERM lets\n"
+            "running jobs finish; a job whose worker dies is reported within seconds."
+        ),
+        epilog=(
+            "example:\n"
+            "  export ATLAS_GH_TOKEN=ghp_... ATLAS_REDIS_URL=redis://redis:6379/0\n"
+            "  atlas worker --concurrency 4 --data-dir /var/lib/atlas\n"
+            "\n" + DOCS_POINTER
+        ),
+    )
+)
+
+
+# --- atlas projects / atlas config validate --------------------------------------------------------
+
+
+def add_projects_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--repo", metavar="DIR", type=Path, default=Path("."), help="The repository checkout (default: .)."
+    )
+    parser.add_argument(
+        "--base",
+        metavar="REF",
+        help="The branch the pull request merges into; also what the changed files are compared with "
+        "(default: the remote's default branch, else main).",
+    )
+    parser.add_argument(
+        "--changed",
+        metavar="FILE",
+        nargs="+",
+        action="extend",
+        help="The files the pull request changes, relative to the repository root (default: git diff --name-status "
+        "BASE...HEAD in DIR).",
+    )
+    parser.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
+    parser.add_argument(
+        "--repo-config",
+        metavar="FILE",
+        type=Path,
+        help="The server's repos.yaml: apply its policy for the repository (default: allow every repo config key).",
+    )
+    parser.add_argument(
+        "--repo-id",
+        metavar="HOST/OWNER/NAME",
+        help="The repository's id in repos.yaml (default: from the origin remote's URL).",
+    )
+
+
+def run_projects(args: argparse.Namespace) -> int:
+    from atlas.config.raw import ConfigError
+    from atlas.project_selection import changed_paths, select_projects
+    from atlas.vcs import ChangedFile
+
+    repo: Path = args.repo
+    if not repo.is_dir():
+        return _fail(f"{repo} is not a directory (see --repo)")
+    try:
+        base_ref = args.base or _default_base(repo)
+        base_branch = _branch_name(base_ref)
+        changed = (
+            [ChangedFile(filename=name.replace("\\", "/").removeprefix("./")) for name in args.changed]
+            if args.changed
+            else _git_changes(repo, base_ref)
+        )
+        effective = _repo_effective_config(repo, args.repo_config, args.repo_id, base_branch)
+    except ConfigError as error:
+        print(str(error), file=sys.stderr)
+        return 1
+    except _GitError as error:
+        return _fail(str(error))
+    if effective is None:
+        return 0
+    rows = []
+    for match in select_projects(repo, changed, effective, base_branch=base_branch):
+        settings = effective.for_project(match.project)
+        rows.append(
+            {
+                "name": match.project.name,
+                "dir": match.project.dir,
+                "workspace": match.project.workspace,
+                "reason": match.reason,
+                "workflow": settings.workflow.name,
+                "execution_order_group": settings.execution_order_group,
+            }
+        )
+    source = effective.repo_config.file if effective.repo_config is not None else None
+    paths = changed_paths(changed)
+    if args.json:
+        print(json.dumps({"config": source, "base": base_branch, "changed": paths, "projects": rows}, indent=2))
+        return 0
+    found_by = (
+        f"{source} ({len(effective.projects)} configured)"
+        if source
+        else "no repo config, projects found from the changes"
+    )
+    files = _count(len(paths), "changed file")
+    print(f"{_count(len(rows), 'project')} to plan for {files} into {base_branch}; {found_by}.")
+    table = [("DIR", "WORKSPACE", "NAME", "REASON")]
+    table += [(str(row["dir"]), str(row["workspace"]), str(row["name"] or "-"), str(row["reason"])) for row in rows]
+    widths = [max(len(line[column]) for line in table) for column in range(3)]
+    for line in table if rows else ():
+        print("  ".join(cell.ljust(width) for cell, width in zip(line[:3], widths, strict=True)) + "  " + line[3])
+    return 0
+
+
+def _repo_effective_config(
+    repo: Path, repo_config_path: Path | None, repo_id: str | None, base_branch: str
+) -> EffectiveConfig | None:
+    """The checkout's config within repos.yaml's policy (or one allowing everything); None: atlas ignores the branch."""
+    from atlas.config.loading import load_repo_config
+    from atlas.config.server import RepoPolicy, apply_repo_config, load_server_config
+
+    repo_id = repo_id or _origin_id(repo)
+    if repo_config_path is not None:
+        if repo_id is None:
+            raise _GitError(
+                f"cannot tell the repository's id from {repo}'s origin remote; pass --repo-id HOST/OWNER/NAME"
+            )
+        server = load_server_config(repo_config_path)
+        policy = server.for_repo(repo_id, base_branch)
+        if not policy.branch_matches(base_branch):
+            print(f"{repo_id}: atlas ignores pull requests into {base_branch} (repos.yaml branch: {policy.branch}).")
+            return None
+        repo_config = load_repo_config(repo, policy.repo_config_file, server_workflows=list(server.workflows))
+    else:
+        repo_config = load_repo_config(repo)
+        # Without repos.yaml, workflows the config names but does not define are taken to be the server's.
+        named = {project.workflow for project in repo_config.projects if project.workflow} if repo_config else set()
+        defined = set(repo_config.workflows) if repo_config else set()
+        policy = RepoPolicy.allowing_everything(repo_id or "local", sorted(named - defined))
+    effective = apply_repo_config(policy, repo_config)
+    if isinstance(effective, Exception):
+        raise effective
+    return effective
+
+
+class _GitError(Exception):
+    """git could not tell what a pull request changes; the message says what to do."""
+
+
+def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(ENV_PREFIX)}
+    try:
+        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, env=env, timeout=60)
+    except (OSError, subprocess.SubprocessError) as error:
+        raise _GitError(f"cannot run git: {error} (install git, or list the files with --changed)") from None
+
+
+def _default_base(repo: Path) -> str:
+    remote_head = _git(repo, "symbolic-ref", "--quiet", "--short", "refs/remotes/origin/HEAD")
+    if remote_head.returncode == 0 and remote_head.stdout.strip():
+        return remote_head.stdout.strip()
+    for candidate in ("main", "master"):
+        if _git(repo, "rev-parse", "--verify", "--quiet", candidate).returncode == 0:
+            return candidate
+    return "main"
+
+
+def _branch_name(ref: str) -> str:
+    """`origin/main`, `refs/heads/main` and `main` all name the branch main."""
+    for prefix in ("refs/heads/", "refs/remotes/origin/", "origin/"):
+        if ref.startswith(prefix):
+            return ref[len(prefix) :]
+    return ref
+
+
+def _git_changes(repo: Path, base_ref: str) -> list[ChangedFile]:
+    from atlas.vcs import ChangedFile, FileStatus
+
+    result = _git(repo, "diff", "--name-status", "-z", "-M", f"{base_ref}...HEAD")
+    if result.returncode != 0:
+        problem = " ".join(result.stderr.split()) or f"git exited with status {result.returncode}"
+        raise _GitError(
+            f"cannot list the changes of {repo} against {base_ref}: {problem} "
+            "(set --base, or list the files with --changed)"
+        )
+    fields = result.stdout.split("\0")
+    statuses = {"A": FileStatus.ADDED, "D": FileStatus.REMOVED, "R": FileStatus.RENAMED, "C": FileStatus.COPIED}
+    changes: list[ChangedFile] = []
+    position = 0
+    while position < len(fields) and fields[position]:
+        status = fields[position][0]
+        if status in "RC":
+            changes.append(
+                ChangedFile(
+                    filename=fields[position + 2], previous_filename=fields[position + 1], status=statuses[status]
+                )
+            )
+            position += 3
+        else:
+            changes.append(ChangedFile(filename=fields[position + 1], status=statuses.get(status, FileStatus.MODIFIED)))
+            position += 2
+    return changes
+
+
+def _origin_id(repo: Path) -> str | None:
+    """`HOST/OWNER/NAME` from the origin remote's URL (https or scp-like ssh), or None."""
+    result = _git(repo, "remote", "get-url", "origin")
+    url = result.stdout.strip() if result.returncode == 0 else ""
+    match = re.match(r"^(?:[a-z+]+://)?(?:[^@/]+@)?([^/:]+)(?::\d+)?[:/](.+?)(?:\.git)?/?$", url)
+    return f"{match.group(1)}/{match.group(2)}" if match else None
+
+
+def _fail(message: str) -> int:
+    print(f"atlas: error: {message}", file=sys.stderr)
+    return 1
+
+
+register(
+    Subcommand(
+        name="projects",
+        summary="Show which projects a pull request with given changes would plan, and why.",
+        run=run_projects,
+        add_arguments=add_projects_arguments,
+        description=(
+            "Print the projects and workspaces atlas would plan for a pull request, with the reason for\n"
+            "each. atlas reads the repository's atlas.yaml or atlantis.yaml the way the server does;\n"
+            "without one, it finds the Terraform root modules the changed files touch. The changed files\n"
+            "are BASE...HEAD in the checkout unless listed with --changed."
+        ),
+        epilog=(
+            "examples:\n"
+            "  atlas projects --repo . --base origin/main\n"
+            "  atlas projects --changed modules/vpc/main.tf envs/prod/terraform.tfvars --json\n"
+            "  atlas projects --repo-config /etc/atlas/repos.yaml --repo-id github.com/acme/infra"
+        ),
+    )
+)
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(title="actions", metavar="ACTION", dest="config_action", required=True)
+    validate = actions.add_parser(
+        "validate",
+        help="Check a repo config (atlas.yaml, atlantis.yaml) or a server repos.yaml.",
+        description=(
+            "Check FILE the way atlas reads it: a repository's atlas.yaml or atlantis.yaml, or, with\n"
+            "--server or when it has a top-level repos: key, the server's repos.yaml. Prints\n"
+            "'FILE: valid' and exits 0, or prints the first problem (FILE: KEY.PATH: PROBLEM) and exits 1."
+        ),
+        formatter_class=HelpFormatter,
+        allow_abbrev=False,
+    )
+    validate.add_argument("file", metavar="FILE", type=Path, help="The file to check.")
+    validate.add_argument("--server", action="store_true", help="Read FILE as a server-side repos.yaml.")
+    validate.set_defaults(parser=validate)
+
+
+def run_config(args: argparse.Namespace) -> int:
+    from atlas.config.loading import parse_repo_config
+    from atlas.config.raw import MAX_CONFIG_BYTES, ConfigError, parse_yaml
+    from atlas.config.server import parse_server_config
+
+    path: Path = args.file
+    name = str(path)
+    try:
+        try:
+            if path.stat().st_size > MAX_CONFIG_BYTES:
+                raise ConfigError(name, "", f"is larger than {MAX_CONFIG_BYTES // 1024} KiB")
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise ConfigError(name, "", "is not UTF-8 text") from None
+        except OSError as error:
+            raise ConfigError(name, "", f"cannot be read: {error.strerror or error}") from None
+        data = parse_yaml(text, name).data
+        server_shaped = isinstance(data, dict) and "version" not in data and ("repos" in data or "workflows" in data)
+        if args.server or server_shaped:
+            server = parse_server_config(text, name)
+            repos, workflows = len(server.repos), len(server.workflows)
+            print(f"{name}: valid ({_count(repos, 'repo entry', 'repo entries')}, {_count(workflows, 'workflow')})")
+        else:
+            config = parse_repo_config(text, name)
+            print(f"{name}: valid ({_count(len(config.projects), 'project')})")
+    except ConfigError as error:
+        print(str(error), file=sys.stderr)
+        return 1
+    return 0
+
+
+def _count(number: int, singular: str, plural: str | None = None) -> str:
+    return f"{number} {singular if number == 1 else plural or singular + 's'}"
+
+
+register(
+    Subcommand(
+        name="config",
+        summary="Check atlas.yaml, atlantis.yaml or repos.yaml files.",
+        run=run_config,
+        add_arguments=add_config_arguments,
+        description="Work with atlas's configuration files.",
+        epilog=(
+            "examples:\n  atlas config validate atlantis.yaml\n  atlas config validate --server /etc/atlas/repos.yaml"
         ),
     )
 )

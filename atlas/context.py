@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from atlas.cancellation import RunningJobs
+from atlas.config.server import ServerConfig, load_server_config
 from atlas.github import GitHubClient
 from atlas.joblog import JobLog
 from atlas.locks import LockStore, SQLiteLockStore
@@ -20,6 +21,7 @@ from atlas.models import Job, Project, PullRequest
 from atlas.settings import Settings
 from atlas.state import SQLiteStateStore, StateStore
 from atlas.terraform import TerraformRunner
+from atlas.tfversions import TerraformVersions
 from atlas.vcs import VCSClient
 from atlas.workingcopy import WorkingCopies
 
@@ -34,10 +36,26 @@ class CommandContext:
     terraform: TerraformRunner
     working_copies: WorkingCopies
     locks: LockStore
+    versions: TerraformVersions
+    server_config: ServerConfig = field(default_factory=ServerConfig)
     running: RunningJobs = field(default_factory=RunningJobs)
     # Set once the queue exists (it needs this context to run jobs): commands use it to queue
     # follow-up work, such as the plan of a pull request that was waiting for a lock.
     submit: Callable[[Job], None] | None = None
+
+    def terraform_for(self, version: str | None) -> TerraformRunner:
+        """The runner for a project's terraform version or constraint (None: the server's default).
+
+        Raises TerraformVersionError, with a message for the pull request, when it cannot be had.
+        """
+        binary = str(self.versions.binary_for(version))
+        base = self.terraform
+        if binary == base.binary:
+            return base
+        # Same plugin cache, secrets and server-wide bound on concurrent runs; only the binary differs.
+        return TerraformRunner(binary, plugin_cache_dir=base.plugin_cache_dir, secrets=base.secrets,
+                               default_timeout=base.default_timeout, concurrency=base.concurrency,
+                               grace_period=base.grace_period)
 
     @property
     def token(self) -> str | None:
@@ -73,4 +91,13 @@ def build_context(settings: Settings) -> CommandContext:
         ),
         working_copies=WorkingCopies(data_dir / "repos", secrets=settings.secrets()),
         locks=SQLiteLockStore(data_dir / "atlas.db"),
+        server_config=load_server_config(settings.repo_config) if settings.repo_config else ServerConfig(),
+        versions=TerraformVersions(
+            settings.tf_bin_dir or data_dir / "bin",
+            data_dir / "terraform-versions",
+            download_url=settings.tf_download_url,
+            allow_download=settings.tf_download,
+            default_version=settings.default_tf_version,
+            default_binary=settings.terraform_bin,
+        ),
     )

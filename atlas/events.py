@@ -169,8 +169,10 @@ COMMENT_COMMANDS = {
     CommandKind.CANCEL: CommandName.CANCEL,
     CommandKind.HELP: CommandName.HELP,
     CommandKind.VERSION: CommandName.VERSION,
+    CommandKind.IMPORT: CommandName.IMPORT,
+    CommandKind.STATE_RM: CommandName.STATE_RM,
 }
-"""Comment commands and the jobs that run them; import and state rm arrive with workflows."""
+"""Comment commands and the jobs that run them."""
 
 
 def job_for_comment(

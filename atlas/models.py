@@ -109,6 +109,8 @@ class CommandName(StrEnum):
     APPLY = "apply"
     UNLOCK = "unlock"
     CANCEL = "cancel"
+    IMPORT = "import"
+    STATE_RM = "state_rm"
     HELP = "help"
     VERSION = "version"
     CLEANUP = "cleanup"

@@ -1,23 +1,21 @@
-"""Planning and applying one project: the terraform steps, and turning their output into what users read.
+"""Planning and applying one project with the default workflow, and turning terraform's output into what users read.
 
-`plan_project` and `apply_project` run the steps through a `TerraformRunner`; `summarise_plan`,
-`clean_plan_output` and `summary_line_from_output` are pure functions of terraform's output.
+`plan_project` and `apply_project` run the default workflow's stages through `atlas.steps`;
+`summarise_plan`, `clean_plan_output` and `summary_line_from_output` are pure functions of
+terraform's output.
 """
 
 from __future__ import annotations
 
-import json
 import re
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from atlas.config.workflow import DEFAULT_WORKFLOW, Stage, Step, StepName
 from atlas.joblog import JobLog
-from atlas.models import CommandName, PlanSummary, Project, ProjectResult, ProjectStatus, ResourceChange
-from atlas.terraform import CancelToken, RunResult, TerraformError, TerraformRunner
-
-DEFAULT_WORKSPACE = "default"
+from atlas.models import CommandName, PlanSummary, Project, ProjectResult, ResourceChange
+from atlas.terraform import CancelToken, TerraformRunner
 
 _NOISE_LINE = re.compile(
     r"""^(
@@ -37,12 +35,8 @@ _APPLY_COMPLETE = re.compile(
 )
 
 
-class StepFailed(Exception):
-    """A terraform step ended badly; the message says which step and why, ready for the comment."""
-
-    def __init__(self, message: str, output: str) -> None:
-        super().__init__(message)
-        self.output = output
+_APPLY_STAGE = Stage(steps=(Step(name=StepName.INIT), *DEFAULT_WORKFLOW.apply.steps))
+"""The default apply stage after an init, as atlas has always applied: the working copy may be a fresh checkout."""
 
 
 def plan_project(
@@ -56,33 +50,22 @@ def plan_project(
     env: Mapping[str, str] | None = None,
     extra_args: Sequence[str] = (),
 ) -> ProjectResult:
-    """Init, select the workspace, plan into `planfile` and summarise it from `terraform show -json`."""
-    started = time.monotonic()
-    log.section(f"plan {project.dir}/{project.workspace}")
-    planfile = planfile.absolute()
-    planfile.parent.mkdir(parents=True, exist_ok=True)
-    # A plan that fails must not leave an older plan behind for apply to pick up.
-    planfile.unlink(missing_ok=True)
-    steps = _Steps(runner, log, cancel, env)
-    try:
-        project_dir = _project_dir(workdir, project)
-        steps.prepare(project_dir, project.workspace)
-        plan = steps.run(
-            "plan", ["plan", "-input=false", "-no-color", f"-out={planfile}", *extra_args], project_dir
-        )
-        show = steps.run("show", ["show", "-json", str(planfile)], project_dir, echo=False)
-        summary = summarise_plan(_parse_json(show.output))
-    except StepFailed as failure:
-        # Terraform saves even an errored plan; apply must find none.
-        planfile.unlink(missing_ok=True)
-        return _failed(project, CommandName.PLAN, failure, started)
-    return ProjectResult(
-        project=project,
+    """Init, select the workspace, plan into `planfile` and summarise it: the default workflow's plan stage."""
+    # atlas.steps builds on this module's output functions, so it is imported when first used.
+    from atlas.steps import StepContext, run_stage
+
+    return run_stage(
+        DEFAULT_WORKFLOW.plan,
         command=CommandName.PLAN,
-        status=ProjectStatus.SUCCEEDED,
-        output=clean_plan_output(plan.output),
-        summary=summary,
-        duration_seconds=time.monotonic() - started,
+        runner=runner,
+        workdir=workdir,
+        project=project,
+        planfile=planfile,
+        log=log,
+        context=StepContext.for_project(project),
+        cancel=cancel,
+        extra_args=extra_args,
+        env=env,
     )
 
 
@@ -97,25 +80,19 @@ def apply_project(
     env: Mapping[str, str] | None = None,
 ) -> ProjectResult:
     """Init, select the workspace and apply exactly the saved `planfile`."""
-    started = time.monotonic()
-    log.section(f"apply {project.dir}/{project.workspace}")
-    planfile = planfile.absolute()
-    steps = _Steps(runner, log, cancel, env)
-    try:
-        if not planfile.is_file():
-            raise StepFailed(f"no saved plan for {project.label}: run plan again before applying", "")
-        project_dir = _project_dir(workdir, project)
-        steps.prepare(project_dir, project.workspace)
-        apply = steps.run("apply", ["apply", "-input=false", "-no-color", str(planfile)], project_dir)
-    except StepFailed as failure:
-        return _failed(project, CommandName.APPLY, failure, started)
-    return ProjectResult(
-        project=project,
+    from atlas.steps import StepContext, run_stage
+
+    return run_stage(
+        _APPLY_STAGE,
         command=CommandName.APPLY,
-        status=ProjectStatus.SUCCEEDED,
-        output=clean_plan_output(apply.output),
-        summary=apply_summary_from_output(apply.output),
-        duration_seconds=time.monotonic() - started,
+        runner=runner,
+        workdir=workdir,
+        project=project,
+        planfile=planfile,
+        log=log,
+        context=StepContext.for_project(project),
+        cancel=cancel,
+        env=env,
     )
 
 
@@ -193,110 +170,6 @@ def apply_summary_from_output(text: str) -> PlanSummary | None:
     )
     summary.import_ = int(found["imported"] or 0)
     return summary
-
-
-class _Steps:
-    """Runs one project's terraform steps, turning a bad ending into a `StepFailed` that names the step."""
-
-    def __init__(
-        self,
-        runner: TerraformRunner,
-        log: JobLog,
-        cancel: CancelToken | None,
-        env: Mapping[str, str] | None,
-    ) -> None:
-        self.runner = runner
-        self.log = log
-        self.cancel = cancel
-        self.env = env
-
-    def run(self, step: str, args: Sequence[str], cwd: Path, *, echo: bool = True) -> RunResult:
-        result = self.runner.run(args, cwd, self.log, env=self.env, cancel=self.cancel, echo=echo)
-        if result.cancelled:
-            raise StepFailed(f"terraform {step} was cancelled", result.output)
-        if result.timed_out:
-            raise StepFailed(
-                f"terraform {step} timed out after {result.duration_seconds:.0f} seconds", result.output
-            )
-        if result.exit_code != 0:
-            raise StepFailed(
-                f"terraform {step} failed (exit code {result.exit_code}):\n\n{_diagnostics(result.output)}",
-                result.output,
-            )
-        return result
-
-    def prepare(self, project_dir: Path, workspace: str) -> None:
-        """`terraform init`, then select (creating if needed) `workspace`."""
-        # Start init from the default workspace: a selected workspace whose state is gone would
-        # make init ask a question that automation cannot answer.
-        (project_dir / ".terraform" / "environment").unlink(missing_ok=True)
-        self.run("init", ["init", "-input=false", "-no-color", "-upgrade=false"], project_dir)
-        if workspace == DEFAULT_WORKSPACE:
-            return
-        if self._supports_select_or_create():
-            self.run(
-                "workspace select",
-                ["workspace", "select", "-no-color", "-or-create=true", workspace],
-                project_dir,
-            )
-            return
-        try:
-            self.run("workspace select", ["workspace", "select", "-no-color", workspace], project_dir)
-        except StepFailed:
-            self.run("workspace new", ["workspace", "new", "-no-color", workspace], project_dir)
-
-    def _supports_select_or_create(self) -> bool:
-        """`workspace select -or-create` exists from terraform 1.4."""
-        try:
-            version = self.runner.version()
-        except TerraformError:
-            return True
-        numbers = tuple(int(part) for part in re.findall(r"\d+", version)[:2])
-        return numbers >= (1, 4)
-
-
-def _project_dir(workdir: Path, project: Project) -> Path:
-    """The project's directory inside the working copy; a `dir` that leaves it is refused."""
-    root = workdir.resolve()
-    project_dir = (root / project.dir).resolve()
-    if not project_dir.is_relative_to(root):
-        raise StepFailed(f"project directory {project.dir!r} is outside the repository", "")
-    if not project_dir.is_dir():
-        raise StepFailed(f"project directory {project.dir!r} does not exist in this commit", "")
-    return project_dir
-
-
-def _parse_json(output: str) -> dict[str, Any]:
-    """The JSON document in `show -json` output, even if terraform printed a warning around it."""
-    for candidate in (output, *(line for line in output.splitlines() if line.startswith("{"))):
-        try:
-            document = json.loads(candidate)
-        except ValueError:
-            continue
-        if isinstance(document, dict):
-            return document
-    raise StepFailed("terraform show printed no JSON plan", output)
-
-
-def _diagnostics(output: str) -> str:
-    """Terraform's error messages: the cleaned output from the first `Error:` on, or all of it."""
-    cleaned = clean_plan_output(output)
-    lines = cleaned.splitlines()
-    for index, line in enumerate(lines):
-        if line.lstrip("│ ").startswith("Error: "):
-            return "\n".join(lines[index:]).strip() + "\n"
-    return cleaned
-
-
-def _failed(project: Project, command: CommandName, failure: StepFailed, started: float) -> ProjectResult:
-    return ProjectResult(
-        project=project,
-        command=command,
-        status=ProjectStatus.FAILED,
-        output=clean_plan_output(failure.output),
-        error=str(failure),
-        duration_seconds=time.monotonic() - started,
-    )
 
 
 def _is_plan_footer(lines: Sequence[str], index: int) -> bool:

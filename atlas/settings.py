@@ -242,6 +242,15 @@ class Settings(BaseSettings):
         Group.COMMANDS,
     )
 
+    repo_config: Path | None = setting(
+        None,
+        "Server-side repo config (repos.yaml): per-repository requirements, workflows, hooks and what "
+        "repositories' own atlas.yaml/atlantis.yaml may override.",
+        Group.COMMANDS,
+        metavar="FILE",
+        example="/etc/atlas/repos.yaml",
+    )
+
     # Server
     port: int = setting(4141, "Port to listen on.", Group.SERVER, ge=1, le=65535)
     # Declared after `port`: its default is computed from the port.
@@ -281,6 +290,35 @@ class Settings(BaseSettings):
         metavar="SECONDS",
         gt=0,
     )
+    tf_bin_dir: Path | None = setting(
+        None,
+        "Directory of extra terraform binaries named terraform<version> (as Atlantis names them), "
+        "terraform_<version> or <version>/terraform; a project's terraform version is looked up here first.",
+        Group.TERRAFORM,
+        metavar="DIR",
+        default_text="<data-dir>/bin",
+    )
+    tf_download: bool = setting(
+        True,
+        "Download a terraform version a project asks for when no local binary matches it; with false such "
+        "a project fails with a comment saying what to install.",
+        Group.TERRAFORM,
+    )
+    tf_download_url: str = setting(
+        "https://releases.hashicorp.com",
+        "Release server terraform is downloaded from: HashiCorp's or a mirror with the same layout "
+        "(/terraform/index.json, /terraform/<v>/terraform_<v>_<os>_<arch>.zip and terraform_<v>_SHA256SUMS).",
+        Group.TERRAFORM,
+        metavar="URL",
+    )
+    default_tf_version: str | None = setting(
+        None,
+        'Terraform version or constraint (such as 1.11.4 or "~> 1.11.0") for projects that do not ask for '
+        "one; unset runs --terraform-bin.",
+        Group.TERRAFORM,
+        metavar="VERSION",
+        example="1.11.4",
+    )
     parallel_pool_size: int = setting(
         15, "How many terraform runs atlas executes at once.", Group.TERRAFORM, metavar="N", ge=1
     )
@@ -313,6 +351,23 @@ class Settings(BaseSettings):
     @classmethod
     def _check_api_url(cls, value: str) -> str:
         return _http_url(value, "https://api.github.com or https://HOST/api/v3")
+
+    @field_validator("tf_download_url")
+    @classmethod
+    def _check_download_url(cls, value: str) -> str:
+        return _http_url(value, "https://releases.hashicorp.com")
+
+    @field_validator("default_tf_version")
+    @classmethod
+    def _check_default_tf_version(cls, value: str | None) -> str | None:
+        if value:
+            from atlas.tfversions import TerraformVersionError, VersionConstraint
+
+            try:
+                VersionConstraint.parse(value)
+            except (TerraformVersionError, ValueError) as error:
+                raise ValueError(str(error)) from None
+        return value
 
     @field_validator("atlas_url")
     @classmethod

@@ -13,6 +13,7 @@ settings, GitHub tokens, any value containing a known secret), never `os.environ
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import selectors
@@ -21,7 +22,8 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +55,10 @@ def scrubbed_environ(secrets: Iterable[str] = (), base: Mapping[str, str] | None
         and name not in SECRET_VARIABLES
         and not any(secret in value for secret in secret_values)
     }
+
+
+_CACHE_THREAD_LOCKS: dict[Path, threading.Lock] = {}
+_CACHE_THREAD_LOCKS_GUARD = threading.Lock()
 
 
 class TerraformError(Exception):
@@ -166,11 +172,56 @@ class TerraformRunner:
         enormous line of data rather than something a person reads).
         """
         log.write(f"$ terraform {shlex.join(args)}")
+        if args and args[0] == "init":
+            # terraform's provider plugin cache is not safe for concurrent writers (parallel inits
+            # fail with "text file busy" and half-written providers), so inits sharing the cache
+            # take turns, across threads and processes; plans and applies only read it.
+            with self._plugin_cache_lock():
+                return self._run_in_slot([self.binary, *args], cwd, log, env, timeout, cancel, echo)
+        return self._run_in_slot([self.binary, *args], cwd, log, env, timeout, cancel, echo)
+
+    @contextmanager
+    def _plugin_cache_lock(self) -> Iterator[None]:
+        self.plugin_cache_dir.mkdir(parents=True, exist_ok=True)
+        with _CACHE_THREAD_LOCKS_GUARD:
+            thread_lock = _CACHE_THREAD_LOCKS.setdefault(self.plugin_cache_dir, threading.Lock())
+        with thread_lock, (self.plugin_cache_dir / ".init.lock").open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def run_program(
+        self,
+        argv: Sequence[str],
+        cwd: Path,
+        log: JobLog,
+        *,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        cancel: CancelToken | None = None,
+        echo: bool = True,
+    ) -> RunResult:
+        """Run any program (a workflow's `run` step) exactly as terraform runs: same environment, slot and stop."""
+        log.write(f"$ {shlex.join(argv)}")
+        return self._run_in_slot(list(argv), cwd, log, env, timeout, cancel, echo)
+
+    def _run_in_slot(
+        self,
+        argv: list[str],
+        cwd: Path,
+        log: JobLog,
+        env: Mapping[str, str] | None,
+        timeout: float | None,
+        cancel: CancelToken | None,
+        echo: bool,
+    ) -> RunResult:
         if not self._acquire_slot(log, cancel):
             log.write("atlas: cancelled while waiting for a free terraform slot")
             return RunResult(exit_code=-1, output="", duration_seconds=0.0, cancelled=True)
         try:
-            return self._run(args, cwd, log, env, timeout, cancel, echo)
+            return self._run(argv, cwd, log, env, timeout, cancel, echo)
         finally:
             if self.concurrency is not None:
                 self.concurrency.release()
@@ -186,7 +237,7 @@ class TerraformRunner:
 
     def _run(
         self,
-        args: Sequence[str],
+        argv: list[str],
         cwd: Path,
         log: JobLog,
         env: Mapping[str, str] | None,
@@ -205,7 +256,7 @@ class TerraformRunner:
         started = time.monotonic()
         try:
             process = subprocess.Popen(
-                [self.binary, *args],
+                argv,
                 cwd=cwd,
                 env=self.build_env(env),
                 stdin=subprocess.DEVNULL,
@@ -215,7 +266,7 @@ class TerraformRunner:
                 start_new_session=True,
             )
         except OSError as error:
-            message = self._redact(f"cannot run {self.binary}: {error}")
+            message = self._redact(f"cannot run {argv[0]}: {error}")
             log.write(message)
             return RunResult(exit_code=127, output=message, duration_seconds=time.monotonic() - started)
 

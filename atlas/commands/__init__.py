@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from atlas.commands import apply, cancel, cleanup, plan, reply, unlock
+from atlas.commands import apply, cancel, cleanup, plan, reply, state_ops, unlock
 from atlas.commands.authorisation import refusal_for
 from atlas.commands.outcome import CommandOutcome
 from atlas.comments import render_error_comment
@@ -32,13 +32,16 @@ RUNNERS: dict[CommandName, CommandRunner] = {
     CommandName.APPLY: apply.run,
     CommandName.UNLOCK: unlock.run,
     CommandName.CANCEL: cancel.run,
+    CommandName.IMPORT: state_ops.run,
+    CommandName.STATE_RM: state_ops.run,
     CommandName.HELP: reply.help_,
     CommandName.VERSION: reply.version,
     CommandName.REFUSE: reply.refuse,
     CommandName.CLEANUP: cleanup.run,
 }
 
-RUNS_PULL_REQUEST_CODE = frozenset({CommandName.AUTOPLAN, CommandName.PLAN, CommandName.APPLY})
+RUNS_PULL_REQUEST_CODE = frozenset({
+    CommandName.AUTOPLAN, CommandName.PLAN, CommandName.APPLY, CommandName.IMPORT, CommandName.STATE_RM})
 """Commands that execute the pull request's code (terraform with its configuration)."""
 
 

@@ -10,17 +10,22 @@ is merged.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from atlas.commands import merge
+from atlas.commands.hooks import run_hooks
 from atlas.commands.locking import lock_holder_text
 from atlas.commands.outcome import CommandOutcome
-from atlas.commands.settings_for import apply_on_merge_mode
+from atlas.commands.project_run import run_project_stage
+from atlas.commands.repo_settings import RepoSettings, load_repo_settings
+from atlas.commands.requirements import unmet
 from atlas.comments import render_apply_comment, render_error_comment, split_comment
+from atlas.config.raw import ConfigError
+from atlas.config.valid import RepoLocksMode
 from atlas.context import CommandContext
-from atlas.logs import job_context
-from atlas.models import Job, JobStatus, PlanRecord, ProjectResult, utcnow
-from atlas.plans import apply_project
+from atlas.joblog import JobLog
+from atlas.models import CommandName, Job, JobStatus, PlanRecord, ProjectResult, utcnow
 from atlas.state import ProjectPhase, ProjectState
 from atlas.terraform import CancelToken
 from atlas.vcs import CommitState, VCSError
@@ -39,41 +44,71 @@ def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
     if pull.merged:
         return merge.apply_merged(job, ctx, cancel)
     prefix = ctx.settings.comment_prefix[0]
+    joblog = ctx.job_log(job.id)
+    workdir = ctx.working_copies.path_for(pull.repo.full_name, pull.number, "default")
+    if not (workdir / ".git").is_dir():
+        workdir = ctx.working_copies.checkout(pull.repo, pull.number, "default", pull.head_sha, ctx.token, log=joblog)
     try:
+        repo = load_repo_settings(ctx, pull, workdir)
         plans = _plans_to_apply(job, ctx, prefix)
-        _refuse_apply_only_on_merge(job, ctx, plans)
-        _check_requirements(job, ctx)
-        _check_locks(job, ctx, plans)
+        _refuse_apply_only_on_merge(repo, plans)
+        _check_requirements(job, ctx, repo, plans)
+        _check_dependencies(job, ctx, repo, plans)
+        _check_locks(job, ctx, repo, plans)
+    except ConfigError as error:
+        ctx.vcs.post_comment(pull.repo, pull.number, render_error_comment(
+            "atlas could not read this repository's config", str(error)))
+        return CommandOutcome(JobStatus.FAILED, str(error))
     except ApplyRefused as refusal:
         ctx.vcs.post_comment(pull.repo, pull.number, render_error_comment("atlas did not apply", str(refusal)))
         return CommandOutcome(JobStatus.SUCCEEDED, f"refused: {refusal}")
 
+    if not run_hooks(ctx, job, repo.effective.pre_workflow_hooks, workdir, joblog, when="pre"):
+        return CommandOutcome(JobStatus.FAILED, "a pre-workflow hook failed")
     _set_status(job, ctx, CommitState.PENDING, f"Applying {len(plans)} project(s)…")
-    joblog = ctx.job_log(job.id)
+    by_project = {plan.project: plan for plan in plans}
     results: list[ProjectResult] = []
-    for plan in plans:
+    parallel = repo.flag(repo.effective.parallel_apply, False)
+    for group in repo.ordered(list(by_project)):
         if cancel.cancelled:
             break
-        workdir = ctx.working_copies.path_for(pull.repo.full_name, pull.number, plan.project.workspace)
-        if not (workdir / ".git").is_dir():
-            workdir = ctx.working_copies.checkout(
-                pull.repo, pull.number, plan.project.workspace, plan.head_sha, ctx.token, log=joblog
-            )
-        with job_context(project=plan.project.label):
-            result = apply_project(ctx.terraform, workdir, plan.project, Path(plan.planfile), joblog, cancel=cancel)
-        results.append(result)
-        _record(job, ctx, plan, result)
+        workers = min(len(group), ctx.settings.parallel_pool_size) if parallel else 1
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="atlas-apply") as pool:
+            group_results = list(pool.map(
+                lambda project: _apply_one(job, ctx, repo, by_project[project], joblog, cancel), group))
+        results.extend(group_results)
+        if repo.effective.abort_on_execution_order_fail and any(not r.ok for r in group_results):
+            break
 
-    body = render_apply_comment(results, command_prefix=prefix, head_sha=pull.head_sha)
-    for part in split_comment(body):
-        ctx.vcs.post_comment(pull.repo, pull.number, part)
+    if "apply" not in repo.project(plans[0].project).silence_pr_comments:
+        body = render_apply_comment(results, command_prefix=prefix, head_sha=pull.head_sha)
+        skipped = len(plans) - len(results)
+        if skipped:
+            body += (f"\n\n{skipped} project(s) in later execution order groups were not applied, because a "
+                     "project before them failed (`abort_on_execution_order_fail`).")
+        for part in split_comment(body):
+            ctx.vcs.post_comment(pull.repo, pull.number, part)
     applied = sum(1 for r in results if r.ok)
     description = f"{applied}/{len(plans)} projects applied"
     failed = applied < len(plans)
     _set_status(job, ctx, CommitState.FAILURE if failed else CommitState.SUCCESS, description)
-    if not failed and ctx.settings.automerge:
+    run_hooks(ctx, job, repo.effective.post_workflow_hooks, workdir, joblog, when="post")
+    if not failed and repo.flag(repo.effective.automerge, ctx.settings.automerge):
         _automerge(job, ctx)
     return CommandOutcome(JobStatus.FAILED if failed else JobStatus.SUCCEEDED, description)
+
+
+def _apply_one(job: Job, ctx: CommandContext, repo: RepoSettings, plan: PlanRecord, joblog: JobLog,
+               cancel: CancelToken) -> ProjectResult:
+    pull = job.pull
+    workdir = ctx.working_copies.path_for(pull.repo.full_name, pull.number, plan.project.workspace)
+    if not (workdir / ".git").is_dir():
+        workdir = ctx.working_copies.checkout(pull.repo, pull.number, plan.project.workspace, plan.head_sha,
+                                              ctx.token, log=joblog)
+    result = run_project_stage(ctx, job, repo, plan.project, workdir, Path(plan.planfile), joblog, cancel,
+                               command=CommandName.APPLY, extra_args=())
+    _record(job, ctx, plan, result)
+    return result
 
 
 def _plans_to_apply(job: Job, ctx: CommandContext, prefix: str) -> list[PlanRecord]:
@@ -112,8 +147,8 @@ def _plans_to_apply(job: Job, ctx: CommandContext, prefix: str) -> list[PlanReco
     return plans
 
 
-def _refuse_apply_only_on_merge(job: Job, ctx: CommandContext, plans: list[PlanRecord]) -> None:
-    only = [p.project for p in plans if apply_on_merge_mode(ctx, job.pull, p.project) == "only"]
+def _refuse_apply_only_on_merge(repo: RepoSettings, plans: list[PlanRecord]) -> None:
+    only = [p.project for p in plans if repo.apply_on_merge(p.project) == "only"]
     if only:
         names = ", ".join(f"`{p.label}`" for p in only)
         raise ApplyRefused(
@@ -122,32 +157,35 @@ def _refuse_apply_only_on_merge(job: Job, ctx: CommandContext, plans: list[PlanR
         )
 
 
-def _check_requirements(job: Job, ctx: CommandContext) -> None:
-    pull = job.pull
-    failures: list[str] = []
-    for requirement in ctx.settings.apply_requirements:
-        if requirement == "approved":
-            approvers = [login for login in ctx.vcs.approvals(pull.repo, pull.number)
-                         if login.lower() != pull.author.lower()]
-            if not approvers:
-                failures.append("**approved**: the pull request needs an approving review from someone other "
-                                "than its author.")
-        elif requirement == "mergeable":
-            if not ctx.vcs.is_mergeable(pull.repo, pull.number, ignore_contexts=(STATUS_CONTEXT,)):
-                failures.append("**mergeable**: GitHub says the pull request cannot be merged yet (conflicts, "
-                                "failing required checks or missing reviews); fix that first.")
-        elif requirement == "undiverged" and ctx.working_copies.is_behind_base(
-            pull.repo, pull.number, "default", pull.base_ref, ctx.token
-        ):
-            failures.append(f"**undiverged**: `{pull.base_ref}` has commits this pull request lacks; merge or "
-                            f"rebase `{pull.base_ref}` into the branch so the plan includes them.")
+def _check_requirements(job: Job, ctx: CommandContext, repo: RepoSettings, plans: list[PlanRecord]) -> None:
+    requirements = {r for plan in plans for r in repo.project(plan.project).apply_requirements}
+    failures = unmet(ctx, job.pull, requirements, ignore_contexts=(STATUS_CONTEXT,))
     if failures:
         raise ApplyRefused("This server requires, before apply:\n\n" + "\n".join(f"- {f}" for f in failures))
 
 
-def _check_locks(job: Job, ctx: CommandContext, plans: list[PlanRecord]) -> None:
-    """Apply only what this pull request holds; a free project is taken (e.g. after an unlock race)."""
-    attempt = ctx.locks.acquire(job.pull, [p.project for p in plans], job.requested_by or job.pull.author)
+def _check_dependencies(job: Job, ctx: CommandContext, repo: RepoSettings, plans: list[PlanRecord]) -> None:
+    """`depends_on`: a project applies only after the projects it names (in this apply or before)."""
+    pull = job.pull
+    applying = {plan.project for plan in plans}
+    applied = {s.project for s in ctx.state.project_states(pull.repo.full_name, pull.number)
+               if s.phase is ProjectPhase.APPLIED and s.head_sha == pull.head_sha}
+    planned = {p.project for p in ctx.state.plans(pull.repo.full_name, pull.number)}
+    blocking: list[str] = []
+    for plan in plans:
+        for dependency in repo.depends_on(plan.project):
+            if dependency in applied or dependency in applying or dependency not in planned:
+                continue
+            blocking.append(f"`{plan.project.label}` depends on `{dependency.label}`, which is not applied yet")
+    if blocking:
+        raise ApplyRefused("; ".join(blocking) + ". Apply those first, or apply everything with a bare "
+                           f"`{ctx.settings.comment_prefix[0]} apply`.")
+
+
+def _check_locks(job: Job, ctx: CommandContext, repo: RepoSettings, plans: list[PlanRecord]) -> None:
+    """Apply only what this pull request holds; a free project is taken (`repo_locks: on_apply`, races)."""
+    lockable = [p.project for p in plans if repo.project(p.project).repo_locks_mode is not RepoLocksMode.DISABLED]
+    attempt = ctx.locks.acquire(job.pull, lockable, job.requested_by or job.pull.author)
     if attempt.conflicts:
         held = "; ".join(f"dir `{lock.project.dir}` workspace `{lock.project.workspace}` is locked by "
                          f"{lock_holder_text(lock)}" for lock in attempt.conflicts)

@@ -7,16 +7,26 @@ import shutil
 from atlas.commands import merge
 from atlas.commands.outcome import CommandOutcome
 from atlas.commands.unlock import project_line, release_pull
+from atlas.comments import render_error_comment
+from atlas.config.raw import ConfigError
 from atlas.context import CommandContext
 from atlas.models import Job, JobStatus
 from atlas.terraform import CancelToken
 
 
 def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
-    if job.merged:
-        on_merge = merge.projects_applying_on_merge(ctx, job.pull)
+    if job.merged and job.pull.merge_commit_sha:
+        try:
+            repo = merge.settings_at_merge(ctx, job)
+        except ConfigError as error:
+            ctx.vcs.post_comment(job.pull.repo, job.pull.number, render_error_comment(
+                "atlas could not read the merged repository's config, so it applied nothing and keeps this "
+                "pull request's locks", f"{error}\n\nFix the config in a new pull request, then comment "
+                "`atlas apply` here, or `atlas unlock` to give up."))
+            return CommandOutcome(JobStatus.FAILED, str(error))
+        on_merge = merge.projects_applying_on_merge(ctx, job.pull, repo)
         if on_merge:
-            return merge.on_merge(job, ctx, cancel, on_merge)
+            return merge.on_merge(job, ctx, cancel, repo, on_merge)
     pull = job.pull
     released, plans, left = release_pull(ctx, job)
     shutil.rmtree(ctx.plans_dir(pull), ignore_errors=True)

@@ -26,7 +26,8 @@ from typing import Any
 
 from atlas.commands.locking import plan_for_new_holders
 from atlas.commands.outcome import CommandOutcome
-from atlas.commands.settings_for import apply_on_merge_mode, depends_on, ordered_for_apply
+from atlas.commands.project_run import run_project_stage
+from atlas.commands.repo_settings import RepoSettings, load_repo_settings
 from atlas.comments import (
     render_apply_comment,
     render_error_comment,
@@ -36,10 +37,18 @@ from atlas.comments import (
 )
 from atlas.context import CommandContext
 from atlas.locks import lock_id_for
-from atlas.logs import job_context
-from atlas.models import Job, JobStatus, PlanRecord, PlanSummary, Project, ProjectResult, PullRequest, utcnow
+from atlas.models import (
+    CommandName,
+    Job,
+    JobStatus,
+    PlanRecord,
+    PlanSummary,
+    Project,
+    ProjectResult,
+    PullRequest,
+    utcnow,
+)
 from atlas.plan_compare import compare_plans, dump_changes, load_changes, planned_changes
-from atlas.plans import apply_project, plan_project
 from atlas.state import ProjectPhase, ProjectState
 from atlas.terraform import CancelToken, TerraformRunner
 from atlas.vcs import CommitState
@@ -49,22 +58,26 @@ log = logging.getLogger(__name__)
 STATUS_CONTEXT = "atlas/apply"
 
 
-def projects_applying_on_merge(ctx: CommandContext, pull: PullRequest) -> list[Project]:
+def settings_at_merge(ctx: CommandContext, job: Job) -> RepoSettings:
+    """The repository's settings as the merge commit has them (raises ConfigError)."""
+    pull = job.pull
+    workdir = ctx.working_copies.checkout(pull.repo, pull.number, "merged-default", pull.merge_commit_sha,
+                                          ctx.token, log=ctx.job_log(job.id))
+    return load_repo_settings(ctx, pull, workdir)
+
+
+def projects_applying_on_merge(ctx: CommandContext, pull: PullRequest, repo: RepoSettings) -> list[Project]:
     """The projects of a pull request that apply on merge (those it planned or tried to plan)."""
     planned = {plan.project for plan in ctx.state.plans(pull.repo.full_name, pull.number) if not plan.after_merge}
     tried = {state.project for state in ctx.state.project_states(pull.repo.full_name, pull.number)}
-    return sorted((p for p in planned | tried if apply_on_merge_mode(ctx, pull, p) != "false"),
+    return sorted((p for p in planned | tried if repo.apply_on_merge(p) != "false"),
                   key=lambda p: (p.dir, p.workspace))
 
 
-def on_merge(job: Job, ctx: CommandContext, cancel: CancelToken, projects: list[Project]) -> CommandOutcome:
+def on_merge(job: Job, ctx: CommandContext, cancel: CancelToken, repo: RepoSettings,
+             projects: list[Project]) -> CommandOutcome:
     """The merge of a pull request with projects that apply on merge."""
     pull = job.pull
-    if not pull.merge_commit_sha:
-        ctx.vcs.post_comment(pull.repo, pull.number, render_error_comment(
-            "atlas did not apply on merge", "GitHub did not say which commit the merge made, so there is "
-            "nothing atlas can plan. Comment `atlas apply` to try again, or `atlas unlock` to give up."))
-        return CommandOutcome(JobStatus.FAILED, "no merge commit sha")
     reviewed = {plan.project: plan for plan in ctx.state.plans(pull.repo.full_name, pull.number)
                 if not plan.after_merge}
     never_planned = [p for p in projects if p not in reviewed]
@@ -77,16 +90,17 @@ def on_merge(job: Job, ctx: CommandContext, cancel: CancelToken, projects: list[
             "\n\nPlan and apply them in a new pull request."))
         for project in never_planned:
             _release(ctx, pull, project)
-    return _plan_and_apply(job, ctx, cancel, [reviewed[p] for p in ordered_for_apply(ctx, pull, list(reviewed))
-                                              if p in reviewed and p in projects], compare=True)
+    in_order = [p for group in repo.ordered(list(reviewed)) for p in group if p in projects]
+    return _plan_and_apply(job, ctx, cancel, repo, [reviewed[p] for p in in_order], compare=True)
 
 
 def apply_merged(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
     """`atlas apply` on a merged pull request: plan the merge commit again and apply it, no comparison."""
     pull = job.pull
-    held = {lock.project for lock in ctx.locks.for_pull(pull.repo.full_name, pull.number)}
-    targets = [p for p in ordered_for_apply(ctx, pull, sorted(held, key=lambda p: (p.dir, p.workspace)))
-               if _matches(job, p)]
+    repo = settings_at_merge(ctx, job)
+    held = sorted({lock.project for lock in ctx.locks.for_pull(pull.repo.full_name, pull.number)},
+                  key=lambda p: (p.dir, p.workspace))
+    targets = [p for group in repo.ordered(held) for p in group if _matches(job, p)]
     if not targets:
         ctx.vcs.post_comment(pull.repo, pull.number, render_error_comment(
             "atlas did not apply", "This pull request is merged and holds no lock waiting for an apply: "
@@ -94,11 +108,11 @@ def apply_merged(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandO
         return CommandOutcome(JobStatus.SUCCEEDED, "refused: nothing to apply after merge")
     reviewed = {plan.project: plan for plan in ctx.state.plans(pull.repo.full_name, pull.number)}
     records = [reviewed.get(p) or _placeholder(pull, p) for p in targets]
-    return _plan_and_apply(job, ctx, cancel, records, compare=False)
+    return _plan_and_apply(job, ctx, cancel, repo, records, compare=False)
 
 
-def _plan_and_apply(job: Job, ctx: CommandContext, cancel: CancelToken, reviewed: list[PlanRecord],
-                    *, compare: bool) -> CommandOutcome:
+def _plan_and_apply(job: Job, ctx: CommandContext, cancel: CancelToken, repo: RepoSettings,
+                    reviewed: list[PlanRecord], *, compare: bool) -> CommandOutcome:
     pull = job.pull
     sha = pull.merge_commit_sha
     joblog = ctx.job_log(job.id)
@@ -111,13 +125,13 @@ def _plan_and_apply(job: Job, ctx: CommandContext, cancel: CancelToken, reviewed
         if cancel.cancelled:
             break
         project = plan.project
-        if failed and _depends_on_failed(ctx, pull, project, failed):
+        if any(dependency in failed for dependency in repo.depends_on(project)):
             continue
         workdir = ctx.working_copies.checkout(pull.repo, pull.number, f"merged-{project.workspace}", sha,
                                               ctx.token, log=joblog)
         planfile = ctx.planfile(pull, project).with_suffix(".merged.tfplan")
-        with job_context(project=project.label):
-            result = plan_project(ctx.terraform, workdir, project, planfile, joblog, cancel=cancel)
+        result = run_project_stage(ctx, job, repo, project, workdir, planfile, joblog, cancel,
+                                   command=CommandName.PLAN, extra_args=())
         if not result.ok or result.summary is None:
             failed.append(project)
             _set_phase(ctx, pull, project, ProjectPhase.PLAN_FAILED, job, result.error or "plan failed")
@@ -130,7 +144,7 @@ def _plan_and_apply(job: Job, ctx: CommandContext, cancel: CancelToken, reviewed
             planfile=str(planfile), summary=result.summary, job_id=job.id, changes=dump_changes(changes),
             after_merge=True,
         ))
-        mode = apply_on_merge_mode(ctx, pull, project)
+        mode = repo.apply_on_merge(project)
         if compare and mode != "always":
             difference = compare_plans(load_changes(plan.changes) if plan.changes else {}, changes)
             if not difference.same:
@@ -143,8 +157,8 @@ def _plan_and_apply(job: Job, ctx: CommandContext, cancel: CancelToken, reviewed
                 for part in split_comment(body):
                     ctx.vcs.post_comment(pull.repo, pull.number, part)
                 continue
-        with job_context(project=project.label):
-            outcome = apply_project(ctx.terraform, workdir, project, planfile, joblog, cancel=cancel)
+        outcome = run_project_stage(ctx, job, repo, project, workdir, planfile, joblog, cancel,
+                                    command=CommandName.APPLY, extra_args=())
         applied.append(outcome)
         if outcome.ok:
             _set_phase(ctx, pull, project, ProjectPhase.APPLIED, job,
@@ -206,10 +220,6 @@ def _placeholder(pull: PullRequest, project: Project) -> PlanRecord:
     """A project to plan again after merge whose reviewed plan is gone (e.g. a retry after a failure)."""
     return PlanRecord(repo=pull.repo.full_name, pull_number=pull.number, project=project, head_sha="",
                       planfile="", summary=PlanSummary(), job_id="")
-
-
-def _depends_on_failed(ctx: CommandContext, pull: PullRequest, project: Project, failed: list[Project]) -> bool:
-    return any(dep in failed for dep in depends_on(ctx, pull, project))
 
 
 def _set_phase(ctx: CommandContext, pull: PullRequest, project: Project, phase: ProjectPhase, job: Job,

@@ -1,29 +1,37 @@
 """`plan` (and autoplan): plan the pull request's projects and report each on the pull request.
 
 The path of one plan, in order: pending status → working copy at the head (merged into the base
-with `--checkout-strategy merge`) → the projects to plan → their locks, all taken in one step →
-terraform per locked project (the others join the lock's waiting queue) → the comment, split when
-long → the status, derived from every project's latest state.
+with `--checkout-strategy merge`) → the repository's settings (repos.yaml, then atlas.yaml or
+atlantis.yaml from the head) → the projects to plan → their locks, all taken in one step →
+pre-workflow hooks → each project's workflow plan stage, by execution order group (in parallel
+with `parallel_plan`); a project locked elsewhere joins that lock's waiting queue → the comment,
+split when long → per-project statuses and the combined `atlas/plan` → post-workflow hooks.
 """
 
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from atlas.commands.hooks import run_hooks
 from atlas.commands.locking import lock_holder_text, submit_handoff_plan
 from atlas.commands.merge import show_json
 from atlas.commands.outcome import CommandOutcome
-from atlas.commands.settings_for import apply_on_merge_mode
+from atlas.commands.project_run import run_project_stage
+from atlas.commands.repo_settings import RepoSettings, load_repo_settings
+from atlas.commands.requirements import unmet
 from atlas.comment_commands import CommentError, resolve_dir
 from atlas.comments import render_error_comment, render_plan_comment, split_comment
+from atlas.config.raw import ConfigError
+from atlas.config.valid import RepoLocksMode
 from atlas.context import CommandContext
+from atlas.joblog import JobLog
 from atlas.locks import ProjectLock
-from atlas.logs import job_context
 from atlas.models import CommandName, Job, JobStatus, PlanRecord, Project, ProjectResult, ProjectStatus, utcnow
 from atlas.plan_compare import dump_changes, planned_changes
-from atlas.plans import plan_project
-from atlas.projects import ProjectMatch, find_projects, has_terraform_files
+from atlas.project_selection import find_named_project, projects_for_dir, select_projects
+from atlas.projects import ProjectMatch, has_terraform_files
 from atlas.state import ProjectPhase, ProjectState
 from atlas.terraform import CancelToken
 from atlas.vcs import CommitState
@@ -36,79 +44,126 @@ STATUS_CONTEXT = "atlas/plan"
 def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
     pull = job.pull
     ctx.state.save_pull(pull)
-    set_status(job, ctx, CommitState.PENDING, "Planning…")
     joblog = ctx.job_log(job.id)
+    workdir = ctx.working_copies.checkout(pull.repo, pull.number, "default", pull.head_sha, ctx.token, log=joblog)
+    try:
+        repo = load_repo_settings(ctx, pull, workdir)
+    except ConfigError as error:
+        return _refuse(job, ctx, "atlas could not read this repository's config", str(error))
+    if not repo.effective.policy.branch_matches(pull.base_ref):
+        return CommandOutcome(JobStatus.SUCCEEDED, f"ignored: base branch {pull.base_ref} is not configured")
+
+    set_status(job, ctx, CommitState.PENDING, "Planning…")
     if job.args.after_lock_release:
         ctx.vcs.post_comment(pull.repo, pull.number, (
             f"The lock on dir `{job.args.dir}` workspace `{job.args.workspace}` that this pull request was "
             "waiting for was released, and this pull request now holds it: atlas is planning it."
         ))
-
-    workdir = ctx.working_copies.checkout(pull.repo, pull.number, "default", pull.head_sha, ctx.token, log=joblog)
     try:
-        matches = _projects_to_plan(job, ctx, workdir)
+        matches = projects_to_plan(job, ctx, repo, workdir)
     except CommentError as error:
-        ctx.vcs.post_comment(pull.repo, pull.number, render_error_comment("atlas could not plan", error.message))
-        _set_summary_status(job, ctx)
-        return CommandOutcome(JobStatus.FAILED, error.message)
+        return _refuse(job, ctx, "atlas could not plan", error.message)
     if not matches:
         description = "no Terraform projects changed"
         set_status(job, ctx, CommitState.SUCCESS, description)
         return CommandOutcome(JobStatus.SUCCEEDED, description)
+    problems = unmet(ctx, pull, {r for m in matches for r in repo.project(m.project).plan_requirements},
+                     ignore_contexts=(STATUS_CONTEXT,))
+    if problems:
+        return _refuse(job, ctx, "atlas did not plan",
+                       "This repository requires, before plan:\n\n" + "\n".join(f"- {p}" for p in problems))
+    if not run_hooks(ctx, job, repo.effective.pre_workflow_hooks, workdir, joblog, when="pre"):
+        set_status(job, ctx, CommitState.FAILURE, "a pre-workflow hook failed")
+        return CommandOutcome(JobStatus.FAILED, "a pre-workflow hook failed")
 
-    attempt = ctx.locks.acquire(pull, [m.project for m in matches], job.requested_by or pull.author)
-    held_by_others = {lock.project: lock for lock in attempt.conflicts}
-    results: list[ProjectResult] = []
+    projects = [m.project for m in matches]
+    lockable = [p for p in projects if repo.project(p).repo_locks_mode is RepoLocksMode.ON_PLAN]
+    attempt = ctx.locks.acquire(pull, lockable, job.requested_by or pull.author)
+    held_elsewhere = {lock.project: lock for lock in attempt.conflicts}
+    results: dict[Project, ProjectResult] = {
+        p: _wait_for_lock(job, ctx, p, held_elsewhere[p]) for p in projects if p in held_elsewhere}
     base_notes: set[str] = set()
-    for match in matches:
-        project = match.project
-        if project in held_by_others:
-            results.append(_wait_for_lock(job, ctx, project, held_by_others[project]))
-            continue
+    parallel = repo.flag(repo.effective.parallel_plan, False)
+    for group in repo.ordered([p for p in projects if p not in held_elsewhere]):
         if cancel.cancelled:
             break
-        project_dir = workdir
-        if project.workspace != "default":
-            project_dir = ctx.working_copies.checkout(
-                pull.repo, pull.number, project.workspace, pull.head_sha, ctx.token, log=joblog
-            )
-        if ctx.settings.checkout_strategy == "merge":
-            base_sha = ctx.working_copies.merge_base_branch(
-                pull.repo, pull.number, project.workspace, pull.base_ref, ctx.token, log=joblog
-            )
-            base_notes.add(f"This plan is of the result of merging this pull request into `{pull.base_ref}` "
-                           f"at `{base_sha[:7]}` (`--checkout-strategy merge`).")
-        with job_context(project=project.label):
-            log.info("planning %s (%s)", project.label, match.reason)
-            result = plan_project(ctx.terraform, project_dir, project, ctx.planfile(pull, project), joblog,
-                                  cancel=cancel, extra_args=job.args.extra_args)
-        results.append(result)
-        _record(job, ctx, result)
+        workers = min(len(group), ctx.settings.parallel_pool_size) if parallel else 1
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="atlas-plan") as pool:
+            for project, (result, note) in zip(group, pool.map(
+                    lambda p: _plan_one(job, ctx, repo, p, joblog, cancel), group), strict=True):
+                results[project] = result
+                if note:
+                    base_notes.add(note)
 
     if cancel.cancelled:
         set_status(job, ctx, CommitState.FAILURE, "plan cancelled")
         return CommandOutcome(JobStatus.CANCELLED, "plan cancelled")
-    _post_plan_comment(job, ctx, results, sorted(base_notes))
-    return _set_summary_status(job, ctx)
+    ordered = [results[p] for p in projects if p in results]
+    if "plan" not in repo.project(projects[0]).silence_pr_comments:
+        _post_plan_comment(job, ctx, ordered, sorted(base_notes))
+    for result in ordered:
+        _set_project_status(job, ctx, result)
+    outcome = _set_summary_status(job, ctx)
+    run_hooks(ctx, job, repo.effective.post_workflow_hooks, workdir, joblog, when="post")
+    return outcome
 
 
-def _projects_to_plan(job: Job, ctx: CommandContext, workdir: Path) -> list[ProjectMatch]:
+def _plan_one(job: Job, ctx: CommandContext, repo: RepoSettings, project: Project, joblog: JobLog,
+              cancel: CancelToken) -> tuple[ProjectResult, str]:
+    """Plan one project in its workspace's working copy; the result and a note about the checkout."""
+    pull = job.pull
+    workdir = ctx.working_copies.checkout(pull.repo, pull.number, project.workspace, pull.head_sha, ctx.token,
+                                          log=joblog)
+    note = ""
+    if ctx.settings.checkout_strategy == "merge":
+        base_sha = ctx.working_copies.merge_base_branch(pull.repo, pull.number, project.workspace, pull.base_ref,
+                                                        ctx.token, log=joblog)
+        note = (f"This plan is of the result of merging this pull request into `{pull.base_ref}` at "
+                f"`{base_sha[:7]}` (`--checkout-strategy merge`).")
+    planfile = ctx.planfile(pull, project)
+    result = run_project_stage(ctx, job, repo, project, workdir, planfile, joblog, cancel,
+                               command=CommandName.PLAN)
+    _record(job, ctx, repo, result, workdir, joblog)
+    return result, note
+
+
+def projects_to_plan(job: Job, ctx: CommandContext, repo: RepoSettings, workdir: Path) -> list[ProjectMatch]:
     """Every project the pull request modifies, or the one the comment names."""
-    args = job.args
+    args, pull = job.args, job.pull
+    config = repo.effective if repo.has_repo_config else None
     if job.command is CommandName.AUTOPLAN or not args.targets_one:
-        return find_projects(workdir, ctx.vcs.changed_files(job.pull))
+        changed = ctx.vcs.changed_files(pull)
+        return select_projects(workdir, changed, config, base_branch=pull.base_ref,
+                               manual=job.command is not CommandName.AUTOPLAN)
+    prefix = ctx.settings.comment_prefix[0]
     if args.project:
-        raise CommentError(
-            f"there is no project named `{args.project}`: this repository's config defines no projects. "
-            f"Name the directory instead, e.g. `{ctx.settings.comment_prefix[0]} plan -d DIR`."
-        )
+        if config is None:
+            raise CommentError(
+                f"there is no project named `{args.project}`: this repository has no atlas.yaml or atlantis.yaml "
+                f"that names projects. Name the directory instead, e.g. `{prefix} plan -d DIR`.")
+        named = find_named_project(config, args.project, base_branch=pull.base_ref)
+        if named is None:
+            names = ", ".join(f"`{s.project.name}`" for s in config.projects if s.project.name) or "none"
+            raise CommentError(f"there is no project named `{args.project}` in {repo.config_file} "
+                               f"(projects with names: {names}).")
+        return [ProjectMatch(project=named.project, reason="named in the comment")]
     directory = args.dir or "."
     resolve_dir(workdir, directory)
+    if config is not None:
+        configured = projects_for_dir(config, directory, args.workspace, base_branch=pull.base_ref)
+        if configured:
+            return [ProjectMatch(project=s.project, reason="named in the comment") for s in configured]
     if not has_terraform_files(workdir / directory):
         raise CommentError(f"directory `{directory}` holds no Terraform files (`*.tf`), so there is nothing to plan.")
     project = Project(dir=directory, workspace=args.workspace or "default")
     reason = "released lock" if args.after_lock_release else "named in the comment"
     return [ProjectMatch(project=project, reason=reason)]
+
+
+def _refuse(job: Job, ctx: CommandContext, title: str, details: str) -> CommandOutcome:
+    ctx.vcs.post_comment(job.pull.repo, job.pull.number, render_error_comment(title, details))
+    set_status(job, ctx, CommitState.FAILURE, title)
+    return CommandOutcome(JobStatus.FAILED, f"{title}: {details.splitlines()[0]}")
 
 
 def _wait_for_lock(job: Job, ctx: CommandContext, project: Project, holder: ProjectLock) -> ProjectResult:
@@ -137,16 +192,15 @@ def _wait_for_lock(job: Job, ctx: CommandContext, project: Project, holder: Proj
     )
 
 
-def _record(job: Job, ctx: CommandContext, result: ProjectResult) -> None:
+def _record(job: Job, ctx: CommandContext, repo: RepoSettings, result: ProjectResult, workdir: Path,
+            joblog: JobLog) -> None:
     pull, project = job.pull, result.project
     planfile = ctx.planfile(pull, project)
     if result.ok and result.summary is not None:
         changes = ""
-        if apply_on_merge_mode(ctx, pull, project) != "false":
+        if repo.apply_on_merge(project) != "false":
             # What was reviewed, kept to compare with the plan of the merge commit.
-            workdir = ctx.working_copies.path_for(pull.repo.full_name, pull.number, project.workspace)
-            changes = dump_changes(planned_changes(show_json(ctx.terraform, workdir, project, planfile,
-                                                             ctx.job_log(job.id))))
+            changes = dump_changes(planned_changes(show_json(ctx.terraform, workdir, project, planfile, joblog)))
         ctx.state.save_plan(PlanRecord(
             repo=pull.repo.full_name, pull_number=pull.number, project=project,
             head_sha=pull.head_sha, planfile=str(planfile), summary=result.summary, job_id=job.id,
@@ -177,6 +231,18 @@ def _post_plan_comment(job: Job, ctx: CommandContext, results: list[ProjectResul
         posted = ctx.vcs.post_comment(pull.repo, pull.number, part)
         if posted.node_id:
             ctx.state.add_comment_record(pull.repo.full_name, pull.number, "plan", posted.node_id)
+
+
+def _set_project_status(job: Job, ctx: CommandContext, result: ProjectResult) -> None:
+    """`atlas/plan: DIR/WORKSPACE` (or the project's name) beside the combined status."""
+    if result.status is ProjectStatus.LOCKED:
+        state, description = CommitState.PENDING, "waiting for the lock"
+    elif result.ok:
+        state, description = CommitState.SUCCESS, result.summary.line if result.summary else "planned"
+    else:
+        state, description = CommitState.FAILURE, (result.error or "plan failed").splitlines()[0]
+    label = result.project.name or f"{result.project.dir}/{result.project.workspace}"
+    ctx.vcs.set_status(job.pull.repo, job.pull.head_sha, state, f"{STATUS_CONTEXT}: {label}", description)
 
 
 def _set_summary_status(job: Job, ctx: CommandContext) -> CommandOutcome:

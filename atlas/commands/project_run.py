@@ -1,0 +1,55 @@
+"""Running one stage (plan, apply, import, state rm) of one project, as its repository configures it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from atlas.commands.repo_settings import RepoSettings
+from atlas.config.workflow import Stage
+from atlas.context import CommandContext
+from atlas.joblog import JobLog
+from atlas.logs import job_context
+from atlas.models import CommandName, Job, Project, ProjectResult, ProjectStatus
+from atlas.steps import StepContext, run_stage
+from atlas.terraform import CancelToken, TerraformError
+
+STAGES = {
+    CommandName.AUTOPLAN: "plan",
+    CommandName.PLAN: "plan",
+    CommandName.APPLY: "apply",
+    CommandName.IMPORT: "import_",
+    CommandName.STATE_RM: "state_rm",
+}
+
+
+def run_project_stage(
+    ctx: CommandContext,
+    job: Job,
+    repo: RepoSettings,
+    project: Project,
+    workdir: Path,
+    planfile: Path,
+    log: JobLog,
+    cancel: CancelToken,
+    *,
+    command: CommandName | None = None,
+    extra_args: tuple[str, ...] | None = None,
+) -> ProjectResult:
+    """The project's workflow stage for the command, with the terraform version it asks for."""
+    command = command or job.command
+    settings = repo.project(project)
+    stage: Stage = getattr(settings.workflow, STAGES[command])
+    try:
+        runner = ctx.terraform_for(settings.terraform_version)
+        version = runner.version()
+    except TerraformError as error:
+        return ProjectResult(project=project, command=command, status=ProjectStatus.FAILED,
+                             error=f"terraform version {settings.terraform_version!r}: {error}")
+    context = StepContext.for_pull(job.pull, project, user_name=job.requested_by or job.pull.author,
+                                   comment_args=job.args.extra_args, terraform_version=version)
+    with job_context(project=project.label):
+        log.section(f"{command} {project.dir}/{project.workspace}")
+        return run_stage(stage, command=command, runner=runner, workdir=workdir, project=project,
+                         planfile=planfile, log=log, context=context, cancel=cancel,
+                         extra_args=job.args.extra_args if extra_args is None else extra_args,
+                         positional=job.args.positional)

@@ -1,0 +1,72 @@
+"""A repository's settings for one command: server flags, then repos.yaml, then the repo's own config.
+
+Loaded from the working copy the command runs on (the pull request's head, or the merge commit
+after merge), so the config that is planned is the config that is reviewed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from atlas.config.loading import load_repo_config
+from atlas.config.raw import ConfigError
+from atlas.config.server import EffectiveConfig, ProjectSettings, RepoPolicy, apply_repo_config
+from atlas.config.valid import ApplyOnMerge
+from atlas.context import CommandContext
+from atlas.models import Project, PullRequest
+from atlas.project_selection import find_named_project
+
+
+@dataclass(frozen=True)
+class RepoSettings:
+    effective: EffectiveConfig
+    base_branch: str
+
+    @property
+    def has_repo_config(self) -> bool:
+        return self.effective.repo_config is not None
+
+    @property
+    def config_file(self) -> str:
+        return self.effective.repo_config.file if self.effective.repo_config else ""
+
+    def project(self, project: Project) -> ProjectSettings:
+        return self.effective.for_project(project)
+
+    def apply_on_merge(self, project: Project) -> str:
+        return str(self.project(project).apply_on_merge.value)
+
+    def depends_on(self, project: Project) -> list[Project]:
+        """The projects (named in `depends_on`) whose apply this project's apply waits for."""
+        found = (find_named_project(self.effective, name, base_branch=self.base_branch)
+                 for name in self.project(project).depends_on)
+        return [settings.project for settings in found if settings is not None]
+
+    def ordered(self, projects: Sequence[Project]) -> list[list[Project]]:
+        """Projects in execution order groups (ascending), each group in config order."""
+        groups: dict[int, list[Project]] = {}
+        for project in projects:
+            groups.setdefault(self.project(project).execution_order_group, []).append(project)
+        return [groups[key] for key in sorted(groups)]
+
+    def flag(self, repo_value: bool | None, server_value: bool) -> bool:
+        return server_value if repo_value is None else repo_value
+
+
+def load_repo_settings(ctx: CommandContext, pull: PullRequest, workdir: Path) -> RepoSettings:
+    """The settings for this pull request; raises ConfigError (for a PR comment) when a config is invalid."""
+    settings = ctx.settings
+    defaults = RepoPolicy(
+        repo_id=pull.repo.allowlist_id,
+        apply_requirements=tuple(settings.apply_requirements),
+        apply_on_merge=ApplyOnMerge(settings.apply_on_merge),
+    )
+    policy = ctx.server_config.for_repo(pull.repo.allowlist_id, pull.base_ref, defaults=defaults)
+    repo_config = load_repo_config(workdir, policy.repo_config_file,
+                                   server_workflows=list(ctx.server_config.workflows))
+    effective = apply_repo_config(policy, repo_config)
+    if isinstance(effective, ConfigError):
+        raise effective
+    return RepoSettings(effective=effective, base_branch=pull.base_ref)

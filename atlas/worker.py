@@ -1,0 +1,263 @@
+"""`atlas worker`: rq worker processes that run the jobs atlas servers queue in Redis.
+
+The parent process forks `--concurrency` worker processes and supervises them: one that dies is
+replaced, and SIGTERM (or Ctrl-C) is passed on so that each finishes the job it is running and
+exits. Each worker process builds its own `CommandContext` from its settings once, at start (jobs
+carry no secrets, only what to do), and runs rq jobs in that same process (rq's `SimpleWorker`), so
+that context, with its terraform runner and running-job registry, serves every job. Each worker
+process also runs a `Reaper` for jobs whose worker died elsewhere. See `atlas.rq_queue` for how jobs
+of one pull request stay in order across workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+from pydantic import SecretStr
+from redis.exceptions import RedisError
+from rq import SimpleWorker
+
+from atlas.cli import log_startup, prepare_process, require, settings_from_args
+from atlas.commands import run_job
+from atlas.context import CommandContext, build_context
+from atlas.models import Job
+from atlas.queue import JobExecutor
+from atlas.redis_locks import RedisLockStore
+from atlas.redis_state import DEFAULT_PREFIX, RedisStateStore, connect, redis_location
+from atlas.rq_queue import AbandonedHook, QueueKeys, Reaper, RQQueue, SerialRunner, install_runner
+from atlas.settings import ENV_PREFIX, Settings, SettingsError
+
+log = logging.getLogger(__name__)
+
+RESPAWN_PAUSE_SECONDS = 1.0
+"""How long the parent waits before replacing a worker process that died right after it started."""
+
+ExecutorFactory = Callable[[CommandContext], JobExecutor]
+"""Builds, from a worker process's context, what runs each job (tests pass one that runs no terraform)."""
+
+AbandonedHookFactory = Callable[[CommandContext], AbandonedHook]
+"""Builds, from a worker process's context, what tells a pull request that its job's worker died."""
+
+
+def run_commands(ctx: CommandContext) -> JobExecutor:
+    """The real executor: `run_job` with the worker's context."""
+    return lambda job: run_job(job, ctx)
+
+
+def log_abandoned(ctx: CommandContext) -> AbandonedHook:
+    """Until the pull request is told in a comment: the reaper's log line and the job's status say it."""
+
+    def report(job: Job) -> None:
+        log.info("job %s of %s is recorded as interrupted", job.id, job.pull.key)
+
+    return report
+
+
+def redis_url_of(settings: Settings) -> str | None:
+    """The `--redis-url` setting; read from ATLAS_REDIS_URL until `Settings` declares it."""
+    value: Any = getattr(settings, "redis_url", None) or os.environ.get(f"{ENV_PREFIX}REDIS_URL")
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    return str(value) if value else None
+
+
+def run(
+    args: argparse.Namespace,
+    *,
+    executor_factory: ExecutorFactory = run_commands,
+    abandoned_factory: AbandonedHookFactory = log_abandoned,
+) -> int:
+    """`atlas worker`: check the settings, log the start, then fork and supervise the worker processes."""
+    settings = settings_from_args(args)
+    redis_url = redis_url_of(settings)
+    if redis_url is None:
+        raise SettingsError(
+            f"--redis-url ({ENV_PREFIX}REDIS_URL) is required: workers take their jobs from Redis"
+        )
+    concurrency: int = args.concurrency
+    if concurrency < 1:
+        raise SettingsError(f"--concurrency must be at least 1, got {concurrency}")
+    require(settings, "gh_token", "workers need a GitHub token to read pull requests and comment")
+    prepare_process(settings)
+    log_startup(settings, "worker")
+    location = redis_location(redis_url)
+    probe = connect(redis_url)
+    try:
+        probe.ping()
+    except RedisError as error:
+        log.error("cannot reach Redis at %s: %s", location, error)
+        return 1
+    finally:
+        probe.close()  # before forking: worker processes open their own connections
+    pool = WorkerPool(settings, redis_url, concurrency, executor_factory, abandoned_factory)
+    log.info("starting %d worker process(es) on Redis at %s", concurrency, location,
+             extra={"queue": pool.queue_name, "concurrency": concurrency})
+    return pool.run()
+
+
+class WorkerPool:
+    """The parent process: forks the worker processes, replaces those that die, stops them on SIGTERM."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        redis_url: str,
+        concurrency: int,
+        executor_factory: ExecutorFactory,
+        abandoned_factory: AbandonedHookFactory,
+    ) -> None:
+        self.settings = settings
+        self.redis_url = redis_url
+        self.concurrency = concurrency
+        self.executor_factory = executor_factory
+        self.abandoned_factory = abandoned_factory
+        self.queue_name = QueueKeys(DEFAULT_PREFIX).rq_queue_name
+        self._children: dict[int, float] = {}
+        self._stop_signals = 0
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._request_stop)
+        signal.signal(signal.SIGINT, self._request_stop)
+        for _ in range(self.concurrency):
+            self._spawn()
+        while self._children:
+            try:
+                pid, status = os.wait()
+            except ChildProcessError:
+                break
+            started = self._children.pop(pid, time.monotonic())
+            if self._stop_signals:
+                continue
+            log.error("worker process %d exited unexpectedly (%s); starting another", pid, _exit_reason(status))
+            if time.monotonic() - started < RESPAWN_PAUSE_SECONDS:
+                time.sleep(RESPAWN_PAUSE_SECONDS)
+            if not self._stop_signals:
+                self._spawn()
+        log.info("atlas worker stopped")
+        return 0
+
+    def _spawn(self) -> None:
+        # Held back until the child has dropped this process's handlers, which would signal its siblings.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+        pid = os.fork()
+        if pid == 0:
+            # rq installs its own handlers once it starts working.
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            status = 1
+            try:
+                status = serve(self.settings, self.redis_url, self.executor_factory, self.abandoned_factory)
+            except BaseException:
+                log.exception("worker process %d failed", os.getpid())
+            finally:
+                logging.shutdown()
+                os._exit(status)
+        self._children[pid] = time.monotonic()
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+    def _request_stop(self, signum: int, frame: FrameType | None) -> None:
+        self._stop_signals += 1
+        if self._stop_signals == 1:
+            log.info("stopping: each worker process finishes the job it is running, then exits")
+        else:
+            log.warning("stopping now: interrupting running jobs")
+        for pid in list(self._children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+
+def serve(
+    settings: Settings,
+    redis_url: str,
+    executor_factory: ExecutorFactory = run_commands,
+    abandoned_factory: AbandonedHookFactory = log_abandoned,
+) -> int:
+    """One worker process: build the context, run rq jobs until asked to stop; the exit status."""
+    name = f"atlas-{socket.gethostname()}-{os.getpid()}"
+    ctx = worker_context(settings, redis_url)
+    queue = RQQueue(redis_url, ctx.state, prefix=DEFAULT_PREFIX)
+    ctx.submit = queue.enqueue
+    stopping = threading.Event()
+    install_runner(SerialRunner(
+        queue, executor_factory(ctx), ctx.state, worker_name=name, stopping=stopping,
+        interrupt=lambda job: ctx.running.cancel_pull(job.pull.key),
+    ))
+    reaper = Reaper(queue, abandoned_factory(ctx))
+    reaper.start()
+    worker = AtlasWorker(
+        [queue.keys.rq_queue_name],
+        connection=connect(redis_url, decode_responses=False),
+        name=name,
+        stopping=stopping,
+        log_job_description=False,
+    )
+    log.info("worker process %d listening on queue %s", os.getpid(), queue.keys.rq_queue_name)
+    try:
+        # rq's per-job lines repeat what atlas logs about each job.
+        worker.work(logging_level="DEBUG" if settings.log_level == "debug" else "WARNING")
+    finally:
+        reaper.stop()
+        install_runner(None)
+    return 0
+
+
+def worker_context(settings: Settings, redis_url: str) -> CommandContext:
+    """The command context of a worker process, with its state and locks in Redis.
+
+    Until `build_context` picks the Redis stores itself from `--redis-url`, they replace its defaults here.
+    """
+    ctx = build_context(settings)
+    if isinstance(ctx.state, RedisStateStore) and isinstance(ctx.locks, RedisLockStore):
+        return ctx
+    redis = connect(redis_url)
+    return dataclasses.replace(ctx, state=RedisStateStore(redis), locks=RedisLockStore(redis))
+
+
+class AtlasWorker(SimpleWorker):
+    """rq's in-process worker, which also tells atlas's drain when a stop is requested and keeps rq's
+    heartbeats up while a long job runs (rq extends them only between jobs in a `SimpleWorker`)."""
+
+    def __init__(self, *args: Any, stopping: threading.Event, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stopping = stopping
+
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        self.stopping.set()
+        super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
+
+    def perform_job(self, job: Any, queue: Any, execution: Any) -> bool:
+        done = threading.Event()
+
+        def keep_alive() -> None:
+            while not done.wait(self.job_monitoring_interval):
+                try:
+                    self.maintain_heartbeats(job, execution)
+                except RedisError as error:
+                    log.warning("could not extend rq's heartbeat of %s: %s", self.name, error)
+
+        thread = threading.Thread(target=keep_alive, name="atlas-rq-heartbeat", daemon=True)
+        thread.start()
+        try:
+            performed: bool = super().perform_job(job, queue, execution)
+            return performed
+        finally:
+            done.set()
+            thread.join()
+
+
+def _exit_reason(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"exit status {os.waitstatus_to_exitcode(status)}"

@@ -1,0 +1,464 @@
+"""What every state store and lock store does, whichever backend keeps it: each case runs on SQLite and on Redis.
+
+A store is reopened (a new object over the same file or Redis database) where a case checks that
+something survives a restart or is seen by another process.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from redis import Redis
+
+from atlas.locks import LockAttempt, LockStore, SQLiteLockStore, lock_id_for
+from atlas.models import CommandName, Job, JobStatus, PlanRecord, PlanSummary, Project, PullRequest, Repo, utcnow
+from atlas.redis_locks import RedisLockStore
+from atlas.redis_state import RedisStateStore, connect
+from atlas.state import ProjectPhase, ProjectState, SQLiteStateStore, StateStore
+
+pytest_plugins = ["tests.redis_plugin"]
+
+REPO = Repo(
+    full_name="acme/infra", clone_url="https://github.com/acme/infra.git", html_url="https://github.com/acme/infra"
+)
+APP = Project(dir="app")
+NETWORK = Project(dir="network")
+STAGING = Project(dir="app", workspace="staging")
+THREE = [APP, NETWORK, STAGING]
+
+StateOpener = Callable[[], StateStore]
+LockOpener = Callable[..., LockStore]
+
+
+def pull(number: int, sha: str = "a") -> PullRequest:
+    return PullRequest(
+        repo=REPO,
+        number=number,
+        head_sha=sha * 40,
+        head_ref=f"change-{number}",
+        base_ref="main",
+        author=f"dev{number}",
+        html_url=f"https://github.com/acme/infra/pull/{number}",
+    )
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def backend(request: pytest.FixtureRequest) -> str:
+    backend: str = request.param
+    return backend
+
+
+@pytest.fixture
+def redis_clients(backend: str, request: pytest.FixtureRequest) -> Iterator[Callable[[], Redis]]:
+    """New clients of this test's Redis database (none for SQLite), closed after the test."""
+    clients: list[Redis] = []
+    url = request.getfixturevalue("redis_url") if backend == "redis" else ""
+
+    def new_client() -> Redis:
+        clients.append(connect(url))
+        return clients[-1]
+
+    yield new_client
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def open_state(backend: str, tmp_path: Path, redis_clients: Callable[[], Redis]) -> StateOpener:
+    if backend == "sqlite":
+        return lambda: SQLiteStateStore(tmp_path / "atlas.db")
+    return lambda: RedisStateStore(redis_clients())
+
+
+@pytest.fixture
+def open_locks(backend: str, tmp_path: Path, redis_clients: Callable[[], Redis]) -> LockOpener:
+    """Opens the lock store `name`: stores of different names share nothing."""
+
+    def open_store(name: str = "atlas") -> LockStore:
+        if backend == "sqlite":
+            return SQLiteLockStore(tmp_path / f"{name}.db")
+        return RedisLockStore(redis_clients(), prefix=f"{name}:")
+
+    return open_store
+
+
+@pytest.fixture
+def state(open_state: StateOpener) -> StateStore:
+    return open_state()
+
+
+@pytest.fixture
+def store(open_locks: LockOpener) -> LockStore:
+    return open_locks()
+
+
+# --- state: deliveries, jobs, pull requests -----------------------------------------------------
+
+
+def test_a_delivery_is_claimed_once_and_a_released_one_can_be_claimed_again(open_state: StateOpener) -> None:
+    state = open_state()
+    assert state.claim_delivery("d", "pull_request")
+    assert not open_state().claim_delivery("d", "pull_request"), "another process sees the claim"
+    state.release_delivery("d")
+    assert open_state().claim_delivery("d", "pull_request")
+    state.release_delivery("never-claimed")
+
+
+def test_job_status_moves_and_is_listed_newest_first(open_state: StateOpener) -> None:
+    state = open_state()
+    start = utcnow()
+    jobs = [Job(command=CommandName.AUTOPLAN, pull=pull(7), created_at=start + timedelta(seconds=n)) for n in range(4)]
+    for job in jobs:
+        state.save_job(job)
+    state.set_job_status(jobs[0].id, JobStatus.RUNNING)
+    state.set_job_status(jobs[0].id, JobStatus.SUCCEEDED, "1/1 projects planned")
+    state.set_job_status(jobs[1].id, JobStatus.RUNNING, "planning")
+
+    reopened = open_state()
+    record = reopened.get_job(jobs[0].id)
+    assert record is not None
+    assert (record.job, record.status, record.description) == (jobs[0], JobStatus.SUCCEEDED, "1/1 projects planned")
+    assert record.started_at is not None and record.finished_at is not None
+    running = reopened.get_job(jobs[1].id)
+    assert running is not None and running.started_at is not None and running.finished_at is None
+    assert [r.job.id for r in reopened.jobs()] == [j.id for j in reversed(jobs)]
+    assert [r.job.id for r in reopened.jobs(statuses=(JobStatus.QUEUED,))] == [jobs[3].id, jobs[2].id]
+    assert [r.job.id for r in reopened.jobs(statuses=(JobStatus.SUCCEEDED, JobStatus.RUNNING))] == [
+        jobs[1].id,
+        jobs[0].id,
+    ]
+    assert [r.job.id for r in reopened.jobs(limit=2)] == [jobs[3].id, jobs[2].id]
+    assert reopened.jobs(statuses=(JobStatus.CANCELLED,)) == []
+
+
+def test_a_job_saved_again_starts_over_and_an_unknown_job_is_not_created(state: StateStore) -> None:
+    job = Job(command=CommandName.PLAN, pull=pull(7))
+    state.save_job(job)
+    state.set_job_status(job.id, JobStatus.FAILED, "boom")
+
+    state.save_job(job, JobStatus.RUNNING)
+    state.set_job_status("no-such-job", JobStatus.SUCCEEDED, "done")
+
+    record = state.get_job(job.id)
+    assert record is not None
+    assert (record.status, record.description, record.finished_at) == (JobStatus.RUNNING, "", None)
+    assert [r.job.id for r in state.jobs(statuses=(JobStatus.FAILED,))] == []
+    assert state.get_job("no-such-job") is None
+    assert [r.job.id for r in state.jobs()] == [job.id]
+
+
+def test_a_pull_request_is_kept_as_saved_last(open_state: StateOpener) -> None:
+    state = open_state()
+    state.save_pull(pull(7, sha="a"))
+    state.save_pull(pull(7, sha="b"))
+    assert open_state().get_pull("acme/infra", 7) == pull(7, sha="b")
+    assert open_state().get_pull("acme/infra", 8) is None
+    assert open_state().get_pull("acme/apps", 7) is None
+
+
+# --- state: plans, project states, comment records, notices -------------------------------------
+
+
+def plan_record(project: Project, sha: str = "1", number: int = 7) -> PlanRecord:
+    return PlanRecord(
+        repo="acme/infra",
+        pull_number=number,
+        project=project,
+        head_sha=sha * 40,
+        planfile=f"/plans/{project.key}",
+        summary=PlanSummary(add=1),
+        job_id=f"job-{sha}",
+    )
+
+
+def test_plans_survive_a_restart_and_the_latest_replaces_the_earlier(open_state: StateOpener) -> None:
+    open_state().save_plan(plan_record(APP, sha="1"))
+    open_state().save_plan(plan_record(APP, sha="2"))
+
+    reopened = open_state()
+    [plan] = reopened.plans("acme/infra", 7)
+    assert (plan.head_sha, plan.summary.add) == ("2" * 40, 1)
+    assert reopened.delete_plans("acme/infra", 7, APP) == [plan]
+    assert reopened.plans("acme/infra", 7) == []
+    assert reopened.delete_plans("acme/infra", 7, APP) == []
+
+
+def test_plans_are_listed_by_dir_and_workspace_and_deleted_per_pull_request(state: StateStore) -> None:
+    for project in (NETWORK, STAGING, APP):
+        state.save_plan(plan_record(project))
+    state.save_plan(plan_record(APP, number=8))
+
+    assert [plan.project for plan in state.plans("acme/infra", 7)] == [APP, STAGING, NETWORK]
+    removed = state.delete_plans("acme/infra", 7)
+    assert [plan.project for plan in removed] == [APP, STAGING, NETWORK]
+    assert state.plans("acme/infra", 7) == []
+    assert [plan.project for plan in state.plans("acme/infra", 8)] == [APP]
+
+
+def project_state(project: Project, phase: ProjectPhase) -> ProjectState:
+    return ProjectState(project=project, phase=phase, head_sha="a" * 40, job_id="j", updated_at=utcnow())
+
+
+def test_project_states_are_replaced_per_project_and_forgotten_with_the_comments(state: StateStore) -> None:
+    state.set_project_state("acme/infra", 7, project_state(NETWORK, ProjectPhase.PLANNED))
+    state.set_project_state("acme/infra", 7, project_state(APP, ProjectPhase.WAITING))
+    state.set_project_state("acme/infra", 7, project_state(APP, ProjectPhase.PLANNED))
+    state.set_project_state("acme/infra", 8, project_state(APP, ProjectPhase.APPLIED))
+    state.add_comment_record("acme/infra", 7, "plan", "IC_1")
+    state.save_plan(plan_record(APP))
+
+    assert [(s.project, s.phase) for s in state.project_states("acme/infra", 7)] == [
+        (APP, ProjectPhase.PLANNED),
+        (NETWORK, ProjectPhase.PLANNED),
+    ]
+    state.forget_pull("acme/infra", 7)
+    assert state.project_states("acme/infra", 7) == []
+    assert state.take_comment_records("acme/infra", 7, "plan") == []
+    assert [s.phase for s in state.project_states("acme/infra", 8)] == [ProjectPhase.APPLIED]
+    assert len(state.plans("acme/infra", 7)) == 1, "plans are deleted on their own"
+
+
+def test_comment_records_are_taken_once_by_kind(open_state: StateOpener) -> None:
+    state = open_state()
+    state.add_comment_record("acme/infra", 7, "plan", "IC_2")
+    state.add_comment_record("acme/infra", 7, "plan", "IC_1")
+    state.add_comment_record("acme/infra", 7, "plan", "IC_1")
+    state.add_comment_record("acme/infra", 7, "apply", "IC_3")
+    state.add_comment_record("acme/infra", 8, "plan", "IC_4")
+
+    assert sorted(open_state().take_comment_records("acme/infra", 7, "plan")) == ["IC_1", "IC_2"]
+    assert open_state().take_comment_records("acme/infra", 7, "plan") == []
+    assert state.take_comment_records("acme/infra", 7, "apply") == ["IC_3"]
+    assert state.take_comment_records("acme/infra", 8, "plan") == ["IC_4"]
+
+
+def test_a_notice_is_claimed_once(open_state: StateOpener) -> None:
+    assert open_state().claim_once("fork-refused:acme/infra#7")
+    assert not open_state().claim_once("fork-refused:acme/infra#7")
+    assert open_state().claim_once("fork-refused:acme/infra#8")
+
+
+# --- locks: acquiring ---------------------------------------------------------------------------
+
+
+def in_turns(number: int) -> list[Project]:
+    """The three projects, in reverse order for every other pull request, so that racers cross."""
+    return THREE if number % 2 else THREE[::-1]
+
+
+def holders(store: LockStore) -> dict[str, int]:
+    return {lock.project.key: lock.pull_number for lock in store.all()}
+
+
+def test_a_command_takes_every_free_project_in_one_step_and_reports_the_holders_of_the_rest(
+    store: LockStore,
+) -> None:
+    assert store.acquire(pull(1), [NETWORK], "dev1").complete
+
+    attempt = store.acquire(pull(2), THREE, "dev2")
+
+    assert [lock.project for lock in attempt.acquired] == [APP, STAGING]
+    assert [(lock.project, lock.pull_number, lock.user) for lock in attempt.conflicts] == [(NETWORK, 1, "dev1")]
+    assert not attempt.complete
+    assert holders(store) == {"app:default": 2, "network:default": 1, "app:staging": 2}
+    assert store.count() == 3
+    assert store.acquire(pull(3), [], "dev3") == LockAttempt()
+
+
+def test_the_holder_keeps_its_locks_and_they_follow_its_new_head(store: LockStore) -> None:
+    first = store.acquire(pull(1, sha="a"), [APP], "dev1").acquired[0]
+
+    again = store.acquire(pull(1, sha="b"), [APP, APP], "reviewer")
+
+    assert [lock.project for lock in again.acquired] == [APP]
+    kept = store.get(REPO.full_name, APP)
+    assert kept is not None
+    assert kept.head_sha == "b" * 40
+    assert (kept.user, kept.created_at) == (first.user, first.created_at)
+
+
+def test_a_lock_knows_its_pull_request_and_has_a_url_safe_stable_id(open_locks: LockOpener) -> None:
+    store = open_locks()
+    lock = store.acquire(pull(7), [Project(dir="envs/prod/eu-west-1", workspace="blue")], "dev7").acquired[0]
+
+    store = open_locks()
+    assert lock.id == lock_id_for("acme/infra", Project(dir="envs/prod/eu-west-1", workspace="blue"))
+    assert lock.id.replace("-", "").replace("_", "").isalnum()
+    assert store.get_by_id(lock.id) == lock
+    assert (lock.repo, lock.pull_number, lock.pull_url) == ("acme/infra", 7, "https://github.com/acme/infra/pull/7")
+    assert store.for_pull("acme/infra", 7) == [lock]
+    assert store.for_pull("acme/infra", 8) == []
+    assert store.get_by_id("bm9uZQ") is None
+    assert store.get("acme/infra", APP) is None
+
+
+def test_locks_of_other_repositories_are_separate_and_listed_in_order(store: LockStore) -> None:
+    other = pull(1).model_copy(update={"repo": REPO.model_copy(update={"full_name": "acme/apps"})})
+    store.acquire(pull(1), [NETWORK, APP], "dev1")
+    store.acquire(other, [APP], "dev1")
+
+    assert [(lock.repo, lock.project.dir) for lock in store.all()] == [
+        ("acme/apps", "app"),
+        ("acme/infra", "app"),
+        ("acme/infra", "network"),
+    ]
+    assert [lock.project for lock in store.for_pull("acme/infra", 1)] == [APP, NETWORK]
+
+
+def race_threads(store: LockStore, racers: int) -> dict[int, LockAttempt]:
+    """Pull requests 1..racers, each in its own thread, acquiring the three projects at once."""
+    start = threading.Barrier(racers)
+    attempts: dict[int, LockAttempt] = {}
+
+    def race(number: int) -> None:
+        start.wait()
+        attempts[number] = store.acquire(pull(number), in_turns(number), f"dev{number}")
+
+    threads = [threading.Thread(target=race, args=(number,)) for number in range(1, racers + 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return attempts
+
+
+def test_of_twenty_threads_racing_for_three_projects_one_takes_all_three(open_locks: LockOpener) -> None:
+    for round_ in range(10):  # a race lost by chance in one round is won in another
+        store = open_locks(f"round-{round_}")
+
+        attempts = race_threads(store, 20)
+
+        winners = [number for number, attempt in attempts.items() if attempt.acquired]
+        assert len(winners) == 1, f"several pull requests hold some of the projects: {winners}"
+        winner = winners[0]
+        assert [lock.project for lock in attempts[winner].acquired] == in_turns(winner)
+        for number, attempt in attempts.items():
+            if number != winner:
+                assert [(lock.project, lock.pull_number) for lock in attempt.conflicts] == [
+                    (project, winner) for project in in_turns(number)
+                ]
+        assert set(holders(store).values()) == {winner}
+
+
+# --- locks: waiting and handing over ------------------------------------------------------------
+
+
+def test_waiters_queue_in_order_and_queueing_again_keeps_the_place(store: LockStore) -> None:
+    store.acquire(pull(1), [APP], "dev1")
+
+    assert store.wait_for(pull(2), APP, "dev2") == 1
+    assert store.wait_for(pull(3), APP, "dev3") == 2
+    assert store.wait_for(pull(4), APP, "dev4") == 3
+    assert store.wait_for(pull(2, sha="c"), APP, "dev2") == 1
+
+    assert store.waiting("acme/infra", APP) == [2, 3, 4]
+    assert store.waiting("acme/infra", NETWORK) == []
+    assert store.wait_for(pull(1), APP, "dev1") == 0, "the holder does not queue for its own lock"
+
+
+def test_a_released_lock_passes_to_the_first_waiter_and_needs_a_plan(store: LockStore) -> None:
+    store.acquire(pull(1), [APP, NETWORK], "dev1")
+    store.wait_for(pull(2, sha="c"), APP, "dev2")
+    store.wait_for(pull(3), APP, "dev3")
+    store.wait_for(pull(3), NETWORK, "dev3")
+
+    release = store.release_pull("acme/infra", 1)
+
+    assert [lock.project for lock in release.released] == [APP, NETWORK]
+    assert [(lock.project, lock.pull_number, lock.user, lock.head_sha) for lock in release.handed_over] == [
+        (APP, 2, "dev2", "c" * 40),
+        (NETWORK, 3, "dev3", "a" * 40),
+    ]
+    assert holders(store) == {"app:default": 2, "network:default": 3}
+    assert store.waiting("acme/infra", APP) == [3]
+    assert store.waiting_for_pull("acme/infra", 3) == [APP]
+    assert store.pending_handoffs() == release.handed_over
+    assert store.for_pull("acme/infra", 1) == []
+
+    store.mark_handoff_planned(release.handed_over[0].id)
+    assert [lock.pull_number for lock in store.pending_handoffs()] == [3]
+
+
+def test_an_operator_release_hands_over_one_lock(store: LockStore) -> None:
+    locks = store.acquire(pull(1), [APP, NETWORK], "dev1").acquired
+    store.wait_for(pull(2), NETWORK, "dev2")
+
+    release = store.release(locks[1].id)
+
+    assert [lock.project for lock in release.released] == [NETWORK]
+    assert [lock.pull_number for lock in release.handed_over] == [2]
+    assert holders(store) == {"app:default": 1, "network:default": 2}
+    assert [lock.project for lock in store.for_pull("acme/infra", 1)] == [APP]
+    assert [lock.project for lock in store.for_pull("acme/infra", 2)] == [NETWORK]
+    assert store.release("bm9uZQ").released == []
+
+
+def test_a_pull_request_released_or_leaving_is_out_of_every_queue(store: LockStore) -> None:
+    store.acquire(pull(1), [APP, NETWORK], "dev1")
+    store.acquire(pull(2), [STAGING], "dev2")
+    for project in (APP, NETWORK):
+        store.wait_for(pull(2), project, "dev2")
+        store.wait_for(pull(3), project, "dev3")
+
+    assert store.leave_queues("acme/infra", 3) == [APP, NETWORK]
+    assert store.waiting_for_pull("acme/infra", 3) == []
+    assert store.leave_queues("acme/infra", 3) == []
+
+    release = store.release_pull("acme/infra", 2)
+    assert [lock.project for lock in release.released] == [STAGING]
+    assert release.handed_over == []
+    assert store.waiting("acme/infra", APP) == []
+    assert store.release_pull("acme/infra", 1).handed_over == []
+    assert store.count() == 0
+
+
+def test_a_waiter_for_a_lock_freed_meanwhile_takes_it_at_once(store: LockStore) -> None:
+    assert store.wait_for(pull(2), APP, "dev2") == 0
+
+    assert holders(store) == {"app:default": 2}
+    assert [lock.pull_number for lock in store.pending_handoffs()] == [2]
+
+
+def test_taking_a_lock_leaves_its_queue_and_a_released_handoff_is_moot(store: LockStore) -> None:
+    store.acquire(pull(1), [APP], "dev1")
+    store.wait_for(pull(2), APP, "dev2")
+    store.release_pull("acme/infra", 1)
+    store.release_pull("acme/infra", 2)
+
+    assert store.pending_handoffs() == []
+    assert store.acquire(pull(3), [APP], "dev3").complete
+    assert store.waiting_for_pull("acme/infra", 2) == []
+
+
+def test_a_waiter_that_takes_the_lock_itself_leaves_the_queue(store: LockStore) -> None:
+    store.acquire(pull(1), [APP], "dev1")
+    store.wait_for(pull(2), APP, "dev2")
+    store.wait_for(pull(3), APP, "dev3")
+    store.release(lock_id_for("acme/infra", APP))  # passes to #2
+    store.release_pull("acme/infra", 2)  # passes to #3
+    store.release_pull("acme/infra", 3)
+
+    assert store.acquire(pull(2), [APP], "dev2").complete
+    assert store.waiting("acme/infra", APP) == []
+    assert store.count() == 1
+
+
+def test_locks_queues_and_pending_handoffs_survive_a_restart(open_locks: LockOpener) -> None:
+    before = open_locks()
+    before.acquire(pull(1), [APP, NETWORK], "dev1")
+    before.wait_for(pull(2), APP, "dev2")
+    before.wait_for(pull(3), APP, "dev3")
+    before.wait_for(pull(3), NETWORK, "dev3")
+    handed = before.release(lock_id_for("acme/infra", NETWORK)).handed_over
+
+    after = open_locks()
+
+    assert after.all() == before.all()
+    assert after.waiting("acme/infra", APP) == [2, 3]
+    assert after.pending_handoffs() == handed
+    assert after.wait_for(pull(4), APP, "dev4") == 3
+    assert open_locks("elsewhere").all() == [], "stores of other names share nothing"
