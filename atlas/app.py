@@ -5,6 +5,7 @@ Tests build as many apps as they like, each with its own data dir, state and que
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -12,11 +13,13 @@ import time
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
-from atlas import __version__, webhooks
+from atlas import __version__, web, webhooks
 from atlas.commands import run_job
+from atlas.commands.interrupted import recover_after_restart, report_interrupted
 from atlas.commands.locking import submit_handoff_plan
 from atlas.context import CommandContext, build_context
-from atlas.queue import EmbeddedQueue, JobQueue
+from atlas.queue import EmbeddedQueue, JobQueue, QueueUnavailable
+from atlas.rq_queue import Reaper, RQQueue
 from atlas.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -43,12 +46,10 @@ class HandoffSweep(threading.Thread):
 
 
 def create_app(settings: Settings, *, context: CommandContext | None = None) -> Flask:
-    """An atlas server: the webhook endpoint and health check over an embedded job queue."""
+    """An atlas server: the webhook endpoint, pages and health over the embedded queue or rq workers."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     ctx = context or build_context(settings)
-    queue: JobQueue = EmbeddedQueue(
-        lambda job: run_job(job, ctx), ctx.state, workers=max(4, settings.parallel_pool_size)
-    )
+    queue = _job_queue(settings, ctx)
     ctx.submit = queue.enqueue
     HandoffSweep(ctx).start()
 
@@ -61,10 +62,15 @@ def create_app(settings: Settings, *, context: CommandContext | None = None) -> 
         ATLAS_QUEUE=queue,
     )
     app.register_blueprint(webhooks.blueprint)
+    web.init_app(app, ctx, queue, settings)
 
     @app.get("/healthz")
     def healthz() -> Response:
-        return Response(f'{{"status": "ok", "version": "{__version__}"}}\n', mimetype="application/json")
+        problem = _backend_problem(queue)
+        if problem:
+            body = json.dumps({"status": "unavailable", "version": __version__, "problem": problem})
+            return Response(body + "\n", status=503, mimetype="application/json")
+        return Response(json.dumps({"status": "ok", "version": __version__}) + "\n", mimetype="application/json")
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:
@@ -76,3 +82,26 @@ def create_app(settings: Settings, *, context: CommandContext | None = None) -> 
         return webhooks.text(500, "internal error; the server log has the details")
 
     return app
+
+
+def _job_queue(settings: Settings, ctx: CommandContext) -> JobQueue:
+    """rq workers with `--redis-url`; otherwise the embedded queue, which first recovers from a restart."""
+    if settings.redis_url is not None:
+        rq_queue = RQQueue(settings.redis_url.get_secret_value(), ctx.state)
+        Reaper(rq_queue, lambda job: report_interrupted(ctx, job, "The atlas worker running this command stopped")
+               ).start()
+        return rq_queue
+    queue = EmbeddedQueue(lambda job: run_job(job, ctx), ctx.state, workers=max(4, settings.parallel_pool_size))
+    for job in recover_after_restart(ctx):
+        log.info("re-queueing job %s (%s on %s), queued before the restart", job.id, job.command, job.pull.key)
+        queue.enqueue(job)
+    return queue
+
+
+def _backend_problem(queue: JobQueue) -> str | None:
+    """Why the server cannot take work now (Redis unreachable), or None."""
+    try:
+        queue.depth()
+    except QueueUnavailable as error:
+        return str(error)
+    return None

@@ -17,7 +17,10 @@ from atlas.config.server import ServerConfig, load_server_config
 from atlas.github import GitHubClient
 from atlas.joblog import JobLog
 from atlas.locks import LockStore, SQLiteLockStore
+from atlas.metrics import MeteredVCSClient
 from atlas.models import Job, Project, PullRequest
+from atlas.redis_locks import RedisLockStore
+from atlas.redis_state import RedisStateStore, connect
 from atlas.settings import Settings
 from atlas.state import SQLiteStateStore, StateStore
 from atlas.terraform import TerraformRunner
@@ -76,12 +79,20 @@ class CommandContext:
 
 
 def build_context(settings: Settings) -> CommandContext:
+    """The context of this process; with `--redis-url` its state and locks are shared through Redis."""
     data_dir = settings.data_dir
+    state: StateStore
+    locks: LockStore
+    if settings.redis_url is not None:
+        redis = connect(settings.redis_url.get_secret_value())
+        state, locks = RedisStateStore(redis), RedisLockStore(redis)
+    else:
+        state, locks = SQLiteStateStore(data_dir / "atlas.db"), SQLiteLockStore(data_dir / "atlas.db")
     return CommandContext(
         settings=settings,
-        state=SQLiteStateStore(data_dir / "atlas.db"),
-        vcs=GitHubClient(settings.gh_token.get_secret_value() if settings.gh_token else "",
-                         settings.gh_api_url),
+        state=state,
+        vcs=MeteredVCSClient(GitHubClient(settings.gh_token.get_secret_value() if settings.gh_token else "",
+                                          settings.gh_api_url)),
         terraform=TerraformRunner(
             settings.terraform_bin,
             plugin_cache_dir=data_dir / "plugin-cache",
@@ -90,7 +101,7 @@ def build_context(settings: Settings) -> CommandContext:
             concurrency=threading.BoundedSemaphore(settings.parallel_pool_size),
         ),
         working_copies=WorkingCopies(data_dir / "repos", secrets=settings.secrets()),
-        locks=SQLiteLockStore(data_dir / "atlas.db"),
+        locks=locks,
         server_config=load_server_config(settings.repo_config) if settings.repo_config else ServerConfig(),
         versions=TerraformVersions(
             settings.tf_bin_dir or data_dir / "bin",

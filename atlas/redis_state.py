@@ -144,6 +144,8 @@ return records
 class RedisStateStore:
     """`StateStore` on Redis; safe for any number of threads and processes sharing the Redis."""
 
+    job_output_ttl_seconds = 30 * 24 * 3600
+
     def __init__(self, redis: Redis, prefix: str = DEFAULT_PREFIX) -> None:
         self.redis = redis
         self.prefix = prefix
@@ -277,6 +279,21 @@ class RedisStateStore:
 
     def claim_once(self, key: str) -> bool:
         return bool(self.redis.set(self._key("once", key), utcnow().isoformat(), nx=True))
+
+    def append_job_output(self, job_id: str, text: str) -> None:
+        key = self._key("job-output", job_id)
+        with self.redis.pipeline() as pipe:
+            pipe.append(key, text)
+            pipe.expire(key, self.job_output_ttl_seconds)
+            pipe.execute()
+
+    def job_output(self, job_id: str) -> str | None:
+        value = self.redis.get(self._key("job-output", job_id))
+        return str(value) if value is not None else None
+
+    def expire_job_output(self, before: datetime) -> int:
+        # Redis expires job output by itself (job_output_ttl_seconds); nothing is left to sweep.
+        return 0
 
 
 def _job_record(values: list[str | None]) -> JobRecord | None:

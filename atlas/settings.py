@@ -22,10 +22,18 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlsplit
 
 import yaml
-from pydantic import BeforeValidator, Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -276,6 +284,42 @@ class Settings(BaseSettings):
         example="another-long-random-string",
     )
 
+    web_username: str | None = setting(
+        None,
+        "Username the web pages, /status and /metrics ask for (HTTP basic auth) when --web-password is set too. "
+        "/events and /healthz never ask.",
+        Group.SERVER,
+        metavar="USER",
+        example="operator",
+    )
+    web_password: SecretStr | None = setting(
+        None,
+        "Password of --web-username; serve atlas over TLS when you set it.",
+        Group.SERVER,
+        metavar="PASSWORD",
+        example="a-long-random-password",
+    )
+    job_log_retention_days: int = setting(
+        30, "Days atlas keeps the output of finished jobs for their pages.", Group.SERVER, metavar="DAYS", ge=1
+    )
+    redis_url: SecretStr | None = setting(
+        None,
+        "Redis URL (redis://[:password@]host:port/db). Set, it switches the job queue to rq workers "
+        "('atlas worker') and locks, state, plans and delivery de-duplication to Redis, so any number of "
+        "web processes and workers share them.",
+        Group.SERVER,
+        metavar="URL",
+        example="redis://localhost:6379/0",
+    )
+    web_workers: int = setting(
+        1,
+        "gunicorn worker processes for the web server; more than 1 needs --redis-url, since the embedded "
+        "queue lives in its process.",
+        Group.SERVER,
+        metavar="N",
+        ge=1,
+    )
+
     # Terraform
     terraform_bin: str = setting(
         "terraform",
@@ -424,12 +468,30 @@ class Settings(BaseSettings):
                 raise ValueError(f"each prefix must be one word, got {json.dumps(word)}")
         return words
 
+    @model_validator(mode="after")
+    def _check_together(self) -> Settings:
+        if (self.web_username is None) != (self.web_password is None):
+            raise ValueError("web_username: --web-username and --web-password must be set together")
+        if self.web_workers > 1 and self.redis_url is None:
+            raise ValueError("web_workers: more than one web worker needs --redis-url (the embedded queue "
+                             "lives in one process)")
+        return self
+
     def secrets(self) -> list[str]:
         """The values of every secret setting that is set, to scrub from logs and child environments."""
-        values = (getattr(self, name) for name, field in type(self).model_fields.items() if _is_secret(field))
-        return [
-            value.get_secret_value() for value in values if value is not None and value.get_secret_value()
-        ]
+        found: list[str] = []
+        for name, field in type(self).model_fields.items():
+            value = getattr(self, name)
+            if not _is_secret(field) or value is None or not value.get_secret_value():
+                continue
+            if name == "redis_url":
+                # Only its password is secret; the rest of the URL is what an operator needs in the log.
+                password = urlsplit(value.get_secret_value()).password
+                if password:
+                    found.append(password)
+                continue
+            found.append(value.get_secret_value())
+        return found
 
     def repo_allowed(self, repo_id: str) -> bool:
         """Whether `--repo-allowlist` allows the repository `HOST/OWNER/NAME` (case-insensitive)."""

@@ -102,6 +102,16 @@ class StateStore(Protocol):
         """True the first time a key is claimed (a notice that must be posted only once)."""
         ...
 
+    def append_job_output(self, job_id: str, text: str) -> None:
+        """Keep a job's output in the store, so its page outlives the log file and the pull request."""
+        ...
+
+    def job_output(self, job_id: str) -> str | None: ...
+
+    def expire_job_output(self, before: datetime) -> int:
+        """Forget the output of jobs last written before `before`; how many were forgotten."""
+        ...
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -143,6 +153,12 @@ CREATE TABLE IF NOT EXISTS comment_records (
     node_id TEXT NOT NULL,
     PRIMARY KEY (repo, number, kind, node_id)
 );
+CREATE TABLE IF NOT EXISTS job_output (
+    job_id TEXT PRIMARY KEY,
+    text TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS job_output_by_age ON job_output (updated_at);
 CREATE TABLE IF NOT EXISTS once_markers (
     key TEXT PRIMARY KEY,
     claimed_at TEXT NOT NULL
@@ -301,6 +317,23 @@ class SQLiteStateStore:
                 "INSERT OR IGNORE INTO once_markers (key, claimed_at) VALUES (?, ?)", (key, utcnow().isoformat())
             )
             return cursor.rowcount == 1
+
+    def append_job_output(self, job_id: str, text: str) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO job_output (job_id, text, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (job_id) DO UPDATE SET text = job_output.text || excluded.text,"
+                " updated_at = excluded.updated_at",
+                (job_id, text, utcnow().isoformat()),
+            )
+
+    def job_output(self, job_id: str) -> str | None:
+        row = self._connection().execute("SELECT text FROM job_output WHERE job_id = ?", (job_id,)).fetchone()
+        return str(row[0]) if row else None
+
+    def expire_job_output(self, before: datetime) -> int:
+        with self._transaction() as db:
+            return db.execute("DELETE FROM job_output WHERE updated_at < ?", (before.isoformat(),)).rowcount
 
 
 def _job_record(row: tuple[str, str, str, str | None, str | None]) -> JobRecord:

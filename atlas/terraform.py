@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from atlas import metrics
 from atlas.joblog import JobLog, Redactor
 
 DEFAULT_TIMEOUT_SECONDS = 3600.0
@@ -177,8 +178,11 @@ class TerraformRunner:
             # fail with "text file busy" and half-written providers), so inits sharing the cache
             # take turns, across threads and processes; plans and applies only read it.
             with self._plugin_cache_lock():
-                return self._run_in_slot([self.binary, *args], cwd, log, env, timeout, cancel, echo)
-        return self._run_in_slot([self.binary, *args], cwd, log, env, timeout, cancel, echo)
+                result = self._run_in_slot([self.binary, *args], cwd, log, env, timeout, cancel, echo)
+        else:
+            result = self._run_in_slot([self.binary, *args], cwd, log, env, timeout, cancel, echo)
+        metrics.record_terraform(args[0] if args else "", result.duration_seconds)
+        return result
 
     @contextmanager
     def _plugin_cache_lock(self) -> Iterator[None]:

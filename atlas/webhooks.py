@@ -7,6 +7,7 @@ Every refusal is a 4xx with a reason GitHub shows in its delivery log.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -130,14 +131,21 @@ def _queue(job: Job, delivery_id: str | None, event_name: str) -> Response:
 
     state: StateStore = current_app.config["ATLAS_STATE"]
     queue: JobQueue = current_app.config["ATLAS_QUEUE"]
-    if delivery_id and not state.claim_delivery(delivery_id, event_name):
+    try:
+        first_time = not delivery_id or state.claim_delivery(delivery_id, event_name)
+    except Exception:
+        # The state store (Redis) is unreachable: refuse, so GitHub's redelivery runs once it is back.
+        log.exception("could not record delivery %s", delivery_id)
+        return text(503, "cannot record the delivery now (the state store is unreachable); redeliver later")
+    if not first_time:
         return text(200, f"already accepted delivery {delivery_id}; not running it again")
     try:
         queue.enqueue(job)
     except Exception as error:
         if delivery_id:
             # Not accepted, so GitHub's redelivery of this id must run.
-            state.release_delivery(delivery_id)
+            with contextlib.suppress(Exception):
+                state.release_delivery(delivery_id)
         reason = str(error) if isinstance(error, QueueUnavailable) else "the job could not be stored"
         log.exception("could not queue delivery %s: %s", delivery_id, reason)
         return text(503, f"cannot queue work now: {reason}; redeliver later")

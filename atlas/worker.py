@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import logging
 import os
 import signal
@@ -24,17 +23,16 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-from pydantic import SecretStr
 from redis.exceptions import RedisError
 from rq import SimpleWorker
 
 from atlas.cli import log_startup, prepare_process, require, settings_from_args
 from atlas.commands import run_job
+from atlas.commands.interrupted import report_interrupted
 from atlas.context import CommandContext, build_context
 from atlas.models import Job
 from atlas.queue import JobExecutor
-from atlas.redis_locks import RedisLockStore
-from atlas.redis_state import DEFAULT_PREFIX, RedisStateStore, connect, redis_location
+from atlas.redis_state import DEFAULT_PREFIX, connect, redis_location
 from atlas.rq_queue import AbandonedHook, QueueKeys, Reaper, RQQueue, SerialRunner, install_runner
 from atlas.settings import ENV_PREFIX, Settings, SettingsError
 
@@ -55,28 +53,24 @@ def run_commands(ctx: CommandContext) -> JobExecutor:
     return lambda job: run_job(job, ctx)
 
 
-def log_abandoned(ctx: CommandContext) -> AbandonedHook:
-    """Until the pull request is told in a comment: the reaper's log line and the job's status say it."""
+def report_abandoned(ctx: CommandContext) -> AbandonedHook:
+    """Tell the pull request that its command's worker died, and turn its status to failure."""
 
     def report(job: Job) -> None:
-        log.info("job %s of %s is recorded as interrupted", job.id, job.pull.key)
+        report_interrupted(ctx, job, "The atlas worker running this command stopped")
 
     return report
 
 
 def redis_url_of(settings: Settings) -> str | None:
-    """The `--redis-url` setting; read from ATLAS_REDIS_URL until `Settings` declares it."""
-    value: Any = getattr(settings, "redis_url", None) or os.environ.get(f"{ENV_PREFIX}REDIS_URL")
-    if isinstance(value, SecretStr):
-        value = value.get_secret_value()
-    return str(value) if value else None
+    return settings.redis_url.get_secret_value() if settings.redis_url else None
 
 
 def run(
     args: argparse.Namespace,
     *,
     executor_factory: ExecutorFactory = run_commands,
-    abandoned_factory: AbandonedHookFactory = log_abandoned,
+    abandoned_factory: AbandonedHookFactory = report_abandoned,
 ) -> int:
     """`atlas worker`: check the settings, log the start, then fork and supervise the worker processes."""
     settings = settings_from_args(args)
@@ -182,7 +176,7 @@ def serve(
     settings: Settings,
     redis_url: str,
     executor_factory: ExecutorFactory = run_commands,
-    abandoned_factory: AbandonedHookFactory = log_abandoned,
+    abandoned_factory: AbandonedHookFactory = report_abandoned,
 ) -> int:
     """One worker process: build the context, run rq jobs until asked to stop; the exit status."""
     name = f"atlas-{socket.gethostname()}-{os.getpid()}"
@@ -214,15 +208,8 @@ def serve(
 
 
 def worker_context(settings: Settings, redis_url: str) -> CommandContext:
-    """The command context of a worker process, with its state and locks in Redis.
-
-    Until `build_context` picks the Redis stores itself from `--redis-url`, they replace its defaults here.
-    """
-    ctx = build_context(settings)
-    if isinstance(ctx.state, RedisStateStore) and isinstance(ctx.locks, RedisLockStore):
-        return ctx
-    redis = connect(redis_url)
-    return dataclasses.replace(ctx, state=RedisStateStore(redis), locks=RedisLockStore(redis))
+    """The command context of a worker process; `--redis-url` puts its state and locks in Redis."""
+    return build_context(settings)
 
 
 class AtlasWorker(SimpleWorker):

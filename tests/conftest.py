@@ -14,6 +14,8 @@ import pytest
 pytest_plugins = [
     "tests.emulator.pytest_plugin",
     "tests.atlas_plugin",
+    "tests.redis_plugin",
+    "tests.web_plugin",
 ]
 
 # A CLI config file named by the environment but missing makes terraform print a warning into

@@ -9,8 +9,10 @@ wrong inside a command ends as a readable PR comment and a failed job, never as 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
+from atlas import metrics
 from atlas.commands import apply, cancel, cleanup, plan, reply, state_ops, unlock
 from atlas.commands.authorisation import refusal_for
 from atlas.commands.outcome import CommandOutcome
@@ -53,11 +55,19 @@ def run_job(job: Job, ctx: CommandContext) -> None:
             log.info("job %s was cancelled while queued; skipping it", job.id)
             return
         ctx.state.set_job_status(job.id, JobStatus.RUNNING)
+        started = time.monotonic()
         token = ctx.running.start(job)
         try:
             _run_job(job, ctx, token)
         finally:
             ctx.running.finish(job)
+            finished = ctx.state.get_job(job.id)
+            metrics.record_job(job.command, finished.status if finished else JobStatus.FAILED,
+                               time.monotonic() - started)
+            job_log = ctx.settings.data_dir / "jobs" / f"{job.id}.log"
+            if job_log.exists():
+                # Kept in the state store, so the job's page outlives the log file and the pull request.
+                ctx.state.append_job_output(job.id, ctx.job_log(job.id).read())
 
 
 def _run_job(job: Job, ctx: CommandContext, token: CancelToken) -> None:
