@@ -363,9 +363,9 @@ class _StageRun:
         }
         path = os.environ.get("PATH", os.defpath)
         terraform_dir = os.path.dirname(self.runner.binary)
-        if terraform_dir and terraform_dir not in path.split(os.pathsep):
-            # So `terraform` in a run step is the terraform atlas runs.
-            provided["PATH"] = f"{path}{os.pathsep}{terraform_dir}"
+        if terraform_dir and path.split(os.pathsep)[0] != terraform_dir:
+            # First, so `terraform` in a run step is the project's terraform, not another on PATH.
+            provided["PATH"] = f"{terraform_dir}{os.pathsep}{path}"
         return {**self.env, **provided, **self.step_env}
 
     def ensure_workspace(self) -> None:

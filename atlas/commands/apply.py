@@ -26,6 +26,7 @@ from atlas.config.valid import RepoLocksMode
 from atlas.context import CommandContext
 from atlas.joblog import JobLog
 from atlas.models import CommandName, Job, JobStatus, PlanRecord, ProjectResult, utcnow
+from atlas.project_selection import find_named_project
 from atlas.state import ProjectPhase, ProjectState
 from atlas.terraform import CancelToken
 from atlas.vcs import CommitState, VCSError
@@ -50,7 +51,7 @@ def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
         workdir = ctx.working_copies.checkout(pull.repo, pull.number, "default", pull.head_sha, ctx.token, log=joblog)
     try:
         repo = load_repo_settings(ctx, pull, workdir)
-        plans = _plans_to_apply(job, ctx, prefix)
+        plans = _plans_to_apply(job, ctx, repo, prefix)
         _refuse_apply_only_on_merge(repo, plans)
         _check_requirements(job, ctx, repo, plans)
         _check_dependencies(job, ctx, repo, plans)
@@ -111,7 +112,7 @@ def _apply_one(job: Job, ctx: CommandContext, repo: RepoSettings, plan: PlanReco
     return result
 
 
-def _plans_to_apply(job: Job, ctx: CommandContext, prefix: str) -> list[PlanRecord]:
+def _plans_to_apply(job: Job, ctx: CommandContext, repo: RepoSettings, prefix: str) -> list[PlanRecord]:
     pull, args = job.pull, job.args
     if ctx.settings.disable_apply_all and not (args.dir or args.project):
         raise ApplyRefused(
@@ -119,12 +120,17 @@ def _plans_to_apply(job: Job, ctx: CommandContext, prefix: str) -> list[PlanReco
             f"`{prefix} apply -d DIR` (with `-w WORKSPACE` for a workspace other than default) or "
             f"`{prefix} apply -p PROJECT`."
         )
-    if args.project:
-        raise ApplyRefused(
-            f"There is no project named `{args.project}`: this repository's config defines no projects. "
-            f"Name the directory instead, e.g. `{prefix} apply -d DIR`."
-        )
     plans = ctx.state.plans(pull.repo.full_name, pull.number)
+    if args.project:
+        named = find_named_project(repo.effective, args.project, base_branch=pull.base_ref) \
+            if repo.has_repo_config else None
+        if named is None:
+            raise ApplyRefused(f"There is no project named `{args.project}` in this repository's config. "
+                               f"Name the directory instead, e.g. `{prefix} apply -d DIR`.")
+        plans = [p for p in plans if p.project == named.project]
+        if not plans:
+            raise ApplyRefused(f"Project `{args.project}` has no plan in this pull request. "
+                               f"Comment `{prefix} plan -p {args.project}` first.")
     if args.dir or args.workspace:
         directory, workspace = args.dir or ".", args.workspace or "default"
         plans = [p for p in plans if p.project.dir == directory and p.project.workspace == workspace]

@@ -24,6 +24,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from atlas.config.workflow import Step, StepName
+from atlas.tfversions import TerraformVersionError, VersionConstraint
 
 MAX_CONFIG_BYTES = 1 << 20
 """A config file larger than this is refused rather than parsed."""
@@ -346,9 +347,14 @@ _GO_VERSION = re.compile(
 
 
 def _terraform_version(value: object) -> object:
+    """An exact version, as Atlantis takes it, or (atlas) a constraint such as `~> 1.6.0` or `>= 1.5, < 2`."""
     text = _text(value)
     if isinstance(text, str) and not _GO_VERSION.fullmatch(text):
-        raise _problem(f"{json.dumps(text)} is not a version such as 1.9.8 or v1.9.8")
+        try:
+            VersionConstraint.parse(text)
+        except (TerraformVersionError, ValueError):
+            raise _problem(f"{json.dumps(text)} is not a version such as 1.9.8 or v1.9.8, nor a constraint "
+                           'such as "~> 1.9.0" or ">= 1.5, < 2"') from None
     return text
 
 
