@@ -86,8 +86,9 @@ def test_atlantis_yaml_unchanged_selects_projects_by_when_modified(
 ) -> None:
     repo_with({"atlantis.yaml": ATLANTIS_YAML})
     atlas = start_atlas()
-    pull = open_and_plan(atlas, github_emulator, "label", {"modules/label/main.tf": (
-        FIXTURES / "multi-project/modules/label/main.tf").read_text().replace("${var.environment}-", "${var.environment}--")})
+    label = (FIXTURES / "multi-project/modules/label/main.tf").read_text()
+    changed = {"modules/label/main.tf": label.replace("${var.environment}-", "${var.environment}--")}
+    pull = open_and_plan(atlas, github_emulator, "label", changed)
     said = last_bot_comment(github_emulator, pull)
     assert "Ran Plan for 2 projects" in said
     assert "`atlas apply -p app`" in said and "`atlas apply -p database`" in said
@@ -238,7 +239,8 @@ def test_repo_locks_disabled_takes_no_lock(
     start_atlas: Start, repo_with: Callable[..., EmulatedRepo], github_emulator: GitHubEmulator, tmp_path: Path,
 ) -> None:
     repo_with({"atlas.yaml": "version: 3\nprojects:\n- dir: app\n  repo_locks:\n    mode: disabled\n"})
-    atlas = start_atlas(repo_config=repos_yaml(tmp_path, "repos:\n- id: /.*/\n  allowed_overrides: [repo_locks]\n"))
+    allowing = repos_yaml(tmp_path, "repos:\n- id: /.*/\n  allowed_overrides: [repo_locks]\n")
+    atlas = start_atlas(repo_config=allowing)
     first = open_and_plan(atlas, github_emulator, "first", app_change(3))
     second = open_and_plan(atlas, github_emulator, "second", app_change(4))
     assert lock_holders(atlas) == {}
