@@ -294,7 +294,8 @@ def test_project_terraform_version_is_downloaded_verified_and_used(
 ) -> None:
     repo_with({"atlas.yaml": (
         "version: 3\nprojects:\n- dir: app\n  terraform_version: '~> 1.6.0'\n  workflow: versioned\n"
-        "workflows:\n  versioned:\n    plan:\n      steps:\n      - run: terraform version\n      - init\n      - plan\n")})
+        "workflows:\n  versioned:\n    plan:\n      steps:\n"
+        "      - run: terraform version\n      - init\n      - plan\n")})
     config = repos_yaml(tmp_path, ALLOW_WORKFLOWS)
     atlas = start_atlas(repo_config=config, tf_download_url=releases.url)
     pull = open_and_plan(atlas, github_emulator, "x", app_change(3))
