@@ -12,13 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from atlas.artifacts import ArtifactStore, artifact_store_from
 from atlas.cancellation import RunningJobs
 from atlas.config.server import ServerConfig, load_server_config
 from atlas.github import GitHubClient
 from atlas.joblog import JobLog
 from atlas.locks import LockStore, SQLiteLockStore
 from atlas.metrics import MeteredVCSClient
-from atlas.models import Job, Project, PullRequest
+from atlas.models import Job, PlanRecord, Project, PullRequest
 from atlas.redis_locks import RedisLockStore
 from atlas.redis_state import RedisStateStore, connect
 from atlas.settings import Settings
@@ -40,6 +41,7 @@ class CommandContext:
     working_copies: WorkingCopies
     locks: LockStore
     versions: TerraformVersions
+    artifacts: ArtifactStore
     server_config: ServerConfig = field(default_factory=ServerConfig)
     running: RunningJobs = field(default_factory=RunningJobs)
     # Set once the queue exists (it needs this context to run jobs): commands use it to queue
@@ -64,6 +66,10 @@ class CommandContext:
     def token(self) -> str | None:
         return self.settings.gh_token.get_secret_value() if self.settings.gh_token else None
 
+    def job_url(self, job_id: str) -> str:
+        """The job's page (`--atlas-url`), which comments and commit statuses link to."""
+        return f"{self.settings.atlas_url}/jobs/{job_id}"
+
     def job_log(self, job_id: str) -> JobLog:
         return JobLog(self.settings.data_dir / "jobs" / f"{job_id}.log", redactor=self.settings.secrets())
 
@@ -73,6 +79,14 @@ class CommandContext:
         path = self.settings.data_dir / "plans" / pull.repo.owner / pull.repo.name / str(pull.number) / name
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
+
+    def forget_plans(self, repo: str, number: int, project: Project | None = None) -> list[PlanRecord]:
+        """Delete a pull request's saved plans (or one project's): records, files and shared artifacts."""
+        removed = self.state.delete_plans(repo, number, project)
+        for plan in removed:
+            Path(plan.planfile).unlink(missing_ok=True)
+        self.artifacts.delete(repo, number, project)
+        return removed
 
     def plans_dir(self, pull: PullRequest) -> Path:
         return self.settings.data_dir / "plans" / pull.repo.owner / pull.repo.name / str(pull.number)
@@ -102,6 +116,11 @@ def build_context(settings: Settings) -> CommandContext:
         ),
         working_copies=WorkingCopies(data_dir / "repos", secrets=settings.secrets()),
         locks=locks,
+        artifacts=artifact_store_from(
+            redis_url=settings.redis_url.get_secret_value() if settings.redis_url else None,
+            s3_bucket=settings.plans_s3_bucket, s3_endpoint=settings.plans_s3_endpoint,
+            s3_prefix=settings.plans_s3_prefix, s3_region=settings.plans_s3_region, data_dir=data_dir,
+        ),
         server_config=load_server_config(settings.repo_config) if settings.repo_config else ServerConfig(),
         versions=TerraformVersions(
             settings.tf_bin_dir or data_dir / "bin",

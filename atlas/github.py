@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from urllib.parse import quote
 
 import requests
 from github import Auth, Github, GithubException, UnknownObjectException
+from github.Issue import Issue as GithubIssue
 from github.PullRequest import PullRequest as GithubPull
 from github.Repository import Repository as GithubRepository
 
@@ -27,7 +28,7 @@ from atlas.ratelimit import (
     GitHubRetry,
     WriteBudget,
 )
-from atlas.vcs import ChangedFile, CommitState, FileStatus, Permission, PostedComment, VCSError
+from atlas.vcs import ChangedFile, CommitState, FileStatus, Issue, Permission, PostedComment, VCSError
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,17 @@ def pull_from_api(pr: GithubPull) -> PullRequest:
         merged=bool(pr.merged),
         merge_commit_sha=(pr.merge_commit_sha or "") if pr.merged else "",
         merged_by=pr.merged_by.login if pr.merged and pr.merged_by else "",
+    )
+
+
+def issue_from_api(issue: GithubIssue) -> Issue:
+    return Issue(
+        number=issue.number,
+        title=issue.title,
+        body=issue.body or "",
+        state=issue.state,
+        html_url=issue.html_url,
+        labels=tuple(label.name for label in issue.labels),
     )
 
 
@@ -184,6 +196,29 @@ class GitHubClient:
                 for c in self._repo(repo).get_issue(number).get_comments()
             ]
 
+    def get_repo(self, full_name: str) -> Repo:
+        with self._calling(f"reading repository {full_name}"):
+            found = self._github.get_repo(full_name)
+            return Repo(
+                full_name=found.full_name,
+                clone_url=found.clone_url,
+                html_url=found.html_url,
+                default_branch=found.default_branch,
+                private=found.private,
+            )
+
+    def branch_head(self, repo: Repo, branch: str) -> str:
+        with self._calling(f"reading branch {branch} of {repo.full_name}"):
+            return str(self._repo(repo).get_branch(branch).commit.sha)
+
+    def find_issue(self, repo: Repo, title: str, label: str) -> Issue | None:
+        """The open issue with this title and label; pull requests, which GitHub lists too, are skipped."""
+        with self._calling(f"listing issues of {repo.full_name}"):
+            for issue in self._repo(repo).get_issues(state="open", labels=[label]):
+                if issue.pull_request is None and issue.title == title:
+                    return issue_from_api(issue)
+            return None
+
     def permission(self, repo: Repo, user: str) -> Permission:
         """The user's role on the repository; `none` for users GitHub does not know there."""
         with self._calling(f"reading the permission of {user} on {repo.full_name}"):
@@ -259,6 +294,21 @@ class GitHubClient:
             self.write_budget.acquire()
             comment = self._repo(repo).get_issue(number).create_comment(body)
             return PostedComment(id=comment.id, node_id=comment.node_id, html_url=comment.html_url)
+
+    def create_issue(self, repo: Repo, title: str, body: str, labels: Sequence[str] = ()) -> Issue:
+        with self._calling(f"opening an issue in {repo.full_name}"):
+            self.write_budget.acquire()
+            return issue_from_api(self._repo(repo).create_issue(title=title, body=body, labels=list(labels)))
+
+    def update_issue(self, repo: Repo, number: int, body: str) -> None:
+        with self._calling(f"updating issue {repo.full_name}#{number}"):
+            self.write_budget.acquire()
+            self._repo(repo).get_issue(number).edit(body=body)
+
+    def close_issue(self, repo: Repo, number: int) -> None:
+        with self._calling(f"closing issue {repo.full_name}#{number}"):
+            self.write_budget.acquire()
+            self._repo(repo).get_issue(number).edit(state="closed", state_reason="completed")
 
     def set_status(
         self,

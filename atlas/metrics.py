@@ -11,7 +11,7 @@ nothing a webhook sender controls can grow the number of series.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 from prometheus_client import (
@@ -28,8 +28,8 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from atlas import __version__
-from atlas.models import JobStatus, PullRequest, Repo
-from atlas.vcs import ChangedFile, CommitState, Permission, PostedComment, VCSClient
+from atlas.models import DriftStatus, JobStatus, PullRequest, Repo
+from atlas.vcs import ChangedFile, CommitState, Issue, Permission, PostedComment, VCSClient
 
 if TYPE_CHECKING:
     # Only named in annotations: the modules that record metrics (terraform, commands) stay free of them.
@@ -83,6 +83,14 @@ GITHUB_ERRORS = Counter(
     registry=REGISTRY,
 )
 
+DRIFT_CHECK_SECONDS = Histogram(
+    "atlas_drift_check_duration_seconds",
+    "How long drift checks took (checkout, plan and any remediation), by what they found.",
+    ["status"],
+    buckets=TERRAFORM_BUCKETS,
+    registry=REGISTRY,
+)
+
 GITHUB_EVENTS = frozenset({
     "check_run", "check_suite", "create", "delete", "installation", "installation_repositories",
     "issue_comment", "issues", "ping", "pull_request", "pull_request_review", "pull_request_review_comment",
@@ -118,6 +126,11 @@ def record_terraform(command: str, seconds: float) -> None:
     TERRAFORM_SECONDS.labels(command=name).observe(max(seconds, 0.0))
 
 
+def record_drift_check(status: DriftStatus, seconds: float) -> None:
+    """Observe one drift check of one project and what it found."""
+    DRIFT_CHECK_SECONDS.labels(status=DriftStatus(status).value).observe(max(seconds, 0.0))
+
+
 def record_github_call(method: str, ok: bool) -> None:
     """Count one call of a VCS client method; `ok` is False when it failed."""
     name = method if method in VCS_METHODS else "other"
@@ -142,6 +155,22 @@ class ServerGauges(Collector):
         running = self.state.jobs(statuses=(JobStatus.RUNNING,), limit=100_000)
         yield GaugeMetricFamily("atlas_jobs_running", "Jobs running now, in every process.", value=len(running))
         yield GaugeMetricFamily("atlas_locks_held", "Project locks held by pull requests.", value=self.locks.count())
+        yield drift_gauge(self.state)
+
+
+def drift_gauge(state: StateStore) -> GaugeMetricFamily:
+    """`atlas_drift_projects{repo,status}`: projects by what their latest drift check found (every status, 0 too)."""
+    gauge = GaugeMetricFamily(
+        "atlas_drift_projects", "Projects by the result of their latest drift check.", labels=["repo", "status"]
+    )
+    counts: dict[str, dict[DriftStatus, int]] = {}
+    for record in state.drift_records():
+        by_status = counts.setdefault(record.repo, dict.fromkeys(DriftStatus, 0))
+        by_status[record.status] += 1
+    for repo in sorted(counts):
+        for status, count in counts[repo].items():
+            gauge.add_metric([repo, status.value], count)
+    return gauge
 
 
 class _SharedMetrics(Collector):
@@ -232,3 +261,20 @@ class MeteredVCSClient:
     def list_comments(self, repo: Repo, number: int) -> list[tuple[PostedComment, str, str]]:
         return self._call("list_comments", lambda: self.inner.list_comments(repo, number))
 
+    def get_repo(self, full_name: str) -> Repo:
+        return self._call("get_repo", lambda: self.inner.get_repo(full_name))
+
+    def branch_head(self, repo: Repo, branch: str) -> str:
+        return self._call("branch_head", lambda: self.inner.branch_head(repo, branch))
+
+    def find_issue(self, repo: Repo, title: str, label: str) -> Issue | None:
+        return self._call("find_issue", lambda: self.inner.find_issue(repo, title, label))
+
+    def create_issue(self, repo: Repo, title: str, body: str, labels: Sequence[str] = ()) -> Issue:
+        return self._call("create_issue", lambda: self.inner.create_issue(repo, title, body, labels))
+
+    def update_issue(self, repo: Repo, number: int, body: str) -> None:
+        self._call("update_issue", lambda: self.inner.update_issue(repo, number, body))
+
+    def close_issue(self, repo: Repo, number: int) -> None:
+        self._call("close_issue", lambda: self.inner.close_issue(repo, number))

@@ -245,3 +245,79 @@ class PlanRecord(BaseModel):
     changes: str = ""
     # Made at the merge commit after the pull request merged (apply-on-merge), not on the pull request.
     after_merge: bool = False
+
+
+class DriftStatus(StrEnum):
+    """What a drift check found: the infrastructure matches the default branch, differs, or could not be planned.
+
+    `remediated` means it differed and atlas applied the default branch's plan, so it matches again.
+    """
+
+    IN_SYNC = "in_sync"
+    DRIFTED = "drifted"
+    REMEDIATED = "remediated"
+    FAILED = "failed"
+
+
+class RemediationStatus(StrEnum):
+    """What became of a remediation: applied, failed, waiting for a pull request's lock, or refused (destroys)."""
+
+    APPLIED = "applied"
+    FAILED = "failed"
+    WAITING = "waiting"
+    REFUSED = "refused"
+
+
+class AttributeDrift(BaseModel):
+    """One attribute that differs: its value now (live, after refresh) and the value the default branch wants."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: str
+    live: str
+    wanted: str
+
+
+class ResourceDrift(BaseModel):
+    """One resource whose live state differs from the default branch, and what the plan would do about it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    address: str
+    actions: tuple[str, ...] = ()
+    # Terraform's refresh found the object changed outside terraform (`resource_drift` in the plan JSON).
+    changed_outside: bool = False
+    differences: tuple[AttributeDrift, ...] = ()
+
+
+class Remediation(BaseModel):
+    """What atlas did (or did not do) to bring a drifted project back to the default branch."""
+
+    status: RemediationStatus
+    detail: str = ""
+    output: str = ""
+
+
+class DriftRecord(BaseModel):
+    """The latest drift check of one project on its repository's default branch."""
+
+    id: str = Field(default_factory=new_id)
+    repo: str
+    project: Project
+    sha: str
+    status: DriftStatus
+    resources: list[ResourceDrift] = Field(default_factory=list)
+    summary: PlanSummary | None = None
+    # Terraform's plan output as users read it (cleaned), and the error of a failed check.
+    output: str = ""
+    error: str | None = None
+    remediation: Remediation | None = None
+    issue_number: int | None = None
+    issue_url: str = ""
+    trigger: str = ""
+    checked_at: datetime = Field(default_factory=utcnow)
+    duration_seconds: float = 0.0
+
+    @property
+    def drift_found(self) -> bool:
+        return self.status in (DriftStatus.DRIFTED, DriftStatus.REMEDIATED)

@@ -77,6 +77,12 @@ def find_projects(repo_dir: Path, changed: Sequence[ChangedFile]) -> list[Projec
     ]
 
 
+def all_projects(repo_dir: Path) -> list[Project]:
+    """Every root module in a checkout, sorted by directory: what a drift check plans without a repo config."""
+    repo = _RepoModules.scan(repo_dir)
+    return [Project(dir=directory) for directory in sorted(repo.tf_files) if repo.is_root(directory)]
+
+
 @dataclass
 class _Causes:
     """Why one project is planned: files changed in it, and modules it uses that changed."""

@@ -13,6 +13,10 @@ same state. Each record lives under its own key below a configurable prefix (`at
 {prefix}project-states:{...}        hash: ["dir","workspace"] -> ProjectState JSON
 {prefix}comment-records:{...}       hash: ["kind","node id"] -> kind
 {prefix}once:{key}                  string
+{prefix}repos                       hash: owner/name -> Repo JSON (the repositories of saved pull requests)
+{prefix}slot:{key}                  string, expires: a claimed scheduler slot
+{prefix}drift                       hash: ["repo","dir","workspace"] -> DriftRecord JSON
+{prefix}audit                       sorted set of AuditEntry JSON by time
 ```
 
 A read-decide-write step runs as an optimistic transaction (`transact`: WATCH, read, MULTI, EXEC,
@@ -36,7 +40,8 @@ from redis.exceptions import WatchError
 from redis.retry import Retry
 from redis.typing import EncodableT, FieldT
 
-from atlas.models import Job, JobStatus, PlanRecord, Project, PullRequest, utcnow
+from atlas.audit import AuditEntry
+from atlas.models import DriftRecord, Job, JobStatus, PlanRecord, Project, PullRequest, Repo, utcnow
 from atlas.state import JobRecord, ProjectState
 
 DEFAULT_PREFIX = "atlas:"
@@ -50,6 +55,9 @@ SOCKET_TIMEOUT_SECONDS = 5.0
 
 DELIVERY_TTL_SECONDS = 7 * 24 * 3600
 """How long a delivery id is remembered; GitHub redelivers only deliveries of the last three days."""
+
+AUDIT_PAGE = 500
+"""Audit entries read from Redis at a time while looking for those that match a filter."""
 
 T = TypeVar("T")
 
@@ -213,7 +221,10 @@ class RedisStateStore:
     # Pull requests and plans
 
     def save_pull(self, pull: PullRequest) -> None:
-        self.redis.set(self._key("pull", pull.key), pull.model_dump_json())
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(self._key("pull", pull.key), pull.model_dump_json())
+            pipe.hset(self._key("repos"), pull.repo.full_name, pull.repo.model_dump_json())
+            pipe.execute()
 
     def get_pull(self, repo: str, number: int) -> PullRequest | None:
         body = text(self.redis.get(self._key("pull", pull_key(repo, number))))
@@ -294,6 +305,48 @@ class RedisStateStore:
     def expire_job_output(self, before: datetime) -> int:
         # Redis expires job output by itself (job_output_ttl_seconds); nothing is left to sweep.
         return 0
+
+    # Repositories, scheduled slots, drift checks and the audit log
+
+    def known_repos(self) -> list[Repo]:
+        bodies = self.redis.hgetall(self._key("repos"))
+        return [Repo.model_validate_json(bodies[name]) for name in sorted(bodies)]
+
+    def claim_slot(self, key: str, ttl_seconds: float) -> bool:
+        ttl = max(int(ttl_seconds * 1000), 1)
+        return bool(self.redis.set(self._key("slot", key), utcnow().isoformat(), nx=True, px=ttl))
+
+    def save_drift(self, record: DriftRecord) -> None:
+        field = json.dumps([record.repo, record.project.dir, record.project.workspace])
+        self.redis.hset(self._key("drift"), field, record.model_dump_json())
+
+    def drift_records(self, repo: str | None = None) -> list[DriftRecord]:
+        records = [DriftRecord.model_validate_json(body) for body in self.redis.hvals(self._key("drift"))]
+        if repo is not None:
+            records = [record for record in records if record.repo == repo]
+        return sorted(records, key=lambda record: (record.repo, record.project.dir, record.project.workspace))
+
+    def record_audit(self, entry: AuditEntry) -> None:
+        self.redis.zadd(self._key("audit"), {entry.model_dump_json(): entry.at.timestamp()})
+
+    def audit_entries(
+        self, *, repo: str | None = None, action: str | None = None, before: datetime | None = None, limit: int = 100
+    ) -> list[AuditEntry]:
+        found: list[AuditEntry] = []
+        upper = f"({before.timestamp()!r}" if before is not None else "+inf"
+        offset = 0
+        # Filtering happens here, so read newest first in pages until enough entries match.
+        while len(found) < limit:
+            page = self.redis.zrevrangebyscore(self._key("audit"), upper, "-inf", start=offset, num=AUDIT_PAGE)
+            if not page:
+                break
+            offset += len(page)
+            for body in page:
+                entry = AuditEntry.model_validate_json(text(body) or "")
+                if (repo is None or entry.repo == repo) and (action is None or entry.action == action):
+                    found.append(entry)
+        found.sort(key=lambda entry: (entry.at, entry.id), reverse=True)
+        return found[: max(limit, 0)]
 
 
 def _job_record(values: list[str | None]) -> JobRecord | None:

@@ -52,6 +52,7 @@ class Group(StrEnum):
     GITHUB = "GitHub"
     SERVER = "Server"
     COMMANDS = "Commands and locks"
+    DRIFT = "Drift detection"
     TERRAFORM = "Terraform"
     LOGGING = "Logging"
 
@@ -259,6 +260,15 @@ class Settings(BaseSettings):
         example="/etc/atlas/repos.yaml",
     )
 
+    # Drift detection
+    drift_schedule: str = setting(
+        "0 * * * *",
+        "Cron schedule (five fields or @daily-style, in UTC) of the drift checks of projects whose drift: block "
+        "in repos.yaml or the repo config sets no schedule.",
+        Group.DRIFT,
+        metavar="CRON",
+    )
+
     # Server
     port: int = setting(4141, "Port to listen on.", Group.SERVER, ge=1, le=65535)
     # Declared after `port`: its default is computed from the port.
@@ -310,6 +320,20 @@ class Settings(BaseSettings):
         Group.SERVER,
         metavar="URL",
         example="redis://localhost:6379/0",
+    )
+    plans_s3_bucket: str | None = setting(
+        None,
+        "Keep saved plans in this S3 (or S3-compatible) bucket, so any worker can apply a plan another made; "
+        "without it plans go to Redis with --redis-url, else to the data dir.",
+        Group.SERVER,
+        metavar="BUCKET",
+        example="acme-atlas-plans",
+    )
+    plans_s3_prefix: str = setting("", "Key prefix for plans in --plans-s3-bucket.", Group.SERVER, metavar="PREFIX")
+    plans_s3_region: str | None = setting(None, "Region of --plans-s3-bucket.", Group.SERVER, metavar="REGION")
+    plans_s3_endpoint: str | None = setting(
+        None, "Endpoint of an S3-compatible store (MinIO, Ceph, …) for --plans-s3-bucket.", Group.SERVER,
+        metavar="URL",
     )
     web_workers: int = setting(
         1,
@@ -400,6 +424,16 @@ class Settings(BaseSettings):
     @classmethod
     def _check_download_url(cls, value: str) -> str:
         return _http_url(value, "https://releases.hashicorp.com")
+
+    @field_validator("drift_schedule")
+    @classmethod
+    def _check_drift_schedule(cls, value: str) -> str:
+        from atlas.config.raw import cron_problem
+
+        problem = cron_problem(value)
+        if problem:
+            raise ValueError(f"must be a cron schedule such as '0 * * * *': {problem}")
+        return value.strip()
 
     @field_validator("default_tf_version")
     @classmethod

@@ -7,14 +7,15 @@ a Redis implementation behind the same interface.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
 from pydantic import BaseModel
 
-from atlas.models import Job, JobStatus, PlanRecord, Project, PullRequest, utcnow
+from atlas.audit import AuditEntry
+from atlas.models import DriftRecord, Job, JobStatus, PlanRecord, Project, PullRequest, Repo, utcnow
 from atlas.sqlite import SQLiteDatabase
 
 
@@ -112,6 +113,30 @@ class StateStore(Protocol):
         """Forget the output of jobs last written before `before`; how many were forgotten."""
         ...
 
+    def known_repos(self) -> list[Repo]:
+        """Every repository atlas has seen a pull request of, by full name."""
+        ...
+
+    def claim_slot(self, key: str, ttl_seconds: float) -> bool:
+        """True for the one caller, across processes, that claims `key` before it expires (a scheduled slot)."""
+        ...
+
+    def save_drift(self, record: DriftRecord) -> None:
+        """Keep the latest drift check of a project, replacing the one before."""
+        ...
+
+    def drift_records(self, repo: str | None = None) -> list[DriftRecord]:
+        """The latest drift check of every project (of one repository), by repository, dir and workspace."""
+        ...
+
+    def record_audit(self, entry: AuditEntry) -> None: ...
+
+    def audit_entries(
+        self, *, repo: str | None = None, action: str | None = None, before: datetime | None = None, limit: int = 100
+    ) -> list[AuditEntry]:
+        """Audit entries, newest first: optionally of one repository or action, older than `before`."""
+        ...
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -163,6 +188,25 @@ CREATE TABLE IF NOT EXISTS once_markers (
     key TEXT PRIMARY KEY,
     claimed_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS slot_claims (
+    key TEXT PRIMARY KEY,
+    expires_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS drift (
+    repo TEXT NOT NULL,
+    dir TEXT NOT NULL,
+    workspace TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (repo, dir, workspace)
+);
+CREATE TABLE IF NOT EXISTS audit (
+    id TEXT PRIMARY KEY,
+    at TEXT NOT NULL,
+    repo TEXT NOT NULL,
+    action TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_by_time ON audit (at);
 CREATE TABLE IF NOT EXISTS plans (
     repo TEXT NOT NULL,
     number INTEGER NOT NULL,
@@ -334,6 +378,62 @@ class SQLiteStateStore:
     def expire_job_output(self, before: datetime) -> int:
         with self._transaction() as db:
             return db.execute("DELETE FROM job_output WHERE updated_at < ?", (before.isoformat(),)).rowcount
+
+    def known_repos(self) -> list[Repo]:
+        rows = self._connection().execute(
+            "SELECT body FROM pulls WHERE rowid IN (SELECT MAX(rowid) FROM pulls GROUP BY repo) ORDER BY repo"
+        )
+        return [PullRequest.model_validate_json(row[0]).repo for row in rows]
+
+    def claim_slot(self, key: str, ttl_seconds: float) -> bool:
+        now = utcnow().timestamp()
+        with self._transaction() as db:
+            db.execute("DELETE FROM slot_claims WHERE expires_at <= ?", (now,))
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO slot_claims (key, expires_at) VALUES (?, ?)", (key, now + ttl_seconds)
+            )
+            return cursor.rowcount == 1
+
+    def save_drift(self, record: DriftRecord) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO drift (repo, dir, workspace, body) VALUES (?, ?, ?, ?)",
+                (record.repo, record.project.dir, record.project.workspace, record.model_dump_json()),
+            )
+
+    def drift_records(self, repo: str | None = None) -> list[DriftRecord]:
+        where, params = ("WHERE repo = ?", (repo,)) if repo is not None else ("", ())
+        rows = self._connection().execute(f"SELECT body FROM drift {where} ORDER BY repo, dir, workspace", params)
+        return [DriftRecord.model_validate_json(row[0]) for row in rows]
+
+    def record_audit(self, entry: AuditEntry) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO audit (id, at, repo, action, body) VALUES (?, ?, ?, ?, ?)",
+                (entry.id, _sortable(entry.at), entry.repo, entry.action.value, entry.model_dump_json()),
+            )
+
+    def audit_entries(
+        self, *, repo: str | None = None, action: str | None = None, before: datetime | None = None, limit: int = 100
+    ) -> list[AuditEntry]:
+        conditions: list[str] = []
+        params: list[object] = []
+        for column, value in (("repo", repo), ("action", action)):
+            if value is not None:
+                conditions.append(f"{column} = ?")
+                params.append(value)
+        if before is not None:
+            conditions.append("at < ?")
+            params.append(_sortable(before))
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        params.append(max(limit, 0))
+        rows = self._connection().execute(f"SELECT body FROM audit{where} ORDER BY at DESC, id DESC LIMIT ?", params)
+        return [AuditEntry.model_validate_json(row[0]) for row in rows]
+
+
+def _sortable(moment: datetime) -> str:
+    """A UTC time as text that sorts in time order (fixed width, microseconds always written)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _job_record(row: tuple[str, str, str, str | None, str | None]) -> JobRecord:

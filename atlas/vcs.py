@@ -6,6 +6,7 @@ GitLab client could implement it later without the pipeline changing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Protocol
 
@@ -56,6 +57,17 @@ class Permission(StrEnum):
         return self in (Permission.ADMIN, Permission.MAINTAIN, Permission.WRITE)
 
 
+class Issue(BaseModel):
+    """An issue (not a pull request), as atlas's drift reports use them."""
+
+    number: int
+    title: str
+    body: str = ""
+    state: str = "open"
+    html_url: str = ""
+    labels: tuple[str, ...] = ()
+
+
 class VCSError(Exception):
     """A VCS request failed after retries; the message is safe to show users (no token in it)."""
 
@@ -102,3 +114,23 @@ class VCSClient(Protocol):
     def list_comments(self, repo: Repo, number: int) -> list[tuple[PostedComment, str, str]]:
         """Comments on the pull request as (comment, author login, body)."""
         ...
+
+    def get_repo(self, full_name: str) -> Repo:
+        """The repository `owner/name`, with its clone URL and default branch."""
+        ...
+
+    def branch_head(self, repo: Repo, branch: str) -> str:
+        """The sha of the commit the branch points at now."""
+        ...
+
+    def find_issue(self, repo: Repo, title: str, label: str) -> Issue | None:
+        """The open issue (not pull request) with exactly this title and this label, or None."""
+        ...
+
+    def create_issue(self, repo: Repo, title: str, body: str, labels: Sequence[str] = ()) -> Issue: ...
+
+    def update_issue(self, repo: Repo, number: int, body: str) -> None:
+        """Replace the issue's body; comment on an issue with `post_comment`."""
+        ...
+
+    def close_issue(self, repo: Repo, number: int) -> None: ...

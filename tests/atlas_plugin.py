@@ -104,6 +104,8 @@ def start_atlas(tmp_path: Path, github_emulator: GitHubEmulator) -> Iterator[Cal
             "repo_allowlist": "*",
             "gh_user": github_emulator.bot_login,
             "parallel_pool_size": 4,
+            # Fixed, so links in comments (and the golden files) do not depend on the machine's name.
+            "atlas_url": "https://atlas.example.test",
         }
         values.update(overrides)
         settings = load_settings({k: v for k, v in values.items() if v is not None}, env={})

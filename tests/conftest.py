@@ -16,6 +16,7 @@ pytest_plugins = [
     "tests.atlas_plugin",
     "tests.redis_plugin",
     "tests.web_plugin",
+    "tests.s3_plugin",
 ]
 
 # A CLI config file named by the environment but missing makes terraform print a warning into

@@ -132,7 +132,7 @@ def help_blocks(help_text: str) -> dict[str, str]:
     blocks: dict[str, str] = {}
     current = ""
     for line in help_text.splitlines():
-        match = re.match(r"^  (--[a-z-]+)", line)
+        match = re.match(r"^  (--[a-z0-9-]+)", line)
         if match:
             current = match.group(1)
             blocks[current] = line.strip()

@@ -365,7 +365,8 @@ def test_a_stage_a_workflow_omits_keeps_the_default_steps() -> None:
         ),
         pytest.param(
             "version: 3\nprojects:\n- dir: a\n  terraform_version: latest\n",
-            'atlantis.yaml: projects[0].terraform_version: "latest" is not a version such as 1.9.8 or v1.9.8',
+            'atlantis.yaml: projects[0].terraform_version: "latest" is not a version such as 1.9.8 or v1.9.8, '
+            'nor a constraint such as "~> 1.9.0" or ">= 1.5, < 2"',
             id="terraform_version",
         ),
         pytest.param(

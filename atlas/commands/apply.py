@@ -13,6 +13,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from atlas.artifacts import ArtifactError
 from atlas.commands import merge
 from atlas.commands.hooks import run_hooks
 from atlas.commands.locking import lock_holder_text
@@ -25,7 +26,7 @@ from atlas.config.raw import ConfigError
 from atlas.config.valid import RepoLocksMode
 from atlas.context import CommandContext
 from atlas.joblog import JobLog
-from atlas.models import CommandName, Job, JobStatus, PlanRecord, ProjectResult, utcnow
+from atlas.models import CommandName, Job, JobStatus, PlanRecord, ProjectResult, ProjectStatus, utcnow
 from atlas.project_selection import find_named_project
 from atlas.state import ProjectPhase, ProjectState
 from atlas.terraform import CancelToken
@@ -82,7 +83,8 @@ def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
             break
 
     if "apply" not in repo.project(plans[0].project).silence_pr_comments:
-        body = render_apply_comment(results, command_prefix=prefix, head_sha=pull.head_sha)
+        body = render_apply_comment(results, command_prefix=prefix, head_sha=pull.head_sha,
+                                    job_url=ctx.job_url(job.id))
         skipped = len(plans) - len(results)
         if skipped:
             body += (f"\n\n{skipped} project(s) in later execution order groups were not applied, because a "
@@ -106,10 +108,29 @@ def _apply_one(job: Job, ctx: CommandContext, repo: RepoSettings, plan: PlanReco
     if not (workdir / ".git").is_dir():
         workdir = ctx.working_copies.checkout(pull.repo, pull.number, plan.project.workspace, plan.head_sha,
                                               ctx.token, log=joblog)
-    result = run_project_stage(ctx, job, repo, plan.project, workdir, Path(plan.planfile), joblog, cancel,
-                               command=CommandName.APPLY, extra_args=())
+    try:
+        planfile = _fetch_plan(ctx, job, plan)
+    except ArtifactError as error:
+        result = ProjectResult(project=plan.project, command=CommandName.APPLY, status=ProjectStatus.FAILED,
+                               error=f"{error}. Plan again with `{ctx.settings.comment_prefix[0]} plan`.")
+    else:
+        result = run_project_stage(ctx, job, repo, plan.project, workdir, planfile, joblog, cancel,
+                                   command=CommandName.APPLY, extra_args=())
+        planfile.unlink(missing_ok=True)
     _record(job, ctx, plan, result)
     return result
+
+
+def _fetch_plan(ctx: CommandContext, job: Job, plan: PlanRecord) -> Path:
+    """The saved plan from the artifact store, checked against its checksum and the pull request's head."""
+    pull = job.pull
+    meta = ctx.artifacts.get(pull.repo.full_name, pull.number, plan.project)
+    if meta is None:
+        raise ArtifactError(f"the saved plan of dir `{plan.project.dir}` workspace `{plan.project.workspace}` "
+                            "is gone from the plan store")
+    meta.check(head_sha=pull.head_sha)
+    destination = ctx.planfile(pull, plan.project).with_suffix(f".{job.id}.tfplan")
+    return ctx.artifacts.fetch(meta, destination)
 
 
 def _plans_to_apply(job: Job, ctx: CommandContext, repo: RepoSettings, prefix: str) -> list[PlanRecord]:
@@ -201,8 +222,7 @@ def _check_locks(job: Job, ctx: CommandContext, repo: RepoSettings, plans: list[
 def _record(job: Job, ctx: CommandContext, plan: PlanRecord, result: ProjectResult) -> None:
     pull = job.pull
     if result.ok:
-        ctx.state.delete_plans(pull.repo.full_name, pull.number, plan.project)
-        Path(plan.planfile).unlink(missing_ok=True)
+        ctx.forget_plans(pull.repo.full_name, pull.number, plan.project)
         phase, detail = ProjectPhase.APPLIED, result.summary.line if result.summary else "applied"
     else:
         phase, detail = ProjectPhase.APPLY_FAILED, (result.error or "apply failed").splitlines()[0]
@@ -229,4 +249,5 @@ def _automerge(job: Job, ctx: CommandContext) -> None:
 
 
 def _set_status(job: Job, ctx: CommandContext, state: CommitState, description: str) -> None:
-    ctx.vcs.set_status(job.pull.repo, job.pull.head_sha, state, STATUS_CONTEXT, description)
+    ctx.vcs.set_status(job.pull.repo, job.pull.head_sha, state, STATUS_CONTEXT, description,
+                       target_url=ctx.job_url(job.id))

@@ -153,7 +153,7 @@ def _plan_and_apply(job: Job, ctx: CommandContext, cancel: CancelToken, repo: Re
                 body = (render_plan_difference(project.label, difference,
                                                command_prefix=ctx.settings.comment_prefix[0], base_ref=pull.base_ref)
                         + "\n\n" + render_plan_comment([result], command_prefix=ctx.settings.comment_prefix[0],
-                                                       head_sha=sha))
+                                                       head_sha=sha, job_url=ctx.job_url(job.id)))
                 for part in split_comment(body):
                     ctx.vcs.post_comment(pull.repo, pull.number, part)
                 continue
@@ -163,7 +163,7 @@ def _plan_and_apply(job: Job, ctx: CommandContext, cancel: CancelToken, repo: Re
         if outcome.ok:
             _set_phase(ctx, pull, project, ProjectPhase.APPLIED, job,
                        f"applied merge commit {sha[:7]} merged by {pull.merged_by or 'unknown'}")
-            ctx.state.delete_plans(pull.repo.full_name, pull.number, project)
+            ctx.forget_plans(pull.repo.full_name, pull.number, project)
             planfile.unlink(missing_ok=True)
             _release(ctx, pull, project)
         else:
@@ -173,7 +173,7 @@ def _plan_and_apply(job: Job, ctx: CommandContext, cancel: CancelToken, repo: Re
 
     if applied:
         body = _after_merge_heading(pull) + render_apply_comment(
-            applied, command_prefix=ctx.settings.comment_prefix[0], head_sha=sha)
+            applied, command_prefix=ctx.settings.comment_prefix[0], head_sha=sha, job_url=ctx.job_url(job.id))
         if any(not r.ok for r in applied):
             body += ("\n\n**The apply failed, so this pull request keeps its locks**: no other pull request "
                      "plans on top of a half-applied project. Comment `atlas apply` here to plan the merge "
@@ -187,7 +187,7 @@ def _plan_and_apply(job: Job, ctx: CommandContext, cancel: CancelToken, repo: Re
         description += f", {len(waiting)} waiting for review"
     state = CommitState.SUCCESS if done == total else (CommitState.PENDING if waiting and not failed
                                                         else CommitState.FAILURE)
-    ctx.vcs.set_status(pull.repo, sha, state, STATUS_CONTEXT, description)
+    ctx.vcs.set_status(pull.repo, sha, state, STATUS_CONTEXT, description, target_url=ctx.job_url(job.id))
     log.info("merge of %s: %s", pull.key, description)
     if not ctx.locks.for_pull(pull.repo.full_name, pull.number):
         _clean_up(ctx, pull)
@@ -236,8 +236,7 @@ def _release(ctx: CommandContext, pull: PullRequest, project: Project) -> None:
 
 def _clean_up(ctx: CommandContext, pull: PullRequest) -> None:
     """Everything of the pull request is applied or given up: delete what it left on disk."""
-    for plan in ctx.state.delete_plans(pull.repo.full_name, pull.number):
-        Path(plan.planfile).unlink(missing_ok=True)
+    ctx.forget_plans(pull.repo.full_name, pull.number)
     shutil.rmtree(ctx.plans_dir(pull), ignore_errors=True)
     ctx.working_copies.remove_pull(pull.repo.full_name, pull.number)
 

@@ -14,6 +14,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from atlas.artifacts import PlanArtifact
 from atlas.commands.hooks import run_hooks
 from atlas.commands.locking import lock_holder_text, submit_handoff_plan
 from atlas.commands.merge import show_json
@@ -201,6 +202,10 @@ def _record(job: Job, ctx: CommandContext, repo: RepoSettings, result: ProjectRe
         if repo.apply_on_merge(project) != "false":
             # What was reviewed, kept to compare with the plan of the merge commit.
             changes = dump_changes(planned_changes(show_json(ctx.terraform, workdir, project, planfile, joblog)))
+        # Shared with every worker: the apply may run on another host.
+        ctx.artifacts.put(PlanArtifact.for_file(
+            planfile, repo=pull.repo.full_name, pull_number=pull.number, project=project, head_sha=pull.head_sha,
+            terraform_version=repo.project(project).terraform_version or "", job_id=job.id), planfile)
         ctx.state.save_plan(PlanRecord(
             repo=pull.repo.full_name, pull_number=pull.number, project=project,
             head_sha=pull.head_sha, planfile=str(planfile), summary=result.summary, job_id=job.id,
@@ -208,7 +213,7 @@ def _record(job: Job, ctx: CommandContext, repo: RepoSettings, result: ProjectRe
         ))
         phase, detail = ProjectPhase.PLANNED, result.summary.line
     else:
-        ctx.state.delete_plans(pull.repo.full_name, pull.number, project)
+        ctx.forget_plans(pull.repo.full_name, pull.number, project)
         planfile.unlink(missing_ok=True)
         phase, detail = ProjectPhase.PLAN_FAILED, (result.error or "plan failed").splitlines()[0]
     ctx.state.set_project_state(pull.repo.full_name, pull.number, ProjectState(
@@ -224,7 +229,8 @@ def _post_plan_comment(job: Job, ctx: CommandContext, results: list[ProjectResul
                 ctx.vcs.hide_comment(node_id, "OUTDATED")
             except Exception as error:  # hiding is cosmetic; the new plan must still be posted
                 log.warning("could not hide an earlier plan comment: %s", error)
-    body = render_plan_comment(results, command_prefix=ctx.settings.comment_prefix[0], head_sha=pull.head_sha)
+    body = render_plan_comment(results, command_prefix=ctx.settings.comment_prefix[0], head_sha=pull.head_sha,
+                               job_url=ctx.job_url(job.id))
     if notes:
         body = "\n".join(notes) + "\n\n" + body
     for part in split_comment(body):
@@ -242,7 +248,8 @@ def _set_project_status(job: Job, ctx: CommandContext, result: ProjectResult) ->
     else:
         state, description = CommitState.FAILURE, (result.error or "plan failed").splitlines()[0]
     label = result.project.name or f"{result.project.dir}/{result.project.workspace}"
-    ctx.vcs.set_status(job.pull.repo, job.pull.head_sha, state, f"{STATUS_CONTEXT}: {label}", description)
+    ctx.vcs.set_status(job.pull.repo, job.pull.head_sha, state, f"{STATUS_CONTEXT}: {label}", description,
+                       target_url=ctx.job_url(job.id))
 
 
 def _set_summary_status(job: Job, ctx: CommandContext) -> CommandOutcome:
@@ -264,4 +271,5 @@ def _set_summary_status(job: Job, ctx: CommandContext) -> CommandOutcome:
 
 
 def set_status(job: Job, ctx: CommandContext, state: CommitState | str, description: str) -> None:
-    ctx.vcs.set_status(job.pull.repo, job.pull.head_sha, CommitState(state), STATUS_CONTEXT, description)
+    ctx.vcs.set_status(job.pull.repo, job.pull.head_sha, CommitState(state), STATUS_CONTEXT, description,
+                       target_url=ctx.job_url(job.id))

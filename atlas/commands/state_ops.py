@@ -55,8 +55,7 @@ def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
     project_dir = ctx.working_copies.checkout(pull.repo, pull.number, project.workspace, pull.head_sha, ctx.token,
                                               log=joblog)
     result = run_project_stage(ctx, job, repo, project, project_dir, ctx.planfile(pull, project), joblog, cancel)
-    discarded = ctx.state.delete_plans(pull.repo.full_name, pull.number, project)
-    ctx.planfile(pull, project).unlink(missing_ok=True)
+    discarded = ctx.forget_plans(pull.repo.full_name, pull.number, project)
     output = result.output.strip() or result.error or ""
     fence = fence_for(output)
     lines = [f"Ran {TITLES[job.command]} for dir: `{project.dir}` workspace: `{project.workspace}`", "",

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from atlas.commands.locking import plan_for_new_holders
 from atlas.commands.outcome import CommandOutcome
 from atlas.context import CommandContext
@@ -33,9 +31,7 @@ def release_pull(ctx: CommandContext, job: Job) -> tuple[set[Project], set[Proje
     pull = job.pull
     left = ctx.locks.leave_queues(pull.repo.full_name, pull.number)
     release = ctx.locks.release_pull(pull.repo.full_name, pull.number)
-    plans = ctx.state.delete_plans(pull.repo.full_name, pull.number)
-    for plan in plans:
-        Path(plan.planfile).unlink(missing_ok=True)
+    plans = ctx.forget_plans(pull.repo.full_name, pull.number)
     plan_for_new_holders(ctx, release)
     return {lock.project for lock in release.released}, {plan.project for plan in plans}, left
 

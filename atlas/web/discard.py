@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 from atlas.commands.locking import plan_for_new_holders
 from atlas.context import CommandContext
@@ -47,9 +46,7 @@ def discard_and_unlock(ctx: CommandContext, lock_id: str, holder: str, operator:
     if not release.released:
         raise LockChanged
     lock = release.released[0]
-    plans = ctx.state.delete_plans(lock.repo, lock.pull_number, lock.project)
-    for plan in plans:
-        Path(plan.planfile).unlink(missing_ok=True)
+    plans = ctx.forget_plans(lock.repo, lock.pull_number, lock.project)
     heir = release.handed_over[0].pull_number if release.handed_over else None
     result = Discarded(lock=lock, plans_deleted=len(plans), heir=heir)
     try:

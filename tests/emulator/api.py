@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import InternalServerError
 
-from tests.emulator.state import Comment, EmulatedPull, EmulatedRepo, Team, now
+from tests.emulator.state import Comment, EmulatedIssue, EmulatedPull, EmulatedRepo, Team, now
 
 if TYPE_CHECKING:
     from tests.emulator.server import GitHubEmulator
@@ -159,6 +159,16 @@ def create_api_app(emulator: GitHubEmulator) -> Flask:
             raise ApiError(404, "Not Found")
         return pull
 
+    def issue_or_pull_or_404(repo: EmulatedRepo, number: int) -> EmulatedIssue | EmulatedPull:
+        """Issues and pull requests share numbers, and the issue endpoints serve both."""
+        found = repo.issues.get(number) or repo.pulls.get(number)
+        if found is None:
+            raise ApiError(404, "Not Found")
+        return found
+
+    def issue_body(found: EmulatedIssue | EmulatedPull) -> dict[str, Any]:
+        return shapes.plain_issue(found) if isinstance(found, EmulatedIssue) else shapes.issue(found)
+
     def comment_or_404(repo: EmulatedRepo, comment_id: int) -> Comment:
         comment = repo.comments.get(comment_id)
         if comment is None:
@@ -287,14 +297,77 @@ def create_api_app(emulator: GitHubEmulator) -> Flask:
 
     # Issues and comments
 
+    @route("/repos/<owner>/<name>/issues")
+    def list_issues(owner: str, name: str) -> Response:
+        """Issues and pull requests, newest first, as GitHub lists them; `state` and `labels` filter."""
+        repo = repo_or_404(owner, name)
+        state = request.args.get("state", "open")
+        if state not in ("open", "closed", "all"):
+            raise _validation("Issue", "state", "state is not included in the list")
+        wanted = [label.strip() for label in request.args.get("labels", "").split(",") if label.strip()]
+        found: list[EmulatedIssue | EmulatedPull] = [*repo.issues.values(), *repo.pulls.values()]
+        found = [
+            item for item in found
+            if state in ("all", item.state)
+            and all(label in (item.labels if isinstance(item, EmulatedIssue) else []) for label in wanted)
+        ]
+        found.sort(key=lambda item: item.number, reverse=request.args.get("direction", "desc") == "desc")
+        page, headers = paginate(found)
+        return json_response([issue_body(item) for item in page], headers=headers)
+
+    @route("/repos/<owner>/<name>/issues", methods=("POST",))
+    def create_issue(owner: str, name: str) -> Response:
+        repo = repo_or_404(owner, name)
+        data = body_json()
+        title = data.get("title")
+        if not isinstance(title, str) or not title.strip():
+            raise _validation("Issue", "title", "title wasn't supplied.")
+        body = data.get("body") or ""
+        if not isinstance(body, str) or len(body) > COMMENT_MAX_CHARS:
+            raise ApiError(422, "Validation Failed", [{"resource": "Issue", "code": "custom", "field": "body",
+                                                     "message": "body is too long (maximum is 65536 characters)"}])
+        labels = data.get("labels") or []
+        if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+            raise _validation("Issue", "labels", "labels must be a list of label names")
+        issue = emulator.create_issue(repo, title, body, labels, author=g.login)
+        payload = shapes.plain_issue(issue)
+        return json_response(payload, 201, headers={"Location": payload["url"]})
+
     @route("/repos/<owner>/<name>/issues/<int:number>")
     def get_issue(owner: str, name: str, number: int) -> Response:
-        return json_response(shapes.issue(pull_or_404(repo_or_404(owner, name), number)))
+        return json_response(issue_body(issue_or_pull_or_404(repo_or_404(owner, name), number)))
+
+    @route("/repos/<owner>/<name>/issues/<int:number>", methods=("PATCH",))
+    def edit_issue(owner: str, name: str, number: int) -> Response:
+        found = issue_or_pull_or_404(repo_or_404(owner, name), number)
+        data = body_json()
+        state = data.get("state")
+        if state is not None and state not in ("open", "closed"):
+            raise _validation("Issue", "state", "state is not included in the list")
+        body = data.get("body")
+        if isinstance(body, str) and len(body) > COMMENT_MAX_CHARS:
+            raise ApiError(422, "Validation Failed", [{"resource": "Issue", "code": "custom", "field": "body",
+                                                     "message": "body is too long (maximum is 65536 characters)"}])
+        if isinstance(data.get("title"), str):
+            found.title = data["title"]
+        if body is not None:
+            found.body = str(body)
+        if isinstance(found, EmulatedIssue):
+            if isinstance(data.get("labels"), list):
+                found.labels = [str(label) for label in data["labels"]]
+            if state is not None:
+                emulator.set_issue_state(found, str(state), g.login, data.get("state_reason"))
+        elif state == "closed":
+            emulator.close_pull(found.full_name, found.number)
+        elif state == "open" and found.state == "closed":
+            emulator.reopen_pull(found.full_name, found.number)
+        found.updated_at = now()
+        return json_response(issue_body(found))
 
     @route("/repos/<owner>/<name>/issues/<int:number>/comments")
     def list_comments(owner: str, name: str, number: int) -> Response:
         repo = repo_or_404(owner, name)
-        pull_or_404(repo, number)
+        issue_or_pull_or_404(repo, number)
         comments = sorted((c for c in repo.comments.values() if c.issue_number == number), key=lambda c: c.id)
         page, headers = paginate(comments)
         return json_response([shapes.comment(repo, c) for c in page], headers=headers)
@@ -310,7 +383,7 @@ def create_api_app(emulator: GitHubEmulator) -> Flask:
     @route("/repos/<owner>/<name>/issues/<int:number>/comments", methods=("POST",))
     def create_comment(owner: str, name: str, number: int) -> Response:
         repo = repo_or_404(owner, name)
-        pull_or_404(repo, number)
+        issue_or_pull_or_404(repo, number)
         comment = emulator.create_comment(repo, number, checked_body(body_json()), g.login)
         body = shapes.comment(repo, comment)
         return json_response(body, 201, headers={"Location": body["url"]})
@@ -344,7 +417,16 @@ def create_api_app(emulator: GitHubEmulator) -> Flask:
         page, headers = paginate(comment.reactions)
         return json_response([shapes.reaction(r) for r in page], headers=headers)
 
-    # Commits and statuses
+    # Branches, commits and statuses
+
+    @route("/repos/<owner>/<name>/branches/<path:branch>")
+    def get_branch(owner: str, name: str, branch: str) -> Response:
+        repo = repo_or_404(owner, name)
+        sha = repo.git.resolve(f"refs/heads/{branch}")
+        info = repo.git.commit_info(sha) if sha else None
+        if info is None:
+            raise ApiError(404, "Branch not found")
+        return json_response(shapes.branch(repo, branch, info))
 
     @route("/repos/<owner>/<name>/statuses/<sha>", methods=("POST",))
     def create_status(owner: str, name: str, sha: str) -> Response:

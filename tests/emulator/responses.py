@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import zlib
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlparse
@@ -18,6 +19,7 @@ from tests.emulator.gitrepo import CommitInfo, DiffEntry
 from tests.emulator.recordings import replay_body
 from tests.emulator.state import (
     Comment,
+    EmulatedIssue,
     EmulatedPull,
     EmulatedRepo,
     Reaction,
@@ -199,7 +201,8 @@ class ResponseShapes:
             language="HCL",
             forks_count=0,
             forks=0,
-            open_issues_count=sum(1 for p in repo.pulls.values() if p.state == "open"),
+            # GitHub counts open pull requests as issues too.
+            open_issues_count=sum(1 for i in [*repo.pulls.values(), *repo.issues.values()] if i.state == "open"),
             license=None,
             topics=[],
             default_branch=repo.default_branch,
@@ -350,6 +353,59 @@ class ResponseShapes:
         )
         return body
 
+    def plain_issue(self, issue: EmulatedIssue) -> Json:
+        """An issue that is not a pull request (no `pull_request` key), as GET /issues/{n} shows it."""
+        body = template("issue")
+        repo = issue.repo
+        body.pop("pull_request", None)
+        body.update(
+            url=issue.url,
+            repository_url=repo.url,
+            labels_url=f"{issue.url}/labels{{/name}}",
+            comments_url=f"{issue.url}/comments",
+            events_url=f"{issue.url}/events",
+            html_url=issue.html_url,
+            id=issue.id,
+            node_id=issue.node_id,
+            number=issue.number,
+            title=issue.title,
+            user=self.user(issue.author),
+            labels=[self.label(repo, name) for name in issue.labels],
+            state=issue.state,
+            locked=False,
+            assignee=None,
+            assignees=[],
+            milestone=None,
+            comments=sum(1 for c in repo.comments.values() if c.issue_number == issue.number),
+            created_at=iso(issue.created_at),
+            updated_at=iso(issue.updated_at),
+            closed_at=iso(issue.closed_at),
+            author_association=self.author_association(repo, issue.author),
+            active_lock_reason=None,
+            body=issue.body or None,
+            closed_by=self.user(issue.closed_by) if issue.closed_by else None,
+            reactions=self._reaction_counts(f"{issue.url}/reactions", []),
+            timeline_url=f"{issue.url}/timeline",
+            performed_via_github_app=None,
+            state_reason=issue.state_reason,
+        )
+        return body
+
+    def label(self, repo: EmulatedRepo, name: str) -> Json:
+        """A label as issues list them; ids are derived from the name, as the emulator keeps no label objects."""
+        body: Json = template("issue")["labels"][0]
+        label_id = zlib.crc32(name.encode()) + 1
+        body.update(
+            id=label_id,
+            node_id=node_id("LA", label_id),
+            url=f"{repo.url}/labels/{quote(name, safe='')}",
+            name=name,
+            color="ededed",
+            default=False,
+            description=None,
+        )
+        return body
+
     def author_association(self, repo: EmulatedRepo, login: str) -> str:
         if login == repo.owner:
             return "OWNER"
@@ -398,9 +454,10 @@ class ResponseShapes:
     def comment(self, repo: EmulatedRepo, comment: Comment) -> Json:
         body = template("comment")
         url = f"{repo.url}/issues/comments/{comment.id}"
+        kind = "issues" if comment.issue_number in repo.issues else "pull"
         body.update(
             url=url,
-            html_url=f"{repo.html_url}/pull/{comment.issue_number}#issuecomment-{comment.id}",
+            html_url=f"{repo.html_url}/{kind}/{comment.issue_number}#issuecomment-{comment.id}",
             issue_url=f"{repo.url}/issues/{comment.issue_number}",
             id=comment.id,
             node_id=comment.node_id,
@@ -468,6 +525,29 @@ class ResponseShapes:
             url=f"{repo.url}/commits/{sha}/status",
         )
         return body
+
+    def branch(self, repo: EmulatedRepo, name: str, info: CommitInfo) -> Json:
+        """GET /repos/{owner}/{repo}/branches/{branch}: the branch, its head commit and its protection."""
+        url = f"{repo.url}/branches/{quote(name, safe='')}"
+        commit = self.commit(repo, info, [])
+        for key in ("files", "stats"):
+            commit.pop(key, None)
+        protected = bool(repo.required_contexts or repo.required_approvals) and name == repo.default_branch
+        return {
+            "name": name,
+            "commit": commit,
+            "_links": {"self": url, "html": f"{repo.html_url}/tree/{name}"},
+            "protected": protected,
+            "protection": {
+                "enabled": protected,
+                "required_status_checks": {
+                    "enforcement_level": "non_admins" if protected else "off",
+                    "contexts": list(repo.required_contexts),
+                    "checks": [{"context": context, "app_id": None} for context in repo.required_contexts],
+                },
+            },
+            "protection_url": f"{url}/protection",
+        }
 
     def commit(self, repo: EmulatedRepo, info: CommitInfo, files: list[Json]) -> Json:
         body = template("commit")

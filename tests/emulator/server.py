@@ -28,6 +28,7 @@ from tests.emulator.gitrepo import Author, BareRepo, Changes, DiffEntry
 from tests.emulator.responses import ResponseShapes
 from tests.emulator.state import (
     Comment,
+    EmulatedIssue,
     EmulatedPull,
     EmulatedRepo,
     InjectedFailure,
@@ -109,6 +110,7 @@ class GitHubEmulator:
         # Distinct ranges keep ids of different kinds apart, as on GitHub.
         self._repo_ids = itertools.count(700_000_001)
         self._pull_ids = itertools.count(2_800_000_001)
+        self._issue_ids = itertools.count(3_100_000_001)
         self._comment_ids = itertools.count(3_900_000_001)
         self._status_ids = itertools.count(39_000_000_001)
         self._review_ids = itertools.count(2_500_000_001)
@@ -590,6 +592,51 @@ class GitHubEmulator:
             assert info is not None
             tip = git.commit_tree(info.tree, [tip], info.message + "\n", committer)
         return tip
+
+    # Issues
+
+    def create_issue(
+        self, repo: EmulatedRepo, title: str, body: str = "", labels: Iterable[str] = (), author: str | None = None
+    ) -> EmulatedIssue:
+        """A new issue, numbered after the repository's last issue or pull request."""
+        with self.lock:
+            number = repo.next_number
+            repo.next_number += 1
+            issue = EmulatedIssue(
+                repo=repo,
+                number=number,
+                id=next(self._issue_ids),
+                title=title,
+                author=author or self.bot_login,
+                body=body,
+                labels=list(dict.fromkeys(labels)),
+            )
+            repo.issues[number] = issue
+            return issue
+
+    def set_issue_state(self, issue: EmulatedIssue, state: str, by: str, reason: str | None = None) -> None:
+        with self.lock:
+            if state == issue.state:
+                return
+            issue.state = state
+            if state == "closed":
+                issue.state_reason = reason or "completed"
+                issue.closed_by = by
+                issue.closed_at = now()
+            else:
+                issue.state_reason = "reopened"
+                issue.closed_by = None
+                issue.closed_at = None
+            issue.updated_at = now()
+
+    def issues(self, full_name: str, *, state: str = "all", label: str | None = None) -> list[dict[str, Any]]:
+        """The repository's issues (not pull requests), oldest first, as tests inspect them."""
+        with self.lock:
+            return [
+                issue.snapshot()
+                for issue in sorted(self.repo(full_name).issues.values(), key=lambda i: i.number)
+                if state in ("all", issue.state) and (label is None or label in issue.labels)
+            ]
 
     # Comments and reactions
 

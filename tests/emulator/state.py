@@ -155,6 +155,7 @@ class EmulatedRepo:
     created_at: datetime = field(default_factory=now)
     permissions: dict[str, str] = field(default_factory=dict)
     pulls: dict[int, EmulatedPull] = field(default_factory=dict)
+    issues: dict[int, EmulatedIssue] = field(default_factory=dict)
     comments: dict[int, Comment] = field(default_factory=dict)
     statuses: dict[str, list[Status]] = field(default_factory=dict)
     required_contexts: tuple[str, ...] = ()
@@ -188,6 +189,50 @@ class EmulatedRepo:
     @property
     def clone_url(self) -> str:
         return f"{self.emulator.base_url}/{self.full_name}.git"
+
+
+@dataclass(eq=False)
+class EmulatedIssue:
+    """An issue that is not a pull request; it shares its repository's numbers with pull requests."""
+
+    repo: EmulatedRepo
+    number: int
+    id: int
+    title: str
+    author: str
+    body: str = ""
+    labels: list[str] = field(default_factory=list)
+    state: str = "open"
+    state_reason: str | None = None
+    closed_by: str | None = None
+    created_at: datetime = field(default_factory=now)
+    updated_at: datetime = field(default_factory=now)
+    closed_at: datetime | None = None
+
+    @property
+    def node_id(self) -> str:
+        return node_id("I", self.id)
+
+    @property
+    def url(self) -> str:
+        return f"{self.repo.url}/issues/{self.number}"
+
+    @property
+    def html_url(self) -> str:
+        return f"{self.repo.html_url}/issues/{self.number}"
+
+    def snapshot(self) -> dict[str, Any]:
+        """The issue as tests inspect it."""
+        return {
+            "number": self.number,
+            "title": self.title,
+            "body": self.body,
+            "user": self.author,
+            "labels": list(self.labels),
+            "state": self.state,
+            "state_reason": self.state_reason,
+            "closed_by": self.closed_by,
+        }
 
 
 @dataclass(eq=False)
