@@ -216,7 +216,7 @@ def run_server(args: argparse.Namespace) -> int:
 
     from atlas.serving import AtlasServer
 
-    AtlasServer(settings, app_factory=create_app).run()
+    AtlasServer(settings, workers=settings.web_workers, app_factory=create_app).run()
     return 0
 
 
