@@ -13,13 +13,14 @@ import time
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
-from atlas import __version__, web, webhooks
+from atlas import __version__, api, web, webhooks
 from atlas.commands import run_job
 from atlas.commands.interrupted import recover_after_restart, report_interrupted
 from atlas.commands.locking import submit_handoff_plan
 from atlas.context import CommandContext, build_context
 from atlas.queue import EmbeddedQueue, JobQueue, QueueUnavailable
 from atlas.rq_queue import Reaper, RQQueue
+from atlas.scheduler import start_scheduler
 from atlas.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ def create_app(settings: Settings, *, context: CommandContext | None = None) -> 
     queue = _job_queue(settings, ctx)
     ctx.submit = queue.enqueue
     HandoffSweep(ctx).start()
+    start_scheduler(ctx, settings)
 
     app = Flask("atlas")
     app.config.update(
@@ -62,6 +64,7 @@ def create_app(settings: Settings, *, context: CommandContext | None = None) -> 
         ATLAS_QUEUE=queue,
     )
     app.register_blueprint(webhooks.blueprint)
+    app.register_blueprint(api.blueprint)
     web.init_app(app, ctx, queue, settings)
 
     @app.get("/healthz")

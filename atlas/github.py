@@ -175,6 +175,12 @@ class GitHubClient:
         with self._calling(f"reading pull request {repo.full_name}#{number}"):
             return pull_from_api(self._repo(repo).get_pull(number))
 
+    def resolve_ref(self, repo: Repo, ref: str) -> str:
+        with self._calling(f"resolving {ref} in {repo.full_name}"):
+            # raw_data forces the request: a lazy Commit would report the ref itself as its sha.
+            sha: str = self._repo(repo).get_commit(ref).raw_data["sha"]
+            return sha
+
     def changed_files(self, pull: PullRequest) -> list[ChangedFile]:
         """Every file the pull request changes, all pages (GitHub lists at most 3000)."""
         with self._calling(f"listing files of {pull.key}"):

@@ -237,6 +237,9 @@ class MeteredVCSClient:
     def get_pull(self, repo: Repo, number: int) -> PullRequest:
         return self._call("get_pull", lambda: self.inner.get_pull(repo, number))
 
+    def resolve_ref(self, repo: Repo, ref: str) -> str:
+        return self._call("resolve_ref", lambda: self.inner.resolve_ref(repo, ref))
+
     def react(self, repo: Repo, comment_id: int, reaction: str) -> None:
         self._call("react", lambda: self.inner.react(repo, comment_id, reaction))
 

@@ -77,7 +77,7 @@ def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
         workers = min(len(group), ctx.settings.parallel_pool_size) if parallel else 1
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="atlas-apply") as pool:
             group_results = list(pool.map(
-                lambda project: _apply_one(job, ctx, repo, by_project[project], joblog, cancel), group))
+                lambda project: apply_one(job, ctx, repo, by_project[project], joblog, cancel), group))
         results.extend(group_results)
         if repo.effective.abort_on_execution_order_fail and any(not r.ok for r in group_results):
             break
@@ -101,7 +101,7 @@ def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
     return CommandOutcome(JobStatus.FAILED if failed else JobStatus.SUCCEEDED, description)
 
 
-def _apply_one(job: Job, ctx: CommandContext, repo: RepoSettings, plan: PlanRecord, joblog: JobLog,
+def apply_one(job: Job, ctx: CommandContext, repo: RepoSettings, plan: PlanRecord, joblog: JobLog,
                cancel: CancelToken) -> ProjectResult:
     pull = job.pull
     workdir = ctx.working_copies.path_for(pull.repo.full_name, pull.number, plan.project.workspace)

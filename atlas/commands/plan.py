@@ -124,7 +124,7 @@ def _plan_one(job: Job, ctx: CommandContext, repo: RepoSettings, project: Projec
     planfile = ctx.planfile(pull, project)
     result = run_project_stage(ctx, job, repo, project, workdir, planfile, joblog, cancel,
                                command=CommandName.PLAN)
-    _record(job, ctx, repo, result, workdir, joblog)
+    record_plan(job, ctx, repo, result, workdir, joblog)
     return result, note
 
 
@@ -193,7 +193,7 @@ def _wait_for_lock(job: Job, ctx: CommandContext, project: Project, holder: Proj
     )
 
 
-def _record(job: Job, ctx: CommandContext, repo: RepoSettings, result: ProjectResult, workdir: Path,
+def record_plan(job: Job, ctx: CommandContext, repo: RepoSettings, result: ProjectResult, workdir: Path,
             joblog: JobLog) -> None:
     pull, project = job.pull, result.project
     planfile = ctx.planfile(pull, project)
