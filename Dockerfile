@@ -49,7 +49,7 @@ RUN apt-get update \
 COPY --from=terraform /usr/local/bin/terraform /usr/local/bin/terraform
 
 COPY . /tmp/atlas-src
-RUN pip install --no-cache-dir /tmp/atlas-src && rm -rf /tmp/atlas-src
+RUN pip install --no-cache-dir "/tmp/atlas-src[s3]" && rm -rf /tmp/atlas-src
 
 RUN useradd --create-home --home-dir /home/atlas --uid 1000 --user-group --shell /usr/sbin/nologin atlas \
     && mkdir -p /home/atlas/.atlas \

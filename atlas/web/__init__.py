@@ -14,8 +14,10 @@ from flask import Flask
 from atlas import metrics
 from atlas.context import CommandContext
 from atlas.queue import JobQueue
+from atlas.web.audit import audit_api, audit_pages
 from atlas.web.auth import BasicAuth
 from atlas.web.csrf import CsrfTokens, load_or_create_key
+from atlas.web.drift import drift_pages
 from atlas.web.monitoring import count_delivery, monitoring
 from atlas.web.output import OutputExpiry
 from atlas.web.pages import pages
@@ -43,6 +45,8 @@ def init_app(app: Flask, ctx: CommandContext, queue: JobQueue, settings: WebSett
     app.extensions[EXTENSION] = site
     app.register_blueprint(pages)
     app.register_blueprint(monitoring)
+    for blueprint in (drift_pages, audit_pages, audit_api):
+        app.register_blueprint(blueprint)
     app.after_request(count_delivery)
     OutputExpiry(ctx, timedelta(days=settings.job_log_retention_days)).start()
     return site
