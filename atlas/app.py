@@ -91,6 +91,7 @@ def _job_queue(settings: Settings, ctx: CommandContext) -> JobQueue:
     """rq workers with `--redis-url`; otherwise the embedded queue, which first recovers from a restart."""
     if settings.redis_url is not None:
         rq_queue = RQQueue(settings.redis_url.get_secret_value(), ctx.state)
+        ctx.cancel_elsewhere = rq_queue.request_cancel
         Reaper(rq_queue, lambda job: report_interrupted(ctx, job, "The atlas worker running this command stopped")
                ).start()
         return rq_queue

@@ -47,6 +47,8 @@ class CommandContext:
     # Set once the queue exists (it needs this context to run jobs): commands use it to queue
     # follow-up work, such as the plan of a pull request that was waiting for a lock.
     submit: Callable[[Job], None] | None = None
+    # Set with rq workers: asks whichever process runs a pull request's job to interrupt it.
+    cancel_elsewhere: Callable[[str], None] | None = None
 
     def terraform_for(self, version: str | None) -> TerraformRunner:
         """The runner for a project's terraform version or constraint (None: the server's default).

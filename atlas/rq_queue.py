@@ -42,6 +42,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from redis.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -50,7 +51,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue
 
 from atlas.logs import job_context
-from atlas.models import Job, JobStatus, new_id
+from atlas.models import Job, JobStatus, new_id, utcnow
 from atlas.queue import JobExecutor, QueueUnavailable
 from atlas.redis_state import DEFAULT_PREFIX, connect, redis_location, text
 from atlas.state import StateStore
@@ -73,6 +74,9 @@ WAKE_MS = 30_000
 """How long after a wake-up a FIFO with jobs and no lock counts as forgotten, and is woken again."""
 
 ABANDONED = "interrupted: the worker running it stopped (no heartbeat)"
+
+CANCEL_REQUEST_SECONDS = 60
+"""How long a cancel request waits for a worker's heartbeat to see it (heartbeats come every 2 s)."""
 """The description of a job whose worker died."""
 
 AbandonedHook = Callable[[Job], None]
@@ -156,6 +160,9 @@ class QueueKeys:
     def alive(self, job_id: str) -> str:
         return f"{self.alive_prefix}{job_id}"
 
+    def cancel(self, pull_key: str) -> str:
+        return f"{self.prefix}cancel:{pull_key}"
+
     @property
     def alive_prefix(self) -> str:
         return f"{self.prefix}alive:"
@@ -207,6 +214,18 @@ class RQQueue:
                 pipe.execute()
         except RedisError as error:
             raise self._unavailable(error) from error
+
+    def request_cancel(self, pull_key: str) -> None:
+        """Ask whichever worker runs this pull request's job to interrupt it (seen at its next heartbeat)."""
+        try:
+            self.redis.set(self.keys.cancel(pull_key), utcnow().isoformat(), ex=CANCEL_REQUEST_SECONDS)
+        except RedisError as error:
+            raise QueueUnavailable(f"Redis at {self.location} is unreachable: {error}") from None
+
+    def cancel_requested(self, job: Job) -> bool:
+        """Whether `atlas cancel` was asked for this job's pull request after the job was queued."""
+        asked = self.redis.get(self.keys.cancel(job.pull.key))
+        return asked is not None and datetime.fromisoformat(str(asked)) >= job.created_at
 
     def depth(self) -> int:
         try:
@@ -315,6 +334,7 @@ class Heartbeat(threading.Thread):
         self.on_lost = on_lost
         self.job: Job | None = None
         self.lost = threading.Event()
+        self.cancelled = threading.Event()
         self._stopped = threading.Event()
         self._beat = queue.redis.register_script(_BEAT)
 
@@ -329,6 +349,14 @@ class Heartbeat(threading.Thread):
             except RedisError as error:
                 log.warning("could not extend the lock of %s: %s", self.serial_key, error)
                 continue
+            if job is not None and self.on_lost is not None and not self.cancelled.is_set():
+                try:
+                    if self.queue.cancel_requested(job):
+                        self.cancelled.set()
+                        log.info("interrupting job %s: atlas cancel was asked for %s", job.id, job.pull.key)
+                        self.on_lost(job)
+                except RedisError as error:
+                    log.warning("could not read cancel requests for %s: %s", self.serial_key, error)
             if not beating:
                 self.lost.set()
                 log.error("lost the serialisation lock of %s: this process stalled for over %d s",

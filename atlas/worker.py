@@ -183,6 +183,7 @@ def serve(
     ctx = worker_context(settings, redis_url)
     queue = RQQueue(redis_url, ctx.state, prefix=DEFAULT_PREFIX)
     ctx.submit = queue.enqueue
+    ctx.cancel_elsewhere = queue.request_cancel
     stopping = threading.Event()
     install_runner(SerialRunner(
         queue, executor_factory(ctx), ctx.state, worker_name=name, stopping=stopping,

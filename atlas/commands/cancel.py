@@ -23,6 +23,14 @@ def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
     for queued in dropped:
         ctx.state.set_job_status(queued.id, JobStatus.CANCELLED, f"cancelled by {job.requested_by}")
     interrupted = [j for j in ctx.running.cancel_pull(pull.key) if j.id != job.id]
+    if ctx.cancel_elsewhere is not None:
+        # With rq workers the running job may be in another process: its heartbeat sees the request.
+        local = {j.id for j in interrupted}
+        elsewhere = [r.job for r in ctx.state.jobs(statuses=(JobStatus.RUNNING,), limit=1000)
+                     if r.job.pull.key == pull.key and r.job.id != job.id and r.job.id not in local]
+        if elsewhere:
+            ctx.cancel_elsewhere(pull.key)
+            interrupted += elsewhere
     if not dropped and not interrupted:
         body = "Nothing to cancel: no atlas command is running or queued for this pull request."
     else:
