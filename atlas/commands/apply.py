@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from atlas.artifacts import ArtifactError
+from atlas.audit import AuditAction, audited
 from atlas.commands import merge
 from atlas.commands.hooks import run_hooks
 from atlas.commands.locking import lock_holder_text
@@ -41,6 +42,7 @@ class ApplyRefused(Exception):
     """Apply cannot go ahead; the message tells the pull request why and what to do."""
 
 
+@audited(AuditAction.APPLY)
 def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
     pull = job.pull
     if pull.merged:

@@ -24,6 +24,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from atlas.audit import AuditAction, audited
 from atlas.commands.locking import plan_for_new_holders
 from atlas.commands.outcome import CommandOutcome
 from atlas.commands.project_run import run_project_stage
@@ -74,6 +75,7 @@ def projects_applying_on_merge(ctx: CommandContext, pull: PullRequest, repo: Rep
                   key=lambda p: (p.dir, p.workspace))
 
 
+@audited(AuditAction.APPLY)
 def on_merge(job: Job, ctx: CommandContext, cancel: CancelToken, repo: RepoSettings,
              projects: list[Project]) -> CommandOutcome:
     """The merge of a pull request with projects that apply on merge."""

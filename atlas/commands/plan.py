@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from atlas.artifacts import PlanArtifact
+from atlas.audit import AuditAction, audited
 from atlas.commands.hooks import run_hooks
 from atlas.commands.locking import lock_holder_text, submit_handoff_plan
 from atlas.commands.merge import show_json
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 STATUS_CONTEXT = "atlas/plan"
 
 
+@audited(AuditAction.PLAN)
 def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
     pull = job.pull
     ctx.state.save_pull(pull)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from atlas.audit import AuditAction, audited
 from atlas.commands.locking import plan_for_new_holders
 from atlas.commands.outcome import CommandOutcome
 from atlas.context import CommandContext
@@ -9,6 +10,7 @@ from atlas.models import Job, JobStatus, Project
 from atlas.terraform import CancelToken
 
 
+@audited(AuditAction.UNLOCK)
 def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
     pull = job.pull
     released, plans, left = release_pull(ctx, job)
