@@ -181,3 +181,21 @@ def test_with_apply_on_merge_off_a_merge_releases_locks_as_before(
     assert "was merged: atlas deleted its locks" in last_bot_comment(github_emulator, pull)
     assert not (state_dir / "multi-project/app.tfstate").exists()
     assert lock_holders(atlas) == {}
+
+
+def test_on_merge_a_project_applies_after_the_projects_it_depends_on(
+    start_atlas: Start, github_emulator: GitHubEmulator,
+) -> None:
+    config = ("version: 3\nprojects:\n- name: app\n  dir: app\n  depends_on: [database]\n"
+              "- name: database\n  dir: db\n")
+    github_emulator.push_to_branch(REPO, "main", {"atlas.yaml": config})
+    atlas = start_atlas(apply_on_merge="true")
+    db = (FIXTURES / "multi-project/db/main.tf").read_text().replace('"production"', '"staging"')
+    pull = open_and_plan(atlas, github_emulator, "both", {**app_change(3), "db/main.tf": db})
+
+    merge(atlas, pull)
+
+    said = last_bot_comment(github_emulator, pull)
+    assert "2 succeeded, 0 failed" in said
+    assert said.index("dir: `db`") < said.index("dir: `app`"), "db (a dependency of app) applies first"
+    assert lock_holders(atlas) == {}

@@ -45,11 +45,30 @@ class RepoSettings:
         return [settings.project for settings in found if settings is not None]
 
     def ordered(self, projects: Sequence[Project]) -> list[list[Project]]:
-        """Projects in execution order groups (ascending), each group in config order."""
+        """Projects in execution order groups (ascending); within a group, a project after those it
+        `depends_on`, otherwise in the given order."""
         groups: dict[int, list[Project]] = {}
         for project in projects:
             groups.setdefault(self.project(project).execution_order_group, []).append(project)
-        return [groups[key] for key in sorted(groups)]
+        return [self._dependencies_first(groups[key]) for key in sorted(groups)]
+
+    def _dependencies_first(self, group: list[Project]) -> list[Project]:
+        placed: list[Project] = []
+        visiting: set[Project] = set()
+
+        def place(project: Project) -> None:
+            if project in placed or project in visiting:  # a cycle keeps the given order
+                return
+            visiting.add(project)
+            for dependency in self.depends_on(project):
+                if dependency in group:
+                    place(dependency)
+            visiting.discard(project)
+            placed.append(project)
+
+        for project in group:
+            place(project)
+        return placed
 
     def flag(self, repo_value: bool | None, server_value: bool) -> bool:
         return server_value if repo_value is None else repo_value
