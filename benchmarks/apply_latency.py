@@ -11,41 +11,25 @@ made beforehand (only the apply is timed). Usage:
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.world import FIXTURES, WEBHOOK_SECRET, describe_ms, wait_for, world
+from benchmarks.world import FIXTURES, WEBHOOK_SECRET, describe_ms, raw_app_copy, wait_for, world
 from tests.emulator import deliver, webhook_payload
 
 
 def raw_apply(replicas: int) -> float:
     """Seconds for `terraform apply PLANFILE` after an untimed init and plan -out."""
-    work = Path(tempfile.mkdtemp(prefix="atlas-raw-"))
-    try:
-        shutil.copytree(FIXTURES / "multi-project", work / "repo")
-        app = work / "repo/app"
-        (app / "backend.tf").write_text((app / "backend.tf").read_text().replace("__STATE_DIR__", str(work / "state")))
-        (app / "main.tf").write_text((app / "main.tf").read_text().replace("replicas = 2", f"replicas = {replicas}"))
-        env = {**os.environ, "TF_IN_AUTOMATION": "1", "TF_INPUT": "0"}
-
-        def terraform(*args: str) -> None:
-            subprocess.run(["terraform", *args, "-no-color"], cwd=app, env=env, check=True, capture_output=True)
-
+    with raw_app_copy(replicas) as terraform:
         terraform("init", "-input=false")
         terraform("plan", "-input=false", "-out=plan.tfplan")
         started = time.perf_counter()
         terraform("apply", "-input=false", "plan.tfplan")
         return time.perf_counter() - started
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def main() -> None:

@@ -10,36 +10,24 @@ finds the project, runs init, plan and show, and posts the comment. The baseline
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.world import FIXTURES, WEBHOOK_SECRET, describe_ms, wait_for, world
+from benchmarks.world import FIXTURES, WEBHOOK_SECRET, describe_ms, raw_app_copy, wait_for, world
 from tests.emulator import deliver, webhook_payload
 
 
-def raw_terraform(state_dir: Path, replicas: int) -> float:
+def raw_terraform(replicas: int) -> float:
     """Seconds for `terraform init && terraform plan` in a fresh copy of the fixture."""
-    work = Path(tempfile.mkdtemp(prefix="atlas-raw-"))
-    try:
-        shutil.copytree(FIXTURES / "multi-project", work / "repo")
-        main_tf = work / "repo/app/main.tf"
-        main_tf.write_text(main_tf.read_text().replace("__STATE_DIR__", str(state_dir))
-                           .replace("replicas = 2", f"replicas = {replicas}"))
-        env = {**os.environ, "TF_IN_AUTOMATION": "1", "TF_INPUT": "0"}
+    with raw_app_copy(replicas) as terraform:
         started = time.perf_counter()
-        for args in (["init", "-input=false", "-no-color"], ["plan", "-input=false", "-no-color"]):
-            subprocess.run(["terraform", *args], cwd=work / "repo/app", env=env, check=True, capture_output=True)
+        terraform("init", "-input=false")
+        terraform("plan", "-input=false")
         return time.perf_counter() - started
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def main() -> None:
@@ -63,7 +51,7 @@ def main() -> None:
             elapsed = time.perf_counter() - started
             body = w.emulator.comments("acme/infra", pull.number)[0]["body"]
             assert "Plan: 1 to add" in body, body[:500]
-            raw = raw_terraform(w.state_dir, replicas)
+            raw = raw_terraform(replicas)
             if run > 0:  # the first run warms caches on both sides
                 atlas_times.append(elapsed)
                 raw_times.append(raw)

@@ -95,6 +95,29 @@ def world(fixture: str = "multi-project", *, extra_args: tuple[str, ...] = ()) -
         shutil.rmtree(root, ignore_errors=True)
 
 
+@contextmanager
+def raw_app_copy(replicas: int) -> Iterator[Callable[..., None]]:
+    """A fresh copy of the multi-project fixture's `app` with state of its own, for raw terraform runs.
+
+    Yields `terraform(*args)`, which runs the real terraform in the copy (as atlas's runner would:
+    in automation, no input) and raises when it fails.
+    """
+    work = Path(tempfile.mkdtemp(prefix="atlas-raw-"))
+    try:
+        shutil.copytree(FIXTURES / "multi-project", work / "repo")
+        app = work / "repo/app"
+        (app / "backend.tf").write_text((app / "backend.tf").read_text().replace("__STATE_DIR__", str(work / "state")))
+        (app / "main.tf").write_text((app / "main.tf").read_text().replace("replicas = 2", f"replicas = {replicas}"))
+        env = {**os.environ, "TF_IN_AUTOMATION": "1", "TF_INPUT": "0"}
+
+        def terraform(*args: str) -> None:
+            subprocess.run(["terraform", *args, "-no-color"], cwd=app, env=env, check=True, capture_output=True)
+
+        yield terraform
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
