@@ -51,6 +51,7 @@ from atlas.models import (
 )
 from atlas.plan_compare import compare_plans, dump_changes, load_changes, planned_changes
 from atlas.state import ProjectPhase, ProjectState
+from atlas.steps import StageFiles
 from atlas.terraform import CancelToken, TerraformRunner
 from atlas.vcs import CommitState
 
@@ -197,7 +198,11 @@ def _plan_and_apply(job: Job, ctx: CommandContext, cancel: CancelToken, repo: Re
 
 
 def show_json(runner: TerraformRunner, workdir: Path, project: Project, planfile: Path, joblog: Any) -> dict[str, Any]:
-    """`terraform show -json PLANFILE`: the structured plan the comparison reads."""
+    """The structured plan the comparison reads: the plan stage's SHOWFILE, else `terraform show -json`."""
+    showfile = StageFiles(planfile).showfile
+    if showfile.exists() and planfile.exists() and showfile.stat().st_mtime >= planfile.stat().st_mtime:
+        document: dict[str, Any] = json.loads(showfile.read_text(encoding="utf-8"))
+        return document
     result = runner.run(["show", "-json", str(planfile)], workdir / project.dir, joblog, echo=False)
     if not result.ok:
         raise RuntimeError(f"terraform show -json failed: {result.output[-500:]}")
