@@ -20,6 +20,7 @@ from atlas.joblog import JobLog
 from atlas.locks import LockStore, SQLiteLockStore
 from atlas.metrics import MeteredVCSClient
 from atlas.models import Job, PlanRecord, Project, PullRequest
+from atlas.ratelimit import SharedWriteBudget, WriteBudget
 from atlas.redis_locks import RedisLockStore
 from atlas.redis_state import RedisStateStore, connect
 from atlas.settings import Settings
@@ -99,16 +100,19 @@ def build_context(settings: Settings) -> CommandContext:
     data_dir = settings.data_dir
     state: StateStore
     locks: LockStore
+    token = settings.gh_token.get_secret_value() if settings.gh_token else ""
+    budget: WriteBudget | None = None
     if settings.redis_url is not None:
         redis = connect(settings.redis_url.get_secret_value())
         state, locks = RedisStateStore(redis), RedisLockStore(redis)
+        # GitHub's limit is per token, across every process that uses it.
+        budget = SharedWriteBudget(redis, token)
     else:
         state, locks = SQLiteStateStore(data_dir / "atlas.db"), SQLiteLockStore(data_dir / "atlas.db")
     return CommandContext(
         settings=settings,
         state=state,
-        vcs=MeteredVCSClient(GitHubClient(settings.gh_token.get_secret_value() if settings.gh_token else "",
-                                          settings.gh_api_url)),
+        vcs=MeteredVCSClient(GitHubClient(token, settings.gh_api_url, write_budget=budget)),
         terraform=TerraformRunner(
             settings.terraform_bin,
             plugin_cache_dir=data_dir / "plugin-cache",

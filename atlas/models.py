@@ -314,6 +314,8 @@ class DriftRecord(BaseModel):
     remediation: Remediation | None = None
     issue_number: int | None = None
     issue_url: str = ""
+    # False when GitHub could not be told (the issue may be out of date); the next check looks again.
+    reported: bool = True
     trigger: str = ""
     checked_at: datetime = Field(default_factory=utcnow)
     duration_seconds: float = 0.0

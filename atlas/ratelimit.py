@@ -20,10 +20,12 @@ import hashlib
 import logging
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from typing import Any, ClassVar, Self
 
+from redis import Redis
 from urllib3 import Retry
 from urllib3.exceptions import MaxRetryError
 from urllib3.response import BaseHTTPResponse
@@ -99,6 +101,44 @@ class WriteBudget:
             log.info("GitHub write budget spent (%d per %.0f s); waiting %.1f s", self.limit, self.window, wait)
             self._sleep(wait)
             waited += wait
+
+
+class SharedWriteBudget(WriteBudget):
+    """The same budget kept in Redis, so every web and worker process using a token shares it.
+
+    GitHub counts content-creating requests per token, whichever host sends them; a sliding window
+    of timestamps (Redis's own clock, so hosts need not agree) in one sorted set per token hash.
+    """
+
+    _SCRIPT = """
+    local now = redis.call('TIME')
+    local t = tonumber(now[1]) + tonumber(now[2]) / 1000000
+    local window = tonumber(ARGV[1])
+    redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', t - window)
+    if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
+        redis.call('ZADD', KEYS[1], t, ARGV[3])
+        redis.call('PEXPIRE', KEYS[1], math.ceil(window * 1000))
+        return '0'
+    end
+    local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+    return tostring(tonumber(oldest[2]) + window - t)
+    """
+
+    def __init__(self, redis: Redis, token: str, limit: int = WRITES_PER_MINUTE, window: float = 60.0,
+                 *, prefix: str = "atlas:", sleep: Callable[[float], None] = time.sleep) -> None:
+        super().__init__(limit, window, sleep=sleep)
+        self._key = f"{prefix}github-writes:{hashlib.sha256(token.encode()).hexdigest()[:32]}"
+        self._take = redis.register_script(self._SCRIPT)
+
+    def acquire(self) -> float:
+        waited = 0.0
+        while True:
+            wait = float(self._take(keys=[self._key], args=[self.window, self.limit, uuid.uuid4().hex]))
+            if wait <= 0:
+                return waited
+            pause = min(max(wait, 0.01), 1.0)
+            self._sleep(pause)
+            waited += pause
 
 
 class GitHubRetry(Retry):

@@ -30,6 +30,7 @@ from atlas.events import (
 )
 from atlas.models import Job
 from atlas.queue import JobQueue, QueueUnavailable
+from atlas.redis_state import redis_location
 from atlas.settings import Settings
 from atlas.state import StateStore
 
@@ -133,10 +134,11 @@ def _queue(job: Job, delivery_id: str | None, event_name: str) -> Response:
     queue: JobQueue = current_app.config["ATLAS_QUEUE"]
     try:
         first_time = not delivery_id or state.claim_delivery(delivery_id, event_name)
-    except Exception:
-        # The state store (Redis) is unreachable: refuse, so GitHub's redelivery runs once it is back.
-        log.exception("could not record delivery %s", delivery_id)
-        return text(503, "cannot record the delivery now (the state store is unreachable); redeliver later")
+    except Exception as error:
+        # The state store is unreachable: refuse, so GitHub's redelivery runs once it is back.
+        where = _store_location(current_app.config["ATLAS_SETTINGS"])
+        log.error("refused delivery %s: %s is unreachable (%s); it can be redelivered", delivery_id, where, error)
+        return text(503, f"cannot record the delivery now: {where} is unreachable; redeliver later")
     if not first_time:
         return text(200, f"already accepted delivery {delivery_id}; not running it again")
     try:
@@ -151,3 +153,9 @@ def _queue(job: Job, delivery_id: str | None, event_name: str) -> Response:
         return text(503, f"cannot queue work now: {reason}; redeliver later")
     log.info("queued %s job %s for %s (delivery %s)", job.command, job.id, job.pull.key, delivery_id)
     return text(202, f"queued {job.command} for {job.pull.key} as job {job.id}")
+
+
+def _store_location(settings: Settings) -> str:
+    if settings.redis_url is None:
+        return "the state store"
+    return f"Redis at {redis_location(settings.redis_url.get_secret_value())}"

@@ -202,7 +202,8 @@ class ResponseShapes:
             forks_count=0,
             forks=0,
             # GitHub counts open pull requests as issues too.
-            open_issues_count=sum(1 for i in [*repo.pulls.values(), *repo.issues.values()] if i.state == "open"),
+            open_issues_count=sum(1 for p in repo.pulls.values() if p.state == "open")
+            + sum(1 for i in repo.issues.values() if i.state == "open"),
             license=None,
             topics=[],
             default_branch=repo.default_branch,
