@@ -21,6 +21,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from atlas import audit
 from atlas.commands.apply import apply_one
 from atlas.commands.plan import record_plan
 from atlas.commands.project_run import run_project_stage
@@ -153,8 +154,15 @@ def _run(ctx: CommandContext, settings: Settings, command: CommandName, wanted: 
     else:
         results = [_apply(ctx, job, settings_for_repo, project, joblog) for project in projects]
     ok = all(r.ok for r in results)
-    ctx.state.set_job_status(job.id, JobStatus.SUCCEEDED if ok else JobStatus.FAILED,
-                             f"api {command}: {sum(r.ok for r in results)}/{len(results)} projects")
+    description = f"api {command}: {sum(r.ok for r in results)}/{len(results)} projects"
+    ctx.state.set_job_status(job.id, JobStatus.SUCCEEDED if ok else JobStatus.FAILED, description)
+    for result in results:
+        audit.record(ctx, audit.AuditEntry(
+            action=audit.AuditAction.PLAN if command is CommandName.PLAN else audit.AuditAction.APPLY,
+            repo=repo.full_name, user="api", outcome=str(result.status), sha=sha,
+            pull_number=wanted.PR or None, project=result.project, trigger="api", job_id=job.id,
+            detail=description, output=result.output,
+        ))
     ctx.state.append_job_output(job.id, joblog.read())
     return {
         "Repository": repo.full_name, "Ref": wanted.Ref, "Sha": sha, "PR": wanted.PR, "Command": str(command),

@@ -8,6 +8,7 @@ settings call `add_settings_arguments()` and `settings_from_args()`, so they sha
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
 import os
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from atlas import __version__
-from atlas.locks import LockStore, ProjectLock, Release, SQLiteLockStore
+from atlas.locks import LockStore, ProjectLock, Release
 from atlas.logs import configure_logging
 from atlas.settings import (
     CONFIG_ENV,
@@ -37,6 +38,7 @@ from atlas.settings import (
 
 if TYPE_CHECKING:
     from atlas.config.server import EffectiveConfig
+    from atlas.context import CommandContext
     from atlas.drift import RepoCheck
     from atlas.vcs import ChangedFile
 
@@ -316,12 +318,15 @@ def add_locks_arguments(parser: argparse.ArgumentParser) -> None:
 def run_locks(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     configure_logging(settings.log_level, settings.log_format, settings.secrets())
+    from atlas.context import build_context
+
     database = settings.data_dir / "atlas.db"
     # Reading must not create a data directory where there is none (a mistyped --data-dir).
-    store = SQLiteLockStore(database) if database.exists() else None
+    ctx = build_context(settings) if settings.redis_url is not None or database.exists() else None
+    store = ctx.locks if ctx is not None else None
     if args.locks_action == "list":
         return _list_locks(store, database, as_json=args.json)
-    return _unlock(store, database, args.lock_id, settings)
+    return _unlock(ctx, database, args.lock_id, settings)
 
 
 def _list_locks(store: LockStore | None, database: Path, *, as_json: bool) -> int:
@@ -353,12 +358,22 @@ def _list_locks(store: LockStore | None, database: Path, *, as_json: bool) -> in
     return 0
 
 
-def _unlock(store: LockStore | None, database: Path, lock_id: str, settings: Settings) -> int:
-    release = store.release(lock_id) if store is not None else None
-    if release is None or not release.released:
+def _unlock(ctx: CommandContext | None, database: Path, lock_id: str, settings: Settings) -> int:
+    from atlas import audit
+
+    release = ctx.locks.release(lock_id) if ctx is not None else None
+    if ctx is None or release is None or not release.released:
         print(f"atlas: error: no lock with id {lock_id!r} in {database} (see 'atlas locks list')", file=sys.stderr)
         return 1
     lock = release.released[0]
+    # As the web page's discard does: the plan made under the lock goes with it, and it is audited.
+    plans = ctx.forget_plans(lock.repo, lock.pull_number, lock.project)
+    audit.record(ctx, audit.AuditEntry(
+        action=audit.AuditAction.UNLOCK, repo=lock.repo, user=getpass.getuser(), outcome="released",
+        pull_number=lock.pull_number, project=lock.project, trigger="cli",
+        detail=f"atlas locks unlock; {len(plans)} plan(s) discarded"
+               + (f"; handed over to #{release.handed_over[0].pull_number}" if release.handed_over else ""),
+    ))
     print(
         f"Released the lock on {lock.repo} {lock.project.dir} (workspace {lock.project.workspace}), "
         f"held by #{lock.pull_number} ({lock.user}) since {_since(lock)}."

@@ -132,7 +132,7 @@ class GitHubClient:
         )
         self._github = Github(
             base_url=self.api_url,
-            auth=Auth.Token(token),
+            auth=Auth.Token(token) if token else None,
             # Pacing is the write budget's job; PyGithub's fixed sleeps would slow every request.
             seconds_between_requests=None,
             seconds_between_writes=None,

@@ -90,6 +90,11 @@ def test_plan_then_apply_a_ref_through_the_api(start_atlas: Start, state_dir: Pa
     assert applied["ProjectResults"][0]["Summary"]["Add"] == 1
     assert (state_dir / "multi-project/app.tfstate").exists()
 
+    audit = requests.get(f"{atlas.url}/api/audit", params={"repo": REPO}, headers={"X-Atlas-Token": SECRET},
+                         timeout=10).json()["entries"]
+    assert [(e["action"], e["trigger"], e["outcome"]) for e in audit[:2]] == [
+        ("apply", "api", "succeeded"), ("plan", "api", "succeeded")]
+
 
 def test_apply_without_a_plan_reports_it_per_project(start_atlas: Start) -> None:
     answer = call(start_atlas(api_secret=SECRET), "apply", PLAN_APP).json()

@@ -166,6 +166,9 @@ def test_operator_unlock_from_the_cli_hands_the_lock_to_the_waiting_pull_request
     assert "replicas = 5" in last_bot_comment(github_emulator, second)
     assert lock_holders(atlas) == {"app/default": second.number}
     assert f"#{first.number}" in result.stdout
+    [unlocked] = atlas.app.config["ATLAS_STATE"].audit_entries(action="unlock")
+    assert (unlocked.trigger, unlocked.pull_number, unlocked.outcome) == ("cli", first.number, "released")
+    assert atlas.app.config["ATLAS_STATE"].plans(REPO, first.number) == [], "the plan went with the lock"
 
 
 def slow_terraform(directory: Path) -> Path:

@@ -47,7 +47,9 @@ def run_project_stage(
                              error=f"terraform version {settings.terraform_version!r}: {error}")
     context = StepContext.for_pull(job.pull, project, user_name=job.requested_by or job.pull.author,
                                    comment_args=job.args.extra_args, terraform_version=version)
-    with job_context(project=project.label):
+    # Complete, not only the project: with parallel_plan this runs in a pool thread, which does not
+    # inherit the job's logging context.
+    with job_context(repo=job.pull.repo.full_name, pr=job.pull.number, job_id=job.id, project=project.label):
         log.section(f"{command} {project.dir}/{project.workspace}")
         return run_stage(stage, command=command, runner=runner, workdir=workdir, project=project,
                          planfile=planfile, log=log, context=context, cancel=cancel,

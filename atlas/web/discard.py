@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from atlas import audit
 from atlas.commands.locking import plan_for_new_holders
 from atlas.context import CommandContext
 from atlas.locks import ProjectLock
@@ -49,6 +50,12 @@ def discard_and_unlock(ctx: CommandContext, lock_id: str, holder: str, operator:
     plans = ctx.forget_plans(lock.repo, lock.pull_number, lock.project)
     heir = release.handed_over[0].pull_number if release.handed_over else None
     result = Discarded(lock=lock, plans_deleted=len(plans), heir=heir)
+    audit.record(ctx, audit.AuditEntry(
+        action=audit.AuditAction.UNLOCK, repo=lock.repo, user=operator or "operator", outcome="released",
+        pull_number=lock.pull_number, project=lock.project, trigger="web",
+        detail=f"discard plan and unlock from the lock page; {len(plans)} plan(s) discarded"
+               + (f"; handed over to #{heir}" if heir else ""),
+    ))
     try:
         ctx.vcs.post_comment(lock.vcs_repo(), lock.pull_number, unlock_comment(ctx, lock, heir, operator))
     except VCSError as error:
