@@ -40,16 +40,20 @@ def main() -> None:
         app = (FIXTURES / "multi-project/app/main.tf").read_text()
         for run in range(args.runs + 1):
             replicas = 10 + run
-            pull = w.emulator.open_pull("acme/infra", f"bench-{run}",
+            # A repository per run: the pull requests of one repository would wait for each other's locks.
+            name = f"acme/infra-{run}"
+            w.emulator.create_repo(name, source_dir=FIXTURES / "multi-project",
+                                   substitutions={"__STATE_DIR__": str(w.state_dir / name)})
+            pull = w.emulator.open_pull(name, f"bench-{run}",
                                         {"app/main.tf": app.replace("replicas = 2", f"replicas = {replicas}")})
             payload = webhook_payload("pull_request", pull, "opened")
             started = time.perf_counter()
             response = deliver(f"{w.atlas_url}/events", "pull_request", payload, secret=WEBHOOK_SECRET)
             assert response.status_code == 202, response.text
             number = pull.number
-            wait_for(lambda n=number: bool(w.emulator.comments("acme/infra", n)), 120, "the plan comment")
+            wait_for(lambda n=number, r=name: bool(w.emulator.comments(r, n)), 120, "the plan comment")
             elapsed = time.perf_counter() - started
-            body = w.emulator.comments("acme/infra", pull.number)[0]["body"]
+            body = w.emulator.comments(name, pull.number)[0]["body"]
             assert "Plan: 1 to add" in body, body[:500]
             raw = raw_terraform(replicas)
             if run > 0:  # the first run warms caches on both sides
