@@ -6,13 +6,12 @@ their own from the same settings, so everything here is reconstructible from `Se
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from atlas.artifacts import ArtifactStore, artifact_store_from
+from atlas.artifacts import ArtifactStore, artifact_name, artifact_store_from
 from atlas.cancellation import RunningJobs
 from atlas.config.server import ServerConfig, load_server_config
 from atlas.github import GitHubClient
@@ -29,8 +28,6 @@ from atlas.terraform import TerraformRunner
 from atlas.tfversions import TerraformVersions
 from atlas.vcs import VCSClient
 from atlas.workingcopy import WorkingCopies
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 @dataclass
@@ -77,9 +74,9 @@ class CommandContext:
         return JobLog(self.settings.data_dir / "jobs" / f"{job_id}.log", redactor=self.settings.secrets())
 
     def planfile(self, pull: PullRequest, project: Project) -> Path:
-        """Where a project's plan file is kept: outside the working copy, which `git clean` resets."""
-        name = f"{_UNSAFE.sub('_', project.dir)}--{_UNSAFE.sub('_', project.workspace)}.tfplan"
-        path = self.settings.data_dir / "plans" / pull.repo.owner / pull.repo.name / str(pull.number) / name
+        """Where a project's plan file is kept: outside the working copy, which `git clean` resets,
+        under the name the embedded artifact store gives it (unique per project)."""
+        path = self.plans_dir(pull) / artifact_name(project)
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 

@@ -18,7 +18,7 @@ from atlas.audit import AuditAction, audited
 from atlas.commands import merge
 from atlas.commands.hooks import run_hooks
 from atlas.commands.locking import lock_holder_text
-from atlas.commands.outcome import CommandOutcome
+from atlas.commands.outcome import CommandOutcome, record_phase
 from atlas.commands.project_run import run_project_stage
 from atlas.commands.repo_settings import RepoSettings, load_repo_settings
 from atlas.commands.requirements import unmet
@@ -27,9 +27,9 @@ from atlas.config.raw import ConfigError
 from atlas.config.valid import RepoLocksMode
 from atlas.context import CommandContext
 from atlas.joblog import JobLog
-from atlas.models import CommandName, Job, JobStatus, PlanRecord, ProjectResult, ProjectStatus, utcnow
+from atlas.models import CommandName, Job, JobStatus, PlanRecord, ProjectResult, ProjectStatus
 from atlas.project_selection import find_named_project
-from atlas.state import ProjectPhase, ProjectState
+from atlas.state import ProjectPhase
 from atlas.terraform import CancelToken
 from atlas.vcs import CommitState, VCSError
 
@@ -227,11 +227,8 @@ def _record(job: Job, ctx: CommandContext, plan: PlanRecord, result: ProjectResu
         ctx.forget_plans(pull.repo.full_name, pull.number, plan.project)
         phase, detail = ProjectPhase.APPLIED, result.summary.line if result.summary else "applied"
     else:
-        phase, detail = ProjectPhase.APPLY_FAILED, (result.error or "apply failed").splitlines()[0]
-    ctx.state.set_project_state(pull.repo.full_name, pull.number, ProjectState(
-        project=plan.project, phase=phase, head_sha=pull.head_sha, job_id=job.id, detail=detail,
-        updated_at=utcnow(),
-    ))
+        phase, detail = ProjectPhase.APPLY_FAILED, result.error or "apply failed"
+    record_phase(ctx, job, plan.project, phase, detail)
 
 
 def _automerge(job: Job, ctx: CommandContext) -> None:

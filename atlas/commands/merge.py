@@ -26,7 +26,7 @@ from typing import Any
 
 from atlas.audit import AuditAction, audited
 from atlas.commands.locking import plan_for_new_holders
-from atlas.commands.outcome import CommandOutcome
+from atlas.commands.outcome import CommandOutcome, record_phase
 from atlas.commands.project_run import run_project_stage
 from atlas.commands.repo_settings import RepoSettings, load_repo_settings
 from atlas.comments import (
@@ -47,10 +47,9 @@ from atlas.models import (
     Project,
     ProjectResult,
     PullRequest,
-    utcnow,
 )
 from atlas.plan_compare import compare_plans, dump_changes, load_changes, planned_changes
-from atlas.state import ProjectPhase, ProjectState
+from atlas.state import ProjectPhase
 from atlas.steps import StageFiles
 from atlas.terraform import CancelToken, TerraformRunner
 from atlas.vcs import CommitState
@@ -137,7 +136,7 @@ def _plan_and_apply(job: Job, ctx: CommandContext, cancel: CancelToken, repo: Re
                                    command=CommandName.PLAN, extra_args=())
         if not result.ok or result.summary is None:
             failed.append(project)
-            _set_phase(ctx, pull, project, ProjectPhase.PLAN_FAILED, job, result.error or "plan failed")
+            record_phase(ctx, job, project, ProjectPhase.PLAN_FAILED, result.error or "plan failed", head_sha=sha)
             ctx.vcs.post_comment(pull.repo, pull.number, _after_merge_heading(pull) + render_plan_comment(
                 [result], command_prefix=ctx.settings.comment_prefix[0], head_sha=sha))
             continue
@@ -152,7 +151,7 @@ def _plan_and_apply(job: Job, ctx: CommandContext, cancel: CancelToken, repo: Re
             difference = compare_plans(load_changes(plan.changes) if plan.changes else {}, changes)
             if not difference.same:
                 waiting.append(project)
-                _set_phase(ctx, pull, project, ProjectPhase.PLANNED, job, "differs from the reviewed plan")
+                record_phase(ctx, job, project, ProjectPhase.PLANNED, "differs from the reviewed plan", head_sha=sha)
                 body = (render_plan_difference(project.label, difference,
                                                command_prefix=ctx.settings.comment_prefix[0], base_ref=pull.base_ref)
                         + "\n\n" + render_plan_comment([result], command_prefix=ctx.settings.comment_prefix[0],
@@ -164,15 +163,14 @@ def _plan_and_apply(job: Job, ctx: CommandContext, cancel: CancelToken, repo: Re
                                     command=CommandName.APPLY, extra_args=())
         applied.append(outcome)
         if outcome.ok:
-            _set_phase(ctx, pull, project, ProjectPhase.APPLIED, job,
-                       f"applied merge commit {sha[:7]} merged by {pull.merged_by or 'unknown'}")
+            record_phase(ctx, job, project, ProjectPhase.APPLIED,
+                         f"applied merge commit {sha[:7]} merged by {pull.merged_by or 'unknown'}", head_sha=sha)
             ctx.forget_plans(pull.repo.full_name, pull.number, project)
             planfile.unlink(missing_ok=True)
             _release(ctx, pull, project)
         else:
             failed.append(project)
-            _set_phase(ctx, pull, project, ProjectPhase.APPLY_FAILED, job, (outcome.error or "").splitlines()[0]
-                       if outcome.error else "apply failed")
+            record_phase(ctx, job, project, ProjectPhase.APPLY_FAILED, outcome.error or "apply failed", head_sha=sha)
 
     if applied:
         body = _after_merge_heading(pull) + render_apply_comment(
@@ -227,13 +225,6 @@ def _placeholder(pull: PullRequest, project: Project) -> PlanRecord:
     """A project to plan again after merge whose reviewed plan is gone (e.g. a retry after a failure)."""
     return PlanRecord(repo=pull.repo.full_name, pull_number=pull.number, project=project, head_sha="",
                       planfile="", summary=PlanSummary(), job_id="")
-
-
-def _set_phase(ctx: CommandContext, pull: PullRequest, project: Project, phase: ProjectPhase, job: Job,
-               detail: str) -> None:
-    ctx.state.set_project_state(pull.repo.full_name, pull.number, ProjectState(
-        project=project, phase=phase, head_sha=pull.merge_commit_sha, job_id=job.id, detail=detail,
-        updated_at=utcnow()))
 
 
 def _release(ctx: CommandContext, pull: PullRequest, project: Project) -> None:

@@ -19,7 +19,7 @@ from atlas.audit import AuditAction, audited
 from atlas.commands.hooks import run_hooks
 from atlas.commands.locking import lock_holder_text, submit_handoff_plan
 from atlas.commands.merge import show_json
-from atlas.commands.outcome import CommandOutcome
+from atlas.commands.outcome import CommandOutcome, record_phase
 from atlas.commands.project_run import run_project_stage
 from atlas.commands.repo_settings import RepoSettings, load_repo_settings
 from atlas.commands.requirements import unmet
@@ -30,11 +30,11 @@ from atlas.config.valid import RepoLocksMode
 from atlas.context import CommandContext
 from atlas.joblog import JobLog
 from atlas.locks import ProjectLock
-from atlas.models import CommandName, Job, JobStatus, PlanRecord, Project, ProjectResult, ProjectStatus, utcnow
+from atlas.models import CommandName, Job, JobStatus, PlanRecord, Project, ProjectResult, ProjectStatus
 from atlas.plan_compare import dump_changes, planned_changes
 from atlas.project_selection import find_named_project, projects_for_dir, select_projects
 from atlas.projects import ProjectMatch, has_terraform_files
-from atlas.state import ProjectPhase, ProjectState
+from atlas.state import ProjectPhase
 from atlas.terraform import CancelToken
 from atlas.vcs import CommitState
 
@@ -177,10 +177,7 @@ def _wait_for_lock(job: Job, ctx: CommandContext, project: Project, holder: Proj
         lock = ctx.locks.get(pull.repo.full_name, project)
         if lock is not None and lock.pull_number == pull.number:
             submit_handoff_plan(ctx, lock)
-    ctx.state.set_project_state(pull.repo.full_name, pull.number, ProjectState(
-        project=project, phase=ProjectPhase.WAITING, head_sha=pull.head_sha, job_id=job.id,
-        detail=f"#{holder.pull_number}", updated_at=utcnow(),
-    ))
+    record_phase(ctx, job, project, ProjectPhase.WAITING, f"#{holder.pull_number}")
     ahead = f" ({position - 1} pull request{'s' if position != 2 else ''} ahead of this one)" if position > 1 else ""
     why = ""
     holder_states = ctx.state.project_states(holder.repo, holder.pull_number)
@@ -217,10 +214,8 @@ def record_plan(job: Job, ctx: CommandContext, repo: RepoSettings, result: Proje
     else:
         ctx.forget_plans(pull.repo.full_name, pull.number, project)
         planfile.unlink(missing_ok=True)
-        phase, detail = ProjectPhase.PLAN_FAILED, (result.error or "plan failed").splitlines()[0]
-    ctx.state.set_project_state(pull.repo.full_name, pull.number, ProjectState(
-        project=project, phase=phase, head_sha=pull.head_sha, job_id=job.id, detail=detail, updated_at=utcnow(),
-    ))
+        phase, detail = ProjectPhase.PLAN_FAILED, result.error or "plan failed"
+    record_phase(ctx, job, project, phase, detail)
 
 
 def _post_plan_comment(job: Job, ctx: CommandContext, results: list[ProjectResult], notes: list[str]) -> None:
