@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, NoReturn
 from atlas import __version__
 from atlas.locks import LockStore, ProjectLock, Release
 from atlas.logs import configure_logging
+from atlas.sandbox import Sandbox, SandboxError, mark_undumpable
 from atlas.settings import (
     CONFIG_ENV,
     ENV_PREFIX,
@@ -145,8 +146,13 @@ def require(settings: Settings, name: str, why: str) -> None:
         raise SettingsError(f"{info.flag} ({info.env}) is required: {why}")
 
 
-def prepare_process(settings: Settings) -> None:
-    """Create the data directory and configure logging, as every long-running atlas process does."""
+def prepare_process(settings: Settings) -> Sandbox:
+    """Create the data directory, configure logging and check the sandbox, as every long-running process does.
+
+    Returns the sandbox pull-request code will run in; SettingsError when `--sandbox` cannot be had.
+    """
+    # Also for processes started without `atlas` (gunicorn's and rq's workers fork from this one).
+    mark_undumpable()
     try:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -159,9 +165,15 @@ def prepare_process(settings: Settings) -> None:
             f"the data directory {settings.data_dir} is not writable (set --data-dir or ATLAS_DATA_DIR)"
         )
     configure_logging(settings.log_level, settings.log_format, settings.secrets())
+    from atlas.context import sandbox_for
+
+    try:
+        return sandbox_for(settings)
+    except SandboxError as error:
+        raise SettingsError(str(error)) from None
 
 
-def log_startup(settings: Settings, role: str) -> None:
+def log_startup(settings: Settings, role: str, sandbox: Sandbox) -> None:
     """Log what the process runs with, and warn about settings that are legal but probably wrong."""
     log.info(
         "atlas %s starting %s",
@@ -174,8 +186,18 @@ def log_startup(settings: Settings, role: str) -> None:
             "gh_api_url": settings.gh_api_url,
             "repo_allowlist": settings.repo_allowlist or "none",
             "parallel_pool_size": settings.parallel_pool_size,
+            "sandbox": settings.sandbox.value,
+            "isolation": sandbox.isolation,
         },
     )
+    if sandbox.warning:
+        log.warning("SECURITY: %s", sandbox.warning)
+    for flag in settings.secrets_given_as_flags():
+        log.warning(
+            "%s was given on the command line, where every user of this host can read it (ps, /proc/PID/cmdline); "
+            "pass it as %s or in a file with %s-file instead", flag, setting_info(flag[2:].replace("-", "_")).env,
+            flag,
+        )
     if not settings.repo_allowlist:
         log.warning(
             "the repository allowlist is empty, so atlas acts on no repository; set --repo-allowlist "
@@ -206,8 +228,8 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
 def run_server(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     require(settings, "gh_token", "the server needs a GitHub token to read pull requests and comment")
-    prepare_process(settings)
-    log_startup(settings, "server")
+    sandbox = prepare_process(settings)
+    log_startup(settings, "server", sandbox)
 
     # Imported before gunicorn starts, so that a broken install fails here with one traceback.
     from atlas.app import create_app
@@ -733,7 +755,8 @@ def run_config(args: argparse.Namespace) -> int:
             repos, workflows = len(server.repos), len(server.workflows)
             print(f"{name}: valid ({_count(repos, 'repo entry', 'repo entries')}, {_count(workflows, 'workflow')})")
         else:
-            config = parse_repo_config(text, name)
+            # A repo config sits at its repository's root, which an absolute dir is checked against.
+            config = parse_repo_config(text, name, repo_dir=path.absolute().parent)
             print(f"{name}: valid ({_count(len(config.projects), 'project')})")
     except ConfigError as error:
         print(str(error), file=sys.stderr)
@@ -805,7 +828,9 @@ def run_drift(args: argparse.Namespace) -> int:
     try:
         settings = settings_from_args(args)
         require(settings, "gh_token", "drift checks read repositories and report on GitHub")
-        prepare_process(settings)
+        sandbox = prepare_process(settings)
+        if sandbox.warning:
+            log.warning("SECURITY: %s", sandbox.warning)
         from atlas.context import build_context
 
         ctx = build_context(settings)
@@ -909,6 +934,8 @@ def build_parser() -> ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Before any secret is read: other processes of this user must not read them from /proc.
+    mark_undumpable()
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # reported by the subcommand's parser, so that the error points at its --help

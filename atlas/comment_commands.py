@@ -242,10 +242,13 @@ def refused_terraform_flag(argument: str, *, allow_backend_config: bool = False)
     """Why an argument after `--` may not reach terraform, or None when it may.
 
     These would let a comment take over what atlas controls: where terraform runs (`-chdir`),
-    where state and plans are read and written (`-state*`, `-backup`, `-out`), state locking
-    (`-lock=false`; plain `-lock` and `-lock=true` pass) and, unless the server allows it, the
-    backend (`-backend-config`, and init's `-backend`, `-migrate-state`, `-force-copy`). The flag
-    token decides, so `-flag`, `--flag`, `-flag=value` and `-flag value` are all recognised.
+    where state and plans are read and written (`-state*`, `-backup`, `-out`), files written or
+    read beside the working copy (`-generate-config-out`, import's `-config`, init's `-plugin-dir`
+    and `-from-module`), state locking (`-lock=false`; plain `-lock` and `-lock=true` pass) and,
+    unless the server allows it, the backend (`-backend-config`, and init's `-backend`,
+    `-migrate-state`, `-force-copy`). The flag token decides, so `-flag`, `--flag`, `-flag=value`
+    and `-flag value` are all recognised. (`-var-file` is checked against the checkout, where its
+    path can be resolved: `atlas.steps.check_file_arguments`.)
     """
     if not argument.startswith("-"):
         return None
@@ -256,6 +259,13 @@ def refused_terraform_flag(argument: str, *, allow_backend_config: bool = False)
         return "atlas does not let a comment choose where Terraform state is read or written."
     if name == "out":
         return "atlas saves the plan file itself, so that apply runs exactly what was planned."
+    if name == "generate-config-out":
+        return ("atlas does not let a comment write files. Generate the configuration locally "
+                "(`terraform plan -generate-config-out=FILE`) and commit it.")
+    if name == "config":
+        return "atlas imports into the project's own configuration; choose the project with `-d DIR` or `-p NAME`."
+    if name in ("plugin-dir", "from-module"):
+        return "atlas installs providers and modules itself, from the project's own configuration."
     if name == "lock" and has_value and value not in _GO_TRUE:
         return "state locking stays on for every run atlas starts."
     if name in _BACKEND_FLAGS and not allow_backend_config:

@@ -22,6 +22,7 @@ from atlas.models import Job, PlanRecord, Project, PullRequest
 from atlas.ratelimit import SharedWriteBudget, WriteBudget
 from atlas.redis_locks import RedisLockStore
 from atlas.redis_state import RedisStateStore, connect
+from atlas.sandbox import Sandbox, choose_sandbox
 from atlas.settings import Settings
 from atlas.state import SQLiteStateStore, StateStore
 from atlas.terraform import TerraformRunner
@@ -60,7 +61,7 @@ class CommandContext:
         # Same plugin cache, secrets and server-wide bound on concurrent runs; only the binary differs.
         return TerraformRunner(binary, plugin_cache_dir=base.plugin_cache_dir, secrets=base.secrets,
                                default_timeout=base.default_timeout, concurrency=base.concurrency,
-                               grace_period=base.grace_period)
+                               grace_period=base.grace_period, sandbox=base.sandbox)
 
     @property
     def token(self) -> str | None:
@@ -92,8 +93,16 @@ class CommandContext:
         return self.settings.data_dir / "plans" / pull.repo.owner / pull.repo.name / str(pull.number)
 
 
+def sandbox_for(settings: Settings) -> Sandbox:
+    """The sandbox `--sandbox` and `--sandbox-paths` ask for; SandboxError when it cannot be had."""
+    return choose_sandbox(settings.sandbox, host_paths=settings.host_paths(), protected=settings.own_paths())
+
+
 def build_context(settings: Settings) -> CommandContext:
-    """The context of this process; with `--redis-url` its state and locks are shared through Redis."""
+    """The context of this process; with `--redis-url` its state and locks are shared through Redis.
+
+    Raises SandboxError when the sandbox that `--sandbox` asks for cannot be had.
+    """
     data_dir = settings.data_dir
     state: StateStore
     locks: LockStore
@@ -116,6 +125,7 @@ def build_context(settings: Settings) -> CommandContext:
             secrets=settings.secrets(),
             default_timeout=settings.terraform_timeout,
             concurrency=threading.BoundedSemaphore(settings.parallel_pool_size),
+            sandbox=sandbox_for(settings),
         ),
         working_copies=WorkingCopies(data_dir / "repos", secrets=settings.secrets()),
         locks=locks,

@@ -74,6 +74,7 @@ from atlas.plan_compare import (
 from atlas.plans import clean_plan_output, summarise_plan
 from atlas.project_selection import select_projects
 from atlas.projects import CONFIG_SUFFIXES, all_projects
+from atlas.sandbox import RunScope
 from atlas.steps import StepContext, run_stage
 from atlas.terraform import TerraformError, TerraformRunner
 from atlas.vcs import ChangedFile, CommitState, Issue, VCSError
@@ -355,7 +356,9 @@ def check_project(
     """
     started = time.monotonic()
     project_log = _project_log(ctx, target)
-    planfile = _drift_path(ctx, target.repo, "plans", _component(target.project) + ".tfplan")
+    # A directory per project: the plan runs confined to the working copy and this directory.
+    component = _component(target.project)
+    planfile = _drift_path(ctx, target.repo, "plans", f"{component}/{component}.tfplan")
     planfile.parent.mkdir(parents=True, exist_ok=True)
     record = DriftRecord(repo=target.repo.full_name, project=target.project, sha=target.sha,
                          status=DriftStatus.FAILED, trigger=trigger)
@@ -449,7 +452,8 @@ def _detailed_plan(
     var_file = Path("env") / f"{project.workspace}.tfvars"
     var_file_args = [f"-var-file={var_file}"] if (project_dir / var_file).is_file() else []
     result = runner.run(["plan", "-input=false", "-no-color", "-refresh=true", "-detailed-exitcode",
-                         f"-out={planfile}", *plan_step.extra_args, *var_file_args], project_dir, joblog)
+                         f"-out={planfile}", *plan_step.extra_args, *var_file_args], project_dir, joblog,
+                        scope=RunScope(writable=(workdir, planfile.parent)))
     output = clean_plan_output(result.output)
     if result.cancelled or result.timed_out:
         return None, output, f"terraform plan {'timed out' if result.timed_out else 'was cancelled'}"

@@ -12,6 +12,8 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+from atlas.logs import secret_forms
+
 logger = logging.getLogger(__name__)
 
 REDACTED = "***"
@@ -21,16 +23,17 @@ LineCallback = Callable[[str], None]
 
 
 class Redactor:
-    """Replaces every occurrence of the given secrets with `***`."""
+    """Replaces every occurrence of the given secrets, plain or encoded (`logs.secret_forms`), with `***`."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        # Longest first, so a secret containing another one is replaced whole.
         self.secrets: tuple[str, ...] = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
+        # Longest first, so a form containing another one is replaced whole.
+        self.forms: tuple[str, ...] = tuple(sorted(secret_forms(self.secrets), key=len, reverse=True))
 
     def __call__(self, text: str) -> str:
-        for secret in self.secrets:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
+        for form in self.forms:
+            if form in text:
+                text = text.replace(form, REDACTED)
         return text
 
     def with_secrets(self, secrets: Iterable[str]) -> Redactor:

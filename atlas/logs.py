@@ -7,6 +7,7 @@ members), so every line about a job carries its repository, pull request, projec
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import re
@@ -16,9 +17,16 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Literal, TextIO
+from urllib.parse import quote, quote_plus
 
 REDACTED = "***"
 SHORT_SECRET = 8
+"""Secrets shorter than this match only as whole words, and their encodings are not looked for."""
+
+_URLSAFE = str.maketrans("+/", "-_")
+# Of base64("\0" * k + secret), the characters before these indexes mix in bits of whatever came
+# before the secret; what follows them is the same wherever in a longer text the secret sits.
+_BASE64_CLEAN_START = (0, 2, 3)
 
 _job_fields: ContextVar[Mapping[str, object] | None] = ContextVar("atlas_job_fields", default=None)
 
@@ -53,14 +61,47 @@ def current_context() -> dict[str, object]:
     return dict(_job_fields.get() or {})
 
 
+def secret_forms(secrets: Iterable[str]) -> set[str]:
+    """Each secret, and for one of at least `SHORT_SECRET` characters the encodings cheap to recognise.
+
+    Those are base64 (standard and URL-safe alphabets) as it appears wherever the secret sits in a
+    longer encoded text (the secret's bytes can start at any of three positions of a base64 group,
+    so there are three forms, each without the characters it shares with its neighbours), hex, and
+    percent-encoding (as in a URL or a form body). Code that means to leak a secret can always
+    encode it some other way; this catches the accidental and the lazy, and the sandbox the rest.
+    """
+    forms: set[str] = set()
+    for secret in secrets:
+        if not secret:
+            continue
+        forms.add(secret)
+        if len(secret) >= SHORT_SECRET:
+            forms |= {form for form in _encodings(secret) if len(form) >= SHORT_SECRET}
+    return forms
+
+
+def _encodings(secret: str) -> set[str]:
+    data = secret.encode("utf-8")
+    found = {data.hex(), data.hex().upper()}
+    for offset, start in enumerate(_BASE64_CLEAN_START):
+        shifted = b"\0" * offset + data
+        fragment = base64.b64encode(shifted).decode("ascii")[start : len(shifted) * 8 // 6]
+        found |= {fragment, fragment.translate(_URLSAFE)}
+    for quoted in (quote(secret, safe=""), quote(secret), quote_plus(secret)):
+        # Percent-escapes come in either case: %2F and %2f.
+        found |= {quoted, re.sub(r"%[0-9A-F]{2}", lambda escape: escape.group().lower(), quoted)}
+    found.discard(secret)
+    return found
+
+
 def secret_pattern(secrets: Iterable[str]) -> re.Pattern[str] | None:
-    """A pattern matching any of `secrets`, or None when there is none to match.
+    """A pattern matching any of `secrets` in any of their `secret_forms`, or None when there is none.
 
     A secret shorter than `SHORT_SECRET` characters matches only as a whole word: replacing every
     `s` of a one-letter test secret would make logs unreadable, while a real secret is long.
     """
     alternatives = []
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+    for secret in sorted(secret_forms(secrets), key=len, reverse=True):
         escaped = re.escape(secret)
         if len(secret) < SHORT_SECRET:
             escaped = rf"(?<![A-Za-z0-9]){escaped}(?![A-Za-z0-9])"

@@ -28,6 +28,7 @@ import yaml
 from pydantic import (
     BeforeValidator,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     ValidationInfo,
@@ -36,6 +37,8 @@ from pydantic import (
 )
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from atlas.sandbox import HostPath, SandboxMode
 
 ENV_PREFIX = "ATLAS_"
 CONFIG_ENV = "ATLAS_CONFIG"
@@ -54,6 +57,7 @@ class Group(StrEnum):
     COMMANDS = "Commands and locks"
     DRIFT = "Drift detection"
     TERRAFORM = "Terraform"
+    SANDBOX = "Sandbox"
     LOGGING = "Logging"
 
 
@@ -110,6 +114,17 @@ def _apply_on_merge(value: object) -> object:
 
 
 CommaList = Annotated[list[str], BeforeValidator(_split_commas)]
+Source = Literal["flag", "env", "file"]
+
+SECRET_FILES = {
+    "gh_token": "gh_token_file",
+    "gh_webhook_secret": "gh_webhook_secret_file",
+    "api_secret": "api_secret_file",
+    "web_password": "web_password_file",
+}
+"""Each secret setting that may be read from a file instead, and the setting naming that file."""
+
+MAX_SECRET_FILE_BYTES = 64 * 1024
 LogLevel = Literal["debug", "info", "warning", "error"]
 LogFormat = Literal["text", "json"]
 
@@ -131,6 +146,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(frozen=True, extra="forbid", validate_default=True)
 
+    _sources: dict[str, Source] = PrivateAttr(default_factory=dict)
+    _config_file: Path | None = PrivateAttr(default=None)
+
     # GitHub
     gh_token: SecretStr | None = setting(
         None,
@@ -140,6 +158,13 @@ class Settings(BaseSettings):
         metavar="TOKEN",
         example="ghp_xxxxxxxxxxxxxxxxxxxx",
     )
+    gh_token_file: Path | None = setting(
+        None,
+        "File holding the GitHub token (as a mounted Kubernetes Secret is), instead of --gh-token.",
+        Group.GITHUB,
+        metavar="FILE",
+        example="/var/run/secrets/atlas/gh-token",
+    )
     gh_webhook_secret: SecretStr | None = setting(
         None,
         "Secret of the GitHub webhook; atlas rejects deliveries whose signature does not match it. "
@@ -147,6 +172,13 @@ class Settings(BaseSettings):
         Group.GITHUB,
         metavar="SECRET",
         example="a-long-random-string",
+    )
+    gh_webhook_secret_file: Path | None = setting(
+        None,
+        "File holding the webhook secret, instead of --gh-webhook-secret.",
+        Group.GITHUB,
+        metavar="FILE",
+        example="/var/run/secrets/atlas/gh-webhook-secret",
     )
     gh_api_url: str = setting(
         "https://api.github.com",
@@ -250,6 +282,15 @@ class Settings(BaseSettings):
         "point a plan at another state.",
         Group.COMMANDS,
     )
+    var_file_allowlist: CommaList = setting(
+        [],
+        "Directories besides the repository that a comment's -var-file may name (comma-separated, "
+        "absolute); by default only files inside the repository. They are also reachable, read-only, "
+        "from the sandbox.",
+        Group.COMMANDS,
+        metavar="DIRS",
+        example=["/etc/atlas/tfvars"],
+    )
 
     repo_config: Path | None = setting(
         None,
@@ -293,6 +334,13 @@ class Settings(BaseSettings):
         metavar="SECRET",
         example="another-long-random-string",
     )
+    api_secret_file: Path | None = setting(
+        None,
+        "File holding the API secret, instead of --api-secret.",
+        Group.SERVER,
+        metavar="FILE",
+        example="/var/run/secrets/atlas/api-secret",
+    )
 
     web_username: str | None = setting(
         None,
@@ -308,6 +356,13 @@ class Settings(BaseSettings):
         Group.SERVER,
         metavar="PASSWORD",
         example="a-long-random-password",
+    )
+    web_password_file: Path | None = setting(
+        None,
+        "File holding the web password, instead of --web-password.",
+        Group.SERVER,
+        metavar="FILE",
+        example="/var/run/secrets/atlas/web-password",
     )
     job_log_retention_days: int = setting(
         30, "Days atlas keeps the output of finished jobs for their pages.", Group.SERVER, metavar="DAYS", ge=1
@@ -391,6 +446,26 @@ class Settings(BaseSettings):
         15, "How many terraform runs atlas executes at once.", Group.TERRAFORM, metavar="N", ge=1
     )
 
+    # Sandbox
+    sandbox: Annotated[SandboxMode, BeforeValidator(_lower)] = setting(
+        SandboxMode.AUTO,
+        "Confine every process that runs pull-request code (terraform, run steps, hooks) with bubblewrap: "
+        "its own PID namespace and /proc, only its working copy writable, the data dir and atlas's own "
+        "files out of reach. auto uses the sandbox where the host allows it and otherwise starts with a "
+        "loud warning; required refuses to start without it; off runs such code unconfined.",
+        Group.SANDBOX,
+        metavar="MODE",
+    )
+    sandbox_paths: CommaList = setting(
+        [],
+        "Host paths pull-request code may reach besides its working copy, comma-separated: PATH "
+        "read-write, PATH:ro read-only (a local state directory on shared storage, a credentials file, a "
+        "shared cache). A path that holds or lies in the data dir or atlas's config and key files is refused.",
+        Group.SANDBOX,
+        metavar="PATHS",
+        example=["/srv/terraform-state", "/etc/atlas/aws-credentials:ro"],
+    )
+
     # Logging
     log_level: Annotated[LogLevel, BeforeValidator(_lower)] = setting(
         "info",
@@ -414,6 +489,43 @@ class Settings(BaseSettings):
         # load_settings() merges flags, environment and file itself, so that an error can say
         # which of them a wrong value came from.
         return (init_settings,)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_secret_files(cls, data: Any) -> Any:
+        """A secret given as a file becomes the secret's value; giving both is a mistake."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for secret, file_setting in SECRET_FILES.items():
+            path = data.get(file_setting)
+            if path is None or path == "":
+                continue
+            if data.get(secret) not in (None, ""):
+                raise ValueError(f"{file_setting}: give {_flag(secret)} or {_flag(file_setting)}, not both")
+            data[secret] = read_secret_file(Path(str(path)).expanduser(), file_setting)
+        return data
+
+    @field_validator("sandbox_paths")
+    @classmethod
+    def _check_sandbox_paths(cls, entries: list[str]) -> list[str]:
+        return [str(HostPath.parse(entry)) for entry in entries]
+
+    @field_validator("var_file_allowlist")
+    @classmethod
+    def _check_var_file_allowlist(cls, entries: list[str]) -> list[str]:
+        directories = []
+        for entry in entries:
+            path = Path(entry).expanduser()
+            if not path.is_absolute():
+                raise ValueError(f"{json.dumps(entry)} is not an absolute path")
+            directories.append(os.path.normpath(path))
+        return directories
+
+    @field_validator("gh_token_file", "gh_webhook_secret_file", "api_secret_file", "web_password_file")
+    @classmethod
+    def _absolute_secret_file(cls, value: Path | None) -> Path | None:
+        return value.expanduser().absolute() if value is not None else None
 
     @field_validator("gh_api_url")
     @classmethod
@@ -509,7 +621,49 @@ class Settings(BaseSettings):
         if self.web_workers > 1 and self.redis_url is None:
             raise ValueError("web_workers: more than one web worker needs --redis-url (the embedded queue "
                              "lives in one process)")
+        if self.sandbox is SandboxMode.OFF and self.sandbox_paths:
+            raise ValueError("sandbox_paths: --sandbox-paths has no effect with --sandbox off; remove it, "
+                             "or use --sandbox auto or required")
         return self
+
+    def __eq__(self, other: object) -> bool:
+        # Where a setting was given is not part of its value.
+        return isinstance(other, Settings) and self.__dict__ == other.__dict__
+
+    def source_of(self, name: str) -> Source | None:
+        """Where the setting `name` was given (flag, env or file), or None when it has its default."""
+        return self._sources.get(name)
+
+    @property
+    def config_file(self) -> Path | None:
+        """The config file these settings were read from (`--config`, `ATLAS_CONFIG`), if any."""
+        return self._config_file
+
+    def secrets_given_as_flags(self) -> list[str]:
+        """The flags of secrets given on the command line, which every user of the host can read."""
+        return [setting_info(name).flag for name, field in type(self).model_fields.items()
+                if _is_secret(field) and self.source_of(name) == "flag"]
+
+    def host_paths(self) -> list[HostPath]:
+        """What the sandbox exposes besides the working copy: --sandbox-paths, then the var-file directories."""
+        paths = [HostPath.parse(entry) for entry in self.sandbox_paths]
+        named = {host.path for host in paths}
+        paths += [HostPath(Path(entry), read_only=True) for entry in self.var_file_allowlist
+                  if Path(entry) not in named and Path(entry).exists()]
+        return paths
+
+    def own_paths(self) -> list[Path]:
+        """atlas's own files, which pull-request code must never reach: the data dir, config and key files."""
+        paths = [self.data_dir]
+        if self.config_file is not None:
+            paths.append(self.config_file.expanduser().absolute())
+        if self.repo_config is not None:
+            paths.append(self.repo_config.expanduser().absolute())
+        for file_setting in SECRET_FILES.values():
+            path = getattr(self, file_setting)
+            if path is not None:
+                paths.append(path)
+        return paths
 
     def secrets(self) -> list[str]:
         """The values of every secret setting that is set, to scrub from logs and child environments."""
@@ -543,6 +697,33 @@ def _unwrap_optional(annotation: Any) -> Any:
 
 def _is_secret(field: FieldInfo) -> bool:
     return _unwrap_optional(field.annotation) is SecretStr
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def read_secret_file(path: Path, file_setting: str) -> str:
+    """The secret in `path`, without the newline editors and `kubectl create secret` leave; ValueError if unreadable.
+
+    The message names the file and the reason, never what the file holds.
+    """
+    try:
+        size = path.stat().st_size
+        if size > MAX_SECRET_FILE_BYTES:
+            raise ValueError(f"{file_setting}: {path} is {size} bytes, too large to be a secret")
+        raw = path.read_bytes()
+    except IsADirectoryError:
+        raise ValueError(f"{file_setting}: {path} is a directory, not a file") from None
+    except OSError as error:
+        raise ValueError(f"{file_setting}: cannot read {path}: {error.strerror or type(error).__name__}") from None
+    try:
+        value = raw.decode("utf-8").strip("\r\n")
+    except UnicodeDecodeError:
+        raise ValueError(f"{file_setting}: {path} is not UTF-8 text") from None
+    if not value.strip():
+        raise ValueError(f"{file_setting}: {path} is empty")
+    return value
 
 
 @dataclass(frozen=True)
@@ -666,9 +847,12 @@ def load_settings(
             given[name] = _Given("flag", value, infos[name].flag)
 
     try:
-        return Settings.model_validate({name: item.value for name, item in given.items()})
+        settings = Settings.model_validate({name: item.value for name, item in given.items()})
     except ValidationError as error:
         raise SettingsError(_describe(error, given, infos, config_file)) from None
+    settings._sources = {name: item.source for name, item in given.items()}
+    settings._config_file = config_file.expanduser().absolute() if config_file is not None else None
+    return settings
 
 
 def _read_config_file(path: Path, infos: Mapping[str, SettingInfo]) -> dict[str, object]:
@@ -719,14 +903,16 @@ def _describe(
     """One line for the first validation error, naming the setting as the user gave it."""
     first = error.errors()[0]
     name = str(first["loc"][0]) if first["loc"] else ""
+    problem = str(first.get("ctx", {}).get("error", first["msg"]))
+    if not name and first["type"] == "value_error":
+        # A check across settings says which one it is about: "web_username: …".
+        name, _, problem = problem.partition(": ")
     info = infos.get(name)
     if info is None:  # not about one setting: cannot happen with load_settings's own checks
         return f"invalid settings: {first['msg']}"
     item = given.get(name)
 
-    if first["type"] == "value_error":
-        problem = str(first.get("ctx", {}).get("error", first["msg"]))
-    else:
+    if first["type"] != "value_error":
         problem = _expectation(Settings.model_fields[name])
         if item is not None and not info.is_secret:
             problem += f", got {json.dumps(item.value, default=str)}"
@@ -761,6 +947,8 @@ def _expectation(field: FieldInfo) -> str:
         return "must be true or false"
     if typing.get_origin(annotation) is Literal:
         return "must be one of " + ", ".join(str(choice) for choice in typing.get_args(annotation))
+    if isinstance(annotation, type) and issubclass(annotation, StrEnum):
+        return "must be one of " + ", ".join(member.value for member in annotation)
     if typing.get_origin(annotation) is list:
         return "must be a comma-separated list (a YAML list in the config file) of strings"
     if annotation is Path:
@@ -804,7 +992,7 @@ def example_config() -> str:
 
 
 def _plain_yaml(value: Any) -> Any:
-    if isinstance(value, Path):
+    if isinstance(value, Path | StrEnum):
         return str(value)
     if isinstance(value, float) and value.is_integer():
         return int(value)

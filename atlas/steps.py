@@ -6,9 +6,13 @@ that set environment variables for the steps after them (`env`, `multienv`). The
 reach later `run` steps and terraform alike.
 
 `run` steps execute the pull request's own commands, so they get what terraform gets: the server's
-environment without atlas's secrets, the same timeout, and the same stop on cancel; plus the
+environment without atlas's secrets, the same sandbox, timeout and stop on cancel; plus the
 variables Atlantis documents for custom run steps (`WORKSPACE`, `PLANFILE`, `PULL_NUM`, …), each with
 an `ATLAS_` twin.
+
+Every step of a stage runs confined to the working copy and a directory of the stage's own, which
+holds its `PLANFILE`, `SHOWFILE` and `POLICYCHECKFILE`: no step sees the saved plans and metadata of
+other projects. When the stage ends, atlas moves what it made to where the plan is kept.
 """
 
 from __future__ import annotations
@@ -16,8 +20,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +34,7 @@ from atlas.config.workflow import Stage, Step, StepName
 from atlas.joblog import JobLog
 from atlas.models import CommandName, PlanSummary, Project, ProjectResult, ProjectStatus, PullRequest
 from atlas.plans import apply_summary_from_output, clean_plan_output, summarise_plan
+from atlas.sandbox import RunScope
 from atlas.terraform import CancelToken, RunResult, TerraformError, TerraformRunner
 
 DEFAULT_WORKSPACE = "default"
@@ -137,6 +145,10 @@ class StageFiles:
     def policycheckfile(self) -> Path:
         return self.planfile.with_name(f"{self.planfile.stem}.policycheck.json")
 
+    @property
+    def all(self) -> tuple[Path, Path, Path]:
+        return self.planfile, self.showfile, self.policycheckfile
+
 
 def run_stage(
     stage: Stage,
@@ -152,12 +164,14 @@ def run_stage(
     extra_args: Sequence[str] = (),
     positional: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
+    var_file_allowlist: Sequence[Path] = (),
 ) -> ProjectResult:
     """Run `stage`'s steps in order for `project` in the working copy `workdir`; the first failure ends it.
 
     `extra_args` are the comment's terraform flags (after `--`), `positional` its arguments (import's
-    ADDRESS ID, state rm's ADDRESS…), `env` variables every step gets. A plan stage removes the old
-    `planfile` first and again when it fails, so apply never finds a stale plan.
+    ADDRESS ID, state rm's ADDRESS…), `env` variables every step gets. A comment's `-var-file` must
+    name a file inside the repository or under `var_file_allowlist`. A plan stage removes the old
+    `planfile` first and keeps only the plan of a stage that succeeded, so apply never finds a stale plan.
     """
     started = time.monotonic()
     log.section(f"{command.value} {project.dir}/{project.workspace}")
@@ -165,32 +179,33 @@ def run_stage(
     planfile.parent.mkdir(parents=True, exist_ok=True)
     if command in PLAN_COMMANDS:
         planfile.unlink(missing_ok=True)
-    run = _StageRun(
-        command=command,
-        runner=runner,
-        project=project,
-        files=StageFiles(planfile),
-        log=log,
-        context=context,
-        cancel=cancel,
-        comment_args=tuple(extra_args),
-        positional=tuple(positional),
-        env=dict(env or {}),
-    )
-    try:
-        if command is CommandName.APPLY and not planfile.is_file():
-            raise StepFailed(f"no saved plan for {project.label}: run plan again before applying")
-        run.project_dir = _project_dir(workdir, project)
-        for step in stage.steps:
-            if cancel is not None and cancel.cancelled:
-                raise StepFailed(f"{command.value} was cancelled before its {step.name} step")
-            _STEP_RUNNERS[step.name](run, step)
-        run.finish()
-    except StepFailed as failure:
-        if command in PLAN_COMMANDS:
-            # Terraform saves even an errored plan; apply must find none.
-            planfile.unlink(missing_ok=True)
-        return ProjectResult(
+    with _stage_directory(planfile, command) as files:
+        run = _StageRun(
+            command=command,
+            runner=runner,
+            project=project,
+            files=files,
+            log=log,
+            context=context,
+            cancel=cancel,
+            comment_args=tuple(extra_args),
+            positional=tuple(positional),
+            env=dict(env or {}),
+            scope=RunScope(writable=(workdir.absolute(), files.planfile.parent)),
+        )
+        try:
+            if command is CommandName.APPLY and not planfile.is_file():
+                raise StepFailed(f"no saved plan for {project.label}: run plan again before applying")
+            run.repo_root, run.project_dir = workdir, _project_dir(workdir, project)
+            check_file_arguments(run.comment_args, run.project_dir, workdir, var_file_allowlist)
+            for step in stage.steps:
+                if cancel is not None and cancel.cancelled:
+                    raise StepFailed(f"{command.value} was cancelled before its {step.name} step")
+                _STEP_RUNNERS[step.name](run, step)
+            run.finish()
+        except StepFailed as failure:
+            _bring_back(files, StageFiles(planfile), command, succeeded=False)
+            return ProjectResult(
             project=project,
             command=command,
             status=ProjectStatus.FAILED,
@@ -198,6 +213,7 @@ def run_stage(
             error=str(failure),
             duration_seconds=time.monotonic() - started,
         )
+        _bring_back(files, StageFiles(planfile), command, succeeded=True)
     return ProjectResult(
         project=project,
         command=command,
@@ -206,6 +222,45 @@ def run_stage(
         summary=run.summary,
         duration_seconds=time.monotonic() - started,
     )
+
+
+def check_file_arguments(
+    arguments: Sequence[str], project_dir: Path, repo_root: Path, var_file_allowlist: Sequence[Path] = ()
+) -> None:
+    """StepFailed when a comment's `-var-file` (or `-backend-config` file) lies outside the repository.
+
+    Terraform reads such a file and quotes its lines when they do not parse, so a comment naming
+    `/etc/passwd` would get them posted back. Paths are taken relative to the project's directory,
+    as terraform takes them, and followed through symbolic links in the checkout; besides the
+    repository, only the operator's `--var-file-allowlist` directories are allowed.
+    """
+    root = repo_root.resolve()
+    allowed = [root, *(Path(directory).resolve() for directory in var_file_allowlist)]
+    for flag, value in _file_flags(arguments):
+        target = (project_dir / value).resolve()
+        if any(target == directory or target.is_relative_to(directory) for directory in allowed):
+            continue
+        where = "the repository" + (" or the server's --var-file-allowlist" if var_file_allowlist else "")
+        raise StepFailed(
+            f"`-{flag}={value}` names a file outside {where}, so atlas did not run terraform. Name a file "
+            "inside the repository, relative to the project's directory"
+            + (", or ask an administrator to add its directory to --var-file-allowlist." if not var_file_allowlist
+               else "."))
+
+
+def _file_flags(arguments: Sequence[str]) -> Iterator[tuple[str, str]]:
+    """(flag, path) for each argument that makes terraform read a file: `-var-file`, `-backend-config=FILE`."""
+    for index, argument in enumerate(arguments):
+        name = _flag_name(argument)
+        if name not in ("var-file", "backend-config"):
+            continue
+        _, has_value, value = argument.partition("=")
+        if not has_value:  # `-var-file PATH`, as Go's flag package also reads it
+            value = arguments[index + 1] if index + 1 < len(arguments) else ""
+        if name == "backend-config" and "=" in value:
+            continue  # a key=value pair, not a file
+        if value:
+            yield name, value
 
 
 def run_step_environment(
@@ -293,6 +348,7 @@ class _StageRun:
         comment_args: tuple[str, ...],
         positional: tuple[str, ...],
         env: dict[str, str],
+        scope: RunScope,
     ) -> None:
         self.command = command
         self.runner = runner
@@ -304,10 +360,12 @@ class _StageRun:
         self.comment_args = comment_args
         self.positional = positional
         self.env = env
+        self.scope = scope
         self.step_env: dict[str, str] = {}
         self.outputs: list[str] = []
         self.summary: PlanSummary | None = None
         self.apply_output = ""
+        self.repo_root = Path()
         self.project_dir = Path()
 
     @property
@@ -321,7 +379,8 @@ class _StageRun:
     def terraform(self, step: str, args: Sequence[str], *, echo: bool = True) -> RunResult:
         """Run `terraform <args>` in the project directory; a bad ending fails the stage, naming `step`."""
         result = self.runner.run(
-            args, self.project_dir, self.log, env=self.terraform_env(), cancel=self.cancel, echo=echo
+            args, self.project_dir, self.log, env=self.terraform_env(), cancel=self.cancel, echo=echo,
+            scope=self.scope,
         )
         if result.cancelled:
             raise StepFailed(f"terraform {step} was cancelled", clean_plan_output(result.output))
@@ -348,6 +407,7 @@ class _StageRun:
             env=self.run_env(),
             cancel=self.cancel,
             echo=echo,
+            scope=self.scope,
         )
 
     def run_env(self) -> dict[str, str]:
@@ -442,6 +502,8 @@ def _plan(run: _StageRun, step: Step) -> None:
     run.ensure_workspace()
     var_file = Path("env") / f"{run.project.workspace}.tfvars"
     var_file_args = [f"-var-file={var_file}"] if (run.project_dir / var_file).is_file() else []
+    # The workspace's own var file comes from the pull request too: a link out of the repository is refused.
+    check_file_arguments(var_file_args, run.project_dir, run.repo_root)
     plan = run.terraform(
         "plan",
         [
@@ -580,6 +642,37 @@ _STEP_RUNNERS: dict[StepName, Callable[[_StageRun, Step], None]] = {
 
 
 # --- helpers -------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _stage_directory(planfile: Path, command: CommandName) -> Iterator[StageFiles]:
+    """The stage's files in a fresh directory beside `planfile`, holding a copy of the saved plan to apply."""
+    directory = Path(tempfile.mkdtemp(prefix=f".{planfile.stem}.", suffix=".stage", dir=planfile.parent))
+    staged = StageFiles(directory / planfile.name)
+    try:
+        if command not in PLAN_COMMANDS and planfile.is_file():
+            shutil.copy2(planfile, staged.planfile)
+        yield staged
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _bring_back(staged: StageFiles, kept: StageFiles, command: CommandName, *, succeeded: bool) -> None:
+    """Move what a stage made to where its files are kept.
+
+    A plan stage's plan is kept only when the stage succeeded (terraform saves even an errored plan,
+    and apply must find none); a stage that removed its copy of the plan (import, state rm) removes
+    the kept plan too, since it no longer matches the state.
+    """
+    if command in PLAN_COMMANDS:
+        if succeeded and staged.planfile.is_file():
+            os.replace(staged.planfile, kept.planfile)
+    elif not staged.planfile.exists():
+        kept.planfile.unlink(missing_ok=True)
+    if succeeded:
+        for made, destination in zip(staged.all[1:], kept.all[1:], strict=True):
+            if made.is_file():
+                os.replace(made, destination)
 
 
 def _project_dir(workdir: Path, project: Project) -> Path:

@@ -7,7 +7,9 @@ the state lock released.
 The environment matters because terraform runs the pull request's own code: a `local-exec`
 provisioner or an `external` data source can read every environment variable and print it into the
 plan. So each child gets the server's environment minus everything atlas owns (its `ATLAS_*`
-settings, GitHub tokens, any value containing a known secret), never `os.environ` as it is.
+settings, GitHub tokens, any value containing a known secret, plain or encoded), never `os.environ`
+as it is. And each child runs in the runner's sandbox (`atlas.sandbox`), confined to the `RunScope`
+its caller names (the working copy) plus the terraform binary and the plugin cache.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import json
 import os
 import selectors
 import shlex
+import shutil
 import signal
 import subprocess
 import threading
@@ -29,6 +32,8 @@ from pathlib import Path
 
 from atlas import metrics
 from atlas.joblog import JobLog, Redactor
+from atlas.logs import secret_forms
+from atlas.sandbox import RunScope, Sandbox, Unconfined, signal_run
 
 DEFAULT_TIMEOUT_SECONDS = 3600.0
 """How long one terraform command may run before atlas stops it."""
@@ -46,8 +51,11 @@ _LEFTOVER_KILL_WAIT_SECONDS = 1.0
 
 
 def scrubbed_environ(secrets: Iterable[str] = (), base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """A copy of `base` (the server's environment) without atlas's own variables or any secret value."""
-    secret_values = [s for s in secrets if s]
+    """A copy of `base` (the server's environment) without atlas's own variables or any secret value.
+
+    A value is dropped when it holds a secret in any form the redactor knows (plain, base64, URL-encoded).
+    """
+    secret_values = sorted(secret_forms(secrets), key=len, reverse=True)
     source = os.environ if base is None else base
     return {
         name: value
@@ -111,6 +119,7 @@ class TerraformRunner:
         default_timeout: float = DEFAULT_TIMEOUT_SECONDS,
         concurrency: threading.Semaphore | None = None,
         grace_period: float = DEFAULT_GRACE_SECONDS,
+        sandbox: Sandbox | None = None,
     ) -> None:
         self.binary = binary
         self.plugin_cache_dir = plugin_cache_dir
@@ -118,6 +127,7 @@ class TerraformRunner:
         self.default_timeout = default_timeout
         self.concurrency = concurrency
         self.grace_period = grace_period
+        self.sandbox: Sandbox = sandbox if sandbox is not None else Unconfined("no sandbox given to this runner")
         self._redact = Redactor(self.secrets)
         self._version: str | None = None
 
@@ -166,21 +176,26 @@ class TerraformRunner:
         timeout: float | None = None,
         cancel: CancelToken | None = None,
         echo: bool = True,
+        scope: RunScope | None = None,
     ) -> RunResult:
         """Run `terraform <args>` in `cwd`, streaming its output to `log` line by line.
 
         With `echo=False` the output is only returned, not logged (for `show -json`, which is one
-        enormous line of data rather than something a person reads).
+        enormous line of data rather than something a person reads). `scope` is what the run may
+        reach in its sandbox (default: `cwd`, writable); the plugin cache is writable for `init` only.
         """
         log.write(f"$ terraform {shlex.join(args)}")
+        scope = (scope or RunScope(writable=(cwd,))).plus(readable=self._binary_paths())
         if args and args[0] == "init":
             # terraform's provider plugin cache is not safe for concurrent writers (parallel inits
             # fail with "text file busy" and half-written providers), so inits sharing the cache
-            # take turns, across threads and processes; plans and applies only read it.
+            # take turns, across threads, processes and sandboxes; plans and applies only read it.
             with self._plugin_cache_lock():
-                result = self._run_in_slot([self.binary, *args], cwd, log, env, timeout, cancel, echo)
+                result = self._run_in_slot([self.binary, *args], cwd, log, env, timeout, cancel, echo,
+                                           scope.plus(writable=(self.plugin_cache_dir,)))
         else:
-            result = self._run_in_slot([self.binary, *args], cwd, log, env, timeout, cancel, echo)
+            result = self._run_in_slot([self.binary, *args], cwd, log, env, timeout, cancel, echo,
+                                       scope.plus(readable=(self.plugin_cache_dir,)))
         metrics.record_terraform(args[0] if args else "", result.duration_seconds)
         return result
 
@@ -206,10 +221,22 @@ class TerraformRunner:
         timeout: float | None = None,
         cancel: CancelToken | None = None,
         echo: bool = True,
+        scope: RunScope | None = None,
     ) -> RunResult:
-        """Run any program (a workflow's `run` step) exactly as terraform runs: same environment, slot and stop."""
+        """Run any program (a `run` step, a hook) exactly as terraform runs: same environment, sandbox, slot and stop.
+
+        The terraform binary is reachable, and the plugin cache writable: such commands often run
+        `terraform init` themselves.
+        """
         log.write(f"$ {shlex.join(argv)}")
-        return self._run_in_slot(list(argv), cwd, log, env, timeout, cancel, echo)
+        scope = (scope or RunScope(writable=(cwd,))).plus(readable=self._binary_paths(),
+                                                          writable=(self.plugin_cache_dir,))
+        return self._run_in_slot(list(argv), cwd, log, env, timeout, cancel, echo, scope)
+
+    def _binary_paths(self) -> tuple[Path, ...]:
+        """The terraform binary, by the path atlas runs it as; the sandbox adds what a link points at."""
+        located = shutil.which(self.binary)
+        return (Path(located),) if located else ()
 
     def _run_in_slot(
         self,
@@ -220,12 +247,13 @@ class TerraformRunner:
         timeout: float | None,
         cancel: CancelToken | None,
         echo: bool,
+        scope: RunScope,
     ) -> RunResult:
         if not self._acquire_slot(log, cancel):
             log.write("atlas: cancelled while waiting for a free terraform slot")
             return RunResult(exit_code=-1, output="", duration_seconds=0.0, cancelled=True)
         try:
-            return self._run(argv, cwd, log, env, timeout, cancel, echo)
+            return self._run(argv, cwd, log, env, timeout, cancel, echo, scope)
         finally:
             if self.concurrency is not None:
                 self.concurrency.release()
@@ -248,6 +276,7 @@ class TerraformRunner:
         timeout: float | None,
         cancel: CancelToken | None,
         echo: bool,
+        scope: RunScope,
     ) -> RunResult:
         lines: list[str] = []
 
@@ -258,11 +287,13 @@ class TerraformRunner:
                 log.write(line)
 
         started = time.monotonic()
+        if self.plugin_cache_dir in (*scope.writable, *scope.readable):
+            self.plugin_cache_dir.mkdir(parents=True, exist_ok=True)
         try:
             process = subprocess.Popen(
-                argv,
+                self.sandbox.command(argv, cwd, scope),
                 cwd=cwd,
-                env=self.build_env(env),
+                env=self.sandbox.environment(self.build_env(env)),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -275,7 +306,7 @@ class TerraformRunner:
             return RunResult(exit_code=127, output=message, duration_seconds=time.monotonic() - started)
 
         assert process.stdout is not None
-        stop = _Stop(process, log, cancel, started, self.default_timeout if timeout is None else timeout)
+        stop = _Stop(process, self.sandbox, log, cancel, started, self.default_timeout if timeout is None else timeout)
         output = _LineReader(process.stdout.fileno(), emit)
         exited_at: float | None = None
         while True:
@@ -296,7 +327,7 @@ class TerraformRunner:
             elif now - exited_at >= self.grace_period + _LEFTOVER_KILL_WAIT_SECONDS:
                 break
             elif now - exited_at >= self.grace_period:
-                _signal_group(process, signal.SIGKILL)
+                signal_run(process.pid, self.sandbox, signal.SIGKILL)
         output.close()
         process.stdout.close()
         return RunResult(
@@ -349,12 +380,14 @@ class _Stop:
     def __init__(
         self,
         process: subprocess.Popen[bytes],
+        sandbox: Sandbox,
         log: JobLog,
         cancel: CancelToken | None,
         started: float,
         timeout: float,
     ) -> None:
         self.process = process
+        self.sandbox = sandbox
         self.log = log
         self.cancel = cancel
         self.timeout = timeout
@@ -376,14 +409,9 @@ class _Stop:
             else:
                 return
             self.log.write(f"atlas: {reason}; interrupting terraform so it releases its lock")
-            _signal_group(self.process, signal.SIGINT)
+            signal_run(self.process.pid, self.sandbox, signal.SIGINT)
             self._interrupted_at = now
         elif not self._killed and now - self._interrupted_at >= grace_period:
             self.log.write(f"atlas: terraform did not stop within {grace_period:g}s; killing it")
-            _signal_group(self.process, signal.SIGKILL)
+            signal_run(self.process.pid, self.sandbox, signal.SIGKILL)
             self._killed = True
-
-
-def _signal_group(process: subprocess.Popen[bytes], signum: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signum)

@@ -83,8 +83,8 @@ def run(
     if concurrency < 1:
         raise SettingsError(f"--concurrency must be at least 1, got {concurrency}")
     require(settings, "gh_token", "workers need a GitHub token to read pull requests and comment")
-    prepare_process(settings)
-    log_startup(settings, "worker")
+    sandbox = prepare_process(settings)
+    log_startup(settings, "worker", sandbox)
     location = redis_location(redis_url)
     probe = connect(redis_url)
     try:

@@ -2,7 +2,9 @@
 
 `start_atlas(**settings)` serves `create_app` on a free port with werkzeug's threaded server, so
 deliveries cross real HTTP; `fixture_repo` commits a terraform fixture into the emulator with its
-state kept in a shared directory outside any clone, as a remote backend would.
+state kept in a shared directory outside any clone, as a remote backend would. Servers run
+pull-request code as production should: `--sandbox required`, with that state directory reached
+through `--sandbox-paths`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from atlas.app import create_app
 from atlas.queue import EmbeddedQueue
 from atlas.settings import Settings, load_settings
+from tests.conftest import require_sandbox
 from tests.emulator import EmulatedPull, EmulatedRepo, GitHubEmulator, deliver, webhook_payload
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -91,11 +94,15 @@ def fixture_repo(github_emulator: GitHubEmulator, state_dir: Path) -> Callable[.
 
 
 @pytest.fixture
-def start_atlas(tmp_path: Path, github_emulator: GitHubEmulator) -> Iterator[Callable[..., RunningAtlas]]:
+def start_atlas(
+    tmp_path: Path, github_emulator: GitHubEmulator, state_dir: Path
+) -> Iterator[Callable[..., RunningAtlas]]:
     servers: list[RunningAtlas] = []
     handlers: list[logging.Handler] = []
+    require_sandbox()
 
-    def start(**overrides: Any) -> RunningAtlas:
+    def start(*, reachable: tuple[Path | str, ...] = (), **overrides: Any) -> RunningAtlas:
+        """`reachable` are more host paths for the sandbox (`--sandbox-paths`), as `PATH` or `PATH:ro`."""
         values: dict[str, Any] = {
             "data_dir": tmp_path / f"atlas-data-{len(servers)}",
             "gh_token": github_emulator.token,
@@ -106,6 +113,8 @@ def start_atlas(tmp_path: Path, github_emulator: GitHubEmulator) -> Iterator[Cal
             "parallel_pool_size": 4,
             # Fixed, so links in comments (and the golden files) do not depend on the machine's name.
             "atlas_url": "https://atlas.example.test",
+            "sandbox": "required",
+            "sandbox_paths": ",".join(map(str, (state_dir, *reachable))),
         }
         values.update(overrides)
         settings = load_settings({k: v for k, v in values.items() if v is not None}, env={})

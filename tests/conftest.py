@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
+
+from atlas.sandbox import INSTALL_HINT, HostPath, Sandbox, SandboxError, choose_sandbox
 
 pytest_plugins = [
     "tests.emulator.pytest_plugin",
@@ -31,3 +34,12 @@ def require_binary(name: str, install_hint: str) -> str:
     if path is None:
         pytest.fail(f"{name} is not on PATH: {install_hint}", pytrace=False)
     return path
+
+
+def require_sandbox(*reachable: Path) -> Sandbox:
+    """The bubblewrap sandbox that atlas servers under test run with (`--sandbox required`), with
+    `reachable` as its `--sandbox-paths` (read-write), or a failure that says what to install or enable."""
+    try:
+        return choose_sandbox("required", host_paths=[HostPath(path) for path in reachable])
+    except SandboxError as error:
+        pytest.fail(f"the tests run pull-request code in bubblewrap: {error} ({INSTALL_HINT})", pytrace=False)

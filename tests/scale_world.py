@@ -130,12 +130,13 @@ class RedisProcess:
 class SlowTerraform:
     """A terraform whose first `plan` (of all processes using it) sleeps a minute first; later plans are quick.
 
-    The slow run writes `PID PPID` to `pid_file` before it says `slow plan starting`, so a test knows
-    which atlas process runs it, and can end it if its atlas process died and left it running.
+    The slow run creates `started` before it says `slow plan starting`; a test then finds, from the
+    host, which atlas process runs it (inside its sandbox the run cannot know: its PID namespace is
+    its own), and can end it if its atlas process died and left it running.
     """
 
     binary: Path
-    pid_file: Path
+    started: Path
 
     @classmethod
     def create(cls, directory: Path, seconds: int = 60) -> SlowTerraform:
@@ -143,38 +144,65 @@ class SlowTerraform:
         if real is None:
             raise FileNotFoundError("terraform is not on PATH: install terraform 1.11 (see docs/)")
         directory.mkdir(parents=True, exist_ok=True)
-        binary, pid_file, taken = directory / "terraform", directory / "slow-plan.pid", directory / "slow-plan-taken"
+        binary, started, taken = directory / "terraform", directory / "slow-plan-started", directory / "slow-plan-taken"
         binary.write_text(
             "#!/bin/sh\n"
             # mkdir is atomic: exactly one plan is slow.
             f'if [ "$1" = plan ] && mkdir "{taken}" 2>/dev/null; then\n'
-            f'  echo "$$ $PPID" > "{pid_file}.new" && mv "{pid_file}.new" "{pid_file}"\n'
+            f'  touch "{started}"\n'
             '  echo "slow plan starting"\n'
             f"  sleep {seconds}\n"
             "fi\n"
             f'exec {real} "$@"\n'
         )
         binary.chmod(0o755)
-        return cls(binary, pid_file)
+        return cls(binary, started)
+
+    def running(self) -> int | None:
+        """The host pid of the slow plan's script while it runs."""
+        needle = str(self.binary).encode()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                words = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if len(words) > 2 and words[1] == needle and words[2] == b"plan":
+                return int(entry.name)
+        return None
 
     def started_by(self) -> int | None:
-        """The pid of the atlas process running the slow plan, once it started."""
-        if not self.pid_file.exists():
+        """The pid of the atlas process running the slow plan, once it started: its first ancestor not bwrap."""
+        if not self.started.exists():
             return None
-        return int(self.pid_file.read_text().split()[1])
+        pid = self.running()
+        while pid is not None and pid > 1:
+            pid = _parent(pid)
+            if pid is not None and _command_name(pid) != "bwrap":
+                return pid
+        return None
 
     def end_leftover(self) -> None:
-        """Kill the slow plan if it still runs: terraform runs in a process group of its own."""
-        if not self.pid_file.exists():
-            return
-        pid = int(self.pid_file.read_text().split()[0])
-        try:
-            command = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            return  # it ended
-        if str(self.binary).encode() in command:  # not another process that got its pid since
+        """Kill the slow plan if it still runs: it runs in a process group of its own."""
+        pid = self.running()
+        if pid is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
+                os.killpg(os.getpgid(pid), signal.SIGKILL)
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _command_name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 # --- atlas processes ----------------------------------------------------------------------------
@@ -361,15 +389,21 @@ class ScaleWorld:
         terraform_bin: Path | None = None,
         extra_args: tuple[str, ...] = (),
         wait: bool = True,
+        sandbox: str = "required",
+        env: dict[str, str | None] | None = None,
     ) -> AtlasServerProcess:
-        """`atlas server` on a free port; with the world's Redis and 2 web workers unless told otherwise."""
+        """`atlas server` on a free port; with the world's Redis and 2 web workers unless told otherwise.
+
+        `env` changes its environment (None removes a variable), as `sandbox` its `--sandbox`.
+        """
         redis_url = redis_url or self.redis_url
         web_workers = web_workers or (2 if redis_url else 1)
         index = len(self.processes)
         port = free_port()
         data_dir = data_dir or self.root / f"server-{index}"
         args = ["server", "--port", str(port), "--web-workers", str(web_workers), *extra_args]
-        server = AtlasServerProcess(*self._spawn(f"server-{index}", args, data_dir, redis_url, terraform_bin),
+        server = AtlasServerProcess(*self._spawn(f"server-{index}", args, data_dir, redis_url, terraform_bin,
+                                                 sandbox=sandbox, env_changes=env or {}),
                                     url=f"http://127.0.0.1:{port}")
         self.processes.append(server)
         if wait:
@@ -394,7 +428,8 @@ class ScaleWorld:
         return worker
 
     def _spawn(
-        self, name: str, args: list[str], data_dir: Path, redis_url: str | None, terraform_bin: Path | None
+        self, name: str, args: list[str], data_dir: Path, redis_url: str | None, terraform_bin: Path | None,
+        *, sandbox: str = "required", env_changes: dict[str, str | None] | None = None,
     ) -> tuple[subprocess.Popen[bytes], Path, Path]:
         env = {key: value for key, value in os.environ.items() if not key.startswith("ATLAS_")}
         # Secrets through the environment, as an operator would pass them; never in argv.
@@ -402,8 +437,18 @@ class ScaleWorld:
                    ATLAS_GH_WEBHOOK_SECRET=WEBHOOK_SECRET)
         if redis_url:
             env["ATLAS_REDIS_URL"] = redis_url
+        for variable, value in (env_changes or {}).items():
+            if value is None:
+                env.pop(variable, None)
+            else:
+                env[variable] = value
         settings = ["--data-dir", str(data_dir), "--gh-api-url", self.emulator.api_url, "--repo-allowlist", "*",
-                    "--gh-user", self.emulator.bot_login, "--atlas-url", ATLAS_URL]
+                    "--gh-user", self.emulator.bot_login, "--atlas-url", ATLAS_URL, "--sandbox", sandbox]
+        if sandbox != "off":
+            # Confined as in production; the shared state (and a slow terraform's marker) reached through
+            # --sandbox-paths.
+            reachable = [str(self.state_dir), *(str(slow.binary.parent) for slow in self.slow_terraforms)]
+            settings += ["--sandbox-paths", ",".join(reachable)]
         if terraform_bin is not None:
             settings += ["--terraform-bin", str(terraform_bin)]
         log_file = self.root / f"{name}.log"

@@ -225,8 +225,7 @@ def test_startup_creates_the_data_dir_and_logs_a_summary_without_secrets(
         {"gh_token": "ghp_startuptoken", "data_dir": str(tmp_path / "data"), "port": "4999"},
         env={},
     )
-    cli.prepare_process(settings)
-    cli.log_startup(settings, "server")
+    cli.log_startup(settings, "server", cli.prepare_process(settings))
     assert (tmp_path / "data").is_dir()
     err = capsys.readouterr().err
     lines = err.splitlines()
@@ -250,16 +249,13 @@ def test_startup_stays_quiet_about_what_is_set(
 ) -> None:
     settings = load_settings(
         {
-            "gh_token": "t",
-            "gh_webhook_secret": "s",
             "repo_allowlist": "github.com/acme/*",
             "data_dir": str(tmp_path),
             "terraform_bin": sys.executable,
         },
-        env={},
+        env={"ATLAS_GH_TOKEN": "t", "ATLAS_GH_WEBHOOK_SECRET": "s"},
     )
-    cli.prepare_process(settings)
-    cli.log_startup(settings, "server")
+    cli.log_startup(settings, "server", cli.prepare_process(settings))
     err = capsys.readouterr().err
     assert "WARNING" not in err
     assert "repo_allowlist=github.com/acme/*" in err

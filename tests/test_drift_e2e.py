@@ -74,7 +74,8 @@ class DriftWorld:
         return subprocess.run(
             [sys.executable, "-m", "atlas", "drift", "run", "--data-dir", str(self.data_dir),
              "--gh-api-url", self.emulator.api_url, "--repo-config", str(self.repos_yaml), "--repo-allowlist", "*",
-             "--atlas-url", "https://atlas.example.test", "--log-level", "warning", *args],
+             "--atlas-url", "https://atlas.example.test", "--log-level", "warning",
+             "--sandbox", "required", "--sandbox-paths", str(self.state_dir), *args],
             cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
         )
 

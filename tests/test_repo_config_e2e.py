@@ -172,7 +172,10 @@ def test_workflow_hooks_run_around_the_command_and_failures_are_reported(
     start_atlas: Start, repo_with: Callable[..., EmulatedRepo], github_emulator: GitHubEmulator, tmp_path: Path,
 ) -> None:
     repo_with({})
-    marker = tmp_path / "pre-hook-ran"
+    # Hooks run in the sandbox: they write outside the working copy only where --sandbox-paths lets them.
+    outbox = tmp_path / "hook-outbox"
+    outbox.mkdir()
+    marker = outbox / "pre-hook-ran"
     config = repos_yaml(tmp_path, f"""\
 repos:
 - id: /.*/
@@ -182,7 +185,7 @@ repos:
   - run: echo "cost report unavailable" >&2; exit 3
     description: cost report
 """)
-    atlas = start_atlas(repo_config=config)
+    atlas = start_atlas(repo_config=config, reachable=(outbox,))
     pull = open_and_plan(atlas, github_emulator, "x", app_change(3))
     assert marker.read_text().strip() == f"pre hook for {pull.number}"
     said = last_bot_comment(github_emulator, pull)

@@ -79,7 +79,7 @@ def test_a_worker_killed_mid_plan_is_reported_within_20_s_and_the_next_plan_work
     [owner] = [worker for worker in workers if running_it in worker.worker_pids()]
     eventually(lambda: owner.ran("slow plan starting"), 10, "the job log showing the slow plan")
 
-    # Only the worker process: its terraform lives on, as when the process is OOM-killed.
+    # Only the worker process, as when it is OOM-killed; its sandboxed terraform dies with it (--die-with-parent).
     os.kill(running_it, signal.SIGKILL)
     killed_at = time.monotonic()
 

@@ -47,14 +47,17 @@ def test_status_of_an_idle_server_counts_its_locks(start_web_atlas: Start, githu
     # How many jobs the queue runs at once, or null while the queue cannot say (JobQueue.workers()).
     workers = body.pop("workers")
     assert workers is None or workers == 4
+    sandbox = body.pop("sandbox")
     assert body == {"version": __version__, "queue_depth": 0, "running_jobs": [], "locks": 1}
+    assert (sandbox["mode"], sandbox["confined"], sandbox["warning"]) == ("required", True, None)
+    assert sandbox["isolation"].startswith("bubblewrap ")
 
 
 @pytest.mark.usefixtures("repo")
 def test_status_lists_the_running_job_and_what_waits_behind_it(
     start_web_atlas: Start, gated_terraform: GatedTerraform, github_emulator: GitHubEmulator,
 ) -> None:
-    atlas = start_web_atlas(terraform_bin=gated_terraform.path)
+    atlas = start_web_atlas(terraform_bin=gated_terraform.path, reachable=(f"{gated_terraform.gates}:ro",))
     pull = github_emulator.open_pull(REPO, "slow", app_change(3), author=DEVELOPER)
     assert atlas.pull_event(pull).status_code == 202
     assert atlas.pull_event(pull, "synchronize").status_code == 202  # waits behind the first plan

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import textwrap
 from pathlib import Path
@@ -23,7 +24,7 @@ from atlas.steps import (
     strip_refreshing,
 )
 from atlas.terraform import CancelToken, TerraformRunner
-from tests.conftest import require_binary
+from tests.conftest import require_binary, require_sandbox
 
 FIXTURES = Path(__file__).resolve().parent.parent / "terraform-fixtures"
 TOKEN = "ghp_steps0123456789abcdefSECRET"
@@ -50,17 +51,22 @@ PULL = PullRequest(
 
 
 class World:
-    """One fixture repository checked out in tmp, its shared state directory, a runner and a log."""
+    """One fixture repository checked out in tmp, its shared state directory, a runner and a log.
+
+    Every step runs in the bubblewrap sandbox, as on a server, with the state directory reachable.
+    """
 
     def __init__(self, tmp_path: Path, fixture: str = "multi-project") -> None:
         self.repo = tmp_path / "repo"
         self.state = tmp_path / "state"
+        self.state.mkdir()
         shutil.copytree(FIXTURES / fixture, self.repo, ignore=shutil.ignore_patterns("expected"))
         for path in self.repo.rglob("*.tf"):
             path.write_text(path.read_text().replace("__STATE_DIR__", str(self.state)))
         terraform = require_binary("terraform", "install Terraform >= 1.4 from https://developer.hashicorp.com")
         self.runner = TerraformRunner(
-            terraform, plugin_cache_dir=tmp_path / "plugin-cache", secrets=[TOKEN, WEBHOOK_SECRET]
+            terraform, plugin_cache_dir=tmp_path / "plugin-cache", secrets=[TOKEN, WEBHOOK_SECRET],
+            sandbox=require_sandbox(self.state),
         )
         self.log = JobLog(tmp_path / "jobs" / "job.log", redactor=[TOKEN, WEBHOOK_SECRET])
         self.plans = tmp_path / "plans"
@@ -93,6 +99,15 @@ class World:
         assert self.run(stage(Step(name=StepName.INIT), Step(name=StepName.PLAN)), project).ok
         applied = self.run(stage(Step(name=StepName.APPLY)), project, command=CommandName.APPLY)
         assert applied.ok, applied.error
+
+
+def staged_planfile(output: str, kept: Path) -> Path:
+    """The PLANFILE a stage's run step printed: the kept plan's name, in a directory of the stage's own beside it."""
+    printed = next(line for line in output.splitlines() if line.startswith("PLANFILE="))
+    planfile = Path(printed.removeprefix("PLANFILE="))
+    assert planfile.name == kept.name and planfile.parent.parent == kept.parent, planfile
+    assert planfile.parent.name.startswith(f".{kept.stem}.") and planfile.parent.name.endswith(".stage"), planfile
+    return planfile
 
 
 def stage(*steps: Step) -> Stage:
@@ -131,7 +146,8 @@ def test_a_run_step_sees_atlantis_variables_and_their_atlas_twins(tmp_path: Path
     result = world.run(stage(INIT, PLAN, run_step(command)), project, context=context)
 
     assert result.ok, result.error
-    planfile = world.planfile(project).absolute()
+    kept = world.planfile(project).absolute()
+    planfile = staged_planfile(result.output, kept)
     expected = {
         "WORKSPACE": "staging",
         "DIR": str(world.repo.resolve()),
@@ -161,6 +177,7 @@ def test_a_run_step_sees_atlantis_variables_and_their_atlas_twins(tmp_path: Path
     assert "ATLAS_TERRAFORM_VERSION=1.11.0" in lines
     assert "approved=unset" in lines, "approval atlas did not look up is not guessed"
     assert "planfile-exists" in lines
+    assert kept.is_file() and not planfile.parent.exists(), "the plan is kept, its stage's directory removed"
     assert str(world.repo.resolve()) in lines, "run steps run in the project directory"
     # The plan's own output comes first, then the run step's, a blank line apart.
     assert result.output.index("Plan: 1 to add") < result.output.index("WORKSPACE=staging")
@@ -343,7 +360,7 @@ def test_multienv_output_that_is_not_name_value_pairs_fails_without_quoting_it(t
 def test_init_and_plan_take_extra_args_and_the_comments_flags(tmp_path: Path) -> None:
     world = World(tmp_path)
     project = Project(dir="app")
-    other_state = tmp_path / "elsewhere" / "app.tfstate"
+    other_state = world.state / "elsewhere" / "app.tfstate"
     steps = stage(
         Step(name=StepName.INIT, extra_args=(f"-backend-config=path={other_state}",)),
         Step(name=StepName.PLAN, extra_args=("-var", "environment=from-step")),
@@ -357,7 +374,9 @@ def test_init_and_plan_take_extra_args_and_the_comments_flags(tmp_path: Path) ->
     log = world.log.read()
     assert f"$ terraform init -input=false -no-color -upgrade=false -backend-config=path={other_state}\n" in log
     planfile = world.planfile(project).absolute()
-    assert f"$ terraform plan -input=false -no-color -out={planfile} -var environment=from-step -parallelism=3\n" in log
+    out = re.escape(f"{planfile.parent}/.{planfile.stem}.") + r"[^/ ]+\.stage/" + re.escape(planfile.name)
+    expected = rf"\$ terraform plan -input=false -no-color -out={out} -var environment=from-step -parallelism=3\n"
+    assert re.search(expected, log)
     assert applied.ok, applied.error
     assert other_state.is_file(), "init's extra args configured the backend"
     assert not (world.state / "multi-project" / "app.tfstate").exists()

@@ -191,7 +191,7 @@ def test_a_job_page_shows_output_arriving_while_terraform_runs_and_all_of_it_aft
     start_web_atlas: Start, gated_terraform: GatedTerraform, github_emulator: GitHubEmulator,
     open_browser: Browser, tmp_path: Path,
 ) -> None:
-    atlas = start_web_atlas(terraform_bin=gated_terraform.path)
+    atlas = start_web_atlas(terraform_bin=gated_terraform.path, reachable=(f"{gated_terraform.gates}:ro",))
     state = atlas.app.config["ATLAS_STATE"]
     pull = github_emulator.open_pull(REPO, "slow", app_change(3), author=DEVELOPER)
     assert atlas.pull_event(pull).status_code == 202

@@ -1,7 +1,8 @@
 """Pre- and post-workflow hooks from repos.yaml: commands run in the clone around each command.
 
 Their output goes to the job log. A failing pre-workflow hook stops the command, and a failing
-post-workflow hook is reported; both say so on the pull request.
+post-workflow hook is reported; both say so on the pull request. They run the pull request's
+checkout, so they run in the sandbox terraform runs in, with only the working copy writable.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from atlas.config.server import WorkflowHook
 from atlas.context import CommandContext
 from atlas.joblog import JobLog
 from atlas.models import Job
+from atlas.sandbox import RunScope
 
 
 def run_hooks(ctx: CommandContext, job: Job, hooks: Sequence[WorkflowHook], workdir: Path, log: JobLog,
@@ -30,7 +32,8 @@ def run_hooks(ctx: CommandContext, job: Job, hooks: Sequence[WorkflowHook], work
         if not hook.runs_for(str(job.command)):
             continue
         log.section(f"{when}-workflow hook: {hook.description or hook.run}")
-        result = ctx.terraform.run_program([hook.shell, *hook.shell_args, hook.run], workdir, log, env=env)
+        result = ctx.terraform.run_program([hook.shell, *hook.shell_args, hook.run], workdir, log, env=env,
+                                           scope=RunScope(writable=(workdir,)))
         if not result.ok:
             ctx.vcs.post_comment(pull.repo, pull.number, render_error_comment(
                 f"atlas's {when}-workflow hook `{hook.description or hook.run}` failed "

@@ -49,6 +49,7 @@ from atlas.models import (
     PullRequest,
 )
 from atlas.plan_compare import compare_plans, dump_changes, load_changes, planned_changes
+from atlas.sandbox import RunScope
 from atlas.state import ProjectPhase
 from atlas.steps import StageFiles
 from atlas.terraform import CancelToken, TerraformRunner
@@ -201,7 +202,8 @@ def show_json(runner: TerraformRunner, workdir: Path, project: Project, planfile
     if showfile.exists() and planfile.exists() and showfile.stat().st_mtime >= planfile.stat().st_mtime:
         document: dict[str, Any] = json.loads(showfile.read_text(encoding="utf-8"))
         return document
-    result = runner.run(["show", "-json", str(planfile)], workdir / project.dir, joblog, echo=False)
+    result = runner.run(["show", "-json", str(planfile)], workdir / project.dir, joblog, echo=False,
+                        scope=RunScope(readable=(workdir, planfile)))
     if not result.ok:
         raise RuntimeError(f"terraform show -json failed: {result.output[-500:]}")
     data: dict[str, Any] = json.loads(result.output[result.output.index("{"):])

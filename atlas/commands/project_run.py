@@ -54,4 +54,5 @@ def run_project_stage(
         return run_stage(stage, command=command, runner=runner, workdir=workdir, project=project,
                          planfile=planfile, log=log, context=context, cancel=cancel,
                          extra_args=job.args.extra_args if extra_args is None else extra_args,
-                         positional=job.args.positional)
+                         positional=job.args.positional,
+                         var_file_allowlist=[Path(path) for path in ctx.settings.var_file_allowlist])

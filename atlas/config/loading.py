@@ -53,12 +53,17 @@ def load_repo_config(
         raise ConfigError(name, "", "is not UTF-8 text") from None
     except OSError as error:
         raise ConfigError(name, "", f"cannot be read: {error.strerror or error}") from None
-    return parse_repo_config(text, name, server_workflows=server_workflows)
+    return parse_repo_config(text, name, server_workflows=server_workflows, repo_dir=repo_dir)
 
 
-def parse_repo_config(text: str, file: str, *, server_workflows: Sequence[str] | None = None) -> RepoConfig:
-    """Validate the text of a repo config named `file` (the name errors show)."""
-    return repo_config_from(parse_yaml(text, file), server_workflows=server_workflows)
+def parse_repo_config(
+    text: str, file: str, *, server_workflows: Sequence[str] | None = None, repo_dir: Path | None = None
+) -> RepoConfig:
+    """Validate the text of a repo config named `file` (the name errors show).
+
+    With `repo_dir`, the checkout it belongs to, an absolute `dir` must name one of its directories.
+    """
+    return repo_config_from(parse_yaml(text, file), server_workflows=server_workflows, repo_dir=repo_dir)
 
 
 def _inside(name: str) -> str:

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -391,14 +392,19 @@ def workflow_from(name: str, raw: RawWorkflow | None) -> Workflow:
     return Workflow(name=name, **stages)
 
 
-def repo_config_from(document: YamlDocument, *, server_workflows: Sequence[str] | None = None) -> RepoConfig:
+def repo_config_from(
+    document: YamlDocument, *, server_workflows: Sequence[str] | None = None, repo_dir: Path | None = None
+) -> RepoConfig:
     """Validate a parsed repo config; ConfigError for the first problem in the file.
 
     `server_workflows` names the workflows repos.yaml defines; when given, a project naming a
-    workflow defined nowhere is an error here rather than when the config is applied.
+    workflow defined nowhere is an error here rather than when the config is applied. `repo_dir`
+    is the checkout the config belongs to, against which an absolute `dir` is checked.
     """
     raw, problems = validate_raw(document, RawRepoConfig)
     problems.extend(_cross_key_problems(document, server_workflows))
+    if repo_dir is not None:
+        problems.extend(_absolute_dir_problems(document, repo_dir))
     if problems:
         problems.sort(key=lambda problem: problem[0])
         raise problems[0][1]
@@ -473,6 +479,31 @@ def _optional_tuple(values: Sequence[str] | None) -> tuple[str, ...] | None:
 
 
 # --- checks across keys, run on the written data so that they are found even when other keys are wrong ----
+
+
+def _absolute_dir_problems(document: YamlDocument, repo_dir: Path) -> list[tuple[tuple[int, int], ConfigError]]:
+    """An absolute `dir` that names no directory of the repository (`dir: /etc`), with the reason.
+
+    Atlantis reads `dir: /infra/prod` as the repository's `infra/prod`, and real configs rely on it,
+    so a leading slash is kept for a directory the repository has; any other absolute dir is most
+    likely meant as a path on the server, where atlas never runs.
+    """
+    data = document.data if isinstance(document.data, dict) else {}
+    projects = data.get("projects")
+    problems: list[tuple[tuple[int, int], ConfigError]] = []
+    for index, entry in enumerate(projects if isinstance(projects, list) else []):
+        written = written_text(entry.get("dir")) if isinstance(entry, dict) else None
+        if written is None or not written.replace("\\", "/").startswith("/"):
+            continue
+        relative = normalise_dir(written)
+        if (repo_dir / relative).is_dir():
+            continue
+        path = ("projects", index, "dir")
+        problems.append((document.position(path), document.error(path, (
+            f"{json.dumps(written)} is an absolute path: atlas only runs inside the repository and reads dir "
+            f"relative to its root (as Atlantis does), and this repository has no directory {json.dumps(relative)}. "
+            "Write the project's directory relative to the repository root."))))
+    return problems
 
 
 def _cross_key_problems(

@@ -48,5 +48,7 @@ def init_app(app: Flask, ctx: CommandContext, queue: JobQueue, settings: WebSett
     for blueprint in (drift_pages, audit_pages, audit_api):
         app.register_blueprint(blueprint)
     app.after_request(count_delivery)
+    # Every page (drift and audit too) carries the warning of a server running pull-request code unconfined.
+    app.context_processor(lambda: {"sandbox_warning": ctx.terraform.sandbox.warning})
     OutputExpiry(ctx, timedelta(days=settings.job_log_retention_days)).start()
     return site

@@ -14,7 +14,7 @@ from flask import Blueprint, Response, request
 from atlas import __version__, metrics
 from atlas.models import JobStatus
 from atlas.queue import JobQueue
-from atlas.web.site import current_site, require_login
+from atlas.web.site import Site, current_site, require_login
 
 WEBHOOK_ENDPOINT = "webhooks.receive_event"
 """The Flask endpoint of `POST /events`, whose answers are counted as deliveries."""
@@ -52,8 +52,20 @@ def status() -> Response:
         ],
         "workers": queue_workers(site.queue),
         "locks": site.ctx.locks.count(),
+        "sandbox": sandbox_status(site),
     }
     return Response(json.dumps(body, indent=2) + "\n", mimetype="application/json")
+
+
+def sandbox_status(site: Site) -> dict[str, object]:
+    """How this process confines pull-request code: the mode asked for, what is in force, and any warning."""
+    sandbox = site.ctx.terraform.sandbox
+    return {
+        "mode": site.ctx.settings.sandbox.value,
+        "confined": sandbox.confined,
+        "isolation": sandbox.isolation,
+        "warning": sandbox.warning,
+    }
 
 
 @monitoring.get("/metrics")
