@@ -12,6 +12,7 @@ cancelled through the worker's `RunningJobs` stops sleeping and records that it 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import itertools
 import json
 import os
@@ -210,7 +211,8 @@ def recording_executor(ctx: CommandContext) -> JobExecutor:
     def execute(job: Job) -> None:
         instructions = json.loads(job.message or "{}")
         ctx.state.set_job_status(job.id, JobStatus.RUNNING)
-        record(events, "start", job)
+        # PR_GET_DUMPABLE of the worker process that runs the job.
+        record(events, "start", job, dumpable=ctypes.CDLL(None).prctl(3, 0, 0, 0, 0))
         token = ctx.running.start(job)
         try:
             if token.wait(float(instructions.get("sleep", 0))):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import base64
 import io
 import json
 import logging
@@ -21,7 +22,7 @@ import pytest
 import requests
 
 from atlas import __version__, cli
-from atlas.logs import configure_logging, job_context
+from atlas.logs import REDACTED, configure_logging, job_context
 from atlas.settings import load_settings, setting_infos
 from tests.conftest import require_binary
 
@@ -277,6 +278,12 @@ GUNICORN_PROGRAM = textwrap.dedent(
         def hello():
             return "hello from " + str(settings.port)
 
+        @app.get("/dumpable")
+        def dumpable():
+            import ctypes
+
+            return str(ctypes.CDLL(None).prctl(3, 0, 0, 0, 0))  # PR_GET_DUMPABLE, in the gunicorn worker
+
         return app
 
     settings = load_settings({"port": sys.argv[1], "data_dir": sys.argv[2], "gh_token": "ghp_gunicorntoken"})
@@ -308,6 +315,8 @@ def test_gunicorn_serves_the_app_and_logs_through_atlas(tmp_path: Path) -> None:
                 assert time.monotonic() < deadline, stderr_path.read_text()
                 time.sleep(0.1)
         assert response.text == f"hello from {port}"
+        dumpable = requests.get(f"http://127.0.0.1:{port}/dumpable", timeout=5).text
+        assert dumpable == "0", "gunicorn's workers are not dumpable: same-user processes cannot read their memory"
         requests.get(f"http://127.0.0.1:{port}/ghp_gunicorntoken", timeout=5)
     finally:
         server.send_signal(signal.SIGTERM)
@@ -323,7 +332,7 @@ def test_gunicorn_serves_the_app_and_logs_through_atlas(tmp_path: Path) -> None:
     assert access[0]["message"] == "GET /hello 200"
     assert access[0]["remote"] == "127.0.0.1"
     assert isinstance(access[0]["duration_ms"], int)
-    assert access[1]["message"] == "GET /*** 404"
+    assert access[2]["message"] == "GET /*** 404"
     assert "ghp_gunicorntoken" not in stderr_path.read_text()
 
 
@@ -405,3 +414,17 @@ def test_a_short_secret_is_redacted_only_where_it_stands_alone(restore_logging: 
     stream = capture_logging("text", ["s3"])
     logging.getLogger("atlas").info("secret=s3 but not in s3cret or as3")
     assert "secret=*** but not in s3cret or as3" in stream.getvalue()
+
+
+def test_a_secret_is_redacted_from_log_lines_in_base64_hex_and_percent_encoding(restore_logging: None) -> None:
+    token = "ghp_encodedtoken0123456789"
+    stream = capture_logging("text", [token])
+    header = base64.b64encode(f"x-access-token:{token}".encode()).decode()  # git's Authorization: Basic …
+    logging.getLogger("atlas").info("Authorization: Basic %s", header)
+    logging.getLogger("atlas").info("url %s", "https://h/?token=" + token.replace("_", "%5F").replace("g", "%67"))
+    logging.getLogger("atlas").info("hex %s", token.encode().hex())
+
+    output = stream.getvalue()
+    assert "Authorization: Basic eC1hY2Nlc3MtdG9rZW46***" in output
+    assert f"hex {REDACTED}" in output
+    assert base64.b64decode(header) not in output.encode()

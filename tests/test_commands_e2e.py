@@ -376,3 +376,32 @@ def test_commands_on_a_closed_pull_request_are_refused(world: Start, github_emul
     atlas.wait_idle()
     assert "closed pull request" in last_bot_comment(github_emulator, pull)
     assert lock_holders(atlas) == {}
+
+
+def test_a_var_file_outside_the_repository_is_refused_and_none_of_it_is_posted(
+    world: Start, github_emulator: GitHubEmulator,
+) -> None:
+    atlas = world()
+    pull = open_and_plan(atlas, github_emulator, "more-replicas", app_change(3))
+
+    assert comment(atlas, pull, "atlas plan -d app -- -var-file=/etc/passwd") == 202
+    atlas.wait_idle()
+
+    said = last_bot_comment(github_emulator, pull)
+    assert "`-var-file=/etc/passwd` names a file outside the repository, so atlas did not run terraform" in said
+    assert "--var-file-allowlist" in said
+    assert "root:" not in said and "/bin/" not in said, "no line of the file is posted"
+
+
+def test_a_comment_cannot_make_terraform_write_generated_config_anywhere(
+    world: Start, github_emulator: GitHubEmulator,
+) -> None:
+    atlas = world()
+    pull = open_and_plan(atlas, github_emulator, "more-replicas", app_change(3))
+
+    assert comment(atlas, pull, "atlas plan -d app -- -generate-config-out=/tmp/generated.tf") == 202
+    atlas.wait_idle()
+
+    assert "`-generate-config-out=/tmp/generated.tf` cannot be passed to terraform: atlas does not let a comment " \
+           "write files" in last_bot_comment(github_emulator, pull)
+    assert not Path("/tmp/generated.tf").exists()

@@ -375,6 +375,15 @@ def test_very_long_input_is_cut_in_messages() -> None:
          "(an administrator can allow it with --allow-backend-config-args)."),
         ("-migrate-state", "this server does not let comments change the Terraform backend "
          "(an administrator can allow it with --allow-backend-config-args)."),
+        ("-generate-config-out=/tmp/generated.tf", "atlas does not let a comment write files. Generate the "
+         "configuration locally (`terraform plan -generate-config-out=FILE`) and commit it."),
+        ("--generate-config-out", "atlas does not let a comment write files. Generate the configuration locally "
+         "(`terraform plan -generate-config-out=FILE`) and commit it."),
+        ("-config=/etc", "atlas imports into the project's own configuration; choose the project with `-d DIR` "
+         "or `-p NAME`."),
+        ("-plugin-dir=/opt/providers", "atlas installs providers and modules itself, from the project's own "
+         "configuration."),
+        ("-from-module=/etc", "atlas installs providers and modules itself, from the project's own configuration."),
     ],
 )
 def test_terraform_flags_that_would_subvert_atlas_are_refused(argument: str, reason: str) -> None:

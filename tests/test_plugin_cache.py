@@ -7,8 +7,12 @@ import stat
 import threading
 from pathlib import Path
 
+import pytest
+
 from atlas.joblog import JobLog
+from atlas.sandbox import choose_sandbox
 from atlas.terraform import TerraformRunner
+from tests.conftest import require_sandbox
 
 # Stands in for terraform: an init that notices when another init is inside the cache with it.
 INIT_PROBE = """#!/bin/sh
@@ -28,19 +32,24 @@ def probe(tmp_path: Path) -> Path:
     return script
 
 
-def _init(binary: str, cache: str, log_dir: str, probe_log: str, index: int) -> None:
-    runner = TerraformRunner(binary, plugin_cache_dir=Path(cache))
+def _init(binary: str, cache: str, log_dir: str, probe_log: str, index: int, sandbox: str) -> None:
+    runner = TerraformRunner(binary, plugin_cache_dir=Path(cache), sandbox=choose_sandbox(sandbox))
     result = runner.run(["init"], Path(log_dir), JobLog(Path(log_dir) / f"job-{index}.log"),
                         env={"PROBE_LOG": probe_log})
     assert result.ok, result.output
 
 
-def test_inits_sharing_a_plugin_cache_take_turns_across_threads_and_processes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sandbox", ["required", "off"])
+def test_inits_sharing_a_plugin_cache_take_turns_across_threads_processes_and_sandboxes(
+    tmp_path: Path, sandbox: str
+) -> None:
+    if sandbox == "required":
+        require_sandbox()
     binary, cache, probe_log = str(probe(tmp_path)), tmp_path / "plugin-cache", tmp_path / "probe.log"
-    threads = [threading.Thread(target=_init, args=(binary, str(cache), str(tmp_path), str(probe_log), i))
+    threads = [threading.Thread(target=_init, args=(binary, str(cache), str(tmp_path), str(probe_log), i, sandbox))
                for i in range(4)]
     spawn = multiprocessing.get_context("spawn")  # forking while threads hold locks can deadlock
-    processes = [spawn.Process(target=_init, args=(binary, str(cache), str(tmp_path), str(probe_log), i))
+    processes = [spawn.Process(target=_init, args=(binary, str(cache), str(tmp_path), str(probe_log), i, sandbox))
                  for i in range(4, 7)]
     for worker in [*threads, *processes]:
         worker.start()

@@ -547,6 +547,31 @@ def test_atlas_yaml_wins_over_atlantis_yaml(tmp_path: Path) -> None:
     assert config is not None and [p.dir for p in config.projects] == ["from-atlas"]
 
 
+@pytest.mark.parametrize("written", ["/etc", "/etc/", "/opt/atlas/secrets"])
+def test_an_absolute_dir_the_repository_lacks_is_refused_with_the_reason(tmp_path: Path, written: str) -> None:
+    write(tmp_path, "atlantis.yaml", f"version: 3\nprojects:\n- dir: app\n- dir: '{written}'\n")
+    (tmp_path / "app").mkdir()
+
+    with pytest.raises(ConfigError) as refused:
+        load_repo_config(tmp_path)
+
+    message = str(refused.value)
+    assert message.startswith(f'atlantis.yaml: projects[1].dir: "{written}" is an absolute path: atlas only runs '
+                              "inside the repository")
+    assert "Write the project's directory relative to the repository root." in message
+
+
+def test_a_leading_slash_naming_a_directory_of_the_repository_is_that_directory_as_in_atlantis(
+    tmp_path: Path,
+) -> None:
+    write(tmp_path, "atlantis.yaml", "version: 3\nprojects:\n- dir: /infra/prod\n")
+    (tmp_path / "infra" / "prod").mkdir(parents=True)
+
+    config = load_repo_config(tmp_path)
+
+    assert config is not None and [p.dir for p in config.projects] == ["infra/prod"]
+
+
 def test_the_servers_repo_config_file_is_the_only_one_read(tmp_path: Path) -> None:
     write(tmp_path, "atlantis.yaml", "version: 3\nprojects:\n- dir: default-file\n")
     write(tmp_path, "ci/atlantis-production.yaml", "version: 3\nprojects:\n- dir: production\n")

@@ -114,6 +114,18 @@ def test_invalid_repo_config_gets_a_comment_naming_file_key_and_problem(
     assert statuses(github_emulator, pull.head_sha, "atlas/plan")[-1][0] == "failure"
 
 
+def test_an_absolute_project_dir_is_refused_with_the_reason(
+    start_atlas: Start, repo_with: Callable[..., EmulatedRepo], github_emulator: GitHubEmulator,
+) -> None:
+    repo_with({"atlantis.yaml": "version: 3\nprojects:\n- dir: /etc\n"})
+    atlas = start_atlas()
+    pull = open_and_plan(atlas, github_emulator, "x", app_change(3))
+
+    said = last_bot_comment(github_emulator, pull)
+    assert 'atlantis.yaml: projects[0].dir: "/etc" is an absolute path: atlas only runs inside the repository' in said
+    assert statuses(github_emulator, pull.head_sha, "atlas/plan")[-1][0] == "failure"
+
+
 def test_custom_workflow_is_refused_unless_the_server_allows_it(
     start_atlas: Start, repo_with: Callable[..., EmulatedRepo], github_emulator: GitHubEmulator, tmp_path: Path,
 ) -> None:

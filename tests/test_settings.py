@@ -248,6 +248,116 @@ def test_secrets_lists_every_secret_that_is_set(tmp_path: Path) -> None:
     assert "hook-secret" not in str(settings)
 
 
+# --- secrets from files, and where secrets were given ---------------------------------------------
+
+
+@pytest.mark.parametrize(("secret", "kind"), [
+    ("gh_token", "flag"), ("gh_webhook_secret", "env"), ("api_secret", "file"), ("web_password", "flag"),
+])
+def test_every_secret_can_be_read_from_a_file_given_as_flag_variable_or_key(
+    tmp_path: Path, secret: str, kind: str
+) -> None:
+    secret_file = tmp_path / "mounted-secret"
+    secret_file.write_text("from-a-mounted-secret\n")  # kubectl and editors leave a newline
+    file_setting = f"{secret}_file"
+    extra: dict[str, object] = {"web_username": "operator"} if secret == "web_password" else {}
+    if kind == "flag":
+        settings = load_settings({file_setting: str(secret_file), **extra}, env={})
+    elif kind == "env":
+        settings = load_settings(extra, env={f"ATLAS_{file_setting.upper()}": str(secret_file)})
+    else:
+        config = write_config(tmp_path, f"{file_setting.replace('_', '-')}: {secret_file}\n")
+        settings = load_settings(extra, config, env={})
+
+    assert getattr(settings, secret).get_secret_value() == "from-a-mounted-secret"
+    assert "from-a-mounted-secret" in settings.secrets()
+    assert settings.secrets_given_as_flags() == []
+    assert secret_file in settings.own_paths()
+
+
+def test_an_unreadable_secret_file_stops_start_up_without_showing_the_secret(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "token"
+    assert load_error(tmp_path, {"gh_token_file": str(missing)}) == (
+        f"invalid setting --gh-token-file (ATLAS_GH_TOKEN_FILE): cannot read {missing}: No such file or directory")
+    assert load_error(tmp_path, env={"ATLAS_GH_TOKEN_FILE": str(tmp_path)}) == (
+        f"invalid setting ATLAS_GH_TOKEN_FILE (--gh-token-file): {tmp_path} is a directory, not a file")
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    assert load_error(tmp_path, {"api_secret_file": str(empty)}) == (
+        f"invalid setting --api-secret-file (ATLAS_API_SECRET_FILE): {empty} is empty")
+    binary = tmp_path / "binary"
+    binary.write_bytes(b"\xff\xfeghp_secret")
+    message = load_error(tmp_path, {"gh_token_file": str(binary)})
+    assert message.endswith("is not UTF-8 text") and "ghp_secret" not in message
+
+
+def test_a_secret_and_its_file_together_are_refused(tmp_path: Path) -> None:
+    secret_file = tmp_path / "token"
+    secret_file.write_text("ghp_fromfile")
+
+    message = load_error(tmp_path, {"gh_token_file": str(secret_file)}, env={"ATLAS_GH_TOKEN": "ghp_fromenv"})
+
+    assert message == ("invalid setting --gh-token-file (ATLAS_GH_TOKEN_FILE): give --gh-token or "
+                       "--gh-token-file, not both")
+    assert "ghp_from" not in message
+
+
+def test_secrets_given_as_flags_are_named_for_the_start_up_warning(tmp_path: Path) -> None:
+    config = write_config(tmp_path, "api-secret: from-file\n")
+
+    settings = load_settings({"gh_token": "ghp_flag", "repo_allowlist": "*"}, config,
+                             env={"ATLAS_GH_WEBHOOK_SECRET": "from-env"})
+
+    assert settings.secrets_given_as_flags() == ["--gh-token"]
+    assert (settings.source_of("gh_token"), settings.source_of("gh_webhook_secret"),
+            settings.source_of("api_secret"), settings.source_of("port")) == ("flag", "env", "file", None)
+    assert settings.config_file == config
+
+
+# --- the sandbox ------------------------------------------------------------------------------------
+
+
+def test_the_sandbox_defaults_to_auto_and_takes_paths_with_ro(tmp_path: Path) -> None:
+    assert load_settings(env={}).sandbox == "auto"
+
+    settings = load_settings({"sandbox": "REQUIRED"}, env={"ATLAS_SANDBOX_PATHS": "/srv/state, ~/creds:ro"})
+
+    assert settings.sandbox == "required"
+    assert settings.sandbox_paths == ["/srv/state", f"{Path.home()}/creds:ro"]
+
+
+@pytest.mark.parametrize(("cli", "expected"), [
+    ({"sandbox": "sometimes"}, "invalid setting --sandbox (ATLAS_SANDBOX): must be one of auto, required, off, "
+                               'got "sometimes"'),
+    ({"sandbox_paths": "state"}, "invalid setting --sandbox-paths (ATLAS_SANDBOX_PATHS): 'state' is not an "
+                                 "absolute path"),
+    ({"sandbox": "off", "sandbox_paths": "/srv/state"},
+     "invalid setting --sandbox-paths (ATLAS_SANDBOX_PATHS): --sandbox-paths has no effect with --sandbox off; "
+     "remove it, or use --sandbox auto or required"),
+    ({"var_file_allowlist": "tfvars"}, 'invalid setting --var-file-allowlist (ATLAS_VAR_FILE_ALLOWLIST): "tfvars" '
+                                       "is not an absolute path"),
+])
+def test_wrong_sandbox_settings_are_refused(tmp_path: Path, cli: dict[str, object], expected: str) -> None:
+    assert load_error(tmp_path, cli) == expected
+
+
+def test_own_paths_are_the_data_dir_config_repos_yaml_and_secret_files(tmp_path: Path) -> None:
+    token, repos = tmp_path / "token", tmp_path / "repos.yaml"
+    token.write_text("ghp_x")
+    config = write_config(tmp_path, f"repo-config: {repos}\n")
+
+    settings = load_settings({"gh_token_file": str(token), "data_dir": str(tmp_path / "data")}, config, env={})
+
+    assert settings.own_paths() == [tmp_path / "data", config, repos, token]
+
+
+def test_var_file_directories_are_reachable_read_only_in_the_sandbox(tmp_path: Path) -> None:
+    settings = load_settings({"var_file_allowlist": f"{tmp_path},/nonexistent/tfvars",
+                              "sandbox_paths": "/srv/state"}, env={})
+
+    assert [str(path) for path in settings.host_paths()] == ["/srv/state", f"{tmp_path}:ro"]
+
+
 # --- the example config file ------------------------------------------------------------------
 
 

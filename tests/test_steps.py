@@ -25,6 +25,7 @@ from atlas.steps import (
 )
 from atlas.terraform import CancelToken, TerraformRunner
 from tests.conftest import require_binary, require_sandbox
+from tests.emulator import GitHubEmulator
 
 FIXTURES = Path(__file__).resolve().parent.parent / "terraform-fixtures"
 TOKEN = "ghp_steps0123456789abcdefSECRET"
@@ -581,3 +582,76 @@ def test_a_fork_pull_requests_head_repository_is_named_by_its_clone_url(tmp_path
     assert variables["PROJECT_NAME"] == ""
     assert all(name.startswith("ATLAS_") or f"ATLAS_{name.removeprefix('ATLANTIS_')}" in variables
                for name in variables)  # fmt: skip
+
+
+# --- files a comment may name ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("arguments", [
+    ("-var-file=/etc/passwd",),
+    ("-var-file", "/etc/passwd"),
+    ("--var-file=../../outside.tfvars",),
+    ("-var-file=linked.tfvars",),
+    ("-backend-config=/etc/passwd",),
+])
+def test_a_comment_var_file_outside_the_repository_is_refused_before_terraform_runs(
+    tmp_path: Path, arguments: tuple[str, ...]
+) -> None:
+    world = World(tmp_path)
+    (world.repo / "app" / "linked.tfvars").symlink_to("/etc/passwd")
+    (tmp_path / "outside.tfvars").write_text('environment = "outside"\n')
+
+    result = world.run(stage(INIT, PLAN), Project(dir="app"), extra_args=arguments)
+
+    assert result.status is ProjectStatus.FAILED
+    assert result.error is not None and "names a file outside the repository" in result.error
+    assert "--var-file-allowlist" in result.error
+    assert "root:" not in result.output + result.error, "nothing of the file reaches the comment"
+    assert "$ terraform" not in world.log.read(), "terraform never ran"
+
+
+def test_a_comment_var_file_in_the_repository_or_the_allowlist_is_used(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    (world.repo / "shared.tfvars").write_text('environment = "from-the-repository"\n')
+    allowed = tmp_path / "tfvars"
+    allowed.mkdir()
+    (allowed / "prod.tfvars").write_text('environment = "from-the-allowlist"\n')
+    # The operator lets the sandbox read the allowlisted directory too (settings.host_paths() does).
+    world.runner.sandbox = require_sandbox(world.state, allowed)
+
+    inside = world.run(stage(INIT, PLAN), Project(dir="app"), extra_args=["-var-file=../shared.tfvars"])
+    listed = world.run(stage(INIT, PLAN), Project(dir="app"), extra_args=[f"-var-file={allowed}/prod.tfvars"],
+                       var_file_allowlist=[allowed])
+
+    assert inside.ok, inside.error
+    assert 'name     = "from-the-repository-app"' in inside.output
+    assert listed.ok, listed.error
+    assert 'name     = "from-the-allowlist-app"' in listed.output
+
+
+def test_the_workspaces_tfvars_file_may_not_link_out_of_the_repository(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    (world.repo / "app" / "env").mkdir()
+    (world.repo / "app" / "env" / "default.tfvars").symlink_to("/etc/passwd")
+
+    result = world.run(stage(INIT, PLAN), Project(dir="app"))
+
+    assert result.status is ProjectStatus.FAILED
+    assert result.error is not None and "`-var-file=env/default.tfvars` names a file outside" in result.error
+
+
+def test_init_downloads_a_module_over_git_inside_the_sandbox(
+    tmp_path: Path, github_emulator: GitHubEmulator
+) -> None:
+    modules = github_emulator.create_repo("acme/modules", files={
+        "label/main.tf": 'variable "name" {}\noutput "id" { value = "downloaded-${var.name}" }\n'}, private=False)
+    world = World(tmp_path)
+    (world.repo / "app" / "main.tf").write_text(
+        f'module "label" {{\n  source = "git::{modules.clone_url}//label"\n  name = "app"\n}}\n'
+        'output "service_name" { value = module.label.id }\n')
+
+    result = world.run(stage(INIT, PLAN), Project(dir="app"))
+
+    assert result.ok, result.error
+    assert 'service_name = "downloaded-app"' in result.output
+    assert (world.repo / "app" / ".terraform" / "modules" / "label" / "label" / "main.tf").is_file()

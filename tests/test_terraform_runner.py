@@ -6,6 +6,7 @@ process, not what terraform prints; `version()` runs the real terraform.
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import stat
@@ -14,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 import pytest
 
@@ -384,3 +386,39 @@ def test_a_process_that_leaves_a_child_holding_the_output_open_still_finishes(tm
     assert result.output.endswith("done\n")
     child = child_pid(result.output)
     assert wait_until(lambda: not is_alive(child))
+
+
+@pytest.mark.parametrize("before", ["", "a", "ab", "abc"])
+@pytest.mark.parametrize("after", ["", "z", "yz"])
+def test_a_secret_is_redacted_inside_longer_base64_at_every_alignment(tmp_path: Path, before: str, after: str) -> None:
+    """`base64encode(file("/proc/1/environ"))` puts a secret anywhere inside a long base64 string."""
+    encoded = base64.b64encode(f"{before}SECRET={SECRET}{after}".encode()).decode()
+    log = JobLog(tmp_path / "job.log", redactor=[SECRET])
+
+    log.write(f'+ environ = "{encoded}"')
+    log.write(f'+ urlsafe = "{encoded.replace("+", "-").replace("/", "_")}"')
+
+    written = log.read()
+    assert written.count("***") == 2
+    for line in written.splitlines():
+        value = line.split('"')[1]
+        for piece in value.split("***"):
+            decodable = piece.replace("-", "+").replace("_", "/").rstrip("=")
+            for start in range(4):
+                chunk = decodable[start:][: (len(decodable) - start) // 4 * 4]
+                assert SECRET.encode() not in base64.b64decode(chunk)
+
+
+def test_percent_encoded_and_hex_secrets_are_redacted_and_scrubbed_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "It's a Secret/to Everybody"
+    redact = JobLog(tmp_path / "job.log", redactor=[secret]).redactor
+    assert redact(f"https://h/?s={quote(secret, safe='')}") == "https://h/?s=***"
+    assert redact(f"s={quote_plus(secret)}&x=1") == "s=***&x=1"
+    lower_escapes = re.sub(r"%[0-9A-F]{2}", lambda escape: escape.group().lower(), quote(secret, safe=""))
+    assert redact(f"s={lower_escapes}") == "s=***"
+    assert redact(f"dump {secret.encode().hex()}") == "dump ***"
+    monkeypatch.setenv("BASIC_AUTH", base64.b64encode(f"user:{secret}".encode()).decode())
+
+    assert "BASIC_AUTH" not in make_runner(tmp_path, "terraform", secrets=[secret]).build_env()

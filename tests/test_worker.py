@@ -131,6 +131,20 @@ def test_a_worker_configured_by_file_logs_its_start_runs_jobs_and_stops_on_sigte
     assert "Traceback" not in worker.log_text()
 
 
+def test_worker_processes_are_not_dumpable(
+    start_worker: StartWorker, queue: RQQueue, recorded_job: MakeJob, job_events: JobEvents, eventually: Eventually,
+) -> None:
+    """Same-user processes (a sandbox-less terraform) cannot read a worker's environment or memory."""
+    worker = start_worker()
+    worker.wait_for_log("listening on queue")
+
+    queue.enqueue(recorded_job(1))
+
+    [started] = eventually(lambda: job_events.of("start"), 30, "the job starting")
+    assert started["pid"] != worker.pid, "recorded in the forked worker process that ran the job"
+    assert started["dumpable"] == 0
+
+
 def test_sigterm_lets_the_running_job_finish_and_leaves_the_rest_to_another_worker(
     start_worker: StartWorker, queue: RQQueue, state: RedisStateStore, recorded_job: MakeJob, job_events: JobEvents,
     eventually: Eventually,
