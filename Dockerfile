@@ -1,8 +1,18 @@
-# atlas server image: Python, git, a verified terraform release, and atlas running as a non-root user.
+# atlas server image: Python, git, bubblewrap, a verified terraform release, and atlas running as a
+# non-root user.
 #
 #   docker build -t atlas .
 #   docker run -p 4141:4141 -v atlas-data:/home/atlas/.atlas \
-#     -e ATLAS_GH_TOKEN -e ATLAS_GH_WEBHOOK_SECRET -e ATLAS_REPO_ALLOWLIST='github.com/acme/*' atlas
+#     --security-opt seccomp=unconfined --security-opt apparmor=unconfined --security-opt systempaths=unconfined \
+#     -e ATLAS_SANDBOX=required -e ATLAS_GH_TOKEN -e ATLAS_GH_WEBHOOK_SECRET \
+#     -e ATLAS_REPO_ALLOWLIST='github.com/acme/*' atlas
+#
+# The three --security-opt let atlas's own sandbox (bubblewrap, which confines the pull request's
+# code) work inside the container: Docker's default seccomp profile refuses the unshare and clone
+# calls that create namespaces, its AppArmor profile refuses mounts, and its masked /proc keeps a
+# new /proc from being mounted. With ATLAS_SANDBOX=required atlas refuses to start without them
+# and says why; the default (auto) starts anyway with a loud warning. See the Security section of
+# deploy/README.md for what each option opens and for the alternatives.
 #
 # Give `docker stop` more than the server's 30-second graceful timeout (`--time 40`) so running
 # requests can finish, and `--init` so a process reaps what terraform leaves behind.
@@ -43,7 +53,7 @@ RUN set -eux; \
 FROM python:${PYTHON_VERSION}-slim
 
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates git \
+    && apt-get install -y --no-install-recommends bubblewrap ca-certificates git \
     && rm -rf /var/lib/apt/lists/*
 
 COPY --from=terraform /usr/local/bin/terraform /usr/local/bin/terraform

@@ -124,6 +124,24 @@ def test_compose_passes_the_redis_password_to_redis_and_nothing_else() -> None:
     assert "--maxmemory-policy noeviction" in command
 
 
+@pytest.mark.parametrize("service", ["web", "worker"])
+def test_compose_gives_atlas_what_its_sandbox_needs_and_requires_it(service: str) -> None:
+    """Both run terraform (the web service runs drift checks and API plans too)."""
+    definition = compose()["services"][service]
+
+    assert set(definition["security_opt"]) == {"seccomp=unconfined", "apparmor=unconfined", "systempaths=unconfined"}
+    assert "cap_add" not in definition and not definition.get("privileged"), "no capability, no privileged mode"
+    assert settings_from_env(definition["environment"]).sandbox == "required"
+
+
+def test_the_image_installs_bubblewrap_and_documents_the_options_it_needs() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+
+    assert re.search(r"apt-get install -y --no-install-recommends [^\n]*\bbubblewrap\b", dockerfile)
+    for option in ("seccomp=unconfined", "apparmor=unconfined", "systempaths=unconfined", "ATLAS_SANDBOX=required"):
+        assert option in dockerfile
+
+
 def test_compose_refuses_to_start_without_the_secrets() -> None:
     for name in ("ATLAS_GH_TOKEN", "ATLAS_GH_WEBHOOK_SECRET", "REDIS_PASSWORD"):
         env = {key: value for key, value in DOT_ENV.items() if key != name}
@@ -249,6 +267,23 @@ def test_kubernetes_configures_atlas_with_settings_it_has(name: str, tmp_path: P
     assert settings.redis_url.get_secret_value().startswith("redis://:")
     assert settings.repo_allowlist == ["github.com/your-org/*"]
     assert any(m["mountPath"] == DATA_DIR for m in container["volumeMounts"])
+
+
+@pytest.mark.parametrize("name", ["atlas-web", "atlas-worker"])
+def test_kubernetes_pods_can_run_the_sandbox_and_atlas_requires_it(name: str) -> None:
+    workload = one("Deployment", name)
+    [container] = containers(workload)
+    context = container["securityContext"]
+
+    assert pod_spec(workload)["hostUsers"] is False, "a user namespace of the pod's own"
+    assert pod_spec(workload)["securityContext"]["runAsNonRoot"] is True
+    assert context["procMount"] == "Unmasked"
+    assert context["seccompProfile"] == {"type": "Unconfined"}
+    assert context["appArmorProfile"] == {"type": "Unconfined"}
+    assert context["capabilities"] == {"drop": ["ALL"]} and context["allowPrivilegeEscalation"] is False
+    assert "privileged" not in context
+    config = yaml.safe_load(one("ConfigMap", "atlas-config")["data"]["server.yaml"])
+    assert config["sandbox"] == "required"
 
 
 def test_atlas_secret_holds_only_atlas_settings() -> None:
