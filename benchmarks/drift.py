@@ -92,7 +92,8 @@ def main() -> None:
         env = {**terraform_env(), "ATLAS_GH_TOKEN": emulator.token, "HOME": str(root / "home")}
         command = [sys.executable, "-m", "atlas", "drift", "run", "--data-dir", str(root / "data"),
                    "--gh-api-url", emulator.api_url, "--repo-config", str(root / "repos.yaml"),
-                   "--repo-allowlist", "*", "--parallel-pool-size", str(args.pool), "--log-level", "warning"]
+                   "--repo-allowlist", "*", "--parallel-pool-size", str(args.pool), "--log-level", "warning",
+                   "--sandbox", "required", "--sandbox-paths", str(state)]
         timings: dict[str, list[float]] = {"cold": [], "warm": []}
         for run in ["cold"] + ["warm"] * args.warm_runs:
             started = time.perf_counter()

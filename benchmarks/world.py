@@ -56,8 +56,13 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str, interval:
 
 
 @contextmanager
-def world(fixture: str = "multi-project", *, extra_args: tuple[str, ...] = ()) -> Iterator[World]:
-    """The emulator with `acme/infra` holding `fixture`, and `atlas server` (gunicorn) in front of it."""
+def world(
+    fixture: str = "multi-project", *, extra_args: tuple[str, ...] = (), sandbox: str = "required"
+) -> Iterator[World]:
+    """The emulator with `acme/infra` holding `fixture`, and `atlas server` (gunicorn) in front of it.
+
+    Pull-request code runs as `sandbox` says (`--sandbox`), the shared state reached through `--sandbox-paths`.
+    """
     root = Path(tempfile.mkdtemp(prefix="atlas-bench-"))
     emulator = GitHubEmulator(root / "github").start()
     state_dir = root / "tfstate"
@@ -71,7 +76,8 @@ def world(fixture: str = "multi-project", *, extra_args: tuple[str, ...] = ()) -
     log = (root / "server.log").open("w")
     server = subprocess.Popen(
         [sys.executable, "-m", "atlas", "server", "--port", str(port), "--data-dir", str(data_dir),
-         "--gh-api-url", emulator.api_url, "--repo-allowlist", "*", "--log-level", "warning", *extra_args],
+         "--gh-api-url", emulator.api_url, "--repo-allowlist", "*", "--log-level", "warning", "--sandbox", sandbox,
+         *(("--sandbox-paths", str(state_dir)) if sandbox != "off" else ()), *extra_args],
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
