@@ -58,6 +58,7 @@ SANDBOX_TMP = "/tmp"
 """Every sandbox's private, empty temporary directory (TMPDIR points at it)."""
 
 _PROBE_TIMEOUT_SECONDS = 20.0
+_SOURCES = "--sandbox-paths (and --var-file-allowlist)"
 
 
 class SandboxMode(StrEnum):
@@ -289,17 +290,17 @@ def check_host_paths(host_paths: Sequence[HostPath], protected: Sequence[Path]) 
     guarded = [(path, path.resolve()) for path in protected]
     for host in host_paths:
         if not host.path.exists():
-            raise SandboxError(f"--sandbox-paths: {host.path} does not exist")
+            raise SandboxError(f"{_SOURCES}: {host.path} does not exist")
         real = host.path.resolve()
         for path, real_protected in guarded:
             if real_protected == real or real_protected.is_relative_to(real):
                 raise SandboxError(
-                    f"--sandbox-paths: {host} holds {path}, which pull-request code must not reach "
+                    f"{_SOURCES}: {host} holds {path}, which pull-request code must not reach "
                     "(atlas's data dir and its config and key files stay outside every sandbox); "
                     "name a directory that does not contain it")
             if real.is_relative_to(real_protected):
                 raise SandboxError(
-                    f"--sandbox-paths: {host} lies inside {path}, which pull-request code must not reach; "
+                    f"{_SOURCES}: {host} lies inside {path}, which pull-request code must not reach; "
                     "name a directory outside it")
 
 
