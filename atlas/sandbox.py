@@ -26,6 +26,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import functools
+import glob
 import os
 import shutil
 import signal
@@ -51,8 +52,9 @@ NAMESPACE_HINT = (
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
 """Host directories every sandbox sees, read-only: programs, libraries, and /etc (certificates, DNS, users)."""
 
-HOST_CREDENTIALS = ("/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-")
-"""Files under /etc that hold the host's own credentials; hidden even though /etc is visible."""
+HOST_CREDENTIALS = ("/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-", "/etc/ssl/private",
+                    "/etc/ssh/ssh_host_*_key")
+"""What under /etc holds the host's own credentials (globs); hidden even though /etc is visible."""
 
 SANDBOX_TMP = "/tmp"
 """Every sandbox's private, empty temporary directory (TMPDIR points at it)."""
@@ -231,7 +233,8 @@ class Bubblewrap:
         arguments += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", SANDBOX_TMP]
         if self.home is not None:
             arguments += ["--tmpfs", str(self.home)]
-        for hidden in (*self.hidden, *map(Path, HOST_CREDENTIALS)):
+        credentials = [Path(found) for pattern in HOST_CREDENTIALS for found in sorted(glob.glob(pattern))]
+        for hidden in (*self.hidden, *credentials):
             arguments += _mask(hidden, self.home)
         return tuple(arguments)
 

@@ -242,6 +242,8 @@ def test_startup_creates_the_data_dir_and_logs_a_summary_without_secrets(
         "--repo-allowlist (ATLAS_REPO_ALLOWLIST)" in err
     )
     assert "WARNING atlas.cli no webhook secret is set" in err
+    assert ("WARNING atlas.cli --gh-token was given on the command line, where every user of this host can read it "
+            "(ps, /proc/PID/cmdline); pass it as ATLAS_GH_TOKEN or in a file with --gh-token-file instead") in err
     assert "ghp_startuptoken" not in err
 
 
@@ -428,3 +430,18 @@ def test_a_secret_is_redacted_from_log_lines_in_base64_hex_and_percent_encoding(
     assert "Authorization: Basic eC1hY2Nlc3MtdG9rZW46***" in output
     assert f"hex {REDACTED}" in output
     assert base64.b64decode(header) not in output.encode()
+
+
+def test_an_unreadable_secret_file_stops_the_server_with_the_reason_and_not_the_secret(tmp_path: Path) -> None:
+    token = tmp_path / "gh-token"
+    token.write_text("ghp_neverprinted0123")
+
+    both = run_atlas(tmp_path, "server", "--gh-token-file", str(token), ATLAS_GH_TOKEN="ghp_alsoneverprinted")
+    missing = run_atlas(tmp_path, "server", "--gh-token-file", str(tmp_path / "nowhere"))
+
+    assert both.returncode == 2 and missing.returncode == 2
+    assert both.stderr == ("atlas: error: invalid setting --gh-token-file (ATLAS_GH_TOKEN_FILE): give --gh-token or "
+                           "--gh-token-file, not both\n")
+    assert missing.stderr == (f"atlas: error: invalid setting --gh-token-file (ATLAS_GH_TOKEN_FILE): cannot read "
+                              f"{tmp_path / 'nowhere'}: No such file or directory\n")
+    assert "neverprinted" not in both.stderr + both.stdout + missing.stderr + missing.stdout

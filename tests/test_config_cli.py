@@ -247,3 +247,14 @@ def test_config_needs_an_action(tmp_path: Path) -> None:
 
     assert result.returncode == 2
     assert "the following arguments are required: ACTION" in result.stderr
+
+
+def test_config_validate_checks_an_absolute_dir_against_the_repository_the_file_is_in(tmp_path: Path) -> None:
+    write(tmp_path, {"atlantis.yaml": "version: 3\nprojects:\n- dir: /infra/prod\n- dir: /etc\n",
+                     "infra/prod/main.tf": ""})
+
+    result = atlas(tmp_path, "config", "validate", "atlantis.yaml")
+
+    assert result.returncode == 1
+    assert result.stderr.startswith('atlantis.yaml: projects[1].dir: "/etc" is an absolute path: atlas only runs '
+                                    "inside the repository")
