@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, NoReturn
 from atlas import __version__
 from atlas.locks import LockStore, ProjectLock, Release
 from atlas.logs import configure_logging
-from atlas.sandbox import Sandbox, SandboxError, mark_undumpable
+from atlas.sandbox import Sandbox, SandboxError, mark_undumpable, unreachable_terraform_config
 from atlas.settings import (
     CONFIG_ENV,
     ENV_PREFIX,
@@ -192,6 +192,12 @@ def log_startup(settings: Settings, role: str, sandbox: Sandbox) -> None:
     )
     if sandbox.warning:
         log.warning("SECURITY: %s", sandbox.warning)
+    if sandbox.confined:
+        for path in unreachable_terraform_config(settings.host_paths()):
+            log.warning(
+                "terraform's configuration %s is not inside the sandbox; if terraform needs it (registry "
+                "credentials, provider mirrors), add %s:ro to --sandbox-paths (ATLAS_SANDBOX_PATHS)", path, path,
+            )
     for flag in settings.secrets_given_as_flags():
         log.warning(
             "%s was given on the command line, where every user of this host can read it (ps, /proc/PID/cmdline); "

@@ -337,6 +337,18 @@ def bubblewrap_version(binary: str) -> str:
     return "bubblewrap"
 
 
+def unreachable_terraform_config(host_paths: Sequence[HostPath], env: Mapping[str, str] | None = None) -> list[Path]:
+    """Terraform's own CLI configuration on this host (`TF_CLI_CONFIG_FILE`, `~/.terraformrc`,
+    `~/.terraform.d`) that a sandbox will not contain, so that start-up can say how to add it."""
+    env = os.environ if env is None else env
+    candidates = [Path(env["TF_CLI_CONFIG_FILE"])] if env.get("TF_CLI_CONFIG_FILE") else []
+    if env.get("HOME"):
+        candidates += [Path(env["HOME"]) / ".terraformrc", Path(env["HOME"]) / ".terraform.d"]
+    return [path for path in candidates
+            if path.exists() and not _under_any(path, SYSTEM_DIRS)
+            and not any(path == host.path or path.is_relative_to(host.path) for host in host_paths)]
+
+
 def mark_undumpable() -> bool:
     """Make this process non-dumpable, so that processes of the same user cannot read its memory or environment.
 

@@ -248,8 +248,11 @@ def test_startup_creates_the_data_dir_and_logs_a_summary_without_secrets(
 
 
 def test_startup_stays_quiet_about_what_is_set(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], restore_logging: None
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], restore_logging: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # A terraform configuration in this machine's home would be named: the sandbox hides it.
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("TF_CLI_CONFIG_FILE", raising=False)
     settings = load_settings(
         {
             "repo_allowlist": "github.com/acme/*",

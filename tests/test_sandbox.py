@@ -31,6 +31,7 @@ from atlas.sandbox import (
     Unconfined,
     check_host_paths,
     choose_sandbox,
+    unreachable_terraform_config,
 )
 from atlas.terraform import CancelToken, RunResult, TerraformRunner
 from tests.conftest import require_sandbox
@@ -455,3 +456,17 @@ def test_bind_mounts_go_parents_first_so_nested_paths_stay_visible(tmp_path: Pat
     arguments = list(bwrap_arguments(sandbox, RunScope(writable=(outer,))))
 
     assert arguments.index(str(outer)) < arguments.index(str(inner))
+
+
+def test_terraforms_own_configuration_outside_the_sandbox_is_named_at_start_up(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / ".terraform.d").mkdir(parents=True)
+    (home / ".terraformrc").write_text('credentials "app.terraform.io" { token = "x" }\n')
+    cli_config = tmp_path / "terraform.rc"
+    cli_config.write_text("")
+    env = {"HOME": str(home), "TF_CLI_CONFIG_FILE": str(cli_config)}
+
+    assert unreachable_terraform_config([], env) == [cli_config, home / ".terraformrc", home / ".terraform.d"]
+    assert unreachable_terraform_config([HostPath(home / ".terraformrc", read_only=True), HostPath(cli_config)],
+                                        env) == [home / ".terraform.d"]
+    assert unreachable_terraform_config([HostPath(tmp_path)], env) == []
