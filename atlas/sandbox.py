@@ -185,11 +185,14 @@ class Bubblewrap:
     host_paths: tuple[HostPath, ...] = ()
     hidden: tuple[Path, ...] = ()
     home: Path | None = field(default_factory=lambda: _home_dir(os.environ.get("HOME")))
-    warning: str | None = None
 
     @property
     def confined(self) -> bool:
         return True
+
+    @property
+    def warning(self) -> str | None:
+        return None
 
     @property
     def isolation(self) -> str:
