@@ -73,16 +73,17 @@ def bubblewrap(**fields: object) -> Sandbox:
     return Bubblewrap(sandbox.binary, sandbox.version, **fields)  # type: ignore[arg-type]
 
 
-def processes_with(marker: str) -> list[int]:
-    """Host pids whose command line contains `marker`."""
+def processes_with(marker: str, *, program: str | None = None) -> list[int]:
+    """Host pids whose command line contains `marker` (and that run `program`, when given)."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if marker.encode() in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
+                command = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
+            if marker.encode() in command and (program is None or command.split(b"\0")[0] == program.encode()):
+                found.append(int(entry.name))
     return found
 
 
@@ -284,7 +285,7 @@ def test_a_sandbox_dies_with_the_atlas_process_that_started_it(tmp_path: Path) -
         """)
     atlas = subprocess.Popen([sys.executable, "-c", program], start_new_session=True)
     try:
-        assert wait_until(lambda: bool(processes_with(f": {marker}"))), "the confined command started"
+        assert wait_until(lambda: bool(processes_with(marker, program="/bin/sh"))), "the confined command started"
     finally:
         os.kill(atlas.pid, signal.SIGKILL)  # only atlas, as when it is OOM-killed
         atlas.wait()
