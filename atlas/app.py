@@ -21,7 +21,7 @@ from atlas.context import CommandContext, build_context
 from atlas.queue import EmbeddedQueue, JobQueue, QueueUnavailable
 from atlas.rq_queue import Reaper, RQQueue
 from atlas.scheduler import start_scheduler
-from atlas.settings import Settings
+from atlas.settings import Settings, require_webhook_secret
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ class HandoffSweep(threading.Thread):
 
 def create_app(settings: Settings, *, context: CommandContext | None = None) -> Flask:
     """An atlas server: the webhook endpoint, pages and health over the embedded queue or rq workers."""
+    require_webhook_secret(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     ctx = context or build_context(settings)
     queue = _job_queue(settings, ctx)

@@ -33,6 +33,7 @@ from atlas.settings import (
     Settings,
     SettingsError,
     load_settings,
+    require_webhook_secret,
     setting_info,
     setting_infos,
 )
@@ -209,10 +210,11 @@ def log_startup(settings: Settings, role: str, sandbox: Sandbox) -> None:
             "the repository allowlist is empty, so atlas acts on no repository; set --repo-allowlist "
             "(ATLAS_REPO_ALLOWLIST) to globs such as 'github.com/your-org/*', or '*' for all"
         )
-    if settings.gh_webhook_secret is None:
+    if settings.gh_webhook_secret is None and role == "server":
         log.warning(
-            "no webhook secret is set, so anyone who can reach the server can send it events; set "
-            "--gh-webhook-secret (ATLAS_GH_WEBHOOK_SECRET) to the secret of the GitHub webhook"
+            "no webhook secret is set and --allow-unsigned-webhooks is on, so anyone who can reach the server "
+            "can send it events; set --gh-webhook-secret (ATLAS_GH_WEBHOOK_SECRET) to the secret of the "
+            "GitHub webhook for anything but a local trial"
         )
     if shutil.which(settings.terraform_bin) is None:
         log.warning(
@@ -234,6 +236,7 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
 def run_server(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     require(settings, "gh_token", "the server needs a GitHub token to read pull requests and comment")
+    require_webhook_secret(settings)
     sandbox = prepare_process(settings)
     log_startup(settings, "server", sandbox)
 

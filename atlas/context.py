@@ -127,7 +127,7 @@ def build_context(settings: Settings) -> CommandContext:
             concurrency=threading.BoundedSemaphore(settings.parallel_pool_size),
             sandbox=sandbox_for(settings),
         ),
-        working_copies=WorkingCopies(data_dir / "repos", secrets=settings.secrets()),
+        working_copies=WorkingCopies(data_dir / "repos", git_url=settings.gh_git_url, secrets=settings.secrets()),
         locks=locks,
         artifacts=artifact_store_from(
             redis_url=settings.redis_url.get_secret_value() if settings.redis_url else None,

@@ -6,9 +6,11 @@ passed in, so every payload shape and decision is easy to test on its own.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from atlas.comment_commands import CommandKind, CommentError, NotForAtlas, parse_comment
 from atlas.comments import render_usage
@@ -79,7 +81,7 @@ def parse_event(event_name: str, payload: Mapping[str, Any]) -> Event | Ignored:
     if event_name == "pull_request":
         action = _require(payload, "action", str)
         if action not in PULL_REQUEST_ACTIONS:
-            return Ignored(f"pull_request action {action!r} is not one atlas acts on")
+            return Ignored(f"pull_request action {action[:100]!r} is not one atlas acts on")
         pr = _require(payload, "pull_request", dict)
         return PullRequestEvent(
             action=action,
@@ -90,13 +92,13 @@ def parse_event(event_name: str, payload: Mapping[str, Any]) -> Event | Ignored:
         )
     if event_name == "issue_comment":
         return _parse_comment_event(payload)
-    return Ignored(f"event {event_name!r} is not one atlas acts on")
+    return Ignored(f"event {event_name[:100]!r} is not one atlas acts on")
 
 
 def _parse_comment_event(payload: Mapping[str, Any]) -> CommentEvent | Ignored:
     action = _require(payload, "action", str)
     if action != "created":
-        return Ignored(f"issue_comment action {action!r} is not one atlas acts on (only new comments are)")
+        return Ignored(f"issue_comment action {action[:100]!r} is not one atlas acts on (only new comments are)")
     issue = _require(payload, "issue", dict)
     if not isinstance(issue.get("pull_request"), Mapping):
         return Ignored("comment is on an issue, not on a pull request")
@@ -104,8 +106,8 @@ def _parse_comment_event(payload: Mapping[str, Any]) -> CommentEvent | Ignored:
     user = comment.get("user")
     return CommentEvent(
         repo=parse_repo(_require(payload, "repository", dict)),
-        number=_require(issue, "number", int, "issue"),
-        comment_id=_require(comment, "id", int, "comment"),
+        number=_require_int(issue, "number", "issue", MAX_NUMBER),
+        comment_id=_require_int(comment, "id", "comment", MAX_ID),
         body=_require(comment, "body", str, "comment"),
         commenter=_login(user) or "",
         commenter_is_bot=isinstance(user, Mapping) and user.get("type") == "Bot",
@@ -114,15 +116,26 @@ def _parse_comment_event(payload: Mapping[str, Any]) -> CommentEvent | Ignored:
 
 def parse_repo(repository: Mapping[str, Any], where: str = "repository") -> Repo:
     full_name = _require(repository, "full_name", str, where)
-    if full_name.count("/") != 1:
-        raise PayloadError(f"{where}.full_name {full_name!r} is not OWNER/NAME")
+    if not _FULL_NAME.fullmatch(full_name):
+        raise PayloadError(f"{where}.full_name {full_name[:200]!r} is not OWNER/NAME")
     return Repo(
         full_name=full_name,
-        clone_url=_require(repository, "clone_url", str, where),
-        html_url=_require(repository, "html_url", str, where),
+        clone_url=_url(repository, "clone_url", where),
+        html_url=_url(repository, "html_url", where),
         default_branch=str(repository.get("default_branch") or "main"),
         private=bool(repository.get("private", False)),
     )
+
+
+def _url(data: Mapping[str, Any], key: str, where: str) -> str:
+    """A URL field as text, checked to parse; atlas shows it in links but never connects to it."""
+    value = _require(data, key, str, where)
+    try:
+        parts = urlsplit(value)
+        _ = parts.port, parts.hostname
+    except ValueError as error:
+        raise PayloadError(f"payload field {where}.{key} is not a URL: {error}") from None
+    return value
 
 
 def parse_pull(pr: Mapping[str, Any], repository: Mapping[str, Any]) -> PullRequest:
@@ -134,7 +147,7 @@ def parse_pull(pr: Mapping[str, Any], repository: Mapping[str, Any]) -> PullRequ
     head_full_name = head_repo.get("full_name") if isinstance(head_repo, Mapping) else None
     return PullRequest(
         repo=repo,
-        number=_require(pr, "number", int, "pull_request"),
+        number=_require_int(pr, "number", "pull_request", MAX_NUMBER),
         head_sha=_require(head, "sha", str, "pull_request.head"),
         head_ref=_require(head, "ref", str, "pull_request.head"),
         base_ref=_require(base, "ref", str, "pull_request.base"),
@@ -218,6 +231,23 @@ def _login(user: object) -> str | None:
     if isinstance(user, Mapping) and isinstance(user.get("login"), str):
         return str(user["login"])
     return None
+
+
+MAX_NUMBER = 2**31 - 1
+"""Pull request and issue numbers are 32-bit on GitHub; a larger one is not GitHub's."""
+
+MAX_ID = 2**63 - 1
+"""GitHub's ids (comments, hooks) are 64-bit signed integers, as the stores keep them."""
+
+_FULL_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}")
+"""The characters GitHub allows in owner and repository names."""
+
+
+def _require_int(data: Mapping[str, Any], key: str, where: str, maximum: int) -> int:
+    value = _require(data, key, int, where)
+    if not 1 <= value <= maximum:
+        raise PayloadError(f"payload field {where}.{key} is {value}, outside 1..{maximum}")
+    return value
 
 
 def _require(data: Mapping[str, Any], key: str, kind: type[T], where: str = "") -> T:

@@ -44,7 +44,10 @@ class Repo(BaseModel):
     @property
     def host(self) -> str:
         """The VCS host the repository lives on (`github.com`, a GHES host, or a test host)."""
-        return urlparse(self.html_url).hostname or ""
+        try:
+            return urlparse(self.html_url).hostname or ""
+        except ValueError:  # not a URL after all
+            return ""
 
     @property
     def allowlist_id(self) -> str:

@@ -1,17 +1,21 @@
-"""Serving atlas's Flask app with gunicorn, logging through atlas's own handlers."""
+"""Serving atlas's Flask app: gunicorn's processes, `atlas.front`'s guarded HTTP reading, atlas's log handlers.
+
+gunicorn forks, watches and gracefully stops the web processes; inside each, `front.FrontWorker`
+reads requests on an event loop with deadlines and per-client bounds and hands only complete ones
+to its request threads (see `atlas.front` for why, and docs/benchmarks.md for the measurements).
+"""
 
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Callable, Mapping
-from datetime import timedelta
+from collections.abc import Callable
 from typing import Any
 
 import flask
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 from gunicorn.glogging import Logger as GunicornLogger  # type: ignore[import-untyped]
 
+from atlas.front import FrontLimits, FrontWorker
 from atlas.settings import Settings
 
 AppFactory = Callable[[Settings], flask.Flask]
@@ -25,7 +29,10 @@ DEFAULT_GRACEFUL_TIMEOUT = 30
 
 
 class RoutedGunicornLogger(GunicornLogger):  # type: ignore[misc]
-    """gunicorn's logger with its own handlers removed, so its lines go through atlas's root handler."""
+    """gunicorn's logger with its own handlers removed, so its lines go through atlas's root handler.
+
+    Access lines come from `front.AccessLog`, on this logger's `gunicorn.access`.
+    """
 
     def setup(self, cfg: Any) -> None:
         self.cfg = cfg
@@ -37,29 +44,9 @@ class RoutedGunicornLogger(GunicornLogger):  # type: ignore[misc]
         self.error_log.setLevel(self.loglevel)
         self.access_log.setLevel(logging.INFO)
 
-    @property
-    def access_log_enabled(self) -> bool:
-        return True
-
-    def access(self, resp: Any, req: Any, environ: Mapping[str, Any], request_time: timedelta) -> None:
-        """One line per request, with fields instead of the Apache log format."""
-        status = resp.status.split(None, 1)[0] if isinstance(resp.status, str) else resp.status
-        method, path = environ.get("REQUEST_METHOD", "-"), environ.get("PATH_INFO", "-")
-        self.access_log.info(
-            "%s %s %s",
-            method,
-            path,
-            status,
-            extra={
-                "remote": environ.get("REMOTE_ADDR", "-"),
-                "duration_ms": round(request_time.total_seconds() * 1000),
-                "bytes": getattr(resp, "sent", None) or 0,
-            },
-        )
-
 
 class AtlasServer(BaseApplication):  # type: ignore[misc]
-    """gunicorn running atlas: by default one worker process with `threads` request threads.
+    """gunicorn running atlas: by default one worker process with `threads` request threads behind `Front`.
 
     The embedded job queue lives in the worker process, so several processes would be several
     queues; `workers` is for deployments whose queue is shared (Redis). The app is built in the
@@ -74,8 +61,10 @@ class AtlasServer(BaseApplication):  # type: ignore[misc]
         threads: int = DEFAULT_THREADS,
         graceful_timeout: int = DEFAULT_GRACEFUL_TIMEOUT,
         app_factory: AppFactory | None = None,
+        limits: FrontLimits | None = None,
     ) -> None:
         self.settings = settings
+        self.limits = limits or FrontLimits(max_connections_per_client=settings.max_connections_per_client)
         self.workers = workers
         self.threads = threads
         self.graceful_timeout = graceful_timeout
@@ -87,20 +76,16 @@ class AtlasServer(BaseApplication):  # type: ignore[misc]
         return {
             "bind": [f"0.0.0.0:{self.settings.port}"],
             "workers": self.workers,
-            "worker_class": "gthread",
+            # A subclass per server, so that each worker process knows this server's limits.
+            "worker_class": type("AtlasFrontWorker", (FrontWorker,), {"limits": self.limits}),
             "threads": self.threads,
             "preload_app": False,
-            # gthread workers heartbeat from their main thread, so this bounds a stuck worker,
-            # not a slow request.
+            # Workers heartbeat from their event loop, so this bounds a stuck worker, not a slow request.
             "timeout": 60,
             "graceful_timeout": self.graceful_timeout,
             "proc_name": "atlas",
             "loglevel": self.settings.log_level,
             "logger_class": RoutedGunicornLogger,
-            "accesslog": "-",
-            # Trust X-Forwarded-* only from a proxy on this host unless the operator says which
-            # proxies to trust, as gunicorn's documented FORWARDED_ALLOW_IPS variable does.
-            "forwarded_allow_ips": os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1"),
             # gunicorn ≥ 24 otherwise creates a control socket under $HOME shared by every instance.
             "control_socket_disable": True,
         }

@@ -137,6 +137,28 @@ def _http_url(value: str, example: str) -> str:
     return value.rstrip("/")
 
 
+GITHUB_API_HOST = "api.github.com"
+ENTERPRISE_API_PATH = "/api/v3"
+
+
+def git_host_url(api_url: str) -> str:
+    """The base URL repositories are cloned from, for a GitHub API base URL; ValueError if it has none.
+
+    `https://api.github.com` → `https://github.com`; GitHub Enterprise Server's `https://HOST/api/v3`
+    → `https://HOST`; GitHub Enterprise Cloud's `https://api.SUBDOMAIN.ghe.com` → `https://SUBDOMAIN.ghe.com`.
+    """
+    parts = urlsplit(api_url.rstrip("/"))
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    if parts.path.endswith(ENTERPRISE_API_PATH):
+        return f"{parts.scheme}://{netloc}{parts.path[: -len(ENTERPRISE_API_PATH)]}"
+    if not parts.path and netloc.lower().startswith("api.") and netloc.count(".") >= 2:
+        return f"{parts.scheme}://{netloc[len('api.'):]}"
+    raise ValueError(
+        f"cannot tell the git host of {json.dumps(api_url)}: GitHub's API is https://{GITHUB_API_HOST} "
+        f"and GitHub Enterprise Server's is https://HOST{ENTERPRISE_API_PATH}"
+    )
+
+
 class Settings(BaseSettings):
     """Everything an atlas process is configured with; build it with `load_settings()`.
 
@@ -179,6 +201,12 @@ class Settings(BaseSettings):
         Group.GITHUB,
         metavar="FILE",
         example="/var/run/secrets/atlas/gh-webhook-secret",
+    )
+    allow_unsigned_webhooks: bool = setting(
+        False,
+        "Start without --gh-webhook-secret and accept unsigned deliveries, for a local trial only: anyone "
+        "who can reach the server can then send it events. Clones still go only to --gh-api-url's host.",
+        Group.GITHUB,
     )
     gh_api_url: str = setting(
         "https://api.github.com",
@@ -399,6 +427,17 @@ class Settings(BaseSettings):
         ge=1,
     )
 
+    max_connections_per_client: int = setting(
+        50,
+        "Open connections one client address may hold; past it atlas closes that client's longest-waiting "
+        "connection that has not sent a whole request. Behind a reverse proxy every connection comes from "
+        "the proxy: raise it to the proxy's connection pool (up to 1000).",
+        Group.SERVER,
+        metavar="N",
+        ge=1,
+        le=1000,
+    )
+
     # Terraform
     terraform_bin: str = setting(
         "terraform",
@@ -530,7 +569,9 @@ class Settings(BaseSettings):
     @field_validator("gh_api_url")
     @classmethod
     def _check_api_url(cls, value: str) -> str:
-        return _http_url(value, "https://api.github.com or https://HOST/api/v3")
+        value = _http_url(value, "https://api.github.com or https://HOST/api/v3")
+        git_host_url(value)
+        return value
 
     @field_validator("tf_download_url")
     @classmethod
@@ -681,10 +722,29 @@ class Settings(BaseSettings):
             found.append(value.get_secret_value())
         return found
 
+    @property
+    def gh_git_url(self) -> str:
+        """Where atlas clones repositories from: the git host of `--gh-api-url`, never a payload's URL."""
+        return git_host_url(self.gh_api_url)
+
+    def repo_id(self, full_name: str) -> str:
+        """`HOST/OWNER/NAME` of a repository on the configured GitHub, as the allowlist and repos.yaml name it."""
+        return f"{urlsplit(self.gh_git_url).hostname}/{full_name}"
+
     def repo_allowed(self, repo_id: str) -> bool:
         """Whether `--repo-allowlist` allows the repository `HOST/OWNER/NAME` (case-insensitive)."""
         repo_id = repo_id.lower()
         return any(fnmatch.fnmatchcase(repo_id, glob.lower()) for glob in self.repo_allowlist)
+
+
+def require_webhook_secret(settings: Settings) -> None:
+    """SettingsError unless deliveries are signed, or unsigned ones are explicitly allowed."""
+    if settings.gh_webhook_secret is None and not settings.allow_unsigned_webhooks:
+        raise SettingsError(
+            "--gh-webhook-secret (ATLAS_GH_WEBHOOK_SECRET) is required: without it anyone who can reach the "
+            "server can send it events. Set it (or --gh-webhook-secret-file) to the GitHub webhook's secret, or "
+            "pass --allow-unsigned-webhooks for a local trial"
+        )
 
 
 def _unwrap_optional(annotation: Any) -> Any:

@@ -46,6 +46,10 @@ def text(status: int, message: str) -> Response:
     return Response(message + "\n", status=status, mimetype="text/plain")
 
 
+MAX_DELIVERY_ID_CHARS = 100
+"""GitHub's delivery ids are GUIDs (36 characters); a longer header is not one."""
+
+
 def signature_problem(body: bytes, header: str | None, secret: str) -> str | None:
     """Why the X-Hub-Signature-256 header does not vouch for the body, or None when it does."""
     if not header:
@@ -53,8 +57,9 @@ def signature_problem(body: bytes, header: str | None, secret: str) -> str | Non
     algorithm, _, received = header.partition("=")
     if algorithm != "sha256" or not received:
         return "malformed X-Hub-Signature-256 header: expected sha256=<hex digest>"
-    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, received.strip().lower()):
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest().encode()
+    # Headers arrive as latin-1 text; compared as bytes, a non-ASCII header is simply wrong.
+    if not hmac.compare_digest(expected, received.strip().lower().encode("latin-1", errors="replace")):
         return "X-Hub-Signature-256 does not match the body: check the webhook secret"
     return None
 
@@ -74,9 +79,38 @@ def decode_payload(body: bytes, content_type: str) -> Mapping[str, Any]:
         raise PayloadError(
             f"body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
         ) from None
+    except ValueError as error:  # an integer longer than Python converts (sys.get_int_max_str_digits)
+        raise PayloadError(f"body is not JSON atlas accepts: {error}") from None
+    except RecursionError:
+        raise PayloadError("payload nests arrays or objects too deeply") from None
     if not isinstance(payload, dict):
         raise PayloadError("payload is not a JSON object")
+    _check_storable(payload)
     return payload
+
+
+def _check_storable(value: object) -> None:
+    """PayloadError for text no store can keep: lone UTF-16 surrogates (`\\ud800`), which are not UTF-8."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            _check_text(item)
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                _check_text(key)
+                stack.append(child)
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def _check_text(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise PayloadError(
+            f"payload holds text that is not valid Unicode ({text[error.start:error.end]!a}), which atlas cannot keep"
+        ) from None
 
 
 @blueprint.post("/events")
@@ -84,6 +118,8 @@ def receive_event() -> Response:
     settings: Settings = current_app.config["ATLAS_SETTINGS"]
     body = request.get_data(cache=False)
 
+    if settings.gh_webhook_secret is None and not settings.allow_unsigned_webhooks:
+        return text(401, "this server has no webhook secret and does not accept unsigned deliveries")
     if settings.gh_webhook_secret is not None:
         problem = signature_problem(body, request.headers.get("X-Hub-Signature-256"),
                                     settings.gh_webhook_secret.get_secret_value())
@@ -95,6 +131,9 @@ def receive_event() -> Response:
     if not event_name:
         return text(400, "missing X-GitHub-Event header")
     delivery_id = request.headers.get("X-GitHub-Delivery") or None
+    if delivery_id is not None and (len(delivery_id) > MAX_DELIVERY_ID_CHARS or not delivery_id.isprintable()
+                                    or not delivery_id.isascii()):
+        return text(400, "X-GitHub-Delivery is not a delivery id (GitHub sends a GUID)")
     try:
         event = parse_event(event_name, decode_payload(body, request.content_type or ""))
     except PayloadError as error:
@@ -105,7 +144,8 @@ def receive_event() -> Response:
     if isinstance(event, Ping):
         return text(200, "pong")
 
-    repo_id = event.repo.allowlist_id
+    # The configured GitHub's host, not the payload's URLs: a delivery cannot name where atlas goes.
+    repo_id = settings.repo_id(event.repo.full_name)
     if not settings.repo_allowed(repo_id):
         log.warning("refused delivery %s: repository %s is not in --repo-allowlist", delivery_id, repo_id)
         return text(403, f"repository {repo_id} is not in this server's --repo-allowlist")
@@ -148,11 +188,20 @@ def _queue(job: Job, delivery_id: str | None, event_name: str) -> Response:
             # Not accepted, so GitHub's redelivery of this id must run.
             with contextlib.suppress(Exception):
                 state.release_delivery(delivery_id)
+        if _unstorable(error):
+            # Redelivering the same bytes cannot succeed, so this is not the 503 that asks for it.
+            log.warning("refused delivery %s: its job cannot be stored (%s)", delivery_id, error)
+            return text(400, f"bad payload: atlas cannot store the job it asks for ({error})")
         reason = str(error) if isinstance(error, QueueUnavailable) else "the job could not be stored"
-        log.exception("could not queue delivery %s: %s", delivery_id, reason)
+        log.error("could not queue delivery %s: %s (%s)", delivery_id, reason, error)
         return text(503, f"cannot queue work now: {reason}; redeliver later")
     log.info("queued %s job %s for %s (delivery %s)", job.command, job.id, job.pull.key, delivery_id)
     return text(202, f"queued {job.command} for {job.pull.key} as job {job.id}")
+
+
+def _unstorable(error: Exception) -> bool:
+    """Whether the job failed to store because of what it holds, rather than because the store is down."""
+    return isinstance(error, (OverflowError, UnicodeError, TypeError, ValueError))
 
 
 def _store_location(settings: Settings) -> str:

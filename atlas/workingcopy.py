@@ -33,6 +33,7 @@ DEFAULT_GIT_TIMEOUT_SECONDS = 600.0
 """How long one git command may take before the checkout fails."""
 
 _SHA = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
+_FULL_NAME = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 _SAFE_COMPONENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
 _AUTH_FAILURE = re.compile(
     r"could not read Username|Authentication failed|terminal prompts disabled|"
@@ -60,17 +61,30 @@ class WorkingCopies:
         root: Path,
         git: str = "git",
         *,
+        git_url: str = "https://github.com",
         secrets: Sequence[str] = (),
         timeout: float = DEFAULT_GIT_TIMEOUT_SECONDS,
         fetch_depth: int = 1,
     ) -> None:
         self.root = root
         self.git = git
+        self.git_url = git_url.rstrip("/")
         self.secrets = tuple(s for s in secrets if s)
         self.timeout = timeout
         self.fetch_depth = fetch_depth
         self._thread_locks: dict[Path, threading.Lock] = {}
         self._thread_locks_guard = threading.Lock()
+
+    def clone_url(self, repo_full_name: str) -> str:
+        """The repository's URL on the configured git host: the only place the token is sent.
+
+        Never the URL a webhook payload or an API answer names, which a sender could point anywhere.
+        """
+        if not _FULL_NAME.fullmatch(repo_full_name) or any(part in (".", "..") for part in repo_full_name.split("/")):
+            raise WorkingCopyError(f"{repo_full_name!r} is not a repository name (OWNER/NAME)")
+        url = f"{self.git_url}/{repo_full_name}.git"
+        _check_url(url)
+        return url
 
     def path_for(self, repo_full_name: str, pull_number: int, workspace: str) -> Path:
         """Where the working copy of one pull request in one workspace lives."""
@@ -84,7 +98,6 @@ class WorkingCopies:
         sha: str,
         token: str | None,
         *,
-        clone_url: str | None = None,
         log: JobLog | None = None,
     ) -> Path:
         """The working copy for (repo, pull, workspace) with HEAD at exactly `sha` and nothing else in it.
@@ -93,8 +106,7 @@ class WorkingCopies:
         """
         if not _SHA.fullmatch(sha):
             raise WorkingCopyError(f"{sha!r} is not a full commit sha")
-        url = clone_url or repo.clone_url
-        _check_url(url)
+        url = self.clone_url(repo.full_name)
         path = self.path_for(repo.full_name, pull_number, workspace)
         git = _Git(self, path, token, log)
         with self._locked(path):

@@ -117,12 +117,25 @@ def test_a_wrong_config_file_exits_2_with_one_line(tmp_path: Path) -> None:
 def test_an_uncreatable_data_dir_exits_2_with_one_line(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
-    result = run_atlas(tmp_path, "server", "--data-dir", str(blocker / "atlas"), ATLAS_GH_TOKEN="t")
+    result = run_atlas(tmp_path, "server", "--data-dir", str(blocker / "atlas"), ATLAS_GH_TOKEN="t",
+                       ATLAS_GH_WEBHOOK_SECRET="s")
     assert result.returncode == 2
     assert result.stderr == (
         f"atlas: error: cannot create the data directory {blocker / 'atlas'}: Not a directory "
         "(set --data-dir or ATLAS_DATA_DIR)\n"
     )
+
+
+def test_the_server_refuses_to_start_without_a_webhook_secret_unless_told_to_accept_unsigned(tmp_path: Path) -> None:
+    result = run_atlas(tmp_path, "server", "--data-dir", str(tmp_path / "data"), ATLAS_GH_TOKEN="t")
+
+    assert result.returncode == 2
+    assert result.stderr == (
+        "atlas: error: --gh-webhook-secret (ATLAS_GH_WEBHOOK_SECRET) is required: without it anyone who can "
+        "reach the server can send it events. Set it (or --gh-webhook-secret-file) to the GitHub webhook's "
+        "secret, or pass --allow-unsigned-webhooks for a local trial\n"
+    )
+    assert not (tmp_path / "data").exists(), "nothing starts before the refusal"
 
 
 # --- help and version ---------------------------------------------------------------------------

@@ -42,7 +42,7 @@ def load_error(
         ("port", "4001", "4002", 4003, 4141),
         ("log_level", "debug", "warning", "error", "info"),
         ("allow_draft_prs", True, "false", True, False),
-        ("gh_api_url", "https://flag.example/api/v3", "https://env.example", "https://file.example", None),
+        ("gh_api_url", "https://a.example/api/v3", "https://b.example/api/v3", "https://c.example/api/v3", None),
         ("parallel_pool_size", "2", "3", 4, 15),
     ],
 )
@@ -373,3 +373,25 @@ def test_the_example_config_documents_every_setting() -> None:
 
 def test_the_example_config_loads_to_the_defaults() -> None:
     assert load_settings(config_file=EXAMPLE_CONFIG, env={}) == load_settings(env={})
+
+
+@pytest.mark.parametrize(
+    ("api_url", "git_url"),
+    [
+        ("https://api.github.com", "https://github.com"),
+        ("https://github.acme.com/api/v3", "https://github.acme.com"),
+        ("https://github.acme.com/api/v3/", "https://github.acme.com"),
+        ("http://127.0.0.1:8080/api/v3", "http://127.0.0.1:8080"),
+        ("https://api.acme.ghe.com", "https://acme.ghe.com"),
+    ],
+)
+def test_repositories_are_cloned_from_the_git_host_of_the_api_url(api_url: str, git_url: str) -> None:
+    settings = load_settings({"gh_api_url": api_url}, env={})
+
+    assert settings.gh_git_url == git_url
+    assert settings.repo_id("acme/infra") == f"{git_url.split('://')[1].split(':')[0]}/acme/infra"
+
+
+def test_an_api_url_without_a_known_git_host_is_refused() -> None:
+    with pytest.raises(SettingsError, match=r"cannot tell the git host of \"https://git.acme.com/github\""):
+        load_settings({"gh_api_url": "https://git.acme.com/github"}, env={})

@@ -98,7 +98,7 @@ def test_unsigned_delivery_is_accepted_when_no_secret_is_configured(
     fixture_repo: Callable[..., EmulatedRepo],
     github_emulator: GitHubEmulator,
 ) -> None:
-    atlas = start_atlas(gh_webhook_secret=None)
+    atlas = start_atlas(gh_webhook_secret=None, allow_unsigned_webhooks=True)
     pull = opened_pull(fixture_repo, github_emulator)
     assert atlas.pull_event(pull, secret=False).status_code == 202
     atlas.wait_idle()

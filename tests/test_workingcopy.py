@@ -40,7 +40,7 @@ class World:
         self.pull = emulator.open_pull("acme/infra", "grow-app", {"app/replicas.tf": "locals {\n  replicas = 3\n}\n"})
         self.repo = Repo(full_name="acme/infra", clone_url=self.emulated.clone_url, html_url=self.emulated.html_url)
         self.root = tmp_path / "data" / "repos"
-        self.copies = WorkingCopies(self.root, git or require_binary("git", GIT_HINT))
+        self.copies = WorkingCopies(self.root, git or require_binary("git", GIT_HINT), git_url=emulator.base_url)
         self.log = JobLog(tmp_path / "data" / "jobs" / "job.log")
 
     def checkout(self, sha: str | None = None, *, workspace: str = "default", **kwargs: Any) -> Path:
@@ -117,23 +117,32 @@ def test_checking_out_an_earlier_commit_again_works(tmp_path: Path, github_emula
     assert not (path / "app" / "more.tf").exists()
 
 
-def test_a_fork_pull_request_is_fetched_from_the_fork(tmp_path: Path, github_emulator: GitHubEmulator) -> None:
+def test_a_fork_pull_request_is_fetched_through_the_base_repository(
+    tmp_path: Path, github_emulator: GitHubEmulator
+) -> None:
+    """The fork's own URL is never used: its commits come from the base repository's pull refs."""
     world = World(tmp_path, github_emulator)
     fork_pull = github_emulator.open_pull(
         "acme/infra", "fork-change", {"db/fork.tf": ""}, author="mallory", from_fork=True
     )
 
-    path = world.copies.checkout(
-        world.repo,
-        fork_pull.number,
-        "default",
-        fork_pull.head_sha,
-        world.token,
-        clone_url=fork_pull.head_repo.clone_url,
-    )
+    path = world.copies.checkout(world.repo, fork_pull.number, "default", fork_pull.head_sha, world.token)
 
     assert git_out(path, "rev-parse", "HEAD") == fork_pull.head_sha
-    assert git_out(path, "remote", "get-url", "origin") == fork_pull.head_repo.clone_url
+    assert git_out(path, "remote", "get-url", "origin") == world.emulated.clone_url
+
+
+def test_the_clone_url_is_the_configured_hosts_whatever_the_repository_names(
+    tmp_path: Path, github_emulator: GitHubEmulator
+) -> None:
+    world = World(tmp_path, github_emulator)
+    world.repo = Repo(full_name="acme/infra", clone_url="http://127.0.0.1:9/acme/infra.git",
+                      html_url="http://127.0.0.1:9/acme/infra")
+
+    path = world.checkout()
+
+    assert git_out(path, "remote", "get-url", "origin") == f"{github_emulator.base_url}/acme/infra.git"
+    assert git_out(path, "rev-parse", "HEAD") == world.pull.head_sha
 
 
 def test_a_refused_token_is_a_readable_error_without_the_token(tmp_path: Path, github_emulator: GitHubEmulator) -> None:
@@ -166,21 +175,27 @@ def test_a_commit_that_is_not_in_the_repository_is_a_readable_error(
 
 
 @pytest.mark.parametrize(
-    ("sha", "clone_url", "message"),
+    ("sha", "git_url", "full_name", "message"),
     [
-        ("HEAD", None, "'HEAD' is not a full commit sha"),
-        ("--upload-pack=touch /tmp/x", None, "is not a full commit sha"),
-        (None, "http://x-access-token:ghp_x@127.0.0.1:1/acme/infra.git", "must not contain credentials"),
-        (None, "ext::sh -c touch% /tmp/pwned", "must be an http:// or https:// URL"),
+        ("HEAD", None, "acme/infra", "'HEAD' is not a full commit sha"),
+        ("--upload-pack=touch /tmp/x", None, "acme/infra", "is not a full commit sha"),
+        (None, "http://x-access-token:ghp_x@127.0.0.1:1", "acme/infra", "must not contain credentials"),
+        (None, "ext::sh -c touch% /tmp/pwned", "acme/infra", "must be an http:// or https:// URL"),
+        (None, None, "acme/../../evil", "is not a repository name"),
+        (None, None, "acme/infra@evil.example", "is not a repository name"),
     ],
 )
 def test_suspicious_shas_and_urls_are_refused_before_git_runs(
-    tmp_path: Path, github_emulator: GitHubEmulator, sha: str | None, clone_url: str | None, message: str
+    tmp_path: Path, github_emulator: GitHubEmulator, sha: str | None, git_url: str | None, full_name: str,
+    message: str,
 ) -> None:
     world = World(tmp_path, github_emulator)
+    if git_url is not None:
+        world.copies.git_url = git_url
+    world.repo = world.repo.model_copy(update={"full_name": full_name})
 
     with pytest.raises(WorkingCopyError, match=message):
-        world.checkout(sha, clone_url=clone_url)
+        world.checkout(sha)
 
     assert not world.root.exists() or not any(world.root.rglob(".git"))
 
