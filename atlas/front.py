@@ -10,8 +10,8 @@ thread pool; `GuardedServer` and `GuardedChannel` add what waitress lacks for a 
   or one that never sends a byte, is closed after `idle_timeout`; a response the client does not
   read for `send_timeout` is abandoned, so a slow reader cannot keep a thread writing;
 - a bound on open connections per client address and in all: past it, the connection of that
-  client (or of anyone) that has waited longest without a complete request is closed to make
-  room, and only when every connection is being served is the new one refused (429 or 503);
+  client (or of anyone) that has waited longest (at least a second) without a complete request
+  is closed to make room, and only when none has is the new one refused (429 or 503);
 - keep-alive limits: at most `max_keepalive_requests` requests per connection.
 
 `FrontWorker` runs this inside gunicorn's worker processes, so gunicorn still forks, watches and
@@ -47,6 +47,9 @@ FORWARDED_ALLOW_IPS_ENV = "FORWARDED_ALLOW_IPS"
 DEFAULT_FORWARDED_ALLOW_IPS = "127.0.0.1,::1"
 """Without the variable, only a proxy on this host is believed."""
 
+EVICTION_GRACE_SECONDS = 1.0
+"""How long a connection must have waited without a complete request before it may be closed for a new one."""
+
 FD_MARGIN = 128
 """File descriptors kept free of connections: the job queue, git, terraform and the stores need them."""
 
@@ -65,7 +68,7 @@ class FrontLimits:
     """Seconds a response may wait for the client to read any of it."""
     max_connections: int = 1000
     """Open connections in one web process."""
-    max_connections_per_client: int = 50
+    max_connections_per_client: int = 256
     """Open connections from one client address."""
     max_keepalive_requests: int = 100
     """Requests on one connection before atlas closes it."""
@@ -203,8 +206,13 @@ class GuardedServer(TcpWSGIServer):  # type: ignore[misc]
 
 
 def _make_room(channels: Sequence[GuardedChannel]) -> bool:
-    """Close the connection that has waited longest without a complete request; False if none waits."""
-    waiting = [channel for channel in channels if channel.waiting]
+    """Close the connection that has waited longest without a complete request; False if none waits.
+
+    Only one that has waited `EVICTION_GRACE_SECONDS`: a connection opened a moment ago is a client
+    about to send, not a stalled one.
+    """
+    cutoff = time.time() - EVICTION_GRACE_SECONDS
+    waiting = [channel for channel in channels if channel.waiting and channel.waiting_since() <= cutoff]
     if not waiting:
         return False
     oldest = min(waiting, key=GuardedChannel.waiting_since)

@@ -428,10 +428,10 @@ class Settings(BaseSettings):
     )
 
     max_connections_per_client: int = setting(
-        50,
-        "Open connections one client address may hold; past it atlas closes that client's longest-waiting "
-        "connection that has not sent a whole request. Behind a reverse proxy every connection comes from "
-        "the proxy: raise it to the proxy's connection pool (up to 1000).",
+        256,
+        "Open connections one client address may hold (of 1000 per web process); past it atlas closes that "
+        "client's longest-waiting connection that has not sent a whole request, or refuses the new one with "
+        "429. Behind a reverse proxy every connection comes from the proxy: raise it to 1000.",
         Group.SERVER,
         metavar="N",
         ge=1,

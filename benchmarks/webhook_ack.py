@@ -4,7 +4,7 @@ Each delivery is a real `opened` event with its own delivery id, so atlas verifi
 de-duplicates and queues a job for every one, as it would for GitHub; the jobs then run in the
 background while later deliveries are being answered. Usage:
 
-    python benchmarks/webhook_ack.py [--deliveries 400]
+    python benchmarks/webhook_ack.py [--deliveries 400] [--concurrency 1 50 200]
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from tests.emulator import deliver, webhook_payload
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--deliveries", type=int, default=400, help="deliveries per concurrency level")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 50, 200],
+                        help="concurrent deliveries, one run per level")
     args = parser.parse_args()
     with world() as w:
         app = (FIXTURES / "multi-project/app/main.tf").read_text()
@@ -34,7 +36,8 @@ def main() -> None:
 
         def one() -> float:
             started = time.perf_counter()
-            response = deliver(url, "pull_request", payload, secret=WEBHOOK_SECRET, delivery_id=str(uuid.uuid4()))
+            response = deliver(url, "pull_request", payload, secret=WEBHOOK_SECRET, delivery_id=str(uuid.uuid4()),
+                               timeout=60)
             elapsed = time.perf_counter() - started
             if response.status_code != 202:
                 raise RuntimeError(f"unexpected {response.status_code}: {response.text}")
@@ -42,7 +45,7 @@ def main() -> None:
 
         for _ in range(20):  # warm up connections and the app
             one()
-        for concurrency in (1, 50):
+        for concurrency in args.concurrency:
             with ThreadPoolExecutor(concurrency) as pool:
                 started = time.perf_counter()
                 latencies = list(pool.map(lambda _: one(), range(args.deliveries)))

@@ -5,6 +5,7 @@ Benchmarks use the same parts as the tests (tests/emulator), but time them inste
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -57,11 +58,13 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str, interval:
 
 @contextmanager
 def world(
-    fixture: str = "multi-project", *, extra_args: tuple[str, ...] = (), sandbox: str = "required"
+    fixture: str = "multi-project", *, extra_args: tuple[str, ...] = (), sandbox: str = "required",
+    front: str | None = None,
 ) -> Iterator[World]:
-    """The emulator with `acme/infra` holding `fixture`, and `atlas server` (gunicorn) in front of it.
+    """The emulator with `acme/infra` holding `fixture`, and `atlas server` in front of it.
 
     Pull-request code runs as `sandbox` says (`--sandbox`), the shared state reached through `--sandbox-paths`.
+    `front` names another HTTP server from `benchmarks/fronts.py` to serve the same app with, for comparisons.
     """
     root = Path(tempfile.mkdtemp(prefix="atlas-bench-"))
     emulator = GitHubEmulator(root / "github").start()
@@ -74,8 +77,9 @@ def world(
     env = {k: v for k, v in os.environ.items() if not k.startswith("ATLAS_")}
     env.update({"ATLAS_GH_TOKEN": emulator.token, "ATLAS_GH_WEBHOOK_SECRET": WEBHOOK_SECRET})
     log = (root / "server.log").open("w")
+    command = ["-m", "atlas", "server"] if front is None else [str(REPO_ROOT / "benchmarks" / "fronts.py"), front]
     server = subprocess.Popen(
-        [sys.executable, "-m", "atlas", "server", "--port", str(port), "--data-dir", str(data_dir),
+        [sys.executable, *command, "--port", str(port), "--data-dir", str(data_dir),
          "--gh-api-url", emulator.api_url, "--repo-allowlist", "*", "--log-level", "warning", "--sandbox", sandbox,
          *(("--sandbox-paths", str(state_dir)) if sandbox != "off" else ()), *extra_args],
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
@@ -94,7 +98,8 @@ def world(
         wait_for(healthy, 30, "atlas server", interval=0.05)
         yield World(root, emulator, state_dir, url, data_dir)
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=60)
         log.close()
         emulator.stop()
