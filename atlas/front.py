@@ -148,6 +148,8 @@ class GuardedChannel(HTTPChannel):  # type: ignore[misc]
             if request is None or self.requests:
                 return
             request.error = RequestTimeout(reason)
+            if not request.headers_finished:
+                request.version = "1.1"  # unknown before the request line is parsed
             request.completed = True
             self.request = None
             self.request_started = None
@@ -275,6 +277,8 @@ class Front:
             # Proxy headers are judged by `ForwardedHeaders`, from the configured proxies only.
             clear_untrusted_proxy_headers=False,
         )
+        # waitress warns of every request that waits for a thread; under load that is every request.
+        logging.getLogger("waitress.queue").setLevel(logging.ERROR)
         self.dispatcher = ThreadedTaskDispatcher()
         self.dispatcher.set_thread_count(threads)
         self.servers = [GuardedServer(app, sock, self.limits, adj, self.map, self.dispatcher) for sock in sockets]
