@@ -16,11 +16,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]  # noqa: E402
+from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
-from atlas import cli  # noqa: E402
-from atlas.app import create_app  # noqa: E402
-from atlas.settings import Settings  # noqa: E402
+from atlas import cli
+from atlas.app import create_app
+from atlas.settings import Settings
 
 THREADS = 8
 

@@ -25,9 +25,9 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.world import FIXTURES, WEBHOOK_SECRET, describe_ms, world  # noqa: E402
-from tests.emulator import deliver, webhook_payload  # noqa: E402
-from tests.stalling import StalledConnections  # noqa: E402
+from benchmarks.world import FIXTURES, WEBHOOK_SECRET, describe_ms, world
+from tests.emulator import deliver, webhook_payload
+from tests.stalling import StalledConnections
 
 
 def main() -> None:
