@@ -66,7 +66,7 @@ class ApiRequest(BaseModel):
     Type: str = "Github"
     Paths: list[ApiPath] = Field(default_factory=list)
     Projects: list[str] = Field(default_factory=list)
-    PR: int = Field(default=0, ge=0)
+    PR: int = Field(default=0, ge=0, le=2**31 - 1)
 
 
 class ApiRefused(Exception):

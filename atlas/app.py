@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import threading
 import time
 
-from flask import Flask, Response
+from flask import Flask, Response, request
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from werkzeug.exceptions import HTTPException
 
 from atlas import __version__, api, web, webhooks
@@ -24,6 +27,9 @@ from atlas.scheduler import start_scheduler
 from atlas.settings import Settings, require_webhook_secret
 
 log = logging.getLogger(__name__)
+
+STORE_UNREACHABLE = (RedisConnectionError, RedisTimeoutError, QueueUnavailable, sqlite3.OperationalError)
+"""What the stores raise while they cannot be reached (Redis down, SQLite busy or its disk gone): 503."""
 
 HANDOFF_SWEEP_SECONDS = 5.0
 """How often the server looks for locks released elsewhere (the admin CLI) that passed to a waiter."""
@@ -82,6 +88,10 @@ def create_app(settings: Settings, *, context: CommandContext | None = None) -> 
 
     @app.errorhandler(Exception)
     def internal_error(error: Exception) -> Response:
+        if isinstance(error, STORE_UNREACHABLE):
+            where = webhooks.store_location(settings)
+            log.warning("answered %s %s with 503: %s is unreachable (%s)", request.method, request.path, where, error)
+            return webhooks.text(503, f"atlas cannot read its state now: {where} is unreachable; try again shortly")
         log.exception("unhandled error in request")
         return webhooks.text(500, "internal error; the server log has the details")
 

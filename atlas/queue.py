@@ -41,6 +41,10 @@ class JobQueue(Protocol):
         """Ids of the jobs running now."""
         ...
 
+    def workers(self) -> int:
+        """How many jobs can run at once: the embedded pool's threads, or the rq workers alive now."""
+        ...
+
     def shutdown(self, wait: bool = True) -> None: ...
 
 
@@ -50,6 +54,7 @@ class EmbeddedQueue:
     def __init__(self, execute: JobExecutor, state: StateStore, workers: int = 4) -> None:
         self._execute = execute
         self._state = state
+        self._workers = workers
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="atlas-job")
         self._lock = threading.Lock()
         # Jobs waiting behind a running job of the same pull request, keyed by Job.serial_key.
@@ -96,6 +101,9 @@ class EmbeddedQueue:
     def running(self) -> list[str]:
         with self._lock:
             return list(self._running.values())
+
+    def workers(self) -> int:
+        return self._workers
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until no job runs or waits (tests and graceful shutdown use it)."""

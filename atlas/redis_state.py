@@ -296,7 +296,14 @@ class RedisStateStore:
         with self.redis.pipeline() as pipe:
             pipe.append(key, text)
             pipe.expire(key, self.job_output_ttl_seconds)
+            # Outlives the output, so that its page can say it was deleted rather than never written.
+            pipe.set(self._key("job-output-kept", job_id), "1", ex=self.job_output_ttl_seconds * 4)
             pipe.execute()
+
+    def job_output_expired(self, job_id: str) -> bool:
+        kept, output = self.redis.exists(self._key("job-output-kept", job_id)), self.redis.exists(
+            self._key("job-output", job_id))
+        return bool(kept) and not output
 
     def job_output(self, job_id: str) -> str | None:
         value = self.redis.get(self._key("job-output", job_id))

@@ -48,7 +48,7 @@ from redis.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from rq import Queue
+from rq import Queue, Worker
 
 from atlas.logs import job_context
 from atlas.models import Job, JobStatus, new_id, utcnow
@@ -236,6 +236,13 @@ class RQQueue:
     def running(self) -> list[str]:
         try:
             return sorted(text(job_id) or "" for job_id in self.redis.hkeys(self.keys.running))
+        except RedisError as error:
+            raise self._unavailable(error) from error
+
+    def workers(self) -> int:
+        """rq workers listening on atlas's queue now (each `atlas worker` process is one)."""
+        try:
+            return int(Worker.count(connection=self._rq_redis, queue=self.rq_queue))
         except RedisError as error:
             raise self._unavailable(error) from error
 

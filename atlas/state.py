@@ -113,6 +113,10 @@ class StateStore(Protocol):
         """Forget the output of jobs last written before `before`; how many were forgotten."""
         ...
 
+    def job_output_expired(self, job_id: str) -> bool:
+        """Whether the job's output was kept and then expired (rather than never written)."""
+        ...
+
     def known_repos(self) -> list[Repo]:
         """Every repository atlas has seen a pull request of, by full name."""
         ...
@@ -184,6 +188,10 @@ CREATE TABLE IF NOT EXISTS job_output (
     updated_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS job_output_by_age ON job_output (updated_at);
+CREATE TABLE IF NOT EXISTS job_output_expired (
+    job_id TEXT PRIMARY KEY,
+    expired_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS once_markers (
     key TEXT PRIMARY KEY,
     claimed_at TEXT NOT NULL
@@ -377,7 +385,17 @@ class SQLiteStateStore:
 
     def expire_job_output(self, before: datetime) -> int:
         with self._transaction() as db:
+            # A tombstone per job, so that its page can say the output was deleted, not never written.
+            db.execute(
+                "INSERT OR REPLACE INTO job_output_expired (job_id, expired_at)"
+                " SELECT job_id, ? FROM job_output WHERE updated_at < ?",
+                (utcnow().isoformat(), before.isoformat()),
+            )
             return db.execute("DELETE FROM job_output WHERE updated_at < ?", (before.isoformat(),)).rowcount
+
+    def job_output_expired(self, job_id: str) -> bool:
+        row = self._connection().execute("SELECT 1 FROM job_output_expired WHERE job_id = ?", (job_id,)).fetchone()
+        return row is not None
 
     def known_repos(self) -> list[Repo]:
         rows = self._connection().execute(

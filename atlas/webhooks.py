@@ -176,7 +176,7 @@ def _queue(job: Job, delivery_id: str | None, event_name: str) -> Response:
         first_time = not delivery_id or state.claim_delivery(delivery_id, event_name)
     except Exception as error:
         # The state store is unreachable: refuse, so GitHub's redelivery runs once it is back.
-        where = _store_location(current_app.config["ATLAS_SETTINGS"])
+        where = store_location(current_app.config["ATLAS_SETTINGS"])
         log.error("refused delivery %s: %s is unreachable (%s); it can be redelivered", delivery_id, where, error)
         return text(503, f"cannot record the delivery now: {where} is unreachable; redeliver later")
     if not first_time:
@@ -204,7 +204,8 @@ def _unstorable(error: Exception) -> bool:
     return isinstance(error, (OverflowError, UnicodeError, TypeError, ValueError))
 
 
-def _store_location(settings: Settings) -> str:
+def store_location(settings: Settings) -> str:
+    """The state store as an operator names it in a message: the SQLite file's store, or Redis's address."""
     if settings.redis_url is None:
         return "the state store"
     return f"Redis at {redis_location(settings.redis_url.get_secret_value())}"

@@ -35,6 +35,8 @@ def scrape(atlas: RunningAtlas) -> Samples:
     response = requests.get(f"{atlas.url}/metrics", timeout=10)
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/plain; version=")
+    # One charset parameter: strict scrapers refuse a duplicated one.
+    assert response.headers["Content-Type"].count("charset") == 1, response.headers["Content-Type"]
     return {
         (sample.name, frozenset(sample.labels.items())): sample.value
         for family in text_string_to_metric_families(response.text)

@@ -44,11 +44,10 @@ def test_status_of_an_idle_server_counts_its_locks(start_web_atlas: Start, githu
     atlas = start_web_atlas()
     open_and_plan(atlas, github_emulator, "first", app_change(3))
     body = status(atlas)
-    # How many jobs the queue runs at once, or null while the queue cannot say (JobQueue.workers()).
-    workers = body.pop("workers")
-    assert workers is None or workers == 4
     sandbox = body.pop("sandbox")
-    assert body == {"version": __version__, "queue_depth": 0, "running_jobs": [], "locks": 1}
+    # The embedded queue's job threads: max(4, --parallel-pool-size), which start_atlas sets to 4.
+    assert body == {"version": __version__, "queue": "embedded", "queue_depth": 0, "running_jobs": [],
+                    "workers": 4, "workers_busy": 0, "web_processes": 1, "locks": 1}
     assert (sandbox["mode"], sandbox["confined"], sandbox["warning"]) == ("required", True, None)
     assert sandbox["isolation"].startswith("bubblewrap ")
 
@@ -72,6 +71,7 @@ def test_status_lists_the_running_job_and_what_waits_behind_it(
     assert (running["command"], running["pull"]) == ("autoplan", f"{REPO}#{pull.number}")
     assert running["id"] == state.jobs(statuses=(JobStatus.RUNNING,))[0].job.id
     assert body["queue_depth"] == 1
+    assert body["workers_busy"] == 1
     gated_terraform.open(1)
     gated_terraform.open(2)
     atlas.wait_idle()

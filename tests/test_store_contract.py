@@ -99,6 +99,24 @@ def store(open_locks: LockOpener) -> LockStore:
 # --- state: deliveries, jobs, pull requests -----------------------------------------------------
 
 
+def test_output_that_expired_is_told_apart_from_output_never_written(state: StateStore) -> None:
+    state.append_job_output("kept", "$ terraform plan\n")
+    assert state.job_output("kept") == "$ terraform plan\n"
+    assert not state.job_output_expired("kept")
+    assert not state.job_output_expired("never-written")
+
+    if isinstance(state, RedisStateStore):
+        # Redis expires output by itself: what its TTL does, done now.
+        state.redis.delete(state._key("job-output", "kept"))
+    else:
+        assert state.expire_job_output(utcnow() + timedelta(seconds=1)) == 1
+
+    assert state.job_output("kept") is None
+    assert state.job_output_expired("kept")
+    assert not state.job_output_expired("never-written")
+
+
+
 def test_a_delivery_is_claimed_once_and_a_released_one_can_be_claimed_again(open_state: StateOpener) -> None:
     state = open_state()
     assert state.claim_delivery("d", "pull_request")

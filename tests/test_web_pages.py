@@ -29,7 +29,7 @@ from tests.commands_world import (
     lock_holders,
     open_and_plan,
 )
-from tests.emulator import EmulatedRepo, GitHubEmulator
+from tests.emulator import EmulatedRepo, GitHubEmulator, webhook_payload
 
 if TYPE_CHECKING:
     from tests.web_plugin import GatedTerraform
@@ -38,6 +38,9 @@ pytest_plugins = ["tests.web_plugin"]
 
 Start = Callable[..., RunningAtlas]
 Browser = Callable[..., WebDriver]
+
+OPERATOR, PASSWORD = "operator", "a long web password"
+"""The pages' actions need a web password; these tests log in with it."""
 
 
 @pytest.fixture
@@ -109,10 +112,10 @@ def test_the_front_page_lists_the_lock_a_plan_took_and_its_job(
 def test_discarding_a_lock_asks_for_confirmation_then_releases_it_and_tells_the_pull_request(
     start_web_atlas: Start, github_emulator: GitHubEmulator, open_browser: Browser,
 ) -> None:
-    atlas = start_web_atlas()
+    atlas = start_web_atlas(web_username=OPERATOR, web_password=PASSWORD)
     first = open_and_plan(atlas, github_emulator, "first", app_change(3))
     second = open_and_plan(atlas, github_emulator, "second", app_change(5))
-    browser = open_browser()
+    browser = open_browser(username=OPERATOR, password=PASSWORD)
 
     browser.get(f"{atlas.url}/")
     browser.find_element(By.CSS_SELECTOR, "tr.lock").find_element(By.LINK_TEXT, "Details").click()
@@ -141,7 +144,7 @@ def test_discarding_a_lock_asks_for_confirmation_then_releases_it_and_tells_the_
     atlas.wait_idle()
 
     told = last_bot_comment(github_emulator, first)
-    assert told.startswith("**Lock removed**: an operator released this pull request's lock on `app`")
+    assert told.startswith(f"**Lock removed**: an operator (`{OPERATOR}`) released this pull request's lock on `app`")
     assert "discarded its plan" in told and f"The lock passed to #{second.number}" in told
     assert atlas.app.config["ATLAS_STATE"].plans(REPO, first.number) == []
     assert lock_holders(atlas) == {"app/default": second.number}
@@ -155,10 +158,11 @@ def test_discarding_a_lock_asks_for_confirmation_then_releases_it_and_tells_the_
 def test_the_unlock_form_is_refused_without_its_csrf_token_or_for_a_lock_that_changed_hands(
     start_web_atlas: Start, github_emulator: GitHubEmulator,
 ) -> None:
-    atlas = start_web_atlas()
+    atlas = start_web_atlas(web_username=OPERATOR, web_password=PASSWORD)
     first = open_and_plan(atlas, github_emulator, "first", app_change(3))
     [lock] = atlas.app.config["ATLAS_CONTEXT"].locks.all()
     session = requests.Session()
+    session.auth = (OPERATOR, PASSWORD)
     page = session.get(f"{atlas.url}/locks/{lock.id}", timeout=10)
     assert page.status_code == 200
     assert page.headers["X-Frame-Options"] == "DENY"
@@ -171,7 +175,8 @@ def test_the_unlock_form_is_refused_without_its_csrf_token_or_for_a_lock_that_ch
     assert session.post(unlock, data=form, timeout=10).status_code == 403
     assert session.post(unlock, data={**form, "csrf_token": "0" * 64}, timeout=10).status_code == 403
     # The right token from another browser (no cookie) is worthless.
-    assert requests.post(unlock, data={**form, "csrf_token": token.group(1)}, timeout=10).status_code == 403
+    assert requests.post(unlock, data={**form, "csrf_token": token.group(1)}, auth=(OPERATOR, PASSWORD),
+                         timeout=10).status_code == 403
     unconfirmed = session.post(unlock, data={"holder": holder.group(1), "csrf_token": token.group(1)}, timeout=10)
     assert unconfirmed.status_code == 400 and "Tick the box" in unconfirmed.text
     stale = session.post(unlock, data={**form, "holder": "99@2020-01-01T00:00:00+00:00",
@@ -184,6 +189,64 @@ def test_the_unlock_form_is_refused_without_its_csrf_token_or_for_a_lock_that_ch
     assert lock_holders(atlas) == {}
     # A second post of the same form finds the lock gone and releases nothing.
     assert session.post(unlock, data={**form, "csrf_token": token.group(1)}, timeout=10).status_code == 404
+
+
+@pytest.mark.usefixtures("repo")
+def test_without_a_web_password_the_pages_are_read_only_and_say_how_to_enable_actions(
+    start_web_atlas: Start, github_emulator: GitHubEmulator,
+) -> None:
+    atlas = start_web_atlas()
+    first = open_and_plan(atlas, github_emulator, "first", app_change(3))
+    [lock] = atlas.app.config["ATLAS_CONTEXT"].locks.all()
+    session = requests.Session()
+
+    page = session.get(f"{atlas.url}/locks/{lock.id}", timeout=10)
+    assert page.status_code == 200
+    assert "<form" not in page.text.split("<h1", 1)[1]
+    assert "These pages are read-only" in page.text and "--web-password" in page.text
+    assert f"atlas locks unlock {lock.id}" in page.text
+
+    refused = session.post(f"{atlas.url}/locks/{lock.id}/unlock", data={"confirm": "yes"}, timeout=10)
+    assert refused.status_code == 403
+    assert "--web-username and --web-password" in refused.text
+    assert lock_holders(atlas) == {"app/default": first.number}
+
+
+@pytest.mark.usefixtures("repo")
+def test_impossible_ids_get_404_without_asking_the_store(start_web_atlas: Start) -> None:
+    atlas = start_web_atlas()
+    for path, says in [
+        ("/pulls/acme/infra/" + "9" * 40, "cannot be a pull request number"),
+        ("/pulls/acme/infra/0", "cannot be a pull request number"),
+        ("/pulls/acme/in%20fra/1", "not the address of a repository"),
+        ("/jobs/" + "9" * 400, "not the address of a job"),
+        ("/jobs/%ED%A0%80", "not the address of a job"),
+        ("/jobs/0123456789abcdef/output.txt", "no record of job"),
+        ("/locks/%ff%fe", "not the address of a lock"),
+        ("/locks/" + "A" * 3000, "not the address of a lock"),
+    ]:
+        response = requests.get(f"{atlas.url}{path}", timeout=10)
+        assert response.status_code == 404, (path, response.status_code, response.text[:200])
+        assert says in response.text, path
+
+
+@pytest.mark.usefixtures("repo")
+def test_a_job_that_wrote_nothing_says_so_rather_than_that_its_output_was_deleted(
+    start_web_atlas: Start, github_emulator: GitHubEmulator,
+) -> None:
+    atlas = start_web_atlas()
+    pull = github_emulator.open_pull(REPO, "asking", app_change(3), author=DEVELOPER)
+    assert atlas.deliver("issue_comment", webhook_payload("issue_comment", pull, "created", body="atlas help",
+                                                          commenter=DEVELOPER)).status_code == 202
+    atlas.wait_idle()
+    [record] = atlas.app.config["ATLAS_STATE"].jobs()
+
+    page = requests.get(f"{atlas.url}/jobs/{record.job.id}", timeout=10)
+    assert page.status_code == 200
+    assert "This job wrote no output" in page.text
+    assert "was deleted" not in page.text
+    text = requests.get(f"{atlas.url}/jobs/{record.job.id}/output.txt", timeout=10)
+    assert (text.status_code, text.text) == (200, "")
 
 
 @pytest.mark.usefixtures("repo")

@@ -7,13 +7,11 @@ way out of the webhook handler (including Flask's own 413) is counted once, in o
 from __future__ import annotations
 
 import json
-from typing import Protocol, runtime_checkable
 
 from flask import Blueprint, Response, request
 
 from atlas import __version__, metrics
 from atlas.models import JobStatus
-from atlas.queue import JobQueue
 from atlas.web.site import Site, current_site, require_login
 
 WEBHOOK_ENDPOINT = "webhooks.receive_event"
@@ -23,23 +21,13 @@ monitoring = Blueprint("monitoring", __name__)
 monitoring.before_request(require_login)
 
 
-@runtime_checkable
-class CountsWorkers(Protocol):
-    def workers(self) -> int:
-        """How many jobs the queue can run at once."""
-        ...
-
-
-def queue_workers(queue: JobQueue) -> int | None:
-    return queue.workers() if isinstance(queue, CountsWorkers) else None
-
-
 @monitoring.get("/status")
 def status() -> Response:
     site = current_site()
     running = site.ctx.state.jobs(statuses=(JobStatus.RUNNING,), limit=1000)
     body = {
         "version": __version__,
+        "queue": "redis" if site.ctx.settings.redis_url is not None else "embedded",
         "queue_depth": site.queue.depth(),
         "running_jobs": [
             {
@@ -50,7 +38,10 @@ def status() -> Response:
             }
             for record in running
         ],
-        "workers": queue_workers(site.queue),
+        # Job workers: the embedded pool's threads, or the `atlas worker` processes registered in Redis.
+        "workers": site.queue.workers(),
+        "workers_busy": len(site.queue.running()),
+        "web_processes": site.ctx.settings.web_workers,
         "locks": site.ctx.locks.count(),
         "sandbox": sandbox_status(site),
     }
@@ -70,7 +61,8 @@ def sandbox_status(site: Site) -> dict[str, object]:
 
 @monitoring.get("/metrics")
 def prometheus_metrics() -> Response:
-    return Response(metrics.exposition(current_site().metrics), mimetype=metrics.CONTENT_TYPE)
+    # `content_type`, not `mimetype`: Flask would add a second charset to prometheus-client's own.
+    return Response(metrics.exposition(current_site().metrics), content_type=metrics.CONTENT_TYPE)
 
 
 def delivery_result(response: Response) -> str:

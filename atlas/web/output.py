@@ -40,6 +40,10 @@ class JobOutputStore(Protocol):
         """Forget output last written before `before`; how many jobs' output was dropped."""
         ...
 
+    def job_output_expired(self, job_id: str) -> bool:
+        """Whether the job's output was kept and has expired since (not: it never wrote any)."""
+        ...
+
 
 def log_path(ctx: CommandContext, job_id: str) -> Path:
     """The job's log file (the same file `CommandContext.job_log` writes)."""
@@ -61,6 +65,12 @@ def job_output(ctx: CommandContext, job_id: str) -> str | None:
         return log_path(ctx, job_id).read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
         return None
+
+
+def output_expired(ctx: CommandContext, job_id: str) -> bool:
+    """Whether a job without output had some that expired, rather than never writing any."""
+    store = output_store(ctx.state)
+    return store is not None and store.job_output_expired(job_id)
 
 
 def expire_job_output(ctx: CommandContext, retention: timedelta, now: datetime | None = None) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,7 +25,7 @@ from atlas.web import csrf
 from atlas.web.ansi import ansi_to_html, strip_ansi
 from atlas.web.discard import LockChanged, discard_and_unlock, holder_token
 from atlas.web.live import LogFollower, busy, follow_job
-from atlas.web.output import job_output, log_path, output_store
+from atlas.web.output import job_output, log_path, output_expired, output_store
 from atlas.web.site import current_site, require_login
 
 NOTHING = "-"
@@ -75,7 +76,7 @@ def add_headers(response: Response) -> Response:
 
 @pages.context_processor
 def template_globals() -> dict[str, Any]:
-    return {"version": __version__, "csrf_field": csrf_field}
+    return {"version": __version__, "csrf_field": csrf_field, "actions_enabled": current_site().auth is not None}
 
 
 @pages.app_template_filter("when")
@@ -120,6 +121,21 @@ def page(template: str, status: int = 200, **context: Any) -> Response:
 
 def not_found(title: str, message: str) -> Response:
     return page("message.html", 404, title=title, message=message)
+
+
+JOB_ID = re.compile(r"[0-9a-f]{16}")
+"""What job ids look like (`models.new_id`); anything else is answered without asking the store."""
+
+REPO_PART = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+
+MAX_PULL_NUMBER = 2**31 - 1
+"""GitHub's pull request numbers are 32-bit."""
+
+
+def not_a_job(job_id: str) -> Response | None:
+    if JOB_ID.fullmatch(job_id):
+        return None
+    return not_found("No such job", "This is not the address of a job: job ids are 16 hexadecimal digits.")
 
 
 # CSRF
@@ -210,11 +226,11 @@ def lock_page(lock_id: str) -> Response:
 
 def _lock_page(lock_id: str, status: int = 200, error: str | None = None) -> Response:
     site = current_site()
+    where = describe_lock_id(lock_id)
+    if where is None:
+        return not_found("No such lock", "This is not the address of a lock.")
     lock = site.ctx.locks.get_by_id(lock_id)
     if lock is None:
-        where = describe_lock_id(lock_id)
-        if where is None:
-            return not_found("No such lock", "This is not the address of a lock.")
         return not_found("Not locked", f"{where} is not locked now.")
     plan = next((p for p in site.ctx.state.plans(lock.repo, lock.pull_number) if _same(p.project, lock.project)),
                 None)
@@ -231,6 +247,13 @@ def _lock_page(lock_id: str, status: int = 200, error: str | None = None) -> Res
 
 @pages.post("/locks/<lock_id>/unlock")
 def unlock(lock_id: str) -> ResponseReturnValue:
+    if current_site().auth is None:
+        return page(
+            "message.html", 403, title="The pages are read-only",
+            message="This server has no web password, so its pages cannot discard plans or unlock: anyone who "
+            "can reach them could. Start atlas with --web-username and --web-password to enable it, or run "
+            f"`atlas locks unlock {lock_id}` on the server.",
+        )
     refusal = csrf_refusal()
     if refusal is not None:
         return refusal
@@ -257,6 +280,8 @@ def unlock(lock_id: str) -> ResponseReturnValue:
 
 @pages.get("/jobs/<job_id>")
 def job_page(job_id: str) -> Response:
+    if (refusal := not_a_job(job_id)) is not None:
+        return refusal
     site = current_site()
     record = site.ctx.state.get_job(job_id)
     if record is None:
@@ -276,7 +301,8 @@ def job_page(job_id: str) -> Response:
         record=record,
         # Every line ends with its newline, so that streamed lines start on a line of their own.
         output=Markup("").join(ansi_to_html(line) + "\n" for line in shown.splitlines()),
-        expired=text is None,
+        expired=text is None and output_expired(site.ctx, job_id),
+        never_written=text is None and not output_expired(site.ctx, job_id),
         cut=cut,
         offset=offset,
         retention_days=site.retention_days,
@@ -293,18 +319,23 @@ def _tail(text: str, limit: int) -> tuple[str, bool]:
 
 @pages.get("/jobs/<job_id>/output.txt")
 def job_output_text(job_id: str) -> Response:
+    if (refusal := not_a_job(job_id)) is not None:
+        return refusal
     site = current_site()
     record = site.ctx.state.get_job(job_id)
     if record is None:
         return not_found("No such job", f"atlas has no record of job {job_id}.")
     text = job_output(site.ctx, job_id)
-    if text is None and record.status.finished:
-        return not_found("Output expired", "The output of this job has been deleted.")
+    if text is None and record.status.finished and output_expired(site.ctx, job_id):
+        return not_found("Output expired", f"The output of this job was deleted: atlas keeps job output for "
+                                           f"{site.retention_days} days.")
     return Response(strip_ansi(text or ""), mimetype="text/plain")
 
 
 @pages.get("/jobs/<job_id>/stream")
 def job_stream(job_id: str) -> Response:
+    if (refusal := not_a_job(job_id)) is not None:
+        return refusal
     site = current_site()
     state = site.ctx.state
     if state.get_job(job_id) is None:
@@ -352,6 +383,10 @@ class ProjectRow:
 
 @pages.get("/pulls/<owner>/<name>/<int:number>")
 def pull_page(owner: str, name: str, number: int) -> Response:
+    if not (REPO_PART.fullmatch(owner) and REPO_PART.fullmatch(name)):
+        return not_found("Unknown pull request", "This is not the address of a repository: OWNER/NAME.")
+    if not 1 <= number <= MAX_PULL_NUMBER:
+        return not_found("Unknown pull request", f"#{number} cannot be a pull request number.")
     site = current_site()
     repo = f"{owner}/{name}"
     state, locks = site.ctx.state, site.ctx.locks
