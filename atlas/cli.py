@@ -49,9 +49,13 @@ log = logging.getLogger(__name__)
 EXIT_USAGE = 2
 """Exit status for a wrong command line or setting, as argparse uses."""
 
+README_SECTIONS = ("Connecting a GitHub repository", "TLS and reverse proxies")
+"""The README sections `atlas server --help` points to (a test checks that they exist)."""
+
 DOCS_POINTER = (
-    "Every setting is described in config/server.example.yaml; see docs/ in the atlas\n"
-    "repository for setting up the GitHub webhook."
+    "Every setting is described in config/server.example.yaml. How to create the token and the\n"
+    f'webhook is in the README\'s "{README_SECTIONS[0]}" section; serving over TLS, behind a\n'
+    f'proxy or not, in "{README_SECTIONS[1]}".'
 )
 
 
@@ -727,17 +731,23 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(title="actions", metavar="ACTION", dest="config_action", required=True)
     validate = actions.add_parser(
         "validate",
-        help="Check a repo config (atlas.yaml, atlantis.yaml) or a server repos.yaml.",
+        help="Check a repo config (atlas.yaml, atlantis.yaml), a server repos.yaml or a server settings file.",
         description=(
-            "Check FILE the way atlas reads it: a repository's atlas.yaml or atlantis.yaml, or, with\n"
-            "--server or when it has a top-level repos: key, the server's repos.yaml. Prints\n"
-            "'FILE: valid' and exits 0, or prints the first problem (FILE: KEY.PATH: PROBLEM) and exits 1."
+            "Check FILE the way atlas reads it: a repository's atlas.yaml or atlantis.yaml; the server's\n"
+            "repos.yaml (top-level repos: or workflows:); or the server's settings file, the one\n"
+            "`atlas server --config FILE` reads (keys are flags without dashes, as in\n"
+            "config/server.example.yaml). With --server FILE is one of the server's two. Prints\n"
+            "'FILE: valid' and exits 0, or prints the first problem and exits 1."
         ),
         formatter_class=HelpFormatter,
         allow_abbrev=False,
     )
     validate.add_argument("file", metavar="FILE", type=Path, help="The file to check.")
-    validate.add_argument("--server", action="store_true", help="Read FILE as a server-side repos.yaml.")
+    validate.add_argument(
+        "--server", action="store_true",
+        help="FILE is the server's: its repos.yaml, or its settings file (--config) when it has no repos: or "
+        "workflows: key.",
+    )
     validate.set_defaults(parser=validate)
 
 
@@ -759,6 +769,10 @@ def run_config(args: argparse.Namespace) -> int:
             raise ConfigError(name, "", f"cannot be read: {error.strerror or error}") from None
         data = parse_yaml(text, name).data
         server_shaped = isinstance(data, dict) and "version" not in data and ("repos" in data or "workflows" in data)
+        keys = {str(key).replace("_", "-") for key in data} if isinstance(data, dict) else set()
+        settings_shaped = bool(keys) and keys <= {info.key for info in setting_infos()}
+        if (args.server and not server_shaped) or settings_shaped:
+            return _validate_settings_file(path)
         if args.server or server_shaped:
             server = parse_server_config(text, name)
             repos, workflows = len(server.repos), len(server.workflows)
@@ -773,6 +787,39 @@ def run_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _validate_settings_file(path: Path) -> int:
+    """`atlas config validate` of a server settings file: every key a setting, every value valid."""
+    from atlas.config.raw import ConfigError
+    from atlas.config.server import load_server_config
+
+    try:
+        settings = load_settings(config_file=path, env={})
+    except SettingsError as error:
+        print(str(error), file=sys.stderr)
+        return 1
+    keys = _yaml_keys(path)
+    detail = _count(len(keys), "setting")
+    if settings.repo_config is not None:
+        if settings.repo_config.is_file():
+            try:
+                server = load_server_config(settings.repo_config)
+            except ConfigError as error:
+                print(str(error), file=sys.stderr)
+                return 1
+            detail += f"; repo-config {settings.repo_config}: valid ({_count(len(server.repos), 'repo entry', 'repo entries')})"
+        else:
+            detail += f"; repo-config {settings.repo_config} is not on this machine, so it was not checked"
+    print(f"{path}: valid server settings ({detail})")
+    return 0
+
+
+def _yaml_keys(path: Path) -> list[str]:
+    import yaml
+
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return [str(key) for key in data] if isinstance(data, dict) else []
+
+
 def _count(number: int, singular: str, plural: str | None = None) -> str:
     return f"{number} {singular if number == 1 else plural or singular + 's'}"
 
@@ -785,7 +832,8 @@ register(
         add_arguments=add_config_arguments,
         description="Work with atlas's configuration files.",
         epilog=(
-            "examples:\n  atlas config validate atlantis.yaml\n  atlas config validate --server /etc/atlas/repos.yaml"
+            "examples:\n  atlas config validate atlantis.yaml\n  atlas config validate --server /etc/atlas/repos.yaml\n"
+            "  atlas config validate --server /etc/atlas/server.yaml"
         ),
     )
 )

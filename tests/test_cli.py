@@ -138,6 +138,15 @@ def test_the_server_refuses_to_start_without_a_webhook_secret_unless_told_to_acc
     assert not (tmp_path / "data").exists(), "nothing starts before the refusal"
 
 
+def test_server_help_points_to_readme_sections_that_exist(tmp_path: Path) -> None:
+    help_text = " ".join(run_atlas(tmp_path, "server", "--help").stdout.split())
+    headings = re.findall(r"^#+ (.+)$", (Path(__file__).resolve().parents[1] / "README.md").read_text(), re.M)
+
+    for section in cli.README_SECTIONS:
+        assert f'"{section}"' in help_text
+        assert section in headings, f"README.md has no section {section!r}"
+
+
 # --- help and version ---------------------------------------------------------------------------
 
 

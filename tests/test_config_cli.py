@@ -258,3 +258,28 @@ def test_config_validate_checks_an_absolute_dir_against_the_repository_the_file_
     assert result.returncode == 1
     assert result.stderr.startswith('atlantis.yaml: projects[1].dir: "/etc" is an absolute path: atlas only runs '
                                     "inside the repository")
+
+
+def test_validate_a_server_settings_file_such_as_the_example(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[1] / "config" / "server.example.yaml"
+    write(tmp_path, {
+        "server.yaml": "gh-api-url: https://github.acme.com/api/v3\nrepo-allowlist: [github.acme.com/infra/*]\n"
+                       "repo-config: repos.yaml\nmax-connections-per-client: 1000\n",
+        "repos.yaml": "repos:\n- id: /.*/\n",
+        "typo.yaml": "gh-api-url: https://github.acme.com/api/v3\nrepo-alowlist: '*'\n",
+        "wrong.yaml": "port: 99999\n",
+    })
+
+    told = atlas(tmp_path, "config", "validate", "--server", str(example))
+    by_shape = atlas(tmp_path, "config", "validate", "server.yaml")
+    typo = atlas(tmp_path, "config", "validate", "--server", "typo.yaml")
+    wrong = atlas(tmp_path, "config", "validate", "--server", "wrong.yaml")
+
+    assert told.returncode == 0, told.stderr
+    assert told.stdout.startswith(f"{example}: valid server settings (")
+    assert (by_shape.returncode, by_shape.stdout) == (
+        0, "server.yaml: valid server settings (4 settings; repo-config repos.yaml: valid (1 repo entry))\n")
+    assert (typo.returncode, typo.stderr) == (1, 'typo.yaml: unknown setting "repo-alowlist" (did you mean '
+                                                 '"repo-allowlist"?)\n')
+    assert wrong.returncode == 1
+    assert wrong.stderr == 'wrong.yaml: invalid setting "port": must be an integer between 1 and 65535, got 99999\n'

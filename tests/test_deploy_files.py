@@ -310,14 +310,15 @@ def test_redis_is_reached_by_the_url_atlas_is_given() -> None:
     assert ref["key"] in one("Secret", ref["name"])["stringData"]
 
 
-def test_the_ingress_sends_only_events_to_the_web_pods() -> None:
+def test_the_ingress_serves_events_and_the_pages_at_the_atlas_url_behind_basic_auth(tmp_path: Path) -> None:
     ingress = one("Ingress", "atlas")
     service = one("Service", "atlas-web")
     web = one("Deployment", "atlas-web")
 
     [rule] = ingress["spec"]["rules"]
     [path] = rule["http"]["paths"]
-    assert (path["path"], path["pathType"]) == ("/events", "Exact")
+    # One prefix route: /events for GitHub, and /jobs/<id>, /locks/<id>, /pulls/... that comments link to.
+    assert (path["path"], path["pathType"]) == ("/", "Prefix")
     backend = path["backend"]["service"]
     assert backend["name"] == "atlas-web"
     assert backend["port"]["name"] in {port["name"] for port in service["spec"]["ports"]}
@@ -325,3 +326,13 @@ def test_the_ingress_sends_only_events_to_the_web_pods() -> None:
     [port] = service["spec"]["ports"]
     [container] = containers(web)
     assert port["targetPort"] in {p["name"] for p in container["ports"]}
+
+    env: dict[str, object] = {item["name"]: item["value"] for item in container["env"]}
+    env |= one("Secret", "atlas")["stringData"]
+    config_file = tmp_path / "server.yaml"
+    config_file.write_text(one("ConfigMap", "atlas-config")["data"]["server.yaml"])
+    settings = settings_from_env({k: v for k, v in env.items() if k != CONFIG_ENV}, config_file)
+    assert settings.atlas_url == f"https://{rule['host']}", "comments link to the host the Ingress serves"
+    assert rule["host"] in ingress["spec"]["tls"][0]["hosts"]
+    assert settings.web_username and settings.web_password is not None, "the public pages ask for a password"
+    assert settings.max_connections_per_client == 1000, "every connection comes from the ingress controller"

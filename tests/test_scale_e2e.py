@@ -152,6 +152,10 @@ def test_with_redis_stopped_deliveries_get_503_and_the_server_says_why_until_it_
         assert health.status_code == 503
         assert health.json()["status"] == "unavailable"
         assert f"{location} is unreachable" in health.json()["problem"]
+        for page in ("/", "/status", "/pulls/acme/infra/1"):
+            answer = requests.get(f"{server.url}{page}", timeout=15)
+            assert answer.status_code == 503, (page, answer.status_code, answer.text[:300])
+            assert f"{location} is unreachable" in answer.text, page
         outage_log = server.log_text()
 
         restartable_redis.start()
@@ -168,6 +172,19 @@ def test_with_redis_stopped_deliveries_get_503_and_the_server_says_why_until_it_
     unexplained = [line for line in refusals if f"{location} is unreachable" not in line]
     assert not unexplained, (f"{len(unexplained)} of {len(refusals)} refusals are logged without saying that "
                              f"Redis is unreachable, e.g. {unexplained[0]!r}")
+
+
+def test_status_counts_the_worker_processes_registered_in_redis(
+    scale_world: ScaleWorld, eventually: Eventually,
+) -> None:
+    server = scale_world.start_server()
+    assert requests.get(f"{server.url}/status", timeout=10).json()["workers"] == 0
+    scale_world.start_worker(concurrency=2)
+    scale_world.start_worker(concurrency=1)
+
+    body = eventually(lambda: (b := requests.get(f"{server.url}/status", timeout=10).json())["workers"] == 3 and b,
+                      30, "three registered workers")
+    assert (body["queue"], body["workers_busy"], body["web_processes"]) == ("redis", 0, 2)
 
 
 def test_worker_processes_together_keep_to_githubs_write_budget_of_the_token(
