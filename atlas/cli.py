@@ -806,7 +806,8 @@ def _validate_settings_file(path: Path) -> int:
             except ConfigError as error:
                 print(str(error), file=sys.stderr)
                 return 1
-            detail += f"; repo-config {settings.repo_config}: valid ({_count(len(server.repos), 'repo entry', 'repo entries')})"
+            entries = _count(len(server.repos), "repo entry", "repo entries")
+            detail += f"; repo-config {settings.repo_config}: valid ({entries})"
         else:
             detail += f"; repo-config {settings.repo_config} is not on this machine, so it was not checked"
     print(f"{path}: valid server settings ({detail})")
