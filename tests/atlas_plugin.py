@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,7 @@ from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from atlas.app import create_app
+from atlas.front import Front, FrontLimits
 from atlas.queue import EmbeddedQueue
 from atlas.settings import Settings, load_settings
 from tests.conftest import require_sandbox
@@ -31,6 +35,47 @@ from tests.emulator import EmulatedPull, EmulatedRepo, GitHubEmulator, deliver, 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = REPO_ROOT / "terraform-fixtures"
 WEBHOOK_SECRET = "It's a Secret to Everybody"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll `condition` until it holds, or fail saying what was awaited."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@contextmanager
+def served_through_front(app: Any, *, threads: int = 2, limits: FrontLimits | None = None) -> Iterator[int]:
+    """`app` served by atlas's HTTP front on a free port of 127.0.0.1 (in this process); yields the port."""
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    front = Front(app, [listener], threads=threads, limits=limits)
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            front.poll(0.05)
+        front.stop(2)
+
+    thread = threading.Thread(target=loop, name="atlas-front", daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(timeout=10)
 
 
 @dataclass

@@ -12,7 +12,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,26 +23,10 @@ from typing import Any
 import pytest
 import requests
 
-from atlas.front import Front, FrontLimits
-from tests.atlas_plugin import WEBHOOK_SECRET
+from atlas.front import FrontLimits
+from tests.atlas_plugin import WEBHOOK_SECRET, free_port, served_through_front, wait_for
 from tests.emulator import EmulatedRepo, GitHubEmulator, deliver, webhook_payload
 from tests.stalling import StalledConnections
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @contextmanager
@@ -119,29 +102,6 @@ def hello_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> li
     return [b"ok " + body]
 
 
-@contextmanager
-def running_front(limits: FrontLimits) -> Iterator[int]:
-    listener = socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(128)
-    front = Front(hello_app, [listener], threads=2, limits=limits)
-    stop = threading.Event()
-
-    def loop() -> None:
-        while not stop.is_set():
-            front.poll(0.05)
-        front.stop(1)
-
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        stop.set()
-        thread.join(timeout=10)
-
-
 def read_answer(sock: socket.socket, timeout: float = 10) -> bytes:
     sock.settimeout(timeout)
     chunks = []
@@ -153,7 +113,7 @@ def read_answer(sock: socket.socket, timeout: float = 10) -> bytes:
 
 
 def test_headers_that_do_not_arrive_in_time_get_408_saying_so() -> None:
-    with running_front(FrontLimits(header_timeout=1, request_timeout=2)) as port, \
+    with served_through_front(hello_app, limits=FrontLimits(header_timeout=1, request_timeout=2)) as port, \
             socket.create_connection(("127.0.0.1", port)) as sock:
         sock.sendall(b"POST /events HTTP/1.1\r\nHost: atlas\r\n")
         answer = read_answer(sock)
@@ -162,7 +122,7 @@ def test_headers_that_do_not_arrive_in_time_get_408_saying_so() -> None:
 
 
 def test_a_body_that_trickles_in_gets_408_saying_so() -> None:
-    with running_front(FrontLimits(header_timeout=1, request_timeout=2)) as port, \
+    with served_through_front(hello_app, limits=FrontLimits(header_timeout=1, request_timeout=2)) as port, \
             socket.create_connection(("127.0.0.1", port)) as sock:
         sock.sendall(b"POST /events HTTP/1.1\r\nHost: atlas\r\nContent-Length: 1000\r\n\r\n")
         started = time.monotonic()
@@ -180,14 +140,15 @@ def test_a_body_that_trickles_in_gets_408_saying_so() -> None:
 
 
 def test_a_connection_that_sends_nothing_is_closed_after_the_idle_timeout() -> None:
-    with running_front(FrontLimits(idle_timeout=1)) as port, socket.create_connection(("127.0.0.1", port)) as sock:
+    with served_through_front(hello_app, limits=FrontLimits(idle_timeout=1)) as port, \
+            socket.create_connection(("127.0.0.1", port)) as sock:
         started = time.monotonic()
         assert read_answer(sock) == b""
     assert 0.5 < time.monotonic() - started < 5
 
 
 def test_a_client_over_its_connection_bound_loses_its_longest_waiting_connection() -> None:
-    with running_front(FrontLimits(max_connections_per_client=3)) as port:
+    with served_through_front(hello_app, limits=FrontLimits(max_connections_per_client=3)) as port:
         stalled = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
         time.sleep(1.5)  # older than the grace a fresh connection gets
         try:
@@ -200,7 +161,7 @@ def test_a_client_over_its_connection_bound_loses_its_longest_waiting_connection
 
 
 def test_a_client_whose_connections_are_all_busy_is_refused_with_429() -> None:
-    with running_front(FrontLimits(max_connections_per_client=2)) as port:
+    with served_through_front(hello_app, limits=FrontLimits(max_connections_per_client=2)) as port:
         fresh = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
         time.sleep(0.2)
         try:
@@ -214,7 +175,8 @@ def test_a_client_whose_connections_are_all_busy_is_refused_with_429() -> None:
 
 
 def test_keep_alive_ends_after_the_request_limit() -> None:
-    with running_front(FrontLimits(max_keepalive_requests=2)) as port, requests.Session() as session:
+    with served_through_front(hello_app, limits=FrontLimits(max_keepalive_requests=2)) as port, \
+            requests.Session() as session:
         first = session.post(f"http://127.0.0.1:{port}/", data=b"1", timeout=5)
         second = session.post(f"http://127.0.0.1:{port}/", data=b"2", timeout=5)
     assert first.headers.get("Connection", "").lower() != "close"

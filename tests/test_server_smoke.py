@@ -4,33 +4,15 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import requests
 
-from tests.atlas_plugin import FIXTURES, WEBHOOK_SECRET
+from tests.atlas_plugin import FIXTURES, WEBHOOK_SECRET, free_port, wait_for
 from tests.emulator import EmulatedRepo, GitHubEmulator, deliver, webhook_payload
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def test_atlas_server_under_gunicorn_plans_a_pull_request(

@@ -19,8 +19,6 @@ import http.client
 import json
 import logging
 import os
-import socket
-import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,10 +32,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from atlas.app import create_app
-from atlas.front import Front
 from atlas.models import Job
 from atlas.queue import EmbeddedQueue
 from atlas.settings import load_settings
+from tests.atlas_plugin import served_through_front
 from tests.emulator import sign
 from tests.emulator.recordings import webhook_body
 
@@ -285,30 +283,8 @@ def test_no_mutation_of_a_real_delivery_gets_a_5xx_or_a_traceback(tmp_path: Path
     assert queued, "some mutations were accepted and queued"
 
 
-@contextmanager
-def served_over_http(app: Flask) -> Iterator[int]:
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
-    front = Front(app, [listener], threads=4)
-    stop = threading.Event()
-
-    def loop() -> None:
-        while not stop.is_set():
-            front.poll(0.05)
-        front.stop(2)
-
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        stop.set()
-        thread.join(timeout=10)
-
-
 def test_no_mutation_sent_over_http_through_the_front_gets_a_5xx(tmp_path: Path) -> None:
-    with fuzzed_app(tmp_path) as (app, _, errors), served_over_http(app) as port:
+    with fuzzed_app(tmp_path) as (app, _, errors), served_through_front(app, threads=4) as port:
 
         @settings(max_examples=HTTP_EXAMPLES, deadline=None, database=None,
                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
