@@ -47,7 +47,7 @@ def test_the_start_up_line_says_which_isolation_is_in_force(embedded_world: Scal
 def test_required_without_bubblewrap_refuses_to_start_and_says_what_to_install(tmp_path: Path) -> None:
     env = {key: value for key, value in os.environ.items() if not key.startswith("ATLAS_")}
     env.update(PATH=path_without_bubblewrap(tmp_path / "bin"), PYTHONPATH=str(REPO_ROOT), HOME=str(tmp_path),
-               ATLAS_GH_TOKEN="ghp_startup0123456789")
+               ATLAS_GH_TOKEN="ghp_startup0123456789", ATLAS_GH_WEBHOOK_SECRET="startup-secret")
 
     done = subprocess.run([sys.executable, "-m", "atlas", "server", "--data-dir", str(tmp_path / "data"),
                            "--sandbox", "required"], env=env, capture_output=True, text=True, timeout=60)
