@@ -31,6 +31,26 @@ TRICKLE_HEAD = (b"POST /events HTTP/1.1\r\nHost: atlas\r\nContent-Type: applicat
                 b"X-GitHub-Event: pull_request\r\nContent-Length: 1000000\r\n\r\n{")
 
 
+SOURCE_PORTS = range(20000, 32000)
+"""Below Linux's ephemeral range (32768-60999): hundreds of attacker sockets must not take the free port
+another test has just picked for a server it is about to start."""
+
+_next_port = itertools.count()
+_port_lock = threading.Lock()
+
+
+def _bind_below_ephemeral(sock: socket.socket, source: str) -> None:
+    for _ in range(len(SOURCE_PORTS)):
+        with _port_lock:
+            port = SOURCE_PORTS[next(_next_port) % len(SOURCE_PORTS)]
+        try:
+            sock.bind((source, port))
+            return
+        except OSError:
+            continue
+    sock.bind((source, 0))
+
+
 @dataclass
 class _Stall:
     kind: StallKind
@@ -79,7 +99,7 @@ class StalledConnections:
     def _open(self, stall: _Stall) -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
-            sock.bind((stall.source, 0))
+            _bind_below_ephemeral(sock, stall.source)
             sock.settimeout(5)
             sock.connect((self.host, self.port))
             if stall.kind is StallKind.HALF_HEADERS:
