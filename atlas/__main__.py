@@ -1,5 +1,5 @@
 """`python -m atlas` is the same as the `atlas` console script."""
 
-from atlas.cli import main
+from atlas.cli.main import main
 
 raise SystemExit(main())

@@ -16,15 +16,16 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from werkzeug.exceptions import HTTPException
 
-from atlas import __version__, api, web, webhooks
+from atlas import __version__, web
 from atlas.commands import run_job
+from atlas.commands.context import CommandContext, build_context
 from atlas.commands.interrupted import recover_after_restart, report_interrupted
 from atlas.commands.locking import submit_handoff_plan
-from atlas.context import CommandContext, build_context
-from atlas.queue import EmbeddedQueue, JobQueue, QueueUnavailable
-from atlas.rq_queue import Reaper, RQQueue
-from atlas.scheduler import start_scheduler
-from atlas.settings import Settings, require_webhook_secret
+from atlas.config.settings import Settings, require_webhook_secret
+from atlas.drift.scheduler import start_scheduler
+from atlas.http import api, webhooks
+from atlas.jobs.queue import EmbeddedQueue, JobQueue, QueueUnavailable
+from atlas.jobs.rq import Reaper, RQQueue
 
 log = logging.getLogger(__name__)
 

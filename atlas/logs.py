@@ -188,7 +188,7 @@ def _text_value(value: object) -> str:
 
 
 class TextFormatter(logging.Formatter):
-    """`2026-11-26T15:04:05Z INFO atlas.webhooks message key=value …`, traceback on following lines."""
+    """`2026-11-26T15:04:05Z INFO atlas.http.webhooks message key=value …`, traceback on following lines."""
 
     def format(self, record: logging.LogRecord) -> str:
         parts = [_utc_timestamp(record.created), record.levelname, record.name, record.getMessage()]

@@ -33,9 +33,9 @@ from atlas.vcs import ChangedFile, CommitState, Issue, Permission, PostedComment
 
 if TYPE_CHECKING:
     # Only named in annotations: the modules that record metrics (terraform, commands) stay free of them.
-    from atlas.locks import LockStore
-    from atlas.queue import JobQueue
-    from atlas.state import StateStore
+    from atlas.jobs.queue import JobQueue
+    from atlas.stores.locks import LockStore
+    from atlas.stores.state import StateStore
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 """The Content-Type of `exposition()`'s text."""

@@ -1,8 +1,8 @@
-"""Serving atlas's Flask app: gunicorn's processes, `atlas.front`'s guarded HTTP reading, atlas's log handlers.
+"""Serving atlas's Flask app: gunicorn's processes, `atlas.http.front`'s guarded HTTP reading, atlas's log handlers.
 
 gunicorn forks, watches and gracefully stops the web processes; inside each, `front.FrontWorker`
 reads requests on an event loop with deadlines and per-client bounds and hands only complete ones
-to its request threads (see `atlas.front` for why, and docs/benchmarks.md for the measurements).
+to its request threads (see `atlas.http.front` for why, and docs/benchmarks.md for the measurements).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import flask
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 from gunicorn.glogging import Logger as GunicornLogger  # type: ignore[import-untyped]
 
-from atlas.front import FrontLimits, FrontWorker
-from atlas.settings import Settings
+from atlas.config.settings import Settings
+from atlas.http.front import FrontLimits, FrontWorker
 
 AppFactory = Callable[[Settings], flask.Flask]
 """Builds the WSGI app from settings; `atlas.app.create_app` unless a test passes its own."""

@@ -1,6 +1,6 @@
 """The VCS client interface: everything atlas asks of GitHub, and nothing about how it is asked.
 
-The command pipeline only sees `VCSClient`; `atlas.github` implements it with PyGithub, and a
+The command pipeline only sees `VCSClient`; `atlas.github.client` implements it with PyGithub, and a
 GitLab client could implement it later without the pipeline changing.
 """
 

@@ -5,7 +5,7 @@ replaced, and SIGTERM (or Ctrl-C) is passed on so that each finishes the job it 
 exits. Each worker process builds its own `CommandContext` from its settings once, at start (jobs
 carry no secrets, only what to do), and runs rq jobs in that same process (rq's `SimpleWorker`), so
 that context, with its terraform runner and running-job registry, serves every job. Each worker
-process also runs a `Reaper` for jobs whose worker died elsewhere. See `atlas.rq_queue` for how jobs
+process also runs a `Reaper` for jobs whose worker died elsewhere. See `atlas.jobs.rq` for how jobs
 of one pull request stay in order across workers.
 """
 
@@ -26,15 +26,15 @@ from typing import Any
 from redis.exceptions import RedisError
 from rq import SimpleWorker
 
-from atlas.cli import log_startup, prepare_process, require, settings_from_args
+from atlas.cli.main import log_startup, prepare_process, require, settings_from_args
 from atlas.commands import run_job
+from atlas.commands.context import CommandContext, build_context
 from atlas.commands.interrupted import report_interrupted
-from atlas.context import CommandContext, build_context
+from atlas.config.settings import ENV_PREFIX, Settings, SettingsError
+from atlas.jobs.queue import JobExecutor
+from atlas.jobs.rq import AbandonedHook, QueueKeys, Reaper, RQQueue, SerialRunner, install_runner
 from atlas.models import Job
-from atlas.queue import JobExecutor
-from atlas.redis_state import DEFAULT_PREFIX, connect, redis_location
-from atlas.rq_queue import AbandonedHook, QueueKeys, Reaper, RQQueue, SerialRunner, install_runner
-from atlas.settings import ENV_PREFIX, Settings, SettingsError
+from atlas.stores.redis_state import DEFAULT_PREFIX, connect, redis_location
 
 log = logging.getLogger(__name__)
 

@@ -103,7 +103,8 @@ def main() -> None:
             assert done.returncode == 2, f"{run}: exit {done.returncode}: {done.stdout[-2000:]}{done.stderr[-2000:]}"
             print(f"{run} run: {timings[run][-1]:.1f} s: {summary}", flush=True)
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "import atlas.cli, atlas.drift, atlas.context"], cwd=REPO_ROOT,
+        subprocess.run([sys.executable, "-c", "import atlas.cli.main, atlas.drift.check, atlas.commands.context"],
+                       cwd=REPO_ROOT,
                        env=env, check=True)
         startup = time.perf_counter() - started
         cold, warm = timings["cold"][0], statistics.median(timings["warm"])

@@ -18,9 +18,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
-from atlas import cli
 from atlas.app import create_app
-from atlas.settings import Settings
+from atlas.cli import main as cli
+from atlas.config.settings import Settings
 
 THREADS = 8
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from atlas import projects
-from atlas.projects import find_projects
+from atlas.runtime import projects
+from atlas.runtime.projects import find_projects
 from tests.test_projects import generate_monorepo
 
 

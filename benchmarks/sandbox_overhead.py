@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from atlas.sandbox import RunScope, choose_sandbox
+from atlas.runtime.sandbox import RunScope, choose_sandbox
 from benchmarks.plan_latency import plan_once
 from benchmarks.world import describe_ms, world
 

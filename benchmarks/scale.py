@@ -12,7 +12,7 @@ request has its plan comment. Layouts, as WORKERSxCONCURRENCY:
     1x2  one `atlas worker --concurrency 2` (two worker processes sharing one data directory)
 
 Each pull request costs atlas 5 content-creating GitHub requests (statuses and the comment), and
-atlas paces those at GitHub's documented 80 per minute per token (`atlas.ratelimit`), so 40 pull
+atlas paces those at GitHub's documented 80 per minute per token (`atlas.github.ratelimit`), so 40 pull
 requests need at least 1.5 minutes of budget. Each layout therefore runs twice:
 
     shipped  atlas as it is: the write budget bounds the throughput
@@ -46,11 +46,11 @@ from tests.scale_world import RedisProcess, ScaleWorld, new_world
 LIFTED_BUDGET_ATLAS = (
     sys.executable, "-c",
     "import sys\n"
-    "from atlas import ratelimit\n"
+    "from atlas.github import ratelimit\n"
     "for name in ('WriteBudget', 'SharedWriteBudget'):\n"
     "    if hasattr(ratelimit, name):\n"
     "        getattr(ratelimit, name).acquire = lambda self: 0.0\n"
-    "from atlas.cli import main\n"
+    "from atlas.cli.main import main\n"
     "sys.exit(main())\n",
 )
 """`atlas` whose GitHub write budgets (per process, or shared in Redis) never wait; forked workers inherit it."""

@@ -26,9 +26,9 @@ from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from atlas.app import create_app
-from atlas.front import Front, FrontLimits
-from atlas.queue import EmbeddedQueue
-from atlas.settings import Settings, load_settings
+from atlas.config.settings import Settings, load_settings
+from atlas.http.front import Front, FrontLimits
+from atlas.jobs.queue import EmbeddedQueue
 from tests.conftest import require_sandbox
 from tests.emulator import EmulatedPull, EmulatedRepo, GitHubEmulator, deliver, webhook_payload
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from atlas.sandbox import INSTALL_HINT, HostPath, Sandbox, SandboxError, choose_sandbox
+from atlas.runtime.sandbox import INSTALL_HINT, HostPath, Sandbox, SandboxError, choose_sandbox
 
 pytest_plugins = [
     "tests.emulator.pytest_plugin",

@@ -31,11 +31,11 @@ import pytest
 from redis import Redis
 from redis.exceptions import RedisError
 
-from atlas.context import CommandContext
+from atlas.commands.context import CommandContext
+from atlas.jobs.queue import JobExecutor
+from atlas.jobs.rq import AbandonedHook
 from atlas.models import CommandName, Job, JobStatus, PullRequest, Repo
-from atlas.queue import JobExecutor
-from atlas.redis_state import connect, text
-from atlas.rq_queue import AbandonedHook
+from atlas.stores.redis_state import connect, text
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 INSTALL_HINT = "install redis-server (apt-get install redis-server)"
@@ -318,7 +318,7 @@ def start_worker(tmp_path: Path, redis_url: str) -> Iterator[Callable[..., Worke
 def main(argv: list[str]) -> int:
     """`atlas worker` with the recording executor and abandoned hook."""
     from atlas import worker
-    from atlas.cli import build_parser
+    from atlas.cli.main import build_parser
 
     args = build_parser().parse_args(argv)
     return worker.run(args, executor_factory=recording_executor, abandoned_factory=recording_abandoned_hook)

@@ -29,9 +29,9 @@ import requests
 from redis import Redis
 from redis.exceptions import RedisError
 
-from atlas.locks import ProjectLock
-from atlas.redis_locks import RedisLockStore
-from atlas.redis_state import connect
+from atlas.stores.locks import ProjectLock
+from atlas.stores.redis_locks import RedisLockStore
+from atlas.stores.redis_state import connect
 from tests.atlas_plugin import FIXTURES, REPO_ROOT, WEBHOOK_SECRET
 from tests.emulator import EmulatedPull, EmulatedRepo, GitHubEmulator, deliver, webhook_payload
 from tests.redis_plugin import INSTALL_HINT as REDIS_INSTALL_HINT

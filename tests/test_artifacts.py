@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 import pytest
 from redis import Redis
 
-from atlas.artifacts import (
+from atlas.models import Project
+from atlas.stores.artifacts import (
     PLAN_TTL_SECONDS,
     ArtifactError,
     ArtifactStore,
@@ -27,8 +28,7 @@ from atlas.artifacts import (
     artifact_name,
     artifact_store_from,
 )
-from atlas.models import Project
-from atlas.redis_state import connect
+from atlas.stores.redis_state import connect
 
 if TYPE_CHECKING:
     # Not imported at run time: pytest must import the plugin first, to rewrite its asserts.

@@ -14,10 +14,10 @@ import pytest
 import requests
 from redis import Redis
 
-from atlas.audit import AuditAction, AuditEntry
 from atlas.models import DriftRecord, DriftStatus, Project, PullRequest, Repo, utcnow
-from atlas.redis_state import RedisStateStore, connect
-from atlas.state import SQLiteStateStore, StateStore
+from atlas.stores.audit import AuditAction, AuditEntry
+from atlas.stores.redis_state import RedisStateStore, connect
+from atlas.stores.state import SQLiteStateStore, StateStore
 from tests.atlas_plugin import RunningAtlas
 from tests.commands_world import DEVELOPER, REPO, app_change, comment, open_and_plan
 from tests.emulator import EmulatedRepo, GitHubEmulator, webhook_payload

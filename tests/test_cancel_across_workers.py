@@ -7,9 +7,9 @@ from datetime import timedelta
 
 from redis import Redis
 
+from atlas.jobs.rq import Heartbeat, RQQueue
 from atlas.models import CommandName, Job, PullRequest, Repo
-from atlas.redis_state import RedisStateStore
-from atlas.rq_queue import Heartbeat, RQQueue
+from atlas.stores.redis_state import RedisStateStore
 
 REPO = Repo(full_name="acme/infra", clone_url="http://git.invalid/acme/infra.git",
             html_url="http://git.invalid/acme/infra")

@@ -21,9 +21,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from atlas import __version__, cli
+from atlas import __version__
+from atlas.cli import main as cli
+from atlas.config.settings import load_settings, setting_infos
 from atlas.logs import REDACTED, configure_logging, job_context
-from atlas.settings import load_settings, setting_infos
 from tests.conftest import require_binary
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -253,19 +254,20 @@ def test_startup_creates_the_data_dir_and_logs_a_summary_without_secrets(
     err = capsys.readouterr().err
     lines = err.splitlines()
     assert re.match(
-        rf"^\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\dZ INFO atlas.cli atlas {__version__} starting server port=4999 ",
+        rf"^\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\dZ INFO atlas.cli.main atlas {__version__} starting server port=4999 ",
         lines[0],
     )
     assert f"data_dir={tmp_path / 'data'}" in lines[0]
     assert "repo_allowlist=none" in lines[0]
     assert "gh_api_url=https://api.github.com" in lines[0]
     assert (
-        "WARNING atlas.cli the repository allowlist is empty, so atlas acts on no repository; set "
+        "WARNING atlas.cli.main the repository allowlist is empty, so atlas acts on no repository; set "
         "--repo-allowlist (ATLAS_REPO_ALLOWLIST)" in err
     )
-    assert "WARNING atlas.cli no webhook secret is set" in err
-    assert ("WARNING atlas.cli --gh-token was given on the command line, where every user of this host can read it "
-            "(ps, /proc/PID/cmdline); pass it as ATLAS_GH_TOKEN or in a file with --gh-token-file instead") in err
+    assert "WARNING atlas.cli.main no webhook secret is set" in err
+    assert ("WARNING atlas.cli.main --gh-token was given on the command line, where every user of this host can "
+            "read it (ps, /proc/PID/cmdline); pass it as ATLAS_GH_TOKEN or in a file with --gh-token-file "
+            "instead") in err
     assert "ghp_startuptoken" not in err
 
 
@@ -294,9 +296,9 @@ def test_startup_stays_quiet_about_what_is_set(
 GUNICORN_PROGRAM = textwrap.dedent(
     """
     import flask, sys
-    from atlas.cli import prepare_process
+    from atlas.cli.main import prepare_process
     from atlas.serving import AtlasServer
-    from atlas.settings import load_settings
+    from atlas.config.settings import load_settings
 
     def create_app(settings):
         app = flask.Flask("stub")
@@ -374,16 +376,16 @@ def capture_logging(fmt: str, secrets: list[str]) -> io.StringIO:
 
 def test_text_lines_carry_time_level_logger_message_and_fields(restore_logging: None) -> None:
     stream = capture_logging("text", [])
-    logging.getLogger("atlas.webhooks").info("received %s", "pull_request", extra={"delivery": "d 1"})
+    logging.getLogger("atlas.http.webhooks").info("received %s", "pull_request", extra={"delivery": "d 1"})
     assert re.fullmatch(
-        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ INFO atlas.webhooks received pull_request delivery=\"d 1\"\n",
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ INFO atlas.http.webhooks received pull_request delivery=\"d 1\"\n",
         stream.getvalue(),
     )
 
 
 def test_lines_inside_a_job_context_carry_its_fields(restore_logging: None) -> None:
     stream = capture_logging("text", [])
-    log = logging.getLogger("atlas.queue")
+    log = logging.getLogger("atlas.jobs.queue")
     with job_context(repo="acme/infra", pr=7, job_id="j1"):
         with job_context(project="network"):
             log.info("running", extra={"step": "plan"})
@@ -391,9 +393,9 @@ def test_lines_inside_a_job_context_carry_its_fields(restore_logging: None) -> N
     log.info("idle")
     lines = [line.split(" ", 1)[1] for line in stream.getvalue().splitlines()]
     assert lines == [
-        "INFO atlas.queue running repo=acme/infra pr=7 project=network job_id=j1 step=plan",
-        "INFO atlas.queue finished repo=acme/infra pr=7 job_id=j1",
-        "INFO atlas.queue idle",
+        "INFO atlas.jobs.queue running repo=acme/infra pr=7 project=network job_id=j1 step=plan",
+        "INFO atlas.jobs.queue finished repo=acme/infra pr=7 job_id=j1",
+        "INFO atlas.jobs.queue idle",
     ]
 
 
@@ -413,7 +415,7 @@ def test_json_lines_are_one_object_each(restore_logging: None) -> None:
 def test_secrets_are_redacted_from_messages_arguments_fields_and_tracebacks(restore_logging: None, fmt: str) -> None:
     token = "ghp_redactme123"
     stream = capture_logging(fmt, [token, "hook-secret"])
-    log = logging.getLogger("atlas.github")
+    log = logging.getLogger("atlas.github.client")
     log.info("cloning %s", f"https://x-access-token:{token}@github.com/acme/infra.git")
     log.info("token is " + token, extra={"header": f"token {token}"})
     with job_context(repo=f"acme/{token}"):

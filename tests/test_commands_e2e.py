@@ -163,9 +163,9 @@ def test_symlink_out_of_the_repository_is_refused(
 
 
 def test_comment_on_a_plain_issue_is_ignored(world: Start, github_emulator: GitHubEmulator,
-                                             shared_github_dir: Path) -> None:
+                                             github_data_dir: Path) -> None:
     atlas = world()
-    payload = json.loads((shared_github_dir / "webhooks/issue_comment.created.plain_issue.json").read_text())
+    payload = json.loads((github_data_dir / "webhooks/issue_comment.created.plain_issue.json").read_text())
     response = atlas.deliver("issue_comment", payload)
     assert response.status_code in (200, 403)
 

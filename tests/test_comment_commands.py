@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from atlas.comment_commands import (
+from atlas.intake.comment_parser import (
     ALWAYS_ALLOWED,
     COMMANDS,
     CommandKind,
@@ -19,7 +19,7 @@ from atlas.comment_commands import (
     refused_terraform_flag,
     resolve_dir,
 )
-from atlas.comments import render_usage
+from atlas.render.comments import render_usage
 
 PLAN = CommandKind.PLAN
 PREFIXES = ("atlas", "atlantis")

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from atlas.comments import (
+from atlas.models import CommandName, PlanSummary, Project, ProjectResult, ProjectStatus
+from atlas.render.comments import (
     COMMENT_LIMIT,
     format_diff,
     render_apply_comment,
@@ -19,7 +20,6 @@ from atlas.comments import (
     render_usage,
     split_comment,
 )
-from atlas.models import CommandName, PlanSummary, Project, ProjectResult, ProjectStatus
 from tests.conftest import require_binary
 
 FIXTURES = Path(__file__).resolve().parent.parent / "terraform-fixtures"

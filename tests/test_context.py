@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from atlas.context import build_context
+from atlas.commands.context import build_context
+from atlas.config.settings import Settings
 from atlas.models import Project, PullRequest, Repo
-from atlas.settings import Settings
 
 REPO = Repo(full_name="acme/infra", clone_url="http://git.invalid/acme/infra.git",
             html_url="http://git.invalid/acme/infra")

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from atlas.settings import CONFIG_ENV, ENV_PREFIX, Settings, load_settings, setting_infos
+from atlas.config.settings import CONFIG_ENV, ENV_PREFIX, Settings, load_settings, setting_infos
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yml"

@@ -23,11 +23,11 @@ from typing import Any
 import pytest
 import requests
 
-from atlas import drift
-from atlas.audit import AuditAction
-from atlas.context import CommandContext
+from atlas.commands.context import CommandContext
+from atlas.drift import check as drift
+from atlas.drift.scheduler import start_scheduler
 from atlas.models import DriftStatus
-from atlas.scheduler import start_scheduler
+from atlas.stores.audit import AuditAction
 from tests.atlas_plugin import FIXTURES, REPO_ROOT, RunningAtlas
 from tests.commands_world import DEVELOPER, REPO, app_change, open_and_plan
 from tests.emulator import GitHubEmulator, webhook_payload
@@ -190,7 +190,7 @@ def test_remediation_applies_the_default_branch_and_closes_its_issue_in_the_same
     assert "<summary>Plan applied</summary>" in record
     assert world.drift_statuses()[-1] == ("success", "2 projects in sync (1 remediated)")
 
-    from atlas.state import SQLiteStateStore
+    from atlas.stores.state import SQLiteStateStore
 
     entries = SQLiteStateStore(world.data_dir / "atlas.db").audit_entries(action=AuditAction.REMEDIATION)
     [entry] = entries
@@ -337,7 +337,7 @@ def test_the_server_runs_the_checks_on_their_schedule(
     world.apply_live("app", "-var", "environment=staging")
     ctx: CommandContext = atlas.app.config["ATLAS_CONTEXT"]
     now = [datetime(2030, 12, 31, 23, 59, 30, tzinfo=UTC)]
-    scheduler = start_scheduler(ctx, atlas.settings, clock=lambda: now[0], tick_seconds=0.05)
+    scheduler = start_scheduler(ctx, atlas.config.settings, clock=lambda: now[0], tick_seconds=0.05)
     try:
         eventually(lambda: scheduler.table, 30, "the scheduler reading the schedules")
         assert dict(scheduler.table) == {REPO: {NEVER}}
@@ -403,7 +403,7 @@ def test_an_issue_body_with_a_huge_plan_is_cut_to_what_github_accepts() -> None:
 
 
 def test_the_github_client_finds_opens_updates_and_closes_drift_issues(github_emulator: GitHubEmulator) -> None:
-    from atlas.github import GitHubClient
+    from atlas.github.client import GitHubClient
 
     created = github_emulator.create_repo(REPO, files={"main.tf": "# empty\n"})
     pull = github_emulator.open_pull(REPO, "change", {"main.tf": "# changed\n"}, title="atlas drift: not an issue")

@@ -8,16 +8,16 @@ from typing import Any
 
 import pytest
 
-from atlas.events import Ignored, PayloadError, Ping, PullRequestEvent, job_for_event, parse_event
+from atlas.intake.events import Ignored, PayloadError, Ping, PullRequestEvent, job_for_event, parse_event
 from atlas.models import CommandName, Job
 
-WEBHOOKS = Path(__file__).resolve().parents[2] / "shared" / "github" / "webhooks"
+WEBHOOKS = Path(__file__).resolve().parent / "data" / "github" / "webhooks"
 
 
 def payload(name: str) -> dict[str, Any]:
     path = WEBHOOKS / f"{name}.json"
     if not path.exists():
-        pytest.fail(f"{path} is missing: the shared GitHub test data must sit beside the repository")
+        pytest.fail(f"{path} is missing: GitHub's recorded payloads belong in tests/data/github/webhooks")
     data: dict[str, Any] = json.loads(path.read_text())
     return data
 

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import requests
 
-from atlas.front import FrontLimits
+from atlas.http.front import FrontLimits
 from tests.atlas_plugin import WEBHOOK_SECRET, free_port, served_through_front, wait_for
 from tests.emulator import EmulatedRepo, GitHubEmulator, deliver, webhook_payload
 from tests.stalling import StalledConnections

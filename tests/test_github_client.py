@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from atlas.github import GitHubClient
+from atlas.github.client import GitHubClient
+from atlas.github.ratelimit import WriteBudget
 from atlas.models import PullRequest, Repo
-from atlas.ratelimit import WriteBudget
 from atlas.vcs import ChangedFile, CommitState, FileStatus, Permission, VCSClient, VCSError
 from tests.emulator import EmulatedPull, GitHubEmulator
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from atlas.locks import LockAttempt, SQLiteLockStore
 from atlas.models import Project, PullRequest, Repo
+from atlas.stores.locks import LockAttempt, SQLiteLockStore
 
 REPO = Repo(
     full_name="acme/infra", clone_url="https://github.com/acme/infra.git", html_url="https://github.com/acme/infra"

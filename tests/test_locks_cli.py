@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from atlas.locks import SQLiteLockStore, lock_id_for
 from atlas.models import Project, PullRequest, Repo
+from atlas.stores.locks import SQLiteLockStore, lock_id_for
 from tests.emulator import EmulatedPull, GitHubEmulator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

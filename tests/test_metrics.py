@@ -9,7 +9,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from atlas import __version__, metrics
-from atlas.github import GitHubClient
+from atlas.github.client import GitHubClient
 from atlas.metrics import MeteredVCSClient
 from atlas.models import Repo
 from atlas.vcs import VCSClient, VCSError

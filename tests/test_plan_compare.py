@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from atlas.comments import render_plan_difference, split_comment
-from atlas.joblog import JobLog
 from atlas.models import Project, ProjectStatus
-from atlas.plan_compare import (
+from atlas.render.comments import render_plan_difference, split_comment
+from atlas.runtime.joblog import JobLog
+from atlas.runtime.plan_compare import (
     ABSENT,
     UNKNOWN,
     AttributeDifference,
@@ -34,8 +34,8 @@ from atlas.plan_compare import (
     load_changes,
     planned_changes,
 )
-from atlas.plans import plan_project
-from atlas.terraform import TerraformRunner
+from atlas.runtime.plans import plan_project
+from atlas.runtime.terraform import TerraformRunner
 from tests.conftest import require_binary
 
 FIXTURES = Path(__file__).resolve().parent.parent / "terraform-fixtures"

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from atlas.joblog import JobLog
 from atlas.models import CommandName, PlanSummary, Project, ProjectResult, ProjectStatus, ResourceChange
-from atlas.plans import (
+from atlas.runtime.joblog import JobLog
+from atlas.runtime.plans import (
     apply_project,
     apply_summary_from_output,
     clean_plan_output,
@@ -19,7 +19,7 @@ from atlas.plans import (
     summarise_plan,
     summary_line_from_output,
 )
-from atlas.terraform import CancelToken, TerraformRunner
+from atlas.runtime.terraform import CancelToken, TerraformRunner
 from tests.conftest import require_binary
 
 FIXTURES = Path(__file__).resolve().parent.parent / "terraform-fixtures"

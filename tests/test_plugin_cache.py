@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from atlas.joblog import JobLog
-from atlas.sandbox import choose_sandbox
-from atlas.terraform import TerraformRunner
+from atlas.runtime.joblog import JobLog
+from atlas.runtime.sandbox import choose_sandbox
+from atlas.runtime.terraform import TerraformRunner
 from tests.conftest import require_sandbox
 
 # Stands in for terraform: an init that notices when another init is inside the cache with it.

@@ -11,7 +11,7 @@ from atlas.config.loading import parse_repo_config
 from atlas.config.server import EffectiveConfig, RepoPolicy, ServerConfig, apply_repo_config
 from atlas.config.valid import FilePatterns
 from atlas.models import Project
-from atlas.project_selection import changed_paths, find_named_project, projects_for_dir, select_projects
+from atlas.runtime.project_selection import changed_paths, find_named_project, projects_for_dir, select_projects
 from atlas.vcs import ChangedFile, FileStatus
 
 REPO = "github.com/acme/infra"

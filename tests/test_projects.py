@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from atlas.projects import ProjectMatch, find_projects
+from atlas.runtime.projects import ProjectMatch, find_projects
 from atlas.vcs import ChangedFile, FileStatus
 
 FIXTURES = Path(__file__).resolve().parent.parent / "terraform-fixtures"
@@ -275,7 +275,7 @@ def test_a_file_that_does_not_parse_is_read_as_calling_no_modules(
         },
     )
 
-    with caplog.at_level(logging.WARNING, logger="atlas.projects"):
+    with caplog.at_level(logging.WARNING, logger="atlas.runtime.projects"):
         matches = find_projects(repo, changed("broken/main.tf", "m/main.tf", "lib/main.tf"))
 
     assert dirs(matches) == ["app", "broken", "m"]

@@ -6,9 +6,9 @@ import threading
 import time
 from pathlib import Path
 
+from atlas.jobs.queue import EmbeddedQueue, QueueUnavailable
 from atlas.models import CommandName, Job, JobStatus, PullRequest, Repo
-from atlas.queue import EmbeddedQueue, QueueUnavailable
-from atlas.state import SQLiteStateStore
+from atlas.stores.state import SQLiteStateStore
 
 REPO = Repo(
     full_name="acme/infra", clone_url="http://git.invalid/acme/infra.git", html_url="http://git.invalid/acme/infra"

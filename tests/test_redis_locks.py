@@ -9,10 +9,10 @@ from typing import Any
 
 from redis import Redis
 
-from atlas.locks import LockAttempt
 from atlas.models import Project, PullRequest, Repo
-from atlas.redis_locks import RedisLockStore
-from atlas.redis_state import connect
+from atlas.stores.locks import LockAttempt
+from atlas.stores.redis_locks import RedisLockStore
+from atlas.stores.redis_state import connect
 
 pytest_plugins = ["tests.redis_plugin"]
 

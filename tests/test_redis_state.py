@@ -9,8 +9,8 @@ from typing import Any
 from redis import Redis
 
 from atlas.models import CommandName, Job, JobStatus, Project, PullRequest, Repo
-from atlas.redis_state import DELIVERY_TTL_SECONDS, RedisStateStore, connect, redis_location
-from atlas.state import ProjectPhase, ProjectState
+from atlas.stores.redis_state import DELIVERY_TTL_SECONDS, RedisStateStore, connect, redis_location
+from atlas.stores.state import ProjectPhase, ProjectState
 
 pytest_plugins = ["tests.redis_plugin"]
 

@@ -16,7 +16,7 @@ from atlas.config.server import RepoPolicy, apply_repo_config
 from atlas.config.valid import DEFAULT_WHEN_MODIFIED, ApplyOnMerge, Drift, RepoConfig, RepoLocksMode
 from atlas.config.workflow import DEFAULT_WORKFLOW, Stage, Step, StepName
 from atlas.models import Project
-from atlas.project_selection import select_projects
+from atlas.runtime.project_selection import select_projects
 from atlas.vcs import ChangedFile
 
 CORPUS = Path(__file__).resolve().parent / "atlantis_corpus"

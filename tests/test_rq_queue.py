@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from redis import Redis
 
-from atlas.locks import ProjectLock
+from atlas.jobs.queue import QueueUnavailable
+from atlas.jobs.rq import ABANDONED, RQQueue, run_queued
 from atlas.models import Job, JobStatus, Project
-from atlas.queue import QueueUnavailable
-from atlas.redis_locks import RedisLockStore
-from atlas.redis_state import RedisStateStore, connect
-from atlas.rq_queue import ABANDONED, RQQueue, run_queued
+from atlas.stores.locks import ProjectLock
+from atlas.stores.redis_locks import RedisLockStore
+from atlas.stores.redis_state import RedisStateStore, connect
 
 if TYPE_CHECKING:
     from tests.redis_plugin import JobEvents, RedisServer, WorkerProcess

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from atlas.joblog import JobLog
-from atlas.sandbox import (
+from atlas.runtime.joblog import JobLog
+from atlas.runtime.sandbox import (
     Bubblewrap,
     HostPath,
     RunScope,
@@ -33,7 +33,7 @@ from atlas.sandbox import (
     choose_sandbox,
     unreachable_terraform_config,
 )
-from atlas.terraform import CancelToken, RunResult, TerraformRunner
+from atlas.runtime.terraform import CancelToken, RunResult, TerraformRunner
 from tests.conftest import require_sandbox
 
 SECRET = "sibling-secret-0123456789abcdef"
@@ -274,9 +274,9 @@ def test_a_sandbox_dies_with_the_atlas_process_that_started_it(tmp_path: Path) -
     marker = f"orphan-{os.getpid()}-{time.monotonic_ns()}"
     program = textwrap.dedent(f"""
         from pathlib import Path
-        from atlas.joblog import JobLog
-        from atlas.sandbox import RunScope, choose_sandbox
-        from atlas.terraform import TerraformRunner
+        from atlas.runtime.joblog import JobLog
+        from atlas.runtime.sandbox import RunScope, choose_sandbox
+        from atlas.runtime.terraform import TerraformRunner
         runner = TerraformRunner("terraform", plugin_cache_dir=Path({str(tmp_path / 'cache')!r}),
                                  sandbox=choose_sandbox("required"))
         here = Path({str(tmp_path)!r})
@@ -418,7 +418,7 @@ def test_an_undumpable_process_hides_its_environment_from_its_own_user(undumpabl
     # so it is set again as every process starts), then marks itself as atlas does.
     program = textwrap.dedent(f"""
         import ctypes, os, sys, time
-        from atlas.sandbox import mark_undumpable
+        from atlas.runtime.sandbox import mark_undumpable
         if os.geteuid() == 0:
             os.setgid({NOBODY}); os.setuid({NOBODY})
             ctypes.CDLL(None).prctl(4, 1, 0, 0, 0)

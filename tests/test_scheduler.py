@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
-from atlas.redis_state import RedisStateStore, connect, text
-from atlas.scheduler import Scheduler, Slot, due_slots, latest_firing
-from atlas.state import SQLiteStateStore
+from atlas.drift.scheduler import Scheduler, Slot, due_slots, latest_firing
+from atlas.stores.redis_state import RedisStateStore, connect, text
+from atlas.stores.state import SQLiteStateStore
 from tests.redis_plugin import eventually
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from atlas.settings import Settings, SettingsError, example_config, load_settings, setting_infos
+from atlas.config.settings import Settings, SettingsError, example_config, load_settings, setting_infos
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_CONFIG = REPO_ROOT / "config" / "server.example.yaml"
@@ -364,7 +364,7 @@ def test_var_file_directories_are_reachable_read_only_in_the_sandbox(tmp_path: P
 def test_the_example_config_documents_every_setting() -> None:
     text = EXAMPLE_CONFIG.read_text()
     assert text == example_config(), (
-        "config/server.example.yaml is out of date: python -m atlas.settings > config/server.example.yaml"
+        "config/server.example.yaml is out of date: python -m atlas.config.settings > config/server.example.yaml"
     )
     for info in setting_infos():
         assert f"{info.key}: " in text

@@ -7,8 +7,8 @@ import time
 
 from redis import Redis
 
-from atlas.ratelimit import SharedWriteBudget
-from atlas.redis_state import connect
+from atlas.github.ratelimit import SharedWriteBudget
+from atlas.stores.redis_state import connect
 
 
 def _spend(redis_url: str, count: int, results: multiprocessing.Queue) -> None:  # type: ignore[type-arg]

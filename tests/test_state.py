@@ -6,7 +6,7 @@ import multiprocessing
 from pathlib import Path
 
 from atlas.models import CommandName, Job, JobStatus, PlanRecord, PlanSummary, Project, PullRequest, Repo
-from atlas.state import SQLiteStateStore
+from atlas.stores.state import SQLiteStateStore
 
 REPO = Repo(
     full_name="acme/infra", clone_url="http://git.invalid/acme/infra.git", html_url="http://git.invalid/acme/infra"

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from atlas.config.workflow import Stage, Step, StepName
-from atlas.joblog import JobLog
 from atlas.models import CommandName, Project, ProjectResult, ProjectStatus, PullRequest, Repo
-from atlas.steps import (
+from atlas.runtime.joblog import JobLog
+from atlas.runtime.steps import (
     StageFiles,
     StepContext,
     escape_comment_args,
@@ -23,7 +23,7 @@ from atlas.steps import (
     run_step_environment,
     strip_refreshing,
 )
-from atlas.terraform import CancelToken, TerraformRunner
+from atlas.runtime.terraform import CancelToken, TerraformRunner
 from tests.conftest import require_binary, require_sandbox
 from tests.emulator import GitHubEmulator
 

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
-from atlas.locks import LockAttempt, LockStore, SQLiteLockStore, lock_id_for
 from atlas.models import CommandName, Job, JobStatus, PlanRecord, PlanSummary, Project, PullRequest, Repo, utcnow
-from atlas.redis_locks import RedisLockStore
-from atlas.redis_state import RedisStateStore, connect
-from atlas.state import ProjectPhase, ProjectState, SQLiteStateStore, StateStore
+from atlas.stores.locks import LockAttempt, LockStore, SQLiteLockStore, lock_id_for
+from atlas.stores.redis_locks import RedisLockStore
+from atlas.stores.redis_state import RedisStateStore, connect
+from atlas.stores.state import ProjectPhase, ProjectState, SQLiteStateStore, StateStore
 
 pytest_plugins = ["tests.redis_plugin"]
 

@@ -19,8 +19,8 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
-from atlas.joblog import JobLog
-from atlas.terraform import CancelToken, RunResult, TerraformError, TerraformRunner
+from atlas.runtime.joblog import JobLog
+from atlas.runtime.terraform import CancelToken, RunResult, TerraformError, TerraformRunner
 from tests.conftest import require_binary
 
 SECRET = "s3cr3t-webhook-value"

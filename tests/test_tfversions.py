@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from atlas.tfversions import (
+from atlas.runtime.tfversions import (
     TerraformVersionError,
     TerraformVersions,
     Version,
@@ -380,7 +380,7 @@ def test_concurrent_threads_and_processes_download_a_version_once(tmp_path: Path
         f"""
         import sys, threading
         from pathlib import Path
-        from atlas.tfversions import TerraformVersions
+        from atlas.runtime.tfversions import TerraformVersions
 
         versions = TerraformVersions(
             Path({str(tmp_path / "bin")!r}), Path({str(tmp_path / "cache")!r}),

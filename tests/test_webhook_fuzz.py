@@ -1,6 +1,6 @@
 """Property: whatever a sender does to a real delivery, `POST /events` answers it below 500, with a reason.
 
-Hypothesis mutates GitHub's recorded payloads (tests/emulator/recordings: `shared/github/webhooks`):
+Hypothesis mutates GitHub's recorded payloads (tests/emulator/recordings: `tests/data/github/webhooks`):
 values replaced by any JSON (integers of any size, floats, lone surrogates, deep nests), keys
 removed, comment bodies made into atlas commands, the serialised bytes cut, patched or nested
 50,000 deep, and the headers (event, content type, signature, delivery id) changed. Most cases are
@@ -32,9 +32,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from atlas.app import create_app
+from atlas.config.settings import load_settings
+from atlas.jobs.queue import EmbeddedQueue
 from atlas.models import Job
-from atlas.queue import EmbeddedQueue
-from atlas.settings import load_settings
 from tests.atlas_plugin import served_through_front
 from tests.emulator import sign
 from tests.emulator.recordings import webhook_body

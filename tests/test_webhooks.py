@@ -131,11 +131,11 @@ def test_event_atlas_does_not_handle_is_ignored_with_200(
     start_atlas: Callable[..., RunningAtlas],
     fixture_repo: Callable[..., EmulatedRepo],
     github_emulator: GitHubEmulator,
-    shared_github_dir: object,
+    github_data_dir: object,
 ) -> None:
     atlas = start_atlas()
     pull = opened_pull(fixture_repo, github_emulator)
-    push = json.loads((FIXTURES.parent.parent / "shared/github/webhooks/push.json").read_text())
+    push = json.loads((github_data_dir / "webhooks/push.json").read_text())
     response = atlas.deliver("push", push)
     assert response.status_code == 200
     assert response.text.startswith("ignored: ")

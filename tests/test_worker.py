@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from atlas.jobs.rq import RQQueue
 from atlas.models import Job, JobStatus
-from atlas.redis_state import RedisStateStore
-from atlas.rq_queue import RQQueue
+from atlas.stores.redis_state import RedisStateStore
 
 if TYPE_CHECKING:
     from redis import Redis

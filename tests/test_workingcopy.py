@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from atlas.joblog import JobLog
 from atlas.models import Repo
-from atlas.workingcopy import WorkingCopies, WorkingCopyError
+from atlas.runtime.joblog import JobLog
+from atlas.runtime.workingcopy import WorkingCopies, WorkingCopyError
 from tests.conftest import require_binary
 from tests.emulator.server import GitHubEmulator
 

@@ -23,7 +23,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from atlas.tfversions import current_platform
+from atlas.runtime.tfversions import current_platform
 
 FAKE_TERRAFORM = """#!/bin/sh
 # Stands in for terraform {version}: says it is {version}; every other command runs the real terraform.

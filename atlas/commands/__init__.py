@@ -15,14 +15,14 @@ from collections.abc import Callable
 from atlas import metrics
 from atlas.commands import apply, cancel, cleanup, plan, reply, state_ops, unlock
 from atlas.commands.authorisation import refusal_for
+from atlas.commands.context import CommandContext
 from atlas.commands.outcome import CommandOutcome
-from atlas.comments import render_error_comment
-from atlas.context import CommandContext
 from atlas.logs import job_context
 from atlas.models import CommandName, Job, JobStatus
-from atlas.terraform import CancelToken
+from atlas.render.comments import render_error_comment
+from atlas.runtime.terraform import CancelToken
+from atlas.runtime.workingcopy import WorkingCopyError
 from atlas.vcs import VCSError
-from atlas.workingcopy import WorkingCopyError
 
 log = logging.getLogger(__name__)
 

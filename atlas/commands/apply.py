@@ -13,24 +13,24 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from atlas.artifacts import ArtifactError
-from atlas.audit import AuditAction, audited
 from atlas.commands import merge
+from atlas.commands.context import CommandContext
 from atlas.commands.hooks import run_hooks
 from atlas.commands.locking import lock_holder_text
 from atlas.commands.outcome import CommandOutcome, record_phase
 from atlas.commands.project_run import run_project_stage
 from atlas.commands.repo_settings import RepoSettings, load_repo_settings
 from atlas.commands.requirements import unmet
-from atlas.comments import render_apply_comment, render_error_comment, split_comment
 from atlas.config.raw import ConfigError
 from atlas.config.valid import RepoLocksMode
-from atlas.context import CommandContext
-from atlas.joblog import JobLog
 from atlas.models import CommandName, Job, JobStatus, PlanRecord, ProjectResult, ProjectStatus
-from atlas.project_selection import find_named_project
-from atlas.state import ProjectPhase
-from atlas.terraform import CancelToken
+from atlas.render.comments import render_apply_comment, render_error_comment, split_comment
+from atlas.runtime.joblog import JobLog
+from atlas.runtime.project_selection import find_named_project
+from atlas.runtime.terraform import CancelToken
+from atlas.stores.artifacts import ArtifactError
+from atlas.stores.audit import AuditAction, audited
+from atlas.stores.state import ProjectPhase
 from atlas.vcs import CommitState, VCSError
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 
-from atlas.context import CommandContext
+from atlas.commands.context import CommandContext
 from atlas.models import CommandName, Job
 
 OPEN_TO_ANYONE = frozenset({CommandName.HELP, CommandName.VERSION, CommandName.REFUSE})

@@ -8,10 +8,10 @@ lock, then the process group is killed if it does not stop.
 
 from __future__ import annotations
 
+from atlas.commands.context import CommandContext
 from atlas.commands.outcome import CommandOutcome
-from atlas.context import CommandContext
 from atlas.models import Job, JobStatus
-from atlas.terraform import CancelToken
+from atlas.runtime.terraform import CancelToken
 
 
 def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import shutil
 
 from atlas.commands import merge
+from atlas.commands.context import CommandContext
 from atlas.commands.outcome import CommandOutcome
 from atlas.commands.unlock import project_line, release_pull
-from atlas.comments import render_error_comment
 from atlas.config.raw import ConfigError
-from atlas.context import CommandContext
 from atlas.models import Job, JobStatus
-from atlas.terraform import CancelToken
+from atlas.render.comments import render_error_comment
+from atlas.runtime.terraform import CancelToken
 
 
 def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:

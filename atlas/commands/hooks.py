@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from atlas.comments import render_error_comment
+from atlas.commands.context import CommandContext
 from atlas.config.server import WorkflowHook
-from atlas.context import CommandContext
-from atlas.joblog import JobLog
 from atlas.models import Job
-from atlas.sandbox import RunScope
+from atlas.render.comments import render_error_comment
+from atlas.runtime.joblog import JobLog
+from atlas.runtime.sandbox import RunScope
 
 
 def run_hooks(ctx: CommandContext, job: Job, hooks: Sequence[WorkflowHook], workdir: Path, log: JobLog,

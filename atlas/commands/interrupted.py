@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 
-from atlas.comments import render_error_comment
-from atlas.context import CommandContext
+from atlas.commands.context import CommandContext
 from atlas.models import CommandName, Job, JobStatus
+from atlas.render.comments import render_error_comment
 from atlas.vcs import CommitState, VCSError
 
 log = logging.getLogger(__name__)

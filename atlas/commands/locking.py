@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from atlas.context import CommandContext
-from atlas.locks import ProjectLock, Release
+from atlas.commands.context import CommandContext
 from atlas.models import CommandArgs, CommandName, Job, PullRequest
+from atlas.stores.locks import ProjectLock, Release
 
 log = logging.getLogger(__name__)
 

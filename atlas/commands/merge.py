@@ -24,20 +24,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from atlas.audit import AuditAction, audited
+from atlas.commands.context import CommandContext
 from atlas.commands.locking import plan_for_new_holders
 from atlas.commands.outcome import CommandOutcome, record_phase
 from atlas.commands.project_run import run_project_stage
 from atlas.commands.repo_settings import RepoSettings, load_repo_settings
-from atlas.comments import (
-    render_apply_comment,
-    render_error_comment,
-    render_plan_comment,
-    render_plan_difference,
-    split_comment,
-)
-from atlas.context import CommandContext
-from atlas.locks import lock_id_for
 from atlas.models import (
     CommandName,
     Job,
@@ -48,11 +39,20 @@ from atlas.models import (
     ProjectResult,
     PullRequest,
 )
-from atlas.plan_compare import compare_plans, dump_changes, load_changes, planned_changes
-from atlas.sandbox import RunScope
-from atlas.state import ProjectPhase
-from atlas.steps import StageFiles
-from atlas.terraform import CancelToken, TerraformRunner
+from atlas.render.comments import (
+    render_apply_comment,
+    render_error_comment,
+    render_plan_comment,
+    render_plan_difference,
+    split_comment,
+)
+from atlas.runtime.plan_compare import compare_plans, dump_changes, load_changes, planned_changes
+from atlas.runtime.sandbox import RunScope
+from atlas.runtime.steps import StageFiles
+from atlas.runtime.terraform import CancelToken, TerraformRunner
+from atlas.stores.audit import AuditAction, audited
+from atlas.stores.locks import lock_id_for
+from atlas.stores.state import ProjectPhase
 from atlas.vcs import CommitState
 
 log = logging.getLogger(__name__)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from atlas.context import CommandContext
+from atlas.commands.context import CommandContext
 from atlas.models import Job, JobStatus, Project, utcnow
-from atlas.state import ProjectPhase, ProjectState
+from atlas.stores.state import ProjectPhase, ProjectState
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from atlas.artifacts import PlanArtifact
-from atlas.audit import AuditAction, audited
+from atlas.commands.context import CommandContext
 from atlas.commands.hooks import run_hooks
 from atlas.commands.locking import lock_holder_text, submit_handoff_plan
 from atlas.commands.merge import show_json
@@ -23,19 +22,20 @@ from atlas.commands.outcome import CommandOutcome, record_phase
 from atlas.commands.project_run import run_project_stage
 from atlas.commands.repo_settings import RepoSettings, load_repo_settings
 from atlas.commands.requirements import unmet
-from atlas.comment_commands import CommentError, resolve_dir
-from atlas.comments import render_error_comment, render_plan_comment, split_comment
 from atlas.config.raw import ConfigError
 from atlas.config.valid import RepoLocksMode
-from atlas.context import CommandContext
-from atlas.joblog import JobLog
-from atlas.locks import ProjectLock
+from atlas.intake.comment_parser import CommentError, resolve_dir
 from atlas.models import CommandName, Job, JobStatus, PlanRecord, Project, ProjectResult, ProjectStatus
-from atlas.plan_compare import dump_changes, planned_changes
-from atlas.project_selection import find_named_project, projects_for_dir, select_projects
-from atlas.projects import ProjectMatch, has_terraform_files
-from atlas.state import ProjectPhase
-from atlas.terraform import CancelToken
+from atlas.render.comments import render_error_comment, render_plan_comment, split_comment
+from atlas.runtime.joblog import JobLog
+from atlas.runtime.plan_compare import dump_changes, planned_changes
+from atlas.runtime.project_selection import find_named_project, projects_for_dir, select_projects
+from atlas.runtime.projects import ProjectMatch, has_terraform_files
+from atlas.runtime.terraform import CancelToken
+from atlas.stores.artifacts import PlanArtifact
+from atlas.stores.audit import AuditAction, audited
+from atlas.stores.locks import ProjectLock
+from atlas.stores.state import ProjectPhase
 from atlas.vcs import CommitState
 
 log = logging.getLogger(__name__)

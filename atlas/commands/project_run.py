@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from atlas.commands.context import CommandContext
 from atlas.commands.repo_settings import RepoSettings
 from atlas.config.workflow import Stage
-from atlas.context import CommandContext
-from atlas.joblog import JobLog
 from atlas.logs import job_context
 from atlas.models import CommandName, Job, Project, ProjectResult, ProjectStatus
-from atlas.steps import StepContext, run_stage
-from atlas.terraform import CancelToken, TerraformError
+from atlas.runtime.joblog import JobLog
+from atlas.runtime.steps import StepContext, run_stage
+from atlas.runtime.terraform import CancelToken, TerraformError
 
 STAGES = {
     CommandName.AUTOPLAN: "plan",

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from atlas import __version__
+from atlas.commands.context import CommandContext
 from atlas.commands.outcome import CommandOutcome
-from atlas.comments import render_usage
-from atlas.context import CommandContext
 from atlas.models import Job, JobStatus
-from atlas.terraform import CancelToken, TerraformError
+from atlas.render.comments import render_usage
+from atlas.runtime.terraform import CancelToken, TerraformError
 
 
 def help_(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:

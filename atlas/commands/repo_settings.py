@@ -10,13 +10,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from atlas.commands.context import CommandContext
 from atlas.config.loading import load_repo_config
 from atlas.config.raw import ConfigError
 from atlas.config.server import EffectiveConfig, ProjectSettings, RepoPolicy, apply_repo_config
 from atlas.config.valid import ApplyOnMerge
-from atlas.context import CommandContext
 from atlas.models import Project, PullRequest
-from atlas.project_selection import find_named_project
+from atlas.runtime.project_selection import find_named_project
 
 
 @dataclass(frozen=True)

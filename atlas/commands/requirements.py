@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from atlas.context import CommandContext
+from atlas.commands.context import CommandContext
 from atlas.models import PullRequest
 
 EXPLANATIONS = {

@@ -7,18 +7,18 @@ changed: the comment says so and how to plan again.
 
 from __future__ import annotations
 
+from atlas.commands.context import CommandContext
 from atlas.commands.locking import lock_holder_text
 from atlas.commands.outcome import CommandOutcome
 from atlas.commands.plan import projects_to_plan
 from atlas.commands.project_run import run_project_stage
 from atlas.commands.repo_settings import load_repo_settings
 from atlas.commands.requirements import unmet
-from atlas.comment_commands import CommentError
-from atlas.comments import fence_for, render_error_comment
 from atlas.config.raw import ConfigError
-from atlas.context import CommandContext
+from atlas.intake.comment_parser import CommentError
 from atlas.models import CommandName, Job, JobStatus
-from atlas.terraform import CancelToken
+from atlas.render.comments import fence_for, render_error_comment
+from atlas.runtime.terraform import CancelToken
 
 TITLES = {CommandName.IMPORT: "Import", CommandName.STATE_RM: "State rm"}
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from atlas.audit import AuditAction, audited
+from atlas.commands.context import CommandContext
 from atlas.commands.locking import plan_for_new_holders
 from atlas.commands.outcome import CommandOutcome
-from atlas.context import CommandContext
 from atlas.models import Job, JobStatus, Project
-from atlas.terraform import CancelToken
+from atlas.runtime.terraform import CancelToken
+from atlas.stores.audit import AuditAction, audited
 
 
 @audited(AuditAction.UNLOCK)

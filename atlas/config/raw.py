@@ -24,7 +24,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from atlas.config.workflow import Step, StepName
-from atlas.tfversions import TerraformVersionError, VersionConstraint
+from atlas.runtime.tfversions import TerraformVersionError, VersionConstraint
 
 MAX_CONFIG_BYTES = 1 << 20
 """A config file larger than this is refused rather than parsed."""

@@ -1,7 +1,7 @@
 """Validated workflows: what runs, step by step, for each stage of a project's command.
 
 Parsed from `workflows:` in a repo config or a server-side repos.yaml (atlas.config.raw); run by
-atlas.steps. The default workflow equals Atlantis's default.
+atlas.runtime.steps. The default workflow equals Atlantis's default.
 """
 
 from __future__ import annotations

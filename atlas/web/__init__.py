@@ -12,8 +12,8 @@ from datetime import timedelta
 from flask import Flask
 
 from atlas import metrics
-from atlas.context import CommandContext
-from atlas.queue import JobQueue
+from atlas.commands.context import CommandContext
+from atlas.jobs.queue import JobQueue
 from atlas.web.audit import audit_api, audit_pages
 from atlas.web.auth import BasicAuth
 from atlas.web.csrf import CsrfTokens, load_or_create_key

@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, render_template, request
 
 from atlas import __version__
-from atlas.audit import AuditAction, AuditEntry
+from atlas.stores.audit import AuditAction, AuditEntry
 from atlas.web.pages import SECURITY_HEADERS
 from atlas.web.site import current_site, require_login
 

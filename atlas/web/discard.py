@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from atlas import audit
+from atlas.commands.context import CommandContext
 from atlas.commands.locking import plan_for_new_holders
-from atlas.context import CommandContext
-from atlas.locks import ProjectLock
+from atlas.stores import audit
+from atlas.stores.locks import ProjectLock
 from atlas.vcs import VCSError
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """Where a job's output is read from for its page, and how old output is expired.
 
-While a job runs, its output grows in `<data-dir>/jobs/<id>.log` (`atlas.joblog`). Once it has
+While a job runs, its output grows in `<data-dir>/jobs/<id>.log` (`atlas.runtime.joblog`). Once it has
 finished, the state store keeps a copy (`JobOutputStore`), which outlives a restart, the pull
 request's close and a worker on another machine, until `--job-log-retention-days` expires it.
 """
@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from atlas.context import CommandContext
+from atlas.commands.context import CommandContext
 from atlas.models import JobStatus, utcnow
-from atlas.state import StateStore
+from atlas.stores.state import StateStore
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 
 from atlas import __version__
-from atlas.locks import ProjectLock
 from atlas.models import JobStatus, PlanRecord, Project, PullRequest, utcnow
-from atlas.state import JobRecord, ProjectState
+from atlas.stores.locks import ProjectLock
+from atlas.stores.state import JobRecord, ProjectState
 from atlas.web import csrf
 from atlas.web.ansi import ansi_to_html, strip_ansi
 from atlas.web.discard import LockChanged, discard_and_unlock, holder_token

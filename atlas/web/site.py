@@ -9,8 +9,8 @@ from flask import Response, current_app
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
-from atlas.context import CommandContext
-from atlas.queue import JobQueue
+from atlas.commands.context import CommandContext
+from atlas.jobs.queue import JobQueue
 from atlas.web.auth import BasicAuth
 from atlas.web.csrf import CsrfTokens
 from atlas.web.live import StreamSlots
@@ -20,7 +20,7 @@ EXTENSION = "atlas.web"
 
 
 class WebSettings(Protocol):
-    """The settings the web pages read (fields of `atlas.settings.Settings`)."""
+    """The settings the web pages read (fields of `atlas.config.settings.Settings`)."""
 
     @property
     def web_username(self) -> str | None: ...

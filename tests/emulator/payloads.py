@@ -1,6 +1,6 @@
 """Webhook payloads for emulated pull requests, built from real recorded GitHub deliveries.
 
-A payload starts as a real delivery from shared/github/webhooks; every object in it that names the
+A payload starts as a real delivery from tests/data/github/webhooks; every object in it that names the
 repository, the pull request, its issue, the comment or the sender is overwritten with what the
 emulator's API answers for the same object, so atlas sees one consistent world whichever way it
 looks. Fields GitHub only puts in webhooks (`action`, `before`/`after`, `installation`…) stay.

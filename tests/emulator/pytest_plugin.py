@@ -1,4 +1,4 @@
-"""Fixtures for tests that talk to GitHub: a running emulator and the shared real GitHub data."""
+"""Fixtures for tests that talk to GitHub: a running emulator and GitHub's recorded data."""
 
 from __future__ import annotations
 
@@ -12,16 +12,16 @@ from tests.emulator.server import GitHubEmulator
 
 
 @pytest.fixture
-def shared_github_dir() -> Path:
-    """shared/github: real webhook payloads and recorded API responses."""
+def github_data_dir() -> Path:
+    """tests/data/github: real webhook payloads and recorded API responses."""
     try:
-        return recordings.shared_github_dir()
+        return recordings.github_data_dir()
     except FileNotFoundError as missing:
         pytest.fail(str(missing), pytrace=False)
 
 
 @pytest.fixture
-def github_emulator(tmp_path: Path, shared_github_dir: Path) -> Iterator[GitHubEmulator]:
+def github_emulator(tmp_path: Path, github_data_dir: Path) -> Iterator[GitHubEmulator]:
     """A started GitHub emulator keeping its repositories under this test's tmp_path."""
     from tests.conftest import require_binary
 

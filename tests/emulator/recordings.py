@@ -1,4 +1,4 @@
-"""The real GitHub data in ../shared/github: recorded API responses and webhook payloads.
+"""The real GitHub data in tests/data/github: recorded API responses and webhook payloads.
 
 The emulator shapes its answers after these so that what PyGithub and atlas read in tests is what
 GitHub really sends, with only identifiers and URLs changed.
@@ -12,17 +12,17 @@ import json
 from pathlib import Path
 from typing import Any
 
-SHARED_DIR = Path(__file__).resolve().parents[3] / "shared"
-"""Where the lead keeps data shared by all engineers (the repository's sibling `shared/`)."""
+GITHUB_DATA_DIR = Path(__file__).resolve().parents[1] / "data" / "github"
+"""GitHub's recorded payloads and responses, kept in the repository (their sources: its README.md)."""
 
 
-def shared_github_dir() -> Path:
-    """`shared/github`, or an error that says what is missing."""
-    path = SHARED_DIR / "github"
+def github_data_dir() -> Path:
+    """`tests/data/github`, or an error that says what is missing."""
+    path = GITHUB_DATA_DIR
     if not (path / "webhooks").is_dir() or not (path / "replay").is_dir():
         raise FileNotFoundError(
             f"GitHub test data not found at {path}: the emulator needs the real payloads in "
-            "shared/github/webhooks and shared/github/replay next to the repository"
+            "tests/data/github/webhooks and tests/data/github/replay (restore them from git)"
         )
     return path
 
@@ -30,7 +30,7 @@ def shared_github_dir() -> Path:
 @functools.cache
 def _replay_records(filename: str) -> tuple[tuple[str, str, int, str], ...]:
     """(verb, path, status, body) of every exchange in a PyGithub replay file."""
-    lines = (shared_github_dir() / "replay" / filename).read_text().split("\n")
+    lines = (github_data_dir() / "replay" / filename).read_text().split("\n")
     records = []
     i = 0
     while i < len(lines):
@@ -60,7 +60,7 @@ def replay_body(filename: str, verb: str, path: str) -> Any:
 
 @functools.cache
 def _webhook_text(name: str) -> str:
-    return (shared_github_dir() / "webhooks" / f"{name}.json").read_text()
+    return (github_data_dir() / "webhooks" / f"{name}.json").read_text()
 
 
 def webhook_body(name: str) -> dict[str, Any]:

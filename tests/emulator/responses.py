@@ -1,6 +1,6 @@
 """JSON bodies of the emulator's answers, built from real recorded GitHub responses.
 
-Each body starts as a copy of a response GitHub really sent (shared/github/replay), with every
+Each body starts as a copy of a response GitHub really sent (tests/data/github/replay), with every
 URL moved to the emulator's host and the identifying fields replaced by the emulated state.
 Bodies with no recording (reviews, reactions, teams, permissions) follow GitHub's documented
 examples field by field.

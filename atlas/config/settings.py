@@ -1,0 +1,1067 @@
+"""atlas's settings: one model from which every flag, `ATLAS_*` variable and config-file key is derived.
+
+A setting is declared once, as a field of `Settings` built with `setting()`; its name gives the flag
+(`gh_token` → `--gh-token`), the environment variable (`ATLAS_GH_TOKEN`) and the config-file key
+(`gh-token`, or `gh_token`), and its description is its `--help` text. `load_settings()` merges the
+sources (flag > environment > config file > default) and turns a wrong value into a `SettingsError`
+whose one-line message names the setting the way the user wrote it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import json
+import os
+import socket
+import textwrap
+import types
+import typing
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlparse, urlsplit
+
+import yaml
+from pydantic import (
+    BeforeValidator,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from atlas.runtime.sandbox import HostPath, SandboxMode
+
+ENV_PREFIX = "ATLAS_"
+CONFIG_ENV = "ATLAS_CONFIG"
+"""The environment variable that names the config file when `--config` is not given."""
+
+
+class SettingsError(Exception):
+    """A setting has a wrong value; the message is one line that names it as the user wrote it."""
+
+
+class Group(StrEnum):
+    """The sections settings are listed under in `--help` and in the example config file."""
+
+    GITHUB = "GitHub"
+    SERVER = "Server"
+    COMMANDS = "Commands and locks"
+    DRIFT = "Drift detection"
+    TERRAFORM = "Terraform"
+    SANDBOX = "Sandbox"
+    LOGGING = "Logging"
+
+
+def setting(
+    default: Any,
+    description: str,
+    group: Group,
+    *,
+    metavar: str | None = None,
+    example: object = None,
+    default_text: str | None = None,
+    **constraints: Any,
+) -> Any:
+    """Declare a setting: its default, its help text and where it is listed.
+
+    `example` is shown, commented out, in the example config file for settings without a safe
+    default; `default_text` replaces the default in help where the real one is computed.
+    """
+    extra: dict[str, Any] = {"group": group.value}
+    if metavar is not None:
+        extra["metavar"] = metavar
+    if example is not None:
+        extra["example"] = example
+    if default_text is not None:
+        extra["default_text"] = default_text
+    return Field(default, description=description, json_schema_extra=extra, **constraints)
+
+
+def _split_commas(value: object) -> object:
+    """Flags and environment variables give lists as `a,b,c`; the config file may give a YAML list."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+def _lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
+KNOWN_COMMANDS = ("plan", "apply", "unlock", "cancel", "help", "version", "import", "state rm")
+"""Every comment command atlas knows; --allow-commands picks from these."""
+
+APPLY_REQUIREMENTS = ("approved", "mergeable", "undiverged")
+"""Conditions --apply-requirements may name."""
+
+ApplyOnMerge = Literal["false", "true", "always", "only"]
+
+
+def _apply_on_merge(value: object) -> object:
+    """YAML and flags may say true/false as booleans or words."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value).strip().lower() if isinstance(value, str) else value
+
+
+CommaList = Annotated[list[str], BeforeValidator(_split_commas)]
+Source = Literal["flag", "env", "file"]
+
+SECRET_FILES = {
+    "gh_token": "gh_token_file",
+    "gh_webhook_secret": "gh_webhook_secret_file",
+    "api_secret": "api_secret_file",
+    "web_password": "web_password_file",
+}
+"""Each secret setting that may be read from a file instead, and the setting naming that file."""
+
+MAX_SECRET_FILE_BYTES = 64 * 1024
+LogLevel = Literal["debug", "info", "warning", "error"]
+LogFormat = Literal["text", "json"]
+
+
+def _http_url(value: str, example: str) -> str:
+    """`value` without its trailing slash, or a ValueError saying what a valid one looks like."""
+    parsed = urlparse(value)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ValueError(f"must be an http(s) URL such as {example}, got {json.dumps(value)}")
+    return value.rstrip("/")
+
+
+GITHUB_API_HOST = "api.github.com"
+ENTERPRISE_API_PATH = "/api/v3"
+
+
+def git_host_url(api_url: str) -> str:
+    """The base URL repositories are cloned from, for a GitHub API base URL; ValueError if it has none.
+
+    `https://api.github.com` → `https://github.com`; GitHub Enterprise Server's `https://HOST/api/v3`
+    → `https://HOST`; GitHub Enterprise Cloud's `https://api.SUBDOMAIN.ghe.com` → `https://SUBDOMAIN.ghe.com`.
+    """
+    parts = urlsplit(api_url.rstrip("/"))
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    if parts.path.endswith(ENTERPRISE_API_PATH):
+        return f"{parts.scheme}://{netloc}{parts.path[: -len(ENTERPRISE_API_PATH)]}"
+    if not parts.path and netloc.lower().startswith("api.") and netloc.count(".") >= 2:
+        return f"{parts.scheme}://{netloc[len('api.'):]}"
+    raise ValueError(
+        f"cannot tell the git host of {json.dumps(api_url)}: GitHub's API is https://{GITHUB_API_HOST} "
+        f"and GitHub Enterprise Server's is https://HOST{ENTERPRISE_API_PATH}"
+    )
+
+
+class Settings(BaseSettings):
+    """Everything an atlas process is configured with; build it with `load_settings()`.
+
+    Constructing `Settings(...)` directly validates exactly the given values (it reads no
+    environment or file), which is what tests want.
+    """
+
+    model_config = SettingsConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+    _sources: dict[str, Source] = PrivateAttr(default_factory=dict)
+    _config_file: Path | None = PrivateAttr(default=None)
+
+    # GitHub
+    gh_token: SecretStr | None = setting(
+        None,
+        "GitHub token atlas reads pull requests and posts comments and commit statuses with. "
+        "Required by the server; prefer the environment variable, since flags show in the process list.",
+        Group.GITHUB,
+        metavar="TOKEN",
+        example="ghp_xxxxxxxxxxxxxxxxxxxx",
+    )
+    gh_token_file: Path | None = setting(
+        None,
+        "File holding the GitHub token (as a mounted Kubernetes Secret is), instead of --gh-token.",
+        Group.GITHUB,
+        metavar="FILE",
+        example="/var/run/secrets/atlas/gh-token",
+    )
+    gh_webhook_secret: SecretStr | None = setting(
+        None,
+        "Secret of the GitHub webhook; atlas rejects deliveries whose signature does not match it. "
+        "Without it anyone who can reach the server can send it events.",
+        Group.GITHUB,
+        metavar="SECRET",
+        example="a-long-random-string",
+    )
+    gh_webhook_secret_file: Path | None = setting(
+        None,
+        "File holding the webhook secret, instead of --gh-webhook-secret.",
+        Group.GITHUB,
+        metavar="FILE",
+        example="/var/run/secrets/atlas/gh-webhook-secret",
+    )
+    allow_unsigned_webhooks: bool = setting(
+        False,
+        "Start without --gh-webhook-secret and accept unsigned deliveries, for a local trial only: anyone "
+        "who can reach the server can then send it events. Clones still go only to --gh-api-url's host.",
+        Group.GITHUB,
+    )
+    gh_api_url: str = setting(
+        "https://api.github.com",
+        "GitHub API base URL; for GitHub Enterprise Server use https://HOST/api/v3.",
+        Group.GITHUB,
+        metavar="URL",
+    )
+    gh_user: str | None = setting(
+        None,
+        "GitHub login of the account atlas comments as, so that it ignores its own comments.",
+        Group.GITHUB,
+        metavar="LOGIN",
+        example="atlas-bot",
+    )
+    repo_allowlist: CommaList = setting(
+        [],
+        "Repositories atlas acts on: comma-separated globs over HOST/OWNER/NAME, such as "
+        "github.com/acme/*; * allows every repository, and the empty default allows none.",
+        Group.GITHUB,
+        metavar="GLOBS",
+        example=["github.com/your-org/*"],
+    )
+    allow_draft_prs: bool = setting(
+        False, "Plan draft pull requests too, instead of waiting until they are ready.", Group.GITHUB
+    )
+    comment_prefix: CommaList = setting(
+        ["atlas"],
+        "Words that address atlas at the start of a pull-request comment (as in 'atlas plan'); "
+        "comma-separated.",
+        Group.GITHUB,
+        metavar="WORDS",
+    )
+
+    # Commands and locks
+    allow_commands: CommaList = setting(
+        ["plan", "apply", "unlock", "cancel", "help", "version"],
+        "Commands that exist on this server; others get a comment listing the allowed ones. "
+        "help and version are always allowed.",
+        Group.COMMANDS,
+        metavar="COMMANDS",
+    )
+    allow_users: CommaList = setting(
+        [],
+        "GitHub logins (globs) allowed to run comment commands. With neither this nor "
+        "--allow-teams set, anyone with write permission on the repository may.",
+        Group.COMMANDS,
+        metavar="LOGINS",
+        example=["alice", "bob"],
+    )
+    allow_teams: CommaList = setting(
+        [],
+        "GitHub teams (ORG/TEAM-SLUG) whose members may run comment commands.",
+        Group.COMMANDS,
+        metavar="TEAMS",
+        example=["acme/platform"],
+    )
+    allow_fork_prs: bool = setting(
+        False,
+        "Plan pull requests from forks. Off by default: planning runs the fork's code with the "
+        "server's credentials.",
+        Group.COMMANDS,
+    )
+    apply_requirements: CommaList = setting(
+        [],
+        "What must hold before apply: approved (approved by someone other than the author), "
+        "mergeable (GitHub says it can merge), undiverged (the base branch has no commits the pull "
+        "request lacks); comma-separated.",
+        Group.COMMANDS,
+        metavar="REQUIREMENTS",
+        example=["approved", "mergeable"],
+    )
+    checkout_strategy: Literal["branch", "merge"] = setting(
+        "branch",
+        "branch plans the pull request's head as it is; merge plans the result of merging the head "
+        "into the base branch, re-merging when the base moves.",
+        Group.COMMANDS,
+        metavar="STRATEGY",
+    )
+    automerge: bool = setting(
+        False, "Merge the pull request once every one of its projects has been applied.", Group.COMMANDS
+    )
+    disable_apply_all: bool = setting(
+        False, "Refuse a bare 'atlas apply': applies must name a project with -d or -p.", Group.COMMANDS
+    )
+    hide_prev_plan_comments: bool = setting(
+        False, "Hide (minimize) a pull request's earlier plan comments when it is planned again.", Group.COMMANDS
+    )
+    apply_on_merge: Annotated[ApplyOnMerge, BeforeValidator(_apply_on_merge)] = setting(
+        "false",
+        "Apply when a pull request merges instead of from the open pull request (the GitOps order): "
+        "true re-plans the merge commit and applies it when it matches the plan reviewed on the pull "
+        "request; always applies even when it differs; only also refuses 'atlas apply' before merge; "
+        "false applies from the pull request. The server-wide default; repos.yaml and repo configs "
+        "may override it where allowed.",
+        Group.COMMANDS,
+        metavar="MODE",
+    )
+    allow_backend_config_args: bool = setting(
+        False,
+        "Let comment commands pass -backend-config to terraform after --. Off by default: it can "
+        "point a plan at another state.",
+        Group.COMMANDS,
+    )
+    var_file_allowlist: CommaList = setting(
+        [],
+        "Directories besides the repository that a comment's -var-file may name (comma-separated, "
+        "absolute); by default only files inside the repository. They are also reachable, read-only, "
+        "from the sandbox.",
+        Group.COMMANDS,
+        metavar="DIRS",
+        example=["/etc/atlas/tfvars"],
+    )
+
+    repo_config: Path | None = setting(
+        None,
+        "Server-side repo config (repos.yaml): per-repository requirements, workflows, hooks and what "
+        "repositories' own atlas.yaml/atlantis.yaml may override.",
+        Group.COMMANDS,
+        metavar="FILE",
+        example="/etc/atlas/repos.yaml",
+    )
+
+    # Drift detection
+    drift_schedule: str = setting(
+        "0 * * * *",
+        "Cron schedule (five fields or @daily-style, in UTC) of the drift checks of projects whose drift: block "
+        "in repos.yaml or the repo config sets no schedule.",
+        Group.DRIFT,
+        metavar="CRON",
+    )
+
+    # Server
+    port: int = setting(4141, "Port to listen on.", Group.SERVER, ge=1, le=65535)
+    # Declared after `port`: its default is computed from the port.
+    atlas_url: str = setting(
+        "",
+        "Public base URL of this server, used in links from comments and commit statuses.",
+        Group.SERVER,
+        metavar="URL",
+        example="https://atlas.example.com",
+        default_text="http://HOSTNAME:PORT",
+    )
+    data_dir: Path = setting(
+        Path("~/.atlas"),
+        "Directory for atlas's working copies, plans and database; created if missing.",
+        Group.SERVER,
+        metavar="DIR",
+    )
+    api_secret: SecretStr | None = setting(
+        None,
+        "Secret that requests to atlas's /api endpoints must carry; the API is disabled while unset.",
+        Group.SERVER,
+        metavar="SECRET",
+        example="another-long-random-string",
+    )
+    api_secret_file: Path | None = setting(
+        None,
+        "File holding the API secret, instead of --api-secret.",
+        Group.SERVER,
+        metavar="FILE",
+        example="/var/run/secrets/atlas/api-secret",
+    )
+
+    web_username: str | None = setting(
+        None,
+        "Username the web pages, /status and /metrics ask for (HTTP basic auth) when --web-password is set too. "
+        "/events and /healthz never ask.",
+        Group.SERVER,
+        metavar="USER",
+        example="operator",
+    )
+    web_password: SecretStr | None = setting(
+        None,
+        "Password of --web-username; serve atlas over TLS when you set it.",
+        Group.SERVER,
+        metavar="PASSWORD",
+        example="a-long-random-password",
+    )
+    web_password_file: Path | None = setting(
+        None,
+        "File holding the web password, instead of --web-password.",
+        Group.SERVER,
+        metavar="FILE",
+        example="/var/run/secrets/atlas/web-password",
+    )
+    job_log_retention_days: int = setting(
+        30, "Days atlas keeps the output of finished jobs for their pages.", Group.SERVER, metavar="DAYS", ge=1
+    )
+    redis_url: SecretStr | None = setting(
+        None,
+        "Redis URL (redis://[:password@]host:port/db). Set, it switches the job queue to rq workers "
+        "('atlas worker') and locks, state, plans and delivery de-duplication to Redis, so any number of "
+        "web processes and workers share them.",
+        Group.SERVER,
+        metavar="URL",
+        example="redis://localhost:6379/0",
+    )
+    plans_s3_bucket: str | None = setting(
+        None,
+        "Keep saved plans in this S3 (or S3-compatible) bucket, so any worker can apply a plan another made; "
+        "without it plans go to Redis with --redis-url, else to the data dir.",
+        Group.SERVER,
+        metavar="BUCKET",
+        example="acme-atlas-plans",
+    )
+    plans_s3_prefix: str = setting("", "Key prefix for plans in --plans-s3-bucket.", Group.SERVER, metavar="PREFIX")
+    plans_s3_region: str | None = setting(None, "Region of --plans-s3-bucket.", Group.SERVER, metavar="REGION")
+    plans_s3_endpoint: str | None = setting(
+        None, "Endpoint of an S3-compatible store (MinIO, Ceph, …) for --plans-s3-bucket.", Group.SERVER,
+        metavar="URL",
+    )
+    web_workers: int = setting(
+        1,
+        "gunicorn worker processes for the web server; more than 1 needs --redis-url, since the embedded "
+        "queue lives in its process.",
+        Group.SERVER,
+        metavar="N",
+        ge=1,
+    )
+
+    max_connections_per_client: int = setting(
+        256,
+        "Open connections one client address may hold (of 1000 per web process); past it atlas closes that "
+        "client's longest-waiting connection that has not sent a whole request, or refuses the new one with "
+        "429. Behind a reverse proxy every connection comes from the proxy: raise it to 1000.",
+        Group.SERVER,
+        metavar="N",
+        ge=1,
+        le=1000,
+    )
+
+    # Terraform
+    terraform_bin: str = setting(
+        "terraform",
+        "Terraform binary to run: a name looked up on PATH, or a path.",
+        Group.TERRAFORM,
+        metavar="PATH",
+    )
+    terraform_timeout: float = setting(
+        3600.0,
+        "Seconds one terraform command may run before atlas stops it.",
+        Group.TERRAFORM,
+        metavar="SECONDS",
+        gt=0,
+    )
+    tf_bin_dir: Path | None = setting(
+        None,
+        "Directory of extra terraform binaries named terraform<version> (as Atlantis names them), "
+        "terraform_<version> or <version>/terraform; a project's terraform version is looked up here first.",
+        Group.TERRAFORM,
+        metavar="DIR",
+        default_text="<data-dir>/bin",
+    )
+    tf_download: bool = setting(
+        True,
+        "Download a terraform version a project asks for when no local binary matches it; with false such "
+        "a project fails with a comment saying what to install.",
+        Group.TERRAFORM,
+    )
+    tf_download_url: str = setting(
+        "https://releases.hashicorp.com",
+        "Release server terraform is downloaded from: HashiCorp's or a mirror with the same layout "
+        "(/terraform/index.json, /terraform/<v>/terraform_<v>_<os>_<arch>.zip and terraform_<v>_SHA256SUMS).",
+        Group.TERRAFORM,
+        metavar="URL",
+    )
+    default_tf_version: str | None = setting(
+        None,
+        'Terraform version or constraint (such as 1.11.4 or "~> 1.11.0") for projects that do not ask for '
+        "one; unset runs --terraform-bin.",
+        Group.TERRAFORM,
+        metavar="VERSION",
+        example="1.11.4",
+    )
+    parallel_pool_size: int = setting(
+        15, "How many terraform runs atlas executes at once.", Group.TERRAFORM, metavar="N", ge=1
+    )
+
+    # Sandbox
+    sandbox: Annotated[SandboxMode, BeforeValidator(_lower)] = setting(
+        SandboxMode.AUTO,
+        "Confine every process that runs pull-request code (terraform, run steps, hooks) with bubblewrap: "
+        "its own PID namespace and /proc, only its working copy writable, the data dir and atlas's own "
+        "files out of reach. auto uses the sandbox where the host allows it and otherwise starts with a "
+        "loud warning; required refuses to start without it; off runs such code unconfined.",
+        Group.SANDBOX,
+        metavar="MODE",
+    )
+    sandbox_paths: CommaList = setting(
+        [],
+        "Host paths pull-request code may reach besides its working copy, comma-separated: PATH "
+        "read-write, PATH:ro read-only (a local state directory on shared storage, a credentials file, a "
+        "shared cache). A path that holds or lies in the data dir or atlas's config and key files is refused.",
+        Group.SANDBOX,
+        metavar="PATHS",
+        example=["/srv/terraform-state", "/etc/atlas/aws-credentials:ro"],
+    )
+
+    # Logging
+    log_level: Annotated[LogLevel, BeforeValidator(_lower)] = setting(
+        "info",
+        "Least severe level logged: debug, info, warning or error.",
+        Group.LOGGING,
+        metavar="LEVEL",
+    )
+    log_format: Annotated[LogFormat, BeforeValidator(_lower)] = setting(
+        "text", "Log line format: text, or json (one object per line).", Group.LOGGING, metavar="FORMAT"
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # load_settings() merges flags, environment and file itself, so that an error can say
+        # which of them a wrong value came from.
+        return (init_settings,)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_secret_files(cls, data: Any) -> Any:
+        """A secret given as a file becomes the secret's value; giving both is a mistake."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for secret, file_setting in SECRET_FILES.items():
+            path = data.get(file_setting)
+            if path is None or path == "":
+                continue
+            if data.get(secret) not in (None, ""):
+                raise ValueError(f"{file_setting}: give {_flag(secret)} or {_flag(file_setting)}, not both")
+            data[secret] = read_secret_file(Path(str(path)).expanduser(), file_setting)
+        return data
+
+    @field_validator("sandbox_paths")
+    @classmethod
+    def _check_sandbox_paths(cls, entries: list[str]) -> list[str]:
+        return [str(HostPath.parse(entry)) for entry in entries]
+
+    @field_validator("var_file_allowlist")
+    @classmethod
+    def _check_var_file_allowlist(cls, entries: list[str]) -> list[str]:
+        directories = []
+        for entry in entries:
+            path = Path(entry).expanduser()
+            if not path.is_absolute():
+                raise ValueError(f"{json.dumps(entry)} is not an absolute path")
+            directories.append(os.path.normpath(path))
+        return directories
+
+    @field_validator("gh_token_file", "gh_webhook_secret_file", "api_secret_file", "web_password_file")
+    @classmethod
+    def _absolute_secret_file(cls, value: Path | None) -> Path | None:
+        return value.expanduser().absolute() if value is not None else None
+
+    @field_validator("gh_api_url")
+    @classmethod
+    def _check_api_url(cls, value: str) -> str:
+        value = _http_url(value, "https://api.github.com or https://HOST/api/v3")
+        git_host_url(value)
+        return value
+
+    @field_validator("tf_download_url")
+    @classmethod
+    def _check_download_url(cls, value: str) -> str:
+        return _http_url(value, "https://releases.hashicorp.com")
+
+    @field_validator("drift_schedule")
+    @classmethod
+    def _check_drift_schedule(cls, value: str) -> str:
+        from atlas.config.raw import cron_problem
+
+        problem = cron_problem(value)
+        if problem:
+            raise ValueError(f"must be a cron schedule such as '0 * * * *': {problem}")
+        return value.strip()
+
+    @field_validator("default_tf_version")
+    @classmethod
+    def _check_default_tf_version(cls, value: str | None) -> str | None:
+        if value:
+            from atlas.runtime.tfversions import TerraformVersionError, VersionConstraint
+
+            try:
+                VersionConstraint.parse(value)
+            except (TerraformVersionError, ValueError) as error:
+                raise ValueError(str(error)) from None
+        return value
+
+    @field_validator("atlas_url")
+    @classmethod
+    def _default_atlas_url(cls, value: str, info: ValidationInfo) -> str:
+        if not value:
+            return f"http://{socket.gethostname()}:{info.data.get('port', 4141)}"
+        return _http_url(value, "https://atlas.example.com")
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute_data_dir(cls, value: Path) -> Path:
+        return value.expanduser().absolute()
+
+    @field_validator("repo_allowlist")
+    @classmethod
+    def _check_allowlist(cls, globs: list[str]) -> list[str]:
+        for glob in globs:
+            first, slashes = glob.split("/", 1)[0], glob.count("/")
+            host_like = "." in first or ":" in first or first == "localhost" or any(c in first for c in "*?[")
+            if glob != "*" and (slashes == 0 or (slashes == 1 and not host_like)):
+                raise ValueError(
+                    f"entry {json.dumps(glob)} is not a HOST/OWNER/NAME glob; "
+                    f"write it like github.com/{glob.strip('/') or 'acme'}" + ("/*" if slashes == 0 else "")
+                )
+        return globs
+
+    @field_validator("allow_commands")
+    @classmethod
+    def _check_commands(cls, names: list[str]) -> list[str]:
+        names = [name.strip().lower().replace("_", " ") for name in names]
+        unknown = [name for name in names if name not in KNOWN_COMMANDS]
+        if unknown:
+            raise ValueError(f"unknown command {json.dumps(unknown[0])}; known: {', '.join(KNOWN_COMMANDS)}")
+        return names
+
+    @field_validator("apply_requirements")
+    @classmethod
+    def _check_requirements(cls, names: list[str]) -> list[str]:
+        names = [name.strip().lower() for name in names]
+        unknown = [name for name in names if name not in APPLY_REQUIREMENTS]
+        if unknown:
+            raise ValueError(
+                f"unknown requirement {json.dumps(unknown[0])}; known: {', '.join(APPLY_REQUIREMENTS)}"
+            )
+        return names
+
+    @field_validator("comment_prefix")
+    @classmethod
+    def _check_prefixes(cls, words: list[str]) -> list[str]:
+        if not words:
+            raise ValueError("must name at least one word, such as atlas")
+        for word in words:
+            if any(c.isspace() for c in word):
+                raise ValueError(f"each prefix must be one word, got {json.dumps(word)}")
+        return words
+
+    @model_validator(mode="after")
+    def _check_together(self) -> Settings:
+        if (self.web_username is None) != (self.web_password is None):
+            raise ValueError("web_username: --web-username and --web-password must be set together")
+        if self.web_workers > 1 and self.redis_url is None:
+            raise ValueError("web_workers: more than one web worker needs --redis-url (the embedded queue "
+                             "lives in one process)")
+        if self.sandbox is SandboxMode.OFF and self.sandbox_paths:
+            raise ValueError("sandbox_paths: --sandbox-paths has no effect with --sandbox off; remove it, "
+                             "or use --sandbox auto or required")
+        return self
+
+    def __eq__(self, other: object) -> bool:
+        # Where a setting was given is not part of its value.
+        return isinstance(other, Settings) and self.__dict__ == other.__dict__
+
+    def source_of(self, name: str) -> Source | None:
+        """Where the setting `name` was given (flag, env or file), or None when it has its default."""
+        return self._sources.get(name)
+
+    @property
+    def config_file(self) -> Path | None:
+        """The config file these settings were read from (`--config`, `ATLAS_CONFIG`), if any."""
+        return self._config_file
+
+    def secrets_given_as_flags(self) -> list[str]:
+        """The flags of secrets given on the command line, which every user of the host can read."""
+        return [setting_info(name).flag for name, field in type(self).model_fields.items()
+                if _is_secret(field) and self.source_of(name) == "flag"]
+
+    def host_paths(self) -> list[HostPath]:
+        """What the sandbox exposes besides the working copy: --sandbox-paths, then the var-file directories."""
+        paths = [HostPath.parse(entry) for entry in self.sandbox_paths]
+        named = {host.path for host in paths}
+        paths += [HostPath(Path(entry), read_only=True) for entry in self.var_file_allowlist
+                  if Path(entry) not in named and Path(entry).exists()]
+        return paths
+
+    def own_paths(self) -> list[Path]:
+        """atlas's own files, which pull-request code must never reach: the data dir, config and key files."""
+        paths = [self.data_dir]
+        if self.config_file is not None:
+            paths.append(self.config_file.expanduser().absolute())
+        if self.repo_config is not None:
+            paths.append(self.repo_config.expanduser().absolute())
+        for file_setting in SECRET_FILES.values():
+            path = getattr(self, file_setting)
+            if path is not None:
+                paths.append(path)
+        return paths
+
+    def secrets(self) -> list[str]:
+        """The values of every secret setting that is set, to scrub from logs and child environments."""
+        found: list[str] = []
+        for name, field in type(self).model_fields.items():
+            value = getattr(self, name)
+            if not _is_secret(field) or value is None or not value.get_secret_value():
+                continue
+            if name == "redis_url":
+                # Only its password is secret; the rest of the URL is what an operator needs in the log.
+                password = urlsplit(value.get_secret_value()).password
+                if password:
+                    found.append(password)
+                continue
+            found.append(value.get_secret_value())
+        return found
+
+    @property
+    def gh_git_url(self) -> str:
+        """Where atlas clones repositories from: the git host of `--gh-api-url`, never a payload's URL."""
+        return git_host_url(self.gh_api_url)
+
+    def repo_id(self, full_name: str) -> str:
+        """`HOST/OWNER/NAME` of a repository on the configured GitHub, as the allowlist and repos.yaml name it."""
+        return f"{urlsplit(self.gh_git_url).hostname}/{full_name}"
+
+    def repo_allowed(self, repo_id: str) -> bool:
+        """Whether `--repo-allowlist` allows the repository `HOST/OWNER/NAME` (case-insensitive)."""
+        repo_id = repo_id.lower()
+        return any(fnmatch.fnmatchcase(repo_id, glob.lower()) for glob in self.repo_allowlist)
+
+
+def require_webhook_secret(settings: Settings) -> None:
+    """SettingsError unless deliveries are signed, or unsigned ones are explicitly allowed."""
+    if settings.gh_webhook_secret is None and not settings.allow_unsigned_webhooks:
+        raise SettingsError(
+            "--gh-webhook-secret (ATLAS_GH_WEBHOOK_SECRET) is required: without it anyone who can reach the "
+            "server can send it events. Set it (or --gh-webhook-secret-file) to the GitHub webhook's secret, or "
+            "pass --allow-unsigned-webhooks for a local trial"
+        )
+
+
+def _unwrap_optional(annotation: Any) -> Any:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        members = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        if len(members) == 1:
+            return members[0]
+    return annotation
+
+
+def _is_secret(field: FieldInfo) -> bool:
+    return _unwrap_optional(field.annotation) is SecretStr
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def read_secret_file(path: Path, file_setting: str) -> str:
+    """The secret in `path`, without the newline editors and `kubectl create secret` leave; ValueError if unreadable.
+
+    The message names the file and the reason, never what the file holds.
+    """
+    try:
+        size = path.stat().st_size
+        if size > MAX_SECRET_FILE_BYTES:
+            raise ValueError(f"{file_setting}: {path} is {size} bytes, too large to be a secret")
+        raw = path.read_bytes()
+    except IsADirectoryError:
+        raise ValueError(f"{file_setting}: {path} is a directory, not a file") from None
+    except OSError as error:
+        raise ValueError(f"{file_setting}: cannot read {path}: {error.strerror or type(error).__name__}") from None
+    try:
+        value = raw.decode("utf-8").strip("\r\n")
+    except UnicodeDecodeError:
+        raise ValueError(f"{file_setting}: {path} is not UTF-8 text") from None
+    if not value.strip():
+        raise ValueError(f"{file_setting}: {path} is empty")
+    return value
+
+
+@dataclass(frozen=True)
+class SettingInfo:
+    """How one setting is spelled in each place it can be given, and how it is documented."""
+
+    name: str
+    description: str
+    group: Group
+    default: Any
+    metavar: str
+    example: object
+    default_text: str | None
+    is_secret: bool
+    is_bool: bool
+    is_list: bool
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+    @property
+    def key(self) -> str:
+        """The config-file key; the snake_case field name is accepted too."""
+        return self.name.replace("_", "-")
+
+    @property
+    def shown_default(self) -> str | None:
+        """The default as help text shows it, or None when there is none."""
+        if self.default_text is not None:
+            return self.default_text
+        return _plain(self.default)
+
+
+def _plain(value: Any) -> str | None:
+    """A value as a user would type it after a flag."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list):
+        return ",".join(value) if value else "none"
+    return str(value)
+
+
+def setting_infos() -> Iterator[SettingInfo]:
+    """Every setting, in declaration order."""
+    for name, field in Settings.model_fields.items():
+        extra = field.json_schema_extra
+        assert isinstance(extra, dict), f"declare setting {name} with setting()"
+        annotation = _unwrap_optional(field.annotation)
+        group, metavar = extra.get("group"), extra.get("metavar")
+        example = extra.get("example")
+        default_text = extra.get("default_text")
+        yield SettingInfo(
+            name=name,
+            description=field.description or "",
+            group=Group(str(group)),
+            default=field.default,
+            metavar=metavar if isinstance(metavar, str) else name.upper(),
+            example=example,
+            default_text=default_text if isinstance(default_text, str) else None,
+            is_secret=annotation is SecretStr,
+            is_bool=annotation is bool,
+            is_list=typing.get_origin(annotation) is list,
+        )
+
+
+def setting_info(name: str) -> SettingInfo:
+    for info in setting_infos():
+        if info.name == name:
+            return info
+    raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class _Given:
+    """A value and where the user gave it, so that an error can point back at it."""
+
+    source: Literal["flag", "env", "file"]
+    value: object
+    key: str = ""
+
+
+def load_settings(
+    cli_values: Mapping[str, object] | None = None,
+    config_file: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Merge flags > environment > config file > defaults into validated settings.
+
+    `cli_values` maps setting names (snake_case or kebab-case) to flag values; `config_file`
+    defaults to the file `ATLAS_CONFIG` names; `env` defaults to `os.environ`.
+    Raises SettingsError with a one-line message.
+    """
+    env = os.environ if env is None else env
+    if config_file is None and env.get(CONFIG_ENV):
+        config_file = Path(env[CONFIG_ENV])
+    infos = {info.name: info for info in setting_infos()}
+
+    given: dict[str, _Given] = {}
+    if config_file is not None:
+        for key, value in _read_config_file(config_file, infos).items():
+            if value is not None and value != "":  # `key:` with nothing after it leaves the default
+                given[key.replace("-", "_")] = _Given("file", value, key)
+    for info in infos.values():
+        # An empty variable counts as unset, as `ATLAS_GH_TOKEN=` in a compose file means.
+        if env.get(info.env):
+            given[info.name] = _Given("env", env[info.env], info.env)
+    for key, value in (cli_values or {}).items():
+        name = key.replace("-", "_")
+        if name not in infos:
+            raise SettingsError(f"unknown setting --{key.replace('_', '-')}")
+        if value is not None and value != "":  # `--flag ''` leaves the setting unset, like `ATLAS_X=`
+            given[name] = _Given("flag", value, infos[name].flag)
+
+    try:
+        settings = Settings.model_validate({name: item.value for name, item in given.items()})
+    except ValidationError as error:
+        raise SettingsError(_describe(error, given, infos, config_file)) from None
+    settings._sources = {name: item.source for name, item in given.items()}
+    settings._config_file = config_file.expanduser().absolute() if config_file is not None else None
+    return settings
+
+
+def _read_config_file(path: Path, infos: Mapping[str, SettingInfo]) -> dict[str, object]:
+    """The file's settings by the key the user wrote, after checking every key names a setting."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise SettingsError(f"{path}: cannot read config file: {reason}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise SettingsError(f"{path}: invalid YAML{where}: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SettingsError(f"{path}: must be a mapping of setting names to values, got {_kind(data)}")
+
+    seen: dict[str, str] = {}
+    for key in data:
+        name = str(key).replace("-", "_")
+        if name not in infos or not isinstance(key, str):
+            keys = [info.key for info in infos.values()]
+            close = difflib.get_close_matches(str(key).replace("_", "-"), keys, n=1)
+            hint = f' (did you mean "{close[0]}"?)' if close else ""
+            raise SettingsError(f'{path}: unknown setting "{key}"{hint}')
+        if name in seen:
+            raise SettingsError(f'{path}: setting "{key}" is given twice, also as "{seen[name]}"')
+        seen[name] = key
+    return {str(key): value for key, value in data.items()}
+
+
+def _kind(value: object) -> str:
+    return {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _describe(
+    error: ValidationError,
+    given: Mapping[str, _Given],
+    infos: Mapping[str, SettingInfo],
+    config_file: Path | None,
+) -> str:
+    """One line for the first validation error, naming the setting as the user gave it."""
+    first = error.errors()[0]
+    name = str(first["loc"][0]) if first["loc"] else ""
+    problem = str(first.get("ctx", {}).get("error", first["msg"]))
+    if not name and first["type"] == "value_error":
+        # A check across settings says which one it is about: "web_username: …".
+        name, _, problem = problem.partition(": ")
+    info = infos.get(name)
+    if info is None:  # not about one setting: cannot happen with load_settings's own checks
+        return f"invalid settings: {first['msg']}"
+    item = given.get(name)
+
+    if first["type"] != "value_error":
+        problem = _expectation(Settings.model_fields[name])
+        if item is not None and not info.is_secret:
+            problem += f", got {json.dumps(item.value, default=str)}"
+
+    if item is not None and item.source == "file":
+        return f'{config_file}: invalid setting "{item.key}": {problem}'
+    if item is not None and item.source == "env":
+        return f"invalid setting {info.env} ({info.flag}): {problem}"
+    return f"invalid setting {info.flag} ({info.env}): {problem}"
+
+
+def _expectation(field: FieldInfo) -> str:
+    """What a valid value of `field` looks like, from its type and constraints."""
+    annotation = _unwrap_optional(field.annotation)
+    bounds = {
+        kind: getattr(item, kind)
+        for item in field.metadata
+        for kind in ("ge", "gt", "le")
+        if hasattr(item, kind)
+    }
+    if annotation is int:
+        if "ge" in bounds and "le" in bounds:
+            return f"must be an integer between {bounds['ge']} and {bounds['le']}"
+        if "ge" in bounds:
+            return f"must be an integer of at least {bounds['ge']}"
+        return "must be an integer"
+    if annotation is float:
+        if "gt" in bounds:
+            return f"must be a number greater than {bounds['gt']}"
+        return "must be a number"
+    if annotation is bool:
+        return "must be true or false"
+    if typing.get_origin(annotation) is Literal:
+        return "must be one of " + ", ".join(str(choice) for choice in typing.get_args(annotation))
+    if isinstance(annotation, type) and issubclass(annotation, StrEnum):
+        return "must be one of " + ", ".join(member.value for member in annotation)
+    if typing.get_origin(annotation) is list:
+        return "must be a comma-separated list (a YAML list in the config file) of strings"
+    if annotation is Path:
+        return "must be a path"
+    return "must be a string"
+
+
+def example_config() -> str:
+    """The text of config/server.example.yaml: every setting with its description, variable and default."""
+    lines = [
+        "# atlas server configuration.",
+        "#",
+        "# Pass this file with `atlas server --config FILE` (or ATLAS_CONFIG=FILE). Each key is a flag",
+        "# without its leading dashes (snake_case works too). A flag overrides its environment variable,",
+        "# which overrides this file, which overrides the default. Keep secrets out of this file where you",
+        "# can: set ATLAS_GH_TOKEN and ATLAS_GH_WEBHOOK_SECRET in the environment instead.",
+        "#",
+        "# Generated from atlas/settings.py: python -m atlas.config.settings > config/server.example.yaml",
+    ]
+    for group in Group:
+        lines += ["", f"## {group.value}"]
+        for info in setting_infos():
+            if info.group is not group:
+                continue
+            shown = info.shown_default
+            lines.append("")
+            lines += textwrap.wrap(
+                info.description,
+                width=98,
+                initial_indent="# ",
+                subsequent_indent="# ",
+                break_on_hyphens=False,
+            )
+            default = f"default: {shown}" if shown is not None else "no default"
+            lines.append(f"# env: {info.env}, flag: {info.flag}, {default}")
+            if info.example is not None:
+                lines.append(f"# {info.key}: {_yaml_value(info.example)}")
+            else:
+                lines.append(f"{info.key}: {_yaml_value(_plain_yaml(info.default))}")
+    return "\n".join(lines) + "\n"
+
+
+def _plain_yaml(value: Any) -> Any:
+    if isinstance(value, Path | StrEnum):
+        return str(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _yaml_value(value: object) -> str:
+    return yaml.safe_dump(value, default_flow_style=True, width=1000).removesuffix("\n...\n").strip()
+
+
+if __name__ == "__main__":
+    print(example_config(), end="")

@@ -1,0 +1,367 @@
+"""`VCSClient` for GitHub and GitHub Enterprise Server, on PyGithub.
+
+PyGithub's blanket pacing is switched off and replaced by `atlas.github.ratelimit`: writes are counted
+against the token's budget and only wait when it is spent, and retries follow what GitHub asks.
+Every failure leaves as `VCSError` with GitHub's status and message, never the token.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from urllib.parse import quote
+
+import requests
+from github import Auth, Github, GithubException, UnknownObjectException
+from github.Issue import Issue as GithubIssue
+from github.PullRequest import PullRequest as GithubPull
+from github.Repository import Repository as GithubRepository
+
+from atlas.github.ratelimit import (
+    DEFAULT_BACKOFF_BASE,
+    DEFAULT_MAX_RATE_LIMIT_WAIT,
+    DEFAULT_MAX_RETRIES,
+    GitHubRetry,
+    WriteBudget,
+)
+from atlas.models import PullRequest, Repo
+from atlas.vcs import ChangedFile, CommitState, FileStatus, Issue, Permission, PostedComment, VCSError
+
+log = logging.getLogger(__name__)
+
+GITHUB_API_URL = "https://api.github.com"
+PER_PAGE = 100
+"""Items per page for every list (GitHub's maximum), so long lists take few requests."""
+STATUS_DESCRIPTION_MAX = 140
+"""GitHub's limit on a commit status description; atlas shortens longer ones."""
+MERGEABLE_POLLS = 3
+"""How often to ask again while GitHub is still computing `mergeable` (it answers null)."""
+
+_DECIDING_REVIEW_STATES = ("APPROVED", "CHANGES_REQUESTED", "DISMISSED")
+
+
+def pull_from_api(pr: GithubPull) -> PullRequest:
+    """The pull request as atlas models it, from PyGithub's object of the REST answer."""
+    base_repo = pr.base.repo
+    head_repo = pr.head.repo
+    repo = Repo(
+        full_name=base_repo.full_name,
+        clone_url=base_repo.clone_url,
+        html_url=base_repo.html_url,
+        default_branch=base_repo.default_branch,
+        private=base_repo.private,
+    )
+    return PullRequest(
+        repo=repo,
+        number=pr.number,
+        head_sha=pr.head.sha,
+        head_ref=pr.head.ref,
+        base_ref=pr.base.ref,
+        base_sha=pr.base.sha,
+        author=pr.user.login,
+        html_url=pr.html_url,
+        title=pr.title,
+        is_draft=bool(pr.draft),
+        # A deleted fork leaves `head.repo` null; it was a fork all the same.
+        is_fork=head_repo is None or head_repo.full_name != base_repo.full_name,
+        head_clone_url=head_repo.clone_url if head_repo is not None else "",
+        is_open=pr.state == "open",
+        merged=bool(pr.merged),
+        merge_commit_sha=(pr.merge_commit_sha or "") if pr.merged else "",
+        merged_by=pr.merged_by.login if pr.merged and pr.merged_by else "",
+    )
+
+
+def issue_from_api(issue: GithubIssue) -> Issue:
+    return Issue(
+        number=issue.number,
+        title=issue.title,
+        body=issue.body or "",
+        state=issue.state,
+        html_url=issue.html_url,
+        labels=tuple(label.name for label in issue.labels),
+    )
+
+
+def _describe(action: str, error: GithubException) -> str:
+    """`GitHub <action> failed: <status> <message> (<details>)` from GitHub's error body."""
+    data = error.data if isinstance(error.data, dict) else {}
+    message = data.get("message") or error.message or ""
+    details = [
+        str(item["message"])
+        for item in data.get("errors", []) or []
+        if isinstance(item, dict) and item.get("message") and item["message"] != message
+    ]
+    text = f"GitHub {action} failed: {error.status} {message}".rstrip()
+    if details:
+        text += f" ({'; '.join(details)})"
+    return text
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class GitHubClient:
+    """atlas's `VCSClient` for github.com (`https://api.github.com`) or GHES (`https://HOST/api/v3`)."""
+
+    def __init__(
+        self,
+        token: str,
+        api_url: str = GITHUB_API_URL,
+        *,
+        write_budget: WriteBudget | None = None,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        timeout: float = 30,
+        backoff_base: float = DEFAULT_BACKOFF_BASE,
+        max_rate_limit_wait: float = DEFAULT_MAX_RATE_LIMIT_WAIT,
+        mergeable_poll_interval: float = 1.0,
+    ) -> None:
+        self._token = token
+        self.api_url = api_url.rstrip("/")
+        self.write_budget = write_budget or WriteBudget.for_token(token)
+        self._mergeable_poll_interval = mergeable_poll_interval
+        retry = GitHubRetry.policy(
+            max_retries,
+            backoff_base=backoff_base,
+            max_rate_limit_wait=max_rate_limit_wait,
+            write_budget=self.write_budget,
+        )
+        self._github = Github(
+            base_url=self.api_url,
+            auth=Auth.Token(token) if token else None,
+            # Pacing is the write budget's job; PyGithub's fixed sleeps would slow every request.
+            seconds_between_requests=None,
+            seconds_between_writes=None,
+            retry=retry,
+            timeout=max(math.ceil(timeout), 1),
+            per_page=PER_PAGE,
+            # Objects are built from URLs without a GET; data is fetched when first read.
+            lazy=True,
+        )
+
+    def __repr__(self) -> str:
+        return f"GitHubClient(api_url={self.api_url!r})"
+
+    def close(self) -> None:
+        """Close the pooled HTTP connections."""
+        self._github.close()
+
+    @contextmanager
+    def _calling(self, action: str) -> Iterator[None]:
+        """Turn whatever PyGithub or requests raise into a `VCSError` safe to show users."""
+        try:
+            yield
+        except GithubException as error:
+            raise VCSError(self._scrub(_describe(action, error))) from error
+        except requests.RequestException as error:
+            raise VCSError(self._scrub(f"GitHub {action} failed: {type(error).__name__}: {error}")) from error
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._token, "***") if self._token else text
+
+    def _repo(self, repo: Repo) -> GithubRepository:
+        return self._github.get_repo(repo.full_name)
+
+    def _repo_url(self, repo: Repo) -> str:
+        return f"/repos/{repo.full_name}"
+
+    # Reading
+
+    def get_pull(self, repo: Repo, number: int) -> PullRequest:
+        with self._calling(f"reading pull request {repo.full_name}#{number}"):
+            return pull_from_api(self._repo(repo).get_pull(number))
+
+    def resolve_ref(self, repo: Repo, ref: str) -> str:
+        with self._calling(f"resolving {ref} in {repo.full_name}"):
+            # raw_data forces the request: a lazy Commit would report the ref itself as its sha.
+            sha: str = self._repo(repo).get_commit(ref).raw_data["sha"]
+            return sha
+
+    def changed_files(self, pull: PullRequest) -> list[ChangedFile]:
+        """Every file the pull request changes, all pages (GitHub lists at most 3000)."""
+        with self._calling(f"listing files of {pull.key}"):
+            files = []
+            for item in self._repo(pull.repo).get_pull(pull.number).get_files():
+                try:
+                    status = FileStatus(item.status)
+                except ValueError:
+                    status = FileStatus.MODIFIED
+                files.append(
+                    ChangedFile(filename=item.filename, status=status, previous_filename=item.previous_filename)
+                )
+            return files
+
+    def list_comments(self, repo: Repo, number: int) -> list[tuple[PostedComment, str, str]]:
+        with self._calling(f"listing comments of {repo.full_name}#{number}"):
+            return [
+                (PostedComment(id=c.id, node_id=c.node_id, html_url=c.html_url), c.user.login, c.body)
+                for c in self._repo(repo).get_issue(number).get_comments()
+            ]
+
+    def get_repo(self, full_name: str) -> Repo:
+        with self._calling(f"reading repository {full_name}"):
+            found = self._github.get_repo(full_name)
+            return Repo(
+                full_name=found.full_name,
+                clone_url=found.clone_url,
+                html_url=found.html_url,
+                default_branch=found.default_branch,
+                private=found.private,
+            )
+
+    def branch_head(self, repo: Repo, branch: str) -> str:
+        with self._calling(f"reading branch {branch} of {repo.full_name}"):
+            return str(self._repo(repo).get_branch(branch).commit.sha)
+
+    def find_issue(self, repo: Repo, title: str, label: str) -> Issue | None:
+        """The open issue with this title and label; pull requests, which GitHub lists too, are skipped."""
+        with self._calling(f"listing issues of {repo.full_name}"):
+            for issue in self._repo(repo).get_issues(state="open", labels=[label]):
+                if issue.pull_request is None and issue.title == title:
+                    return issue_from_api(issue)
+            return None
+
+    def permission(self, repo: Repo, user: str) -> Permission:
+        """The user's role on the repository; `none` for users GitHub does not know there."""
+        with self._calling(f"reading the permission of {user} on {repo.full_name}"):
+            try:
+                _, data = self._github.requester.requestJsonAndCheck(
+                    "GET", f"{self._repo_url(repo)}/collaborators/{quote(user, safe='')}/permission"
+                )
+            except UnknownObjectException:
+                return Permission.NONE
+        # `role_name` says maintain/triage; `permission` folds them into write/read (custom roles too).
+        for value in (data.get("role_name"), data.get("permission")):
+            try:
+                return Permission(value)
+            except ValueError:
+                continue
+        return Permission.NONE
+
+    def is_team_member(self, org: str, team_slug: str, user: str) -> bool:
+        """Whether the user is an active member (or maintainer) of the team; False if no such team."""
+        with self._calling(f"reading membership of {user} in {org}/{team_slug}"):
+            team = self._github.get_organization(org).get_team_by_slug(team_slug)
+            try:
+                membership = team.get_team_membership(user)
+            except UnknownObjectException:
+                return False
+            return membership.state == "active"
+
+    def approvals(self, repo: Repo, number: int) -> list[str]:
+        """Logins whose latest review approves; a later comment-only review does not undo it."""
+        with self._calling(f"listing reviews of {repo.full_name}#{number}"):
+            latest: dict[str, str] = {}
+            for review in self._repo(repo).get_pull(number).get_reviews():
+                if review.state in _DECIDING_REVIEW_STATES and review.user is not None:
+                    latest[review.user.login] = review.state
+            return sorted(login for login, state in latest.items() if state == "APPROVED")
+
+    def is_mergeable(self, repo: Repo, number: int, ignore_contexts: tuple[str, ...] = ()) -> bool:
+        """GitHub says it can be merged, not counting failing statuses named in ignore_contexts.
+
+        `clean`, `has_hooks` and `unstable` (only optional statuses fail) are mergeable, as the
+        merge button says. `blocked` counts as mergeable when every status that is not green is one
+        of `ignore_contexts` (typically atlas's own apply status, pending while it applies). Only
+        commit statuses are read: a pull request blocked by reviews or check runs stays blocked.
+        """
+        with self._calling(f"reading mergeability of {repo.full_name}#{number}"):
+            github_repo = self._repo(repo)
+            pr = github_repo.get_pull(number)
+            mergeable = pr.mergeable
+            for _ in range(MERGEABLE_POLLS):
+                if mergeable is not None:
+                    break
+                # GitHub computes mergeability in the background and answers null meanwhile.
+                time.sleep(self._mergeable_poll_interval)
+                pr = github_repo.get_pull(number)
+                mergeable = pr.mergeable
+            if not mergeable:
+                return False
+            state = pr.mergeable_state
+            if state in ("clean", "has_hooks", "unstable"):
+                return True
+            if state != "blocked":
+                # dirty (conflicts), behind, draft, unknown.
+                return False
+            combined = github_repo.get_commit(pr.head.sha).get_combined_status()
+            failing = [s.context for s in combined.statuses if s.state != "success"]
+            # No failing status means something else blocks (reviews, check runs): not ours to ignore.
+            return bool(failing) and all(context in ignore_contexts for context in failing)
+
+    # Writing
+
+    def post_comment(self, repo: Repo, number: int, body: str) -> PostedComment:
+        with self._calling(f"commenting on {repo.full_name}#{number}"):
+            self.write_budget.acquire()
+            comment = self._repo(repo).get_issue(number).create_comment(body)
+            return PostedComment(id=comment.id, node_id=comment.node_id, html_url=comment.html_url)
+
+    def create_issue(self, repo: Repo, title: str, body: str, labels: Sequence[str] = ()) -> Issue:
+        with self._calling(f"opening an issue in {repo.full_name}"):
+            self.write_budget.acquire()
+            return issue_from_api(self._repo(repo).create_issue(title=title, body=body, labels=list(labels)))
+
+    def update_issue(self, repo: Repo, number: int, body: str) -> None:
+        with self._calling(f"updating issue {repo.full_name}#{number}"):
+            self.write_budget.acquire()
+            self._repo(repo).get_issue(number).edit(body=body)
+
+    def close_issue(self, repo: Repo, number: int) -> None:
+        with self._calling(f"closing issue {repo.full_name}#{number}"):
+            self.write_budget.acquire()
+            self._repo(repo).get_issue(number).edit(state="closed", state_reason="completed")
+
+    def set_status(
+        self,
+        repo: Repo,
+        sha: str,
+        state: CommitState,
+        context: str,
+        description: str,
+        target_url: str | None = None,
+    ) -> None:
+        body: dict[str, str] = {
+            "state": CommitState(state).value,
+            "context": context,
+            "description": _shorten(description, STATUS_DESCRIPTION_MAX),
+        }
+        if target_url:
+            body["target_url"] = target_url
+        with self._calling(f"setting status {context} on {repo.full_name}@{sha[:12]}"):
+            self.write_budget.acquire()
+            # Straight to the endpoint: PyGithub's Commit.create_status would first GET the commit.
+            self._github.requester.requestJsonAndCheck("POST", f"{self._repo_url(repo)}/statuses/{sha}", input=body)
+
+    def react(self, repo: Repo, comment_id: int, reaction: str) -> None:
+        with self._calling(f"reacting to comment {comment_id} on {repo.full_name}"):
+            self.write_budget.acquire()
+            self._github.requester.requestJsonAndCheck(
+                "POST",
+                f"{self._repo_url(repo)}/issues/comments/{comment_id}/reactions",
+                input={"content": reaction},
+            )
+
+    def merge(self, repo: Repo, number: int, sha: str, method: str = "merge") -> None:
+        """Merge exactly `sha` (GitHub answers 409 if the head moved since)."""
+        with self._calling(f"merging {repo.full_name}#{number}"):
+            self.write_budget.acquire()
+            result = self._repo(repo).get_pull(number).merge(sha=sha, merge_method=method)
+            if not result.merged:
+                raise VCSError(f"GitHub did not merge {repo.full_name}#{number}: {result.message}")
+
+    def hide_comment(self, node_id: str, classifier: str = "OUTDATED") -> None:
+        """Minimize a comment (GraphQL `minimizeComment`; github.com `/graphql`, GHES `/api/graphql`)."""
+        with self._calling(f"hiding comment {node_id}"):
+            self.write_budget.acquire()
+            _, data = self._github.requester.graphql_named_mutation(
+                "minimizeComment",
+                {"subjectId": node_id, "classifier": classifier},
+                "minimizedComment { isMinimized }",
+            )
+        if not (data.get("minimizedComment") or {}).get("isMinimized"):
+            raise VCSError(f"GitHub did not hide comment {node_id}")

@@ -1,0 +1,211 @@
+"""`POST /events`: the HTTP edge where GitHub deliveries enter atlas.
+
+It verifies, parses and de-duplicates a delivery and queues the job it asks for, then answers at
+once: no git or terraform work happens in the request, since GitHub waits only 10 s for an answer.
+Every refusal is a 4xx with a reason GitHub shows in its delivery log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qs
+
+from flask import Blueprint, Response, current_app, request
+
+from atlas.config.settings import Settings
+from atlas.intake.events import (
+    CommentEvent,
+    Ignored,
+    PayloadError,
+    Ping,
+    PullRequestEvent,
+    job_for_comment,
+    job_for_event,
+    parse_event,
+)
+from atlas.jobs.queue import JobQueue, QueueUnavailable
+from atlas.models import Job
+from atlas.stores.redis_state import redis_location
+from atlas.stores.state import StateStore
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 25 * 1024 * 1024
+"""GitHub caps payloads at 25 MB; anything larger is not a GitHub delivery."""
+
+blueprint = Blueprint("webhooks", __name__)
+
+
+def text(status: int, message: str) -> Response:
+    return Response(message + "\n", status=status, mimetype="text/plain")
+
+
+MAX_DELIVERY_ID_CHARS = 100
+"""GitHub's delivery ids are GUIDs (36 characters); a longer header is not one."""
+
+
+def signature_problem(body: bytes, header: str | None, secret: str) -> str | None:
+    """Why the X-Hub-Signature-256 header does not vouch for the body, or None when it does."""
+    if not header:
+        return "missing X-Hub-Signature-256 header (a webhook secret is configured)"
+    algorithm, _, received = header.partition("=")
+    if algorithm != "sha256" or not received:
+        return "malformed X-Hub-Signature-256 header: expected sha256=<hex digest>"
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest().encode()
+    # Headers arrive as latin-1 text; compared as bytes, a non-ASCII header is simply wrong.
+    if not hmac.compare_digest(expected, received.strip().lower().encode("latin-1", errors="replace")):
+        return "X-Hub-Signature-256 does not match the body: check the webhook secret"
+    return None
+
+
+def decode_payload(body: bytes, content_type: str) -> Mapping[str, Any]:
+    """The JSON payload, sent either raw or form-encoded as `payload=` (a hook setting)."""
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        form = parse_qs(body.decode("utf-8", errors="replace"))
+        if "payload" not in form:
+            raise PayloadError("form-encoded delivery has no payload field")
+        raw = form["payload"][0]
+    else:
+        raw = body.decode("utf-8", errors="replace")
+    try:
+        payload = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise PayloadError(
+            f"body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
+        ) from None
+    except ValueError as error:  # an integer longer than Python converts (sys.get_int_max_str_digits)
+        raise PayloadError(f"body is not JSON atlas accepts: {error}") from None
+    except RecursionError:
+        raise PayloadError("payload nests arrays or objects too deeply") from None
+    if not isinstance(payload, dict):
+        raise PayloadError("payload is not a JSON object")
+    _check_storable(payload)
+    return payload
+
+
+def _check_storable(value: object) -> None:
+    """PayloadError for text no store can keep: lone UTF-16 surrogates (`\\ud800`), which are not UTF-8."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            _check_text(item)
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                _check_text(key)
+                stack.append(child)
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def _check_text(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise PayloadError(
+            f"payload holds text that is not valid Unicode ({text[error.start:error.end]!a}), which atlas cannot keep"
+        ) from None
+
+
+@blueprint.post("/events")
+def receive_event() -> Response:
+    settings: Settings = current_app.config["ATLAS_SETTINGS"]
+    body = request.get_data(cache=False)
+
+    if settings.gh_webhook_secret is None and not settings.allow_unsigned_webhooks:
+        return text(401, "this server has no webhook secret and does not accept unsigned deliveries")
+    if settings.gh_webhook_secret is not None:
+        problem = signature_problem(body, request.headers.get("X-Hub-Signature-256"),
+                                    settings.gh_webhook_secret.get_secret_value())
+        if problem:
+            log.warning("refused delivery %s: %s", request.headers.get("X-GitHub-Delivery", "?"), problem)
+            return text(401, problem)
+
+    event_name = request.headers.get("X-GitHub-Event")
+    if not event_name:
+        return text(400, "missing X-GitHub-Event header")
+    delivery_id = request.headers.get("X-GitHub-Delivery") or None
+    if delivery_id is not None and (len(delivery_id) > MAX_DELIVERY_ID_CHARS or not delivery_id.isprintable()
+                                    or not delivery_id.isascii()):
+        return text(400, "X-GitHub-Delivery is not a delivery id (GitHub sends a GUID)")
+    try:
+        event = parse_event(event_name, decode_payload(body, request.content_type or ""))
+    except PayloadError as error:
+        return text(400, f"bad payload: {error}")
+
+    if isinstance(event, Ignored):
+        return text(200, f"ignored: {event.reason}")
+    if isinstance(event, Ping):
+        return text(200, "pong")
+
+    # The configured GitHub's host, not the payload's URLs: a delivery cannot name where atlas goes.
+    repo_id = settings.repo_id(event.repo.full_name)
+    if not settings.repo_allowed(repo_id):
+        log.warning("refused delivery %s: repository %s is not in --repo-allowlist", delivery_id, repo_id)
+        return text(403, f"repository {repo_id} is not in this server's --repo-allowlist")
+    job = _job_for(event, settings, delivery_id)
+    if isinstance(job, Ignored):
+        return text(200, f"ignored: {job.reason}")
+    return _queue(job, delivery_id, event_name)
+
+
+def _job_for(event: PullRequestEvent | CommentEvent, settings: Settings, delivery_id: str | None) -> Job | Ignored:
+    if isinstance(event, CommentEvent):
+        return job_for_comment(
+            event,
+            prefixes=settings.comment_prefix,
+            allowed_commands=settings.allow_commands,
+            allow_backend_config=settings.allow_backend_config_args,
+            bot_login=settings.gh_user,
+            delivery_id=delivery_id,
+        )
+    return job_for_event(event, allow_draft_prs=settings.allow_draft_prs, delivery_id=delivery_id)
+
+
+def _queue(job: Job, delivery_id: str | None, event_name: str) -> Response:
+
+    state: StateStore = current_app.config["ATLAS_STATE"]
+    queue: JobQueue = current_app.config["ATLAS_QUEUE"]
+    try:
+        first_time = not delivery_id or state.claim_delivery(delivery_id, event_name)
+    except Exception as error:
+        # The state store is unreachable: refuse, so GitHub's redelivery runs once it is back.
+        where = store_location(current_app.config["ATLAS_SETTINGS"])
+        log.error("refused delivery %s: %s is unreachable (%s); it can be redelivered", delivery_id, where, error)
+        return text(503, f"cannot record the delivery now: {where} is unreachable; redeliver later")
+    if not first_time:
+        return text(200, f"already accepted delivery {delivery_id}; not running it again")
+    try:
+        queue.enqueue(job)
+    except Exception as error:
+        if delivery_id:
+            # Not accepted, so GitHub's redelivery of this id must run.
+            with contextlib.suppress(Exception):
+                state.release_delivery(delivery_id)
+        if _unstorable(error):
+            # Redelivering the same bytes cannot succeed, so this is not the 503 that asks for it.
+            log.warning("refused delivery %s: its job cannot be stored (%s)", delivery_id, error)
+            return text(400, f"bad payload: atlas cannot store the job it asks for ({error})")
+        reason = str(error) if isinstance(error, QueueUnavailable) else "the job could not be stored"
+        log.error("could not queue delivery %s: %s (%s)", delivery_id, reason, error)
+        return text(503, f"cannot queue work now: {reason}; redeliver later")
+    log.info("queued %s job %s for %s (delivery %s)", job.command, job.id, job.pull.key, delivery_id)
+    return text(202, f"queued {job.command} for {job.pull.key} as job {job.id}")
+
+
+def _unstorable(error: Exception) -> bool:
+    """Whether the job failed to store because of what it holds, rather than because the store is down."""
+    return isinstance(error, (OverflowError, UnicodeError, TypeError, ValueError))
+
+
+def store_location(settings: Settings) -> str:
+    """The state store as an operator names it in a message: the SQLite file's store, or Redis's address."""
+    if settings.redis_url is None:
+        return "the state store"
+    return f"Redis at {redis_location(settings.redis_url.get_secret_value())}"

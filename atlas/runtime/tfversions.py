@@ -1,0 +1,621 @@
+"""Choosing the terraform binary for a project: by exact version or constraint, found locally or downloaded once.
+
+Versions and constraints follow Terraform's own rules for `required_version` (hashicorp/go-version):
+`~>` lets only the rightmost written component grow, so `~> 1.6.0` means `>= 1.6.0, < 1.7.0`,
+`~> 1.6` means `>= 1.6.0, < 2.0.0` and `~> 1` means `>= 1.0.0`. A pre-release such as `1.12.0-beta1`
+is chosen only when a constraint names it exactly (`1.12.0-beta1` or `= 1.12.0-beta1`).
+
+A local binary always wins over a download: binaries in the bin dir (named `terraform<version>`, as
+Atlantis names them, `terraform_<version>` or `<version>/terraform`), earlier downloads in the
+cache, and the default terraform's own version. Only when none matches (or an exact version is
+missing) is the release server asked. A download is checked against the release's SHA256SUMS and
+unpacked into `<cache>/<version>/terraform` with a rename, under a thread lock and a file lock, so
+that every job and every process sharing the cache downloads a version once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import hashlib
+import json
+import logging
+import os
+import platform
+import re
+import shutil
+import stat
+import subprocess
+import tempfile
+import threading
+import zipfile
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+
+from atlas.runtime.terraform import TerraformError, scrubbed_environ
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DOWNLOAD_URL = "https://releases.hashicorp.com"
+"""HashiCorp's release server; a mirror must serve the same layout."""
+
+DEFAULT_HTTP_TIMEOUT = 60.0
+"""Seconds a request to the release server may stay silent before atlas gives up."""
+
+_VERSION_TIMEOUT_SECONDS = 30.0
+_CHUNK_BYTES = 1 << 20
+_SHOWN_RELEASES = 5
+_ARCHITECTURES = {
+    "x86_64": "amd64",
+    "amd64": "amd64",
+    "aarch64": "arm64",
+    "arm64": "arm64",
+    "i386": "386",
+    "i686": "386",
+    "armv6l": "arm",
+    "armv7l": "arm",
+}
+
+# go-version's grammar, minus the dash-less pre-release (`1.2beta`) that no terraform release uses.
+_VERSION_PATTERN = r"v?(\d+(?:\.\d+)*)(?:-([0-9A-Za-z~-]+(?:\.[0-9A-Za-z~-]+)*))?(?:\+[0-9A-Za-z~.-]+)?"
+_VERSION = re.compile(_VERSION_PATTERN)
+_CONDITION = re.compile(rf"(~>|!=|>=|<=|>|<|=)?\s*({_VERSION_PATTERN})")
+_BIN_DIR_NAME = re.compile(rf"terraform_?({_VERSION_PATTERN})")
+
+_EXAMPLES = 'write a version such as 1.11.4, or a constraint such as "~> 1.11.0" or ">= 1.5, < 2"'
+
+
+class TerraformVersionError(TerraformError):
+    """No usable terraform for what a project asked; the message is fit for a pull request comment."""
+
+
+@functools.total_ordering
+@dataclass(frozen=True, eq=False)
+class Version:
+    """A terraform version: numeric components (at least three) and an optional pre-release."""
+
+    numbers: tuple[int, ...]
+    prerelease: str = ""
+    written: int = 3
+    """How many numbers the text had; `~>` lets the last of them grow."""
+
+    @classmethod
+    def parse(cls, text: str) -> Version:
+        """`1.11.4`, `v1.11.4`, `1.11` (= 1.11.0) or `1.12.0-beta1`; ValueError otherwise."""
+        found = _VERSION.fullmatch(text.strip())
+        if found is None:
+            raise ValueError(f"{text!r} is not a version")
+        written = [int(part) for part in found.group(1).split(".")]
+        padded = written + [0] * (3 - len(written))
+        return cls(tuple(padded), found.group(2) or "", len(written))
+
+    def __str__(self) -> str:
+        numbers = ".".join(str(number) for number in self.numbers)
+        return f"{numbers}-{self.prerelease}" if self.prerelease else numbers
+
+    def _identity(self) -> tuple[tuple[int, ...], str]:
+        numbers = list(self.numbers)
+        while len(numbers) > 3 and numbers[-1] == 0:
+            numbers.pop()
+        return tuple(numbers), self.prerelease
+
+    def __hash__(self) -> int:
+        return hash(self._identity())
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Version):
+            return NotImplemented
+        return self._identity() == other._identity()
+
+    def __lt__(self, other: Version) -> bool:
+        return _compare(self, other) < 0
+
+
+def _compare(left: Version, right: Version) -> int:
+    """-1, 0 or 1 by semantic-version precedence; a release is newer than its own pre-releases."""
+    width = max(len(left.numbers), len(right.numbers))
+    left_numbers = left.numbers + (0,) * (width - len(left.numbers))
+    right_numbers = right.numbers + (0,) * (width - len(right.numbers))
+    if left_numbers != right_numbers:
+        return -1 if left_numbers < right_numbers else 1
+    if left.prerelease == right.prerelease:
+        return 0
+    if not left.prerelease:
+        return 1
+    if not right.prerelease:
+        return -1
+    return _compare_prereleases(left.prerelease.split("."), right.prerelease.split("."))
+
+
+def _compare_prereleases(left: list[str], right: list[str]) -> int:
+    for mine, theirs in zip(left, right, strict=False):
+        if mine == theirs:
+            continue
+        if mine.isdigit() and theirs.isdigit():
+            return -1 if int(mine) < int(theirs) else 1
+        if mine.isdigit() != theirs.isdigit():
+            return -1 if mine.isdigit() else 1
+        return -1 if mine < theirs else 1
+    return (len(left) > len(right)) - (len(left) < len(right))
+
+
+class Operator(StrEnum):
+    """The operators of Terraform's version constraints."""
+
+    EQUAL = "="
+    NOT_EQUAL = "!="
+    GREATER = ">"
+    GREATER_OR_EQUAL = ">="
+    LESS = "<"
+    LESS_OR_EQUAL = "<="
+    PESSIMISTIC = "~>"
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One comma-separated part of a constraint, such as `>= 1.5`."""
+
+    operator: Operator
+    version: Version
+
+    def allows(self, candidate: Version) -> bool:
+        """Whether `candidate` meets this condition, exactly as go-version's `Constraint.Check` decides."""
+        wanted = self.version
+        if self.operator is Operator.EQUAL:
+            return candidate == wanted
+        if self.operator is Operator.NOT_EQUAL:
+            return candidate != wanted
+        if not _prerelease_comparable(candidate, wanted):
+            return False
+        order = _compare(candidate, wanted)
+        if self.operator is Operator.GREATER:
+            return order > 0
+        if self.operator is Operator.GREATER_OR_EQUAL:
+            return order >= 0
+        if self.operator is Operator.LESS:
+            return order < 0
+        if self.operator is Operator.LESS_OR_EQUAL:
+            return order <= 0
+        return _pessimistic_allows(candidate, wanted)
+
+    def __str__(self) -> str:
+        return f"{self.operator} {self.version}"
+
+
+def _prerelease_comparable(candidate: Version, wanted: Version) -> bool:
+    """go-version's `prereleaseCheck`: a pre-release compares only with a pre-release of its own numbers."""
+    if candidate.prerelease and wanted.prerelease:
+        return candidate.numbers == wanted.numbers
+    return not candidate.prerelease
+
+
+def _pessimistic_allows(candidate: Version, wanted: Version) -> bool:
+    """go-version's `constraintPessimistic`: at least `wanted`, and the same in all but its last written number."""
+    if wanted.prerelease and not candidate.prerelease:
+        return False
+    if _compare(candidate, wanted) < 0:
+        return False
+    width = len(wanted.numbers)
+    if width > len(candidate.numbers):
+        return False
+    if candidate.numbers[: wanted.written - 1] != wanted.numbers[: wanted.written - 1]:
+        return False
+    return wanted.numbers[width - 1] <= candidate.numbers[width - 1]
+
+
+@dataclass(frozen=True)
+class VersionConstraint:
+    """A version or a constraint as written (`1.11.4`, `~> 1.6.0`, `>= 1.5, < 2`): all its conditions must hold."""
+
+    text: str
+    conditions: tuple[Condition, ...]
+
+    @classmethod
+    def parse(cls, text: str) -> VersionConstraint:
+        """Parse Terraform's constraint syntax; TerraformVersionError says what is wrong and what to write."""
+        conditions = []
+        for part in text.split(","):
+            found = _CONDITION.fullmatch(part.strip())
+            if found is None:
+                reason = "an empty condition" if not part.strip() else f"{part.strip()!r} is not a condition"
+                raise TerraformVersionError(
+                    f'"{text}" is not a terraform version or constraint ({reason}); {_EXAMPLES}'
+                )
+            operator = Operator(found.group(1) or "=")
+            version = Version.parse(found.group(2))
+            if version.prerelease and operator is Operator.PESSIMISTIC:
+                raise TerraformVersionError(
+                    f'"{text}": a pre-release such as {version} is chosen only when named exactly, '
+                    f'as "{version}", so "~> {version}" would match no terraform'
+                )
+            conditions.append(Condition(operator, version))
+        return cls(text.strip(), tuple(conditions))
+
+    @property
+    def exact(self) -> Version | None:
+        """The one version this names, when it is a bare version or `= version`."""
+        if len(self.conditions) == 1 and self.conditions[0].operator is Operator.EQUAL:
+            return self.conditions[0].version
+        return None
+
+    def matches(self, candidate: Version) -> bool:
+        """Whether `candidate` meets every condition; a pre-release must also be named by an `=`."""
+        if candidate.prerelease and not any(
+            condition.operator is Operator.EQUAL and condition.version == candidate for condition in self.conditions
+        ):
+            return False
+        return all(condition.allows(candidate) for condition in self.conditions)
+
+    def newest(self, candidates: Iterable[Version]) -> Version | None:
+        """The newest candidate that matches, or None."""
+        return max((candidate for candidate in candidates if self.matches(candidate)), default=None)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class LocalTerraform:
+    """A terraform binary this machine already has, and where it was found (for messages)."""
+
+    version: Version
+    binary: Path | str
+    found_in: str
+
+
+@dataclass(frozen=True)
+class Release:
+    """One version the release server lists, and the platforms (`linux_amd64`) it has builds for."""
+
+    version: Version
+    platforms: frozenset[str] = field(default_factory=frozenset)
+
+
+def current_platform() -> str:
+    """This machine in HashiCorp's build naming, such as `linux_amd64` or `darwin_arm64`."""
+    machine = platform.machine().lower()
+    return f"{platform.system().lower()}_{_ARCHITECTURES.get(machine, machine)}"
+
+
+class TerraformVersions:
+    """Finds, or downloads once, the terraform binary a project asks for; safe to share between threads."""
+
+    def __init__(
+        self,
+        bin_dir: Path,
+        cache_dir: Path,
+        *,
+        download_url: str = DEFAULT_DOWNLOAD_URL,
+        allow_download: bool = True,
+        default_version: str | None = None,
+        default_binary: str = "terraform",
+        http_timeout: float = DEFAULT_HTTP_TIMEOUT,
+    ) -> None:
+        self.bin_dir = bin_dir
+        self.cache_dir = cache_dir
+        self.download_url = download_url.rstrip("/")
+        self.allow_download = allow_download
+        self.default_binary = default_binary
+        self.http_timeout = http_timeout
+        self.platform = current_platform()
+        self.default_constraint = VersionConstraint.parse(default_version) if default_version else None
+        self._guard = threading.Lock()
+        self._install_locks: dict[Version, threading.Lock] = {}
+        self._default_version: tuple[tuple[str, int], Version | None] | None = None
+
+    def binary_for(self, version_or_constraint: str | None) -> Path | str:
+        """The binary to run for a version or constraint; None (or blank) means the default terraform.
+
+        Raises TerraformVersionError when nothing local matches and the download is impossible.
+        """
+        text = (version_or_constraint or "").strip()
+        if text:
+            constraint = VersionConstraint.parse(text)
+        elif self.default_constraint is not None:
+            constraint = self.default_constraint
+        else:
+            return self.default_binary
+        local = self.local_versions()
+        chosen = constraint.newest(local)
+        if chosen is not None:
+            return local[chosen].binary
+        if not self.allow_download:
+            raise TerraformVersionError(_not_installed_message(constraint, local))
+        version = constraint.exact or self._newest_release(constraint, local)
+        return self.install(version)
+
+    def local_versions(self) -> dict[Version, LocalTerraform]:
+        """Every terraform found on this machine by version; the bin dir wins over the cache over the default."""
+        found: dict[Version, LocalTerraform] = {}
+        default = self.default_binary_version()
+        if default is not None:
+            found[default] = LocalTerraform(default, self.default_binary, f"the default, {self.default_binary}")
+        for version, binary in _cached_binaries(self.cache_dir):
+            found[version] = LocalTerraform(version, binary, "the download cache")
+        for version, binary in _bin_dir_binaries(self.bin_dir):
+            found[version] = LocalTerraform(version, binary, "--tf-bin-dir")
+        return found
+
+    def default_binary_version(self) -> Version | None:
+        """The version the default terraform reports, or None when it is missing or unreadable."""
+        path = shutil.which(self.default_binary)
+        if path is None:
+            return None
+        try:
+            identity = (path, os.stat(path).st_mtime_ns)
+        except OSError:
+            return None
+        with self._guard:
+            if self._default_version is not None and self._default_version[0] == identity:
+                return self._default_version[1]
+        version = binary_version(path)
+        with self._guard:
+            self._default_version = (identity, version)
+        return version
+
+    def releases(self) -> dict[Version, Release]:
+        """The versions the release server lists (`/terraform/index.json`)."""
+        url = f"{self.download_url}/terraform/index.json"
+        response = self._get(url, what="the list of terraform releases")
+        try:
+            listed = response.json()["versions"]
+            if not isinstance(listed, dict):
+                raise TypeError("versions is not an object")
+        except (ValueError, KeyError, TypeError) as error:
+            raise TerraformVersionError(
+                f"{_shown(url)} is not a terraform release index ({error}); check --tf-download-url"
+            ) from None
+        releases: dict[Version, Release] = {}
+        for name, entry in listed.items():
+            try:
+                version = Version.parse(str(name))
+            except ValueError:
+                continue
+            releases[version] = Release(version, frozenset(_build_platforms(entry)))
+        return releases
+
+    def install(self, version: Version) -> Path:
+        """Download `version` into the cache unless it is there; once per version across threads and processes."""
+        binary = self.cache_dir / str(version) / "terraform"
+        with self._thread_lock(version), self._file_lock(version):
+            if _is_executable(binary):
+                return binary
+            self._download(version, binary)
+        return binary
+
+    def _newest_release(self, constraint: VersionConstraint, local: Mapping[Version, LocalTerraform]) -> Version:
+        releases = self.releases()
+        matching = [release for release in releases.values() if constraint.matches(release.version)]
+        for_here = [release.version for release in matching if self.platform in release.platforms]
+        if for_here:
+            return max(for_here)
+        installed = _describe_local(local)
+        if matching:
+            versions = sorted((release.version for release in matching), reverse=True)
+            names = ", ".join(str(version) for version in versions[:_SHOWN_RELEASES])
+            raise TerraformVersionError(
+                f'terraform "{constraint}" matches {names} at {_shown(self.download_url)}, but none of them has a '
+                f"build for {self.platform}. Installed: {installed}. Put a {self.platform} binary named "
+                f"terraform<version> in --tf-bin-dir, or ask for another version."
+            )
+        newest = ", ".join(
+            str(v) for v in sorted((v for v in releases if not v.prerelease), reverse=True)[:_SHOWN_RELEASES]
+        )
+        raise TerraformVersionError(
+            f'no terraform release matches "{constraint}": the newest at {_shown(self.download_url)} are '
+            f"{newest or 'none'}. Installed: {installed}. Change the version constraint to one that exists."
+        )
+
+    def _download(self, version: Version, binary: Path) -> None:
+        base = f"{self.download_url}/terraform/{version}"
+        archive_name = f"terraform_{version}_{self.platform}.zip"
+        sums_url = f"{base}/terraform_{version}_SHA256SUMS"
+        sums = self._get(sums_url, what=f"terraform {version}", missing=f"terraform {version} is not published").text
+        expected = _expected_sha256(sums, archive_name)
+        if expected is None:
+            raise TerraformVersionError(
+                f"terraform {version} has no build for {self.platform} ({_shown(sums_url)} does not list "
+                f"{archive_name}). Put a {self.platform} binary named terraform{version} in --tf-bin-dir."
+            )
+        archive_url = f"{base}/{archive_name}"
+        log.info("downloading terraform %s from %s", version, _shown(archive_url))
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        _remove_leftovers(self.cache_dir, version)
+        staging = Path(tempfile.mkdtemp(prefix=f".partial-{version}-", dir=self.cache_dir))
+        try:
+            archive = staging / archive_name
+            actual = self._fetch(archive_url, archive, what=f"terraform {version}")
+            if actual != expected:
+                raise TerraformVersionError(
+                    f"refused terraform {version}: {_shown(archive_url)} does not match its SHA256SUMS "
+                    f"(expected sha256 {expected}, got {actual}); nothing was installed. The download was "
+                    "corrupted or tampered with: try again, or check --tf-download-url."
+                )
+            _unpack_terraform(archive, staging / "terraform", archive_url)
+            archive.unlink()
+            staging.chmod(0o755)
+            if binary.parent.exists():  # a directory without a usable binary: ours to replace
+                shutil.rmtree(binary.parent)
+            staging.rename(binary.parent)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        log.info("installed terraform %s at %s", version, binary)
+
+    def _get(self, url: str, *, what: str, missing: str | None = None) -> requests.Response:
+        try:
+            response = requests.get(url, timeout=self.http_timeout)
+        except requests.RequestException as error:
+            raise TerraformVersionError(self._unreachable(url, what, error)) from None
+        if response.status_code == 404 and missing is not None:
+            raise TerraformVersionError(
+                f"{missing} at {_shown(self.download_url)} (404 for {_shown(url)}). Check the version number."
+            )
+        if response.status_code != 200:
+            raise TerraformVersionError(self._unreachable(url, what, f"HTTP {response.status_code}"))
+        return response
+
+    def _fetch(self, url: str, destination: Path, *, what: str) -> str:
+        """Stream `url` into `destination` and return the SHA256 of what arrived."""
+        digest = hashlib.sha256()
+        try:
+            with requests.get(url, timeout=self.http_timeout, stream=True) as response:
+                if response.status_code != 200:
+                    raise TerraformVersionError(self._unreachable(url, what, f"HTTP {response.status_code}"))
+                with destination.open("wb") as out:
+                    for chunk in response.iter_content(_CHUNK_BYTES):
+                        digest.update(chunk)
+                        out.write(chunk)
+        except requests.RequestException as error:
+            raise TerraformVersionError(self._unreachable(url, what, error)) from None
+        return digest.hexdigest()
+
+    def _unreachable(self, url: str, what: str, reason: object) -> str:
+        return (
+            f"cannot download {what} from {_shown(url)}: {_shown_reason(reason)}. Check --tf-download-url and the "
+            "network, or put the binary in --tf-bin-dir."
+        )
+
+    def _thread_lock(self, version: Version) -> threading.Lock:
+        with self._guard:
+            return self._install_locks.setdefault(version, threading.Lock())
+
+    @contextlib.contextmanager
+    def _file_lock(self, version: Version) -> Iterator[None]:
+        """Hold `<cache>/.locks/<version>.lock` exclusively; other processes on the same cache wait here."""
+        locks = self.cache_dir / ".locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(locks / f"{version}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(descriptor)  # closing releases the lock
+
+
+def binary_version(binary: str | Path) -> Version | None:
+    """The version `binary version -json` reports, or None when it cannot say."""
+    env = scrubbed_environ()
+    env["CHECKPOINT_DISABLE"] = "1"  # no update check: it would reach out to HashiCorp on every call
+    try:
+        completed = subprocess.run(
+            [str(binary), "version", "-json"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=_VERSION_TIMEOUT_SECONDS,
+            check=False,
+        )
+        return Version.parse(str(json.loads(completed.stdout)["terraform_version"]))
+    except (OSError, subprocess.TimeoutExpired, ValueError, KeyError, TypeError) as error:
+        log.warning("cannot read the version of %s: %s", binary, error)
+        return None
+
+
+def _bin_dir_binaries(bin_dir: Path) -> Iterator[tuple[Version, Path]]:
+    """`terraform1.5.7`, `terraform_1.5.7` and `1.5.7/terraform` in the bin dir."""
+    try:
+        entries = list(bin_dir.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        named = _BIN_DIR_NAME.fullmatch(entry.name)
+        if named is not None and _is_executable(entry):
+            yield Version.parse(named.group(1)), entry
+        elif _VERSION.fullmatch(entry.name) and _is_executable(entry / "terraform"):
+            yield Version.parse(entry.name), entry / "terraform"
+
+
+def _cached_binaries(cache_dir: Path) -> Iterator[tuple[Version, Path]]:
+    try:
+        entries = list(cache_dir.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        if _VERSION.fullmatch(entry.name) and _is_executable(entry / "terraform"):
+            yield Version.parse(entry.name), entry / "terraform"
+
+
+def _is_executable(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.X_OK)
+
+
+def _build_platforms(entry: Any) -> Iterator[str]:
+    builds = entry.get("builds") if isinstance(entry, dict) else None
+    for build in builds if isinstance(builds, list) else []:
+        if isinstance(build, dict) and isinstance(build.get("os"), str) and isinstance(build.get("arch"), str):
+            yield f"{build['os']}_{build['arch']}"
+
+
+def _expected_sha256(sums: str, filename: str) -> str | None:
+    """The hash SHA256SUMS gives for `filename` (lines are `<hex>  <filename>`)."""
+    for line in sums.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].lstrip("*") == filename and re.fullmatch(r"[0-9a-fA-F]{64}", parts[0]):
+            return parts[0].lower()
+    return None
+
+
+def _unpack_terraform(archive: Path, destination: Path, url: str) -> None:
+    """Write the archive's top-level `terraform` to `destination`, executable; nothing else is extracted."""
+    try:
+        with zipfile.ZipFile(archive) as bundle:
+            try:
+                member = bundle.getinfo("terraform")
+            except KeyError:
+                raise TerraformVersionError(
+                    f"{_shown(url)} holds no terraform binary; check --tf-download-url"
+                ) from None
+            with bundle.open(member) as source, destination.open("wb") as out:
+                shutil.copyfileobj(source, out, _CHUNK_BYTES)
+    except zipfile.BadZipFile as error:
+        raise TerraformVersionError(f"{_shown(url)} is not a readable zip ({error}); nothing was installed") from None
+    destination.chmod(destination.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH | stat.S_IRGRP)
+
+
+def _remove_leftovers(cache_dir: Path, version: Version) -> None:
+    """Delete half-written downloads of `version` left by a process that died; the caller holds its lock."""
+    for leftover in cache_dir.glob(f".partial-{version}-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _not_installed_message(constraint: VersionConstraint, local: Mapping[Version, LocalTerraform]) -> str:
+    exact = constraint.exact
+    wanted = f"terraform {exact} is not" if exact is not None else f'no terraform matching "{constraint}" is'
+    name = f"terraform{exact}" if exact is not None else "terraform<version>"
+    return (
+        f"{wanted} installed in --tf-bin-dir and downloads are disabled (--tf-download=false). "
+        f"Installed: {_describe_local(local)}. Put a binary named {name} in --tf-bin-dir, or allow downloads."
+    )
+
+
+def _describe_local(local: Mapping[Version, LocalTerraform]) -> str:
+    if not local:
+        return "none"
+    return ", ".join(f"{version} ({local[version].found_in})" for version in sorted(local, reverse=True))
+
+
+def _shown(url: str) -> str:
+    """`url` without any user name or password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port is not None else host
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _shown_reason(reason: object) -> str:
+    """A requests error as one short line, without the URL it repeats (which may carry credentials)."""
+    if isinstance(reason, requests.Timeout):
+        return "timed out"
+    if isinstance(reason, requests.ConnectionError):
+        return "cannot connect"
+    return str(reason).splitlines()[0] if str(reason) else type(reason).__name__

@@ -1,0 +1,375 @@
+"""Isolated git working copies, one per (repository, pull request, workspace), at exactly the commit to plan.
+
+Copies live at `<data-dir>/repos/<owner>/<name>/<pull>/<workspace>` and are reused: a new push to
+the pull request fetches into the existing copy, so terraform's `.terraform` directory (providers,
+modules, backend settings) survives and re-plans skip most of `init`.
+
+The GitHub token reaches git only as an `Authorization` header in the environment of the one
+`git fetch` that needs it: never in argv (visible to every local user in `ps`), the remote URL,
+`.git/config`, the job log or an error message.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from atlas.models import Repo
+from atlas.runtime.joblog import JobLog, Redactor
+from atlas.runtime.terraform import scrubbed_environ
+
+DEFAULT_GIT_TIMEOUT_SECONDS = 600.0
+"""How long one git command may take before the checkout fails."""
+
+_SHA = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
+_FULL_NAME = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
+_SAFE_COMPONENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
+_AUTH_FAILURE = re.compile(
+    r"could not read Username|Authentication failed|terminal prompts disabled|"
+    r"returned error: 40[13]|HTTP 40[13]",
+    re.IGNORECASE,
+)
+# Variables that would point git at another repository or change its configuration behind our back;
+# the GIT_CONFIG_* ones are rebuilt for every command.
+_GIT_VARIABLE_DROP = re.compile(
+    r"^(GIT_DIR|GIT_WORK_TREE|GIT_INDEX_FILE|GIT_OBJECT_DIRECTORY|GIT_ALTERNATE_OBJECT_DIRECTORIES"
+    r"|GIT_CONFIG_PARAMETERS|GIT_CONFIG_COUNT|GIT_CONFIG_KEY_\d+|GIT_CONFIG_VALUE_\d+"
+    r"|GIT_ASKPASS|SSH_ASKPASS|GIT_TRACE.*|GIT_CURL_VERBOSE)$"
+)
+
+
+class WorkingCopyError(Exception):
+    """A working copy could not be brought to the requested commit; the message holds no secret."""
+
+
+class WorkingCopies:
+    """The working copies under one root directory, safe to use from many threads and processes."""
+
+    def __init__(
+        self,
+        root: Path,
+        git: str = "git",
+        *,
+        git_url: str = "https://github.com",
+        secrets: Sequence[str] = (),
+        timeout: float = DEFAULT_GIT_TIMEOUT_SECONDS,
+        fetch_depth: int = 1,
+    ) -> None:
+        self.root = root
+        self.git = git
+        self.git_url = git_url.rstrip("/")
+        self.secrets = tuple(s for s in secrets if s)
+        self.timeout = timeout
+        self.fetch_depth = fetch_depth
+        self._thread_locks: dict[Path, threading.Lock] = {}
+        self._thread_locks_guard = threading.Lock()
+
+    def clone_url(self, repo_full_name: str) -> str:
+        """The repository's URL on the configured git host: the only place the token is sent.
+
+        Never the URL a webhook payload or an API answer names, which a sender could point anywhere.
+        """
+        if not _FULL_NAME.fullmatch(repo_full_name) or any(part in (".", "..") for part in repo_full_name.split("/")):
+            raise WorkingCopyError(f"{repo_full_name!r} is not a repository name (OWNER/NAME)")
+        url = f"{self.git_url}/{repo_full_name}.git"
+        _check_url(url)
+        return url
+
+    def path_for(self, repo_full_name: str, pull_number: int, workspace: str) -> Path:
+        """Where the working copy of one pull request in one workspace lives."""
+        return self._pull_dir(repo_full_name, pull_number) / _safe_component(workspace)
+
+    def checkout(
+        self,
+        repo: Repo,
+        pull_number: int,
+        workspace: str,
+        sha: str,
+        token: str | None,
+        *,
+        log: JobLog | None = None,
+    ) -> Path:
+        """The working copy for (repo, pull, workspace) with HEAD at exactly `sha` and nothing else in it.
+
+        Untracked and ignored files are removed, except `.terraform` directories.
+        """
+        if not _SHA.fullmatch(sha):
+            raise WorkingCopyError(f"{sha!r} is not a full commit sha")
+        url = self.clone_url(repo.full_name)
+        path = self.path_for(repo.full_name, pull_number, workspace)
+        git = _Git(self, path, token, log)
+        with self._locked(path):
+            if not (path / ".git").is_dir():
+                # Nothing usable here (first checkout, or a clone that died half-way): start afresh.
+                shutil.rmtree(path, ignore_errors=True)
+                path.mkdir(parents=True)
+                git.check(["-c", "init.defaultBranch=atlas", "init", "-q"])
+                git.check(["remote", "add", "origin", url])
+            else:
+                git.check(["remote", "set-url", "origin", url])
+            if not git.has_commit(sha):
+                self._fetch(git, repo, url, pull_number, sha)
+            git.check(["checkout", "-q", "--force", "--detach", sha])
+            git.check(["clean", "-ffdx", "-e", ".terraform"])
+            head = git.check(["rev-parse", "HEAD"], echo=False).strip()
+            if head != sha:
+                raise WorkingCopyError(f"the working copy is at {head[:12]}, not at {sha[:12]}")
+        return path
+
+    def merge_base_branch(
+        self, repo: Repo, pull_number: int, workspace: str, base_ref: str, token: str | None,
+        *, log: JobLog | None = None,
+    ) -> str:
+        """Merge the base branch's tip into the checked-out head (`--checkout-strategy merge`).
+
+        Returns the base sha merged, so the comment can say what the plan is of. A conflict leaves
+        the copy at the head and raises, naming the conflicting files.
+        """
+        path = self.path_for(repo.full_name, pull_number, workspace)
+        git = _Git(self, path, token, log)
+        with self._locked(path):
+            base_sha = self._fetch_branch(git, repo, base_ref)
+            code, output = git.run([
+                "-c", "user.name=atlas", "-c", "user.email=atlas@localhost",
+                "merge", "--no-ff", "--no-edit", "-q", "-m", f"atlas: merge {base_ref} for planning", base_sha,
+            ])
+            if code != 0:
+                conflicts = git.run(["diff", "--name-only", "--diff-filter=U"], echo=False)[1].split()
+                git.run(["merge", "--abort"], echo=False)
+                detail = f"conflicts in {', '.join(conflicts)}" if conflicts else _last_line(output)
+                raise WorkingCopyError(
+                    f"the pull request does not merge cleanly into {base_ref} ({detail}); "
+                    f"merge or rebase {base_ref} into the branch and push"
+                )
+        return base_sha
+
+    def is_behind_base(
+        self, repo: Repo, pull_number: int, workspace: str, base_ref: str, token: str | None,
+        *, log: JobLog | None = None,
+    ) -> bool:
+        """Whether the base branch has commits the checked-out pull request lacks (it diverged)."""
+        path = self.path_for(repo.full_name, pull_number, workspace)
+        git = _Git(self, path, token, log)
+        with self._locked(path):
+            base_sha = self._fetch_branch(git, repo, base_ref)
+            code, _ = git.run(["merge-base", "--is-ancestor", base_sha, "HEAD"], echo=False)
+        return code != 0
+
+    def _fetch_branch(self, git: _Git, repo: Repo, branch: str) -> str:
+        """Fetch a branch with the history a merge needs; its tip sha."""
+        unshallow = ["--unshallow"] if (git.path / ".git" / "shallow").exists() else []
+        ref = f"refs/remotes/origin/{branch}"
+        code, output = git.run(
+            ["fetch", "--no-tags", *unshallow, "origin", f"+refs/heads/{branch}:{ref}"], auth=True
+        )
+        if code != 0:
+            raise WorkingCopyError(f"cannot fetch branch {branch} of {repo.full_name}: {_last_line(output)}")
+        return git.check(["rev-parse", ref], echo=False).strip()
+
+    def remove_pull(self, repo_full_name: str, pull_number: int) -> None:
+        """Delete every working copy of one pull request (when it is closed or merged)."""
+        pull_dir = self._pull_dir(repo_full_name, pull_number)
+        if not pull_dir.is_dir():
+            return
+        names = {entry.name for entry in pull_dir.iterdir() if not entry.name.startswith(".")}
+        names |= {entry.name[1:-5] for entry in pull_dir.glob(".*.lock")}
+        for name in sorted(names):
+            path = pull_dir / name
+            with self._locked(path):
+                shutil.rmtree(path, ignore_errors=True)
+                # Unlinked while held: a process waiting on it notices and locks the new file instead.
+                _lock_path(path).unlink(missing_ok=True)
+        # Fails when a new checkout for this pull request arrived meanwhile, which is fine.
+        with contextlib.suppress(OSError):
+            pull_dir.rmdir()
+
+    def _pull_dir(self, repo_full_name: str, pull_number: int) -> Path:
+        owner, _, name = repo_full_name.partition("/")
+        if not owner or not name:
+            raise ValueError(f"not an owner/name repository name: {repo_full_name!r}")
+        if pull_number < 0:
+            raise ValueError(f"not a pull request number: {pull_number}")
+        return self.root / _safe_component(owner) / _safe_component(name) / str(int(pull_number))
+
+    def _fetch(self, git: _Git, repo: Repo, url: str, pull_number: int, sha: str) -> None:
+        """Fetch `sha`: by itself where the server allows it (GitHub, protocol v2), else by its refs."""
+        code, output = git.run(
+            ["fetch", "--no-tags", f"--depth={self.fetch_depth}", "origin", sha], auth=True
+        )
+        if code == 0:
+            return
+        if _AUTH_FAILURE.search(output):
+            raise WorkingCopyError(
+                f"git could not authenticate to {urlsplit(url).netloc}: the token was refused "
+                f"or cannot read {repo.full_name} ({_last_line(output)})"
+            )
+        # Servers speaking protocol v0 only hand out commits that a ref points at.
+        unshallow = ["--unshallow"] if (git.path / ".git" / "shallow").exists() else []
+        code, output = git.run(
+            ["fetch", "--no-tags", *unshallow, "origin", "+refs/heads/*:refs/remotes/origin/*"], auth=True
+        )
+        if code != 0:
+            raise WorkingCopyError(f"git fetch from {repo.full_name} failed: {_last_line(output)}")
+        # Not every server has pull request refs; when it has none, the branches may be enough.
+        pull_ref = f"+refs/pull/{pull_number}/head:refs/remotes/origin/pull/{pull_number}"
+        git.run(["fetch", "--no-tags", "origin", pull_ref], auth=True)
+        if not git.has_commit(sha):
+            raise WorkingCopyError(
+                f"commit {sha[:12]} is not in {repo.full_name} (was the branch force-pushed?)"
+            )
+
+    @contextmanager
+    def _locked(self, path: Path) -> Iterator[None]:
+        """Hold the working copy at `path` against other threads and other processes."""
+        with self._thread_locks_guard:
+            thread_lock = self._thread_locks.setdefault(path, threading.Lock())
+        with thread_lock, _file_lock(_lock_path(path)):
+            yield
+
+
+def _last_line(output: str) -> str:
+    """Git's last words, which name what went wrong."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    return lines[-1] if lines else "git printed nothing"
+
+
+class _Git:
+    """Runs git in one working copy with a scrubbed environment, redacting everything it prints."""
+
+    def __init__(self, copies: WorkingCopies, path: Path, token: str | None, log: JobLog | None) -> None:
+        self.copies = copies
+        self.path = path
+        self.log = log
+        self.auth_header: str | None = None
+        secrets = list(copies.secrets)
+        if token:
+            credentials = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+            self.auth_header = f"Authorization: Basic {credentials}"
+            secrets += [token, credentials]
+        self.redact = Redactor(secrets)
+
+    def env(self, *, auth: bool) -> dict[str, str]:
+        env = {
+            name: value
+            for name, value in scrubbed_environ(self.redact.secrets).items()
+            if not _GIT_VARIABLE_DROP.match(name)
+        }
+        config: dict[str, str] = {
+            # A hook from the server's git config must not run on a pull request's checkout.
+            "core.hooksPath": os.devnull,
+            # Git would ask a credential helper on a 401 and might store whatever it was given.
+            "credential.helper": "",
+        }
+        if auth and self.auth_header:
+            config["http.extraHeader"] = self.auth_header
+        env.update(_config_environment(config))
+        env.update(GIT_TERMINAL_PROMPT="0", LC_ALL="C")
+        return env
+
+    def run(self, args: Sequence[str], *, auth: bool = False, echo: bool = True) -> tuple[int, str]:
+        """Run `git <args>`: its exit code and its (redacted) output."""
+        if self.log is not None and echo:
+            self.log.write(self.redact(f"$ git {' '.join(args)}"))
+        try:
+            completed = subprocess.run(
+                [self.copies.git, *args],
+                cwd=self.path,
+                env=self.env(auth=auth),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                timeout=self.copies.timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise WorkingCopyError(f"git {args[0]} timed out after {self.copies.timeout:g} seconds") from None
+        except OSError as error:
+            raise WorkingCopyError(f"cannot run {self.copies.git}: {error.strerror}") from None
+        output = self.redact(completed.stdout.decode("utf-8", errors="replace"))
+        if self.log is not None and echo and output.strip():
+            self.log.write(output)
+        return completed.returncode, output
+
+    def check(self, args: Sequence[str], *, echo: bool = True) -> str:
+        """Run `git <args>`; its output, or a `WorkingCopyError` saying what failed."""
+        code, output = self.run(args, echo=echo)
+        if code != 0:
+            raise WorkingCopyError(f"git {args[0]} failed: {_last_line(output)}")
+        return output
+
+    def has_commit(self, sha: str) -> bool:
+        code, _ = self.run(["cat-file", "-e", f"{sha}^{{commit}}"], echo=False)
+        return code == 0
+
+
+def _config_environment(config: Mapping[str, str]) -> dict[str, str]:
+    """Git configuration passed through `GIT_CONFIG_COUNT`/`KEY_n`/`VALUE_n` rather than argv."""
+    env = {"GIT_CONFIG_COUNT": str(len(config))}
+    for index, (key, value) in enumerate(config.items()):
+        env[f"GIT_CONFIG_KEY_{index}"] = key
+        env[f"GIT_CONFIG_VALUE_{index}"] = value
+    return env
+
+
+def _check_url(url: str) -> None:
+    """Only plain http(s) URLs without credentials: whatever is in the URL ends up in `.git/config`."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise WorkingCopyError("the clone URL must be an http:// or https:// URL")
+    if parts.username is not None or parts.password is not None:
+        raise WorkingCopyError("the clone URL must not contain credentials")
+
+
+def _safe_component(value: str) -> str:
+    """`value` as one path component that cannot climb out of its directory or start with a dot.
+
+    Names that need changing get a hash of the original appended, so two names never share a copy.
+    """
+    if _SAFE_COMPONENT.fullmatch(value):
+        return value
+    cleaned = re.sub(r"[^A-Za-z0-9._-]", "_", value).lstrip(".")[:60] or "_"
+    return f"{cleaned}-{hashlib.sha256(value.encode()).hexdigest()[:12]}"
+
+
+def _lock_path(path: Path) -> Path:
+    # Safe components never start with a dot, so this cannot be another workspace's copy.
+    return path.with_name(f".{path.name}.lock")
+
+
+@contextmanager
+def _file_lock(lock_path: Path) -> Iterator[None]:
+    """An exclusive `flock` on `lock_path`, robust against the file being removed and recreated."""
+    while True:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except FileNotFoundError:
+            continue  # the directory was removed between mkdir and open
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            opened = os.fstat(fd)
+            try:
+                current = os.stat(lock_path)
+            except FileNotFoundError:
+                current = None
+        except BaseException:
+            os.close(fd)
+            raise
+        if current is not None and (current.st_dev, current.st_ino) == (opened.st_dev, opened.st_ino):
+            break
+        os.close(fd)  # locked a file that remove_pull unlinked meanwhile; lock the current one
+    try:
+        yield
+    finally:
+        os.close(fd)
