@@ -438,7 +438,7 @@ def test_an_undumpable_process_hides_its_environment_from_its_own_user(undumpabl
 
 
 def test_the_atlas_command_marks_itself_undumpable_before_reading_settings() -> None:
-    program = "import ctypes, sys; from atlas import cli; cli.main(['version']); " \
+    program = "import ctypes, sys; from atlas.cli.main import main; main(['version']); " \
               "print('dumpable', ctypes.CDLL(None).prctl(3, 0, 0, 0, 0))"
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=True)
 
