@@ -85,7 +85,7 @@ def test_merge_applies_the_reviewed_plan_and_releases_the_locks(
     assert replicas_in_state(state_dir) == 3
     assert statuses(github_emulator, sha, "atlas/apply")[-1] == ("success", "1/1 projects applied after merge")
     assert lock_holders(atlas) == {}
-    assert not list((atlas.config.settings.data_dir / "repos").rglob("*.tf"))
+    assert not list((atlas.settings.data_dir / "repos").rglob("*.tf"))
 
 
 def test_a_change_that_landed_in_between_stops_the_apply_until_someone_applies(
@@ -103,7 +103,7 @@ def test_a_change_that_landed_in_between_stops_the_apply_until_someone_applies(
     said = last_bot_comment(github_emulator, pull)
     assert "atlas did not apply" in said
     assert "terraform_data.cache" in said
-    assert_golden(normalise(said, data_dir=atlas.config.settings.data_dir, extra={str(state_dir): "<STATE_DIR>"}),
+    assert_golden(normalise(said, data_dir=atlas.settings.data_dir, extra={str(state_dir): "<STATE_DIR>"}),
                   FIXTURES / "multi-project/expected/merge-difference.md")
     assert not (state_dir / "multi-project/app.tfstate").exists(), "nothing was applied"
     assert lock_holders(atlas) == {"app/default": pull.number}

@@ -47,7 +47,7 @@ def test_opened_pull_request_gets_plan_comment_and_status_for_the_touched_projec
         ("success", "1/1 projects planned"),
     ]
     assert_golden(
-        normalise(body, data_dir=atlas.config.settings.data_dir, extra={str(state_dir): "<STATE_DIR>"}),
+        normalise(body, data_dir=atlas.settings.data_dir, extra={str(state_dir): "<STATE_DIR>"}),
         FIXTURES / "multi-project/expected/plan-app.md",
     )
 
@@ -80,7 +80,7 @@ def test_module_change_plans_every_root_module_that_uses_it(
     assert "dir: `db` workspace: `default`" in body
     assert plan_statuses(github_emulator, "acme/infra", pull.head_sha)[-1] == ("success", "2/2 projects planned")
     assert_golden(
-        normalise(body, data_dir=atlas.config.settings.data_dir, extra={str(state_dir): "<STATE_DIR>"}),
+        normalise(body, data_dir=atlas.settings.data_dir, extra={str(state_dir): "<STATE_DIR>"}),
         FIXTURES / "multi-project/expected/plan-module-change.md",
     )
 
@@ -117,7 +117,7 @@ def test_failing_plan_gives_error_comment_and_failure_status(
         "1/2 projects planned, 1 failed",
     )
     assert_golden(
-        normalise(body, data_dir=atlas.config.settings.data_dir, extra={str(state_dir): "<STATE_DIR>"}),
+        normalise(body, data_dir=atlas.settings.data_dir, extra={str(state_dir): "<STATE_DIR>"}),
         FIXTURES / "failing/expected/plan-error.md",
     )
 
@@ -218,7 +218,7 @@ def test_closing_the_pull_request_deletes_its_working_copies_and_plans(
     pull = github_emulator.open_pull("acme/infra", "more-replicas", APP_CHANGE)
     atlas.pull_event(pull)
     atlas.wait_idle()
-    data_dir = atlas.config.settings.data_dir
+    data_dir = atlas.settings.data_dir
     assert list((data_dir / "repos").rglob("main.tf"))
     assert list((data_dir / "plans").rglob("*.tfplan"))
 
@@ -241,10 +241,10 @@ def test_token_is_nowhere_on_disk_or_in_logs_after_a_run(
     atlas.pull_event(pull)
     atlas.wait_idle()
     token = github_emulator.token.encode()
-    secret = atlas.config.settings.gh_webhook_secret.get_secret_value().encode()  # type: ignore[union-attr]
+    secret = atlas.settings.gh_webhook_secret.get_secret_value().encode()  # type: ignore[union-attr]
 
     leaks = []
-    for path in atlas.config.settings.data_dir.rglob("*"):
+    for path in atlas.settings.data_dir.rglob("*"):
         if path.is_file() and not path.is_symlink():
             content = path.read_bytes()
             if token in content or secret in content:
@@ -252,5 +252,5 @@ def test_token_is_nowhere_on_disk_or_in_logs_after_a_run(
     assert leaks == []
     assert github_emulator.token not in atlas.log_text()
     assert "x-access-token" not in atlas.log_text()
-    assert list(atlas.config.settings.data_dir.rglob(".git/config")), "the working copy exists and was searched"
+    assert list(atlas.settings.data_dir.rglob(".git/config")), "the working copy exists and was searched"
     assert all(github_emulator.token not in c["body"] for c in github_emulator.comments("acme/infra", pull.number))

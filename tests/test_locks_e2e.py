@@ -155,7 +155,7 @@ def test_operator_unlock_from_the_cli_hands_the_lock_to_the_waiting_pull_request
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("ATLAS_")}
     result = subprocess.run(
-        [sys.executable, "-m", "atlas", "locks", "unlock", lock.id, "--data-dir", str(atlas.config.settings.data_dir)],
+        [sys.executable, "-m", "atlas", "locks", "unlock", lock.id, "--data-dir", str(atlas.settings.data_dir)],
         env=env, capture_output=True, text=True, timeout=60, check=False,
     )
     assert result.returncode == 0, result.stderr
@@ -192,7 +192,7 @@ def test_cancel_interrupts_the_running_plan_and_drops_queued_commands(
     pull = github_emulator.open_pull(REPO, "slow", app_change(3), author=DEVELOPER)
     atlas.pull_event(pull)
     comment(atlas, pull, "atlas plan -d app")  # queued behind the running autoplan
-    jobs_dir = atlas.config.settings.data_dir / "jobs"
+    jobs_dir = atlas.settings.data_dir / "jobs"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not any(
         "slow plan starting" in log.read_text() for log in jobs_dir.glob("*.log")

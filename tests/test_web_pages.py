@@ -65,7 +65,7 @@ def wait_for_running_job(atlas: RunningAtlas, printed: str) -> JobRecord:
     while time.monotonic() < deadline:
         running = state.jobs(statuses=(JobStatus.RUNNING,))
         if running:
-            log_file = atlas.config.settings.data_dir / "jobs" / f"{running[0].job.id}.log"
+            log_file = atlas.settings.data_dir / "jobs" / f"{running[0].job.id}.log"
             if log_file.exists() and printed in log_file.read_text():
                 return running[0]  # type: ignore[no-any-return]
         time.sleep(0.05)
@@ -294,7 +294,7 @@ def test_a_finished_jobs_output_comes_from_the_state_store_until_it_expires(
     open_and_plan(atlas, github_emulator, "first", app_change(3))
     ctx = atlas.app.config["ATLAS_CONTEXT"]
     [record] = ctx.state.jobs()
-    log_file = atlas.config.settings.data_dir / "jobs" / f"{record.job.id}.log"
+    log_file = atlas.settings.data_dir / "jobs" / f"{record.job.id}.log"
     # What run_job does when a job ends: keep its output in the state store.
     ctx.state.append_job_output(record.job.id, log_file.read_text())
     log_file.unlink()
