@@ -20,12 +20,12 @@ from atlas import __version__, web
 from atlas.commands import run_job
 from atlas.commands.context import CommandContext, build_context
 from atlas.commands.interrupted import recover_after_restart, report_interrupted
-from atlas.commands.locking import submit_handoff_plan
 from atlas.config.settings import Settings, require_webhook_secret
 from atlas.drift.scheduler import start_scheduler
 from atlas.http import api, webhooks
 from atlas.jobs.queue import EmbeddedQueue, JobQueue, QueueUnavailable
 from atlas.jobs.rq import Reaper, RQQueue
+from atlas.runtime.lock_handoff import submit_handoff_plan
 
 log = logging.getLogger(__name__)
 

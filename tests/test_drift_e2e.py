@@ -25,8 +25,10 @@ import requests
 
 from atlas.commands.context import CommandContext
 from atlas.drift import check as drift
+from atlas.drift.report import fit_for_github
 from atlas.drift.scheduler import start_scheduler
 from atlas.models import DriftStatus
+from atlas.render.drift import render_issue_body
 from atlas.stores.audit import AuditAction
 from tests.atlas_plugin import FIXTURES, REPO_ROOT, RunningAtlas
 from tests.commands_world import DEVELOPER, REPO, app_change, open_and_plan
@@ -394,7 +396,7 @@ def test_an_issue_body_with_a_huge_plan_is_cut_to_what_github_accepts() -> None:
     record = DriftRecord(repo=REPO, project=Project(dir="app"), sha="a" * 40, status=DriftStatus.DRIFTED,
                          output=output)
 
-    body = drift.fit_for_github(drift.render_issue_body(record, repo))
+    body = fit_for_github(render_issue_body(record, repo))
 
     assert len(body) <= 65536
     assert body.count("```diff") == 1 and body.rstrip().endswith("</sub>")

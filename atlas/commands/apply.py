@@ -19,9 +19,9 @@ from atlas.commands.hooks import run_hooks
 from atlas.commands.locking import lock_holder_text
 from atlas.commands.outcome import CommandOutcome, record_phase
 from atlas.commands.project_run import run_project_stage
-from atlas.commands.repo_settings import RepoSettings, load_repo_settings
 from atlas.commands.requirements import unmet
 from atlas.config.raw import ConfigError
+from atlas.config.repo_settings import RepoSettings, load_repo_settings
 from atlas.config.valid import RepoLocksMode
 from atlas.models import CommandName, Job, JobStatus, PlanRecord, ProjectResult, ProjectStatus
 from atlas.render.comments import render_apply_comment, render_error_comment, split_comment

@@ -25,10 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from atlas.commands.context import CommandContext
-from atlas.commands.locking import plan_for_new_holders
 from atlas.commands.outcome import CommandOutcome, record_phase
 from atlas.commands.project_run import run_project_stage
-from atlas.commands.repo_settings import RepoSettings, load_repo_settings
+from atlas.config.repo_settings import RepoSettings, load_repo_settings
 from atlas.models import (
     CommandName,
     Job,
@@ -46,6 +45,7 @@ from atlas.render.comments import (
     render_plan_difference,
     split_comment,
 )
+from atlas.runtime.lock_handoff import plan_for_new_holders
 from atlas.runtime.plan_compare import compare_plans, dump_changes, load_changes, planned_changes
 from atlas.runtime.sandbox import RunScope
 from atlas.runtime.steps import StageFiles

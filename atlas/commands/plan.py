@@ -16,18 +16,19 @@ from pathlib import Path
 
 from atlas.commands.context import CommandContext
 from atlas.commands.hooks import run_hooks
-from atlas.commands.locking import lock_holder_text, submit_handoff_plan
+from atlas.commands.locking import lock_holder_text
 from atlas.commands.merge import show_json
 from atlas.commands.outcome import CommandOutcome, record_phase
 from atlas.commands.project_run import run_project_stage
-from atlas.commands.repo_settings import RepoSettings, load_repo_settings
 from atlas.commands.requirements import unmet
 from atlas.config.raw import ConfigError
+from atlas.config.repo_settings import RepoSettings, load_repo_settings
 from atlas.config.valid import RepoLocksMode
 from atlas.intake.comment_parser import CommentError, resolve_dir
 from atlas.models import CommandName, Job, JobStatus, PlanRecord, Project, ProjectResult, ProjectStatus
 from atlas.render.comments import render_error_comment, render_plan_comment, split_comment
 from atlas.runtime.joblog import JobLog
+from atlas.runtime.lock_handoff import submit_handoff_plan
 from atlas.runtime.plan_compare import dump_changes, planned_changes
 from atlas.runtime.project_selection import find_named_project, projects_for_dir, select_projects
 from atlas.runtime.projects import ProjectMatch, has_terraform_files

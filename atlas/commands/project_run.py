@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from atlas.commands.context import CommandContext
-from atlas.commands.repo_settings import RepoSettings
+from atlas.config.repo_settings import RepoSettings
 from atlas.config.workflow import Stage
 from atlas.logs import job_context
 from atlas.models import CommandName, Job, Project, ProjectResult, ProjectStatus

@@ -12,9 +12,9 @@ from atlas.commands.locking import lock_holder_text
 from atlas.commands.outcome import CommandOutcome
 from atlas.commands.plan import projects_to_plan
 from atlas.commands.project_run import run_project_stage
-from atlas.commands.repo_settings import load_repo_settings
 from atlas.commands.requirements import unmet
 from atlas.config.raw import ConfigError
+from atlas.config.repo_settings import load_repo_settings
 from atlas.intake.comment_parser import CommentError
 from atlas.models import CommandName, Job, JobStatus
 from atlas.render.comments import fence_for, render_error_comment

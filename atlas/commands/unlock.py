@@ -1,13 +1,28 @@
-"""`atlas unlock`: drop this pull request's locks, plans and places in waiting queues."""
+"""Unlocking: `atlas unlock` on a pull request, and an operator's "discard plan and unlock" of one lock.
+
+`atlas unlock` drops the pull request's locks, plans and places in waiting queues. The operator's
+action (`atlas locks unlock` and the lock page's button) releases one lock: the lock passes to the
+first pull request waiting for it (which atlas then plans), the holder's saved plan of that project
+is deleted so that it cannot be applied without a new plan, the audit log keeps it, and the
+holder's pull request is told in a comment.
+"""
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
+
 from atlas.commands.context import CommandContext
-from atlas.commands.locking import plan_for_new_holders
 from atlas.commands.outcome import CommandOutcome
 from atlas.models import Job, JobStatus, Project
+from atlas.runtime.lock_handoff import plan_for_new_holders
 from atlas.runtime.terraform import CancelToken
+from atlas.stores import audit
 from atlas.stores.audit import AuditAction, audited
+from atlas.stores.locks import ProjectLock
+from atlas.vcs import VCSError
+
+log = logging.getLogger(__name__)
 
 
 @audited(AuditAction.UNLOCK)
@@ -40,3 +55,82 @@ def release_pull(ctx: CommandContext, job: Job) -> tuple[set[Project], set[Proje
 
 def project_line(project: Project) -> str:
     return f"dir: `{project.dir}` workspace: `{project.workspace}`"
+
+
+# --- an operator's "discard plan and unlock" -------------------------------------------------------
+
+
+class LockChanged(Exception):
+    """The lock is gone or changed hands since the operator looked at it; nothing was released."""
+
+
+@dataclass
+class Discarded:
+    """What discarding did, for the page or the command line that reports it."""
+
+    lock: ProjectLock
+    plans_deleted: int
+    handed_over: ProjectLock | None = None
+    told: bool = False
+    """Whether the pull request was told in a comment (not without a GitHub token, or when commenting failed)."""
+    comment_error: str | None = None
+
+    @property
+    def heir(self) -> int | None:
+        """The pull request the lock passed to."""
+        return self.handed_over.pull_number if self.handed_over is not None else None
+
+
+def holder_token(lock: ProjectLock) -> str:
+    """Names one holding of a lock: a form posted for it must not release a later holder's lock."""
+    return f"{lock.pull_number}@{lock.created_at.isoformat()}"
+
+
+def discard_and_unlock(
+    ctx: CommandContext, lock_id: str, *, operator: str | None, trigger: str, holder: str | None = None
+) -> Discarded:
+    """Release the lock (only if `holder` still holds it, when given), delete that project's plan, audit it and
+    tell the pull request; LockChanged when there is no such lock (or it changed hands)."""
+    lock = ctx.locks.get_by_id(lock_id)
+    if lock is None or (holder is not None and holder_token(lock) != holder):
+        raise LockChanged
+    release = ctx.locks.release(lock_id)
+    if not release.released:
+        raise LockChanged
+    lock = release.released[0]
+    plans = ctx.forget_plans(lock.repo, lock.pull_number, lock.project)
+    result = Discarded(lock=lock, plans_deleted=len(plans),
+                       handed_over=release.handed_over[0] if release.handed_over else None)
+    audit.record(ctx, audit.AuditEntry(
+        action=AuditAction.UNLOCK, repo=lock.repo, user=operator or "operator", outcome="released",
+        pull_number=lock.pull_number, project=lock.project, trigger=trigger,
+        detail=f"discarded {len(plans)} plan(s) and released the lock"
+               + (f"; handed over to #{result.heir}" if result.heir else ""),
+    ))
+    if ctx.token:
+        try:
+            ctx.vcs.post_comment(lock.vcs_repo(), lock.pull_number, unlock_comment(ctx, lock, result.heir, operator))
+        except VCSError as error:
+            result.comment_error = str(error)
+            log.warning("released lock %s, but telling %s failed: %s", lock_id, lock.pull_key, error)
+        else:
+            result.told = True
+    plan_for_new_holders(ctx, release)
+    log.info("%s released the lock of %s on %s (%s)", operator or "an operator", lock.pull_key,
+             lock.project.label, trigger)
+    return result
+
+
+def unlock_comment(ctx: CommandContext, lock: ProjectLock, heir: int | None, operator: str | None) -> str:
+    """What the pull request whose lock an operator removed reads."""
+    who = f"an operator (`{operator}`)" if operator else "an operator"
+    project = f"`{lock.project.dir}` (workspace `{lock.project.workspace}`)"
+    text = (
+        f"**Lock removed**: {who} released this pull request's lock on {project}, "
+        "and discarded its plan of that project.\n\n"
+    )
+    if heir is not None:
+        text += f"The lock passed to #{heir}, which was waiting for it. "
+    else:
+        text += "Other pull requests can now plan and apply this project. "
+    return text + f"Comment `{ctx.settings.comment_prefix[0]} plan` to plan it here again."

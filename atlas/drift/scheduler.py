@@ -6,7 +6,7 @@ claims the slot's key in the state store (`StateStore.claim_slot`: a row in SQLi
 Redis), so with any number of processes sharing the store exactly one runs it. A slot that fired
 while no process was running is not run late: scheduling starts when the process does.
 
-Which repositories run on which schedules (`drift.scheduled_repos`) is read again every few
+Which repositories run on which schedules (`atlas.drift.targets.scheduled_repos`) is read again every few
 minutes, so a changed repos.yaml entry or repo config takes effect without a restart.
 """
 
@@ -23,7 +23,8 @@ from croniter import croniter
 
 from atlas.commands.context import CommandContext
 from atlas.config.settings import Settings
-from atlas.drift import check as drift
+from atlas.drift.check import check_repo
+from atlas.drift.targets import SCHEDULE_USER, scheduled_repos
 from atlas.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -191,10 +192,10 @@ def start_scheduler(
     """The drift scheduler of a server process, started; idle while no repos.yaml entry enables drift."""
 
     def run_slot(slot: Slot) -> None:
-        drift.check_repo(ctx, slot.repo, schedule=slot.schedule, trigger="schedule", user=drift.SCHEDULE_USER)
+        check_repo(ctx, slot.repo, schedule=slot.schedule, trigger="schedule", user=SCHEDULE_USER)
 
     return Scheduler(
-        lambda known: drift.scheduled_repos(ctx, known),
+        lambda known: scheduled_repos(ctx, known),
         run_slot,
         ctx.state.claim_slot,
         clock=clock,

@@ -25,8 +25,8 @@ from atlas.commands.apply import apply_one
 from atlas.commands.context import CommandContext
 from atlas.commands.plan import record_plan
 from atlas.commands.project_run import run_project_stage
-from atlas.commands.repo_settings import RepoSettings, load_repo_settings
 from atlas.config.raw import ConfigError
+from atlas.config.repo_settings import RepoSettings, load_repo_settings
 from atlas.config.settings import Settings
 from atlas.models import (
     CommandArgs,

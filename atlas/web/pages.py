@@ -18,12 +18,12 @@ from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 
 from atlas import __version__
+from atlas.commands.unlock import LockChanged, discard_and_unlock, holder_token
 from atlas.models import JobStatus, PlanRecord, Project, PullRequest, utcnow
 from atlas.stores.locks import ProjectLock
 from atlas.stores.state import JobRecord, ProjectState
 from atlas.web import csrf
 from atlas.web.ansi import ansi_to_html, strip_ansi
-from atlas.web.discard import LockChanged, discard_and_unlock, holder_token
 from atlas.web.live import LogFollower, busy, follow_job
 from atlas.web.output import job_output, log_path, output_expired, output_store
 from atlas.web.site import current_site, require_login
@@ -263,7 +263,8 @@ def unlock(lock_id: str) -> ResponseReturnValue:
     site = current_site()
     operator = site.auth.user() if site.auth is not None else None
     try:
-        result = discard_and_unlock(site.ctx, lock_id, request.form.get("holder", ""), operator)
+        result = discard_and_unlock(site.ctx, lock_id, operator=operator, trigger="web",
+                                    holder=request.form.get("holder", ""))
     except LockChanged:
         return _lock_page(lock_id, 409, error="The lock changed since this page was loaded; nothing was released. "
                                               "Check who holds it now and try again.")

@@ -9,14 +9,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
-from atlas.commands.context import CommandContext
 from atlas.config.loading import load_repo_config
 from atlas.config.raw import ConfigError
-from atlas.config.server import EffectiveConfig, ProjectSettings, RepoPolicy, apply_repo_config
+from atlas.config.server import EffectiveConfig, ProjectSettings, RepoPolicy, ServerConfig, apply_repo_config
+from atlas.config.settings import Settings
 from atlas.config.valid import ApplyOnMerge
 from atlas.models import Project, PullRequest
-from atlas.runtime.project_selection import find_named_project
+
+
+class ConfigSources(Protocol):
+    """Where a repository's settings come from besides its own config: the server's settings and repos.yaml.
+
+    A command's or a drift check's context is one.
+    """
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def server_config(self) -> ServerConfig: ...
 
 
 @dataclass(frozen=True)
@@ -40,9 +53,13 @@ class RepoSettings:
 
     def depends_on(self, project: Project) -> list[Project]:
         """The projects (named in `depends_on`) whose apply this project's apply waits for."""
-        found = (find_named_project(self.effective, name, base_branch=self.base_branch)
-                 for name in self.project(project).depends_on)
+        found = (self._named(name) for name in self.project(project).depends_on)
         return [settings.project for settings in found if settings is not None]
+
+    def _named(self, name: str) -> ProjectSettings | None:
+        """The configured project called `name` among those for the base branch."""
+        return next((settings for settings in self.effective.projects if settings.project.name == name
+                     and (settings.config is None or settings.config.branch_matches(self.base_branch))), None)
 
     def ordered(self, projects: Sequence[Project]) -> list[list[Project]]:
         """Projects in execution order groups (ascending); within a group, a project after those it
@@ -74,7 +91,7 @@ class RepoSettings:
         return server_value if repo_value is None else repo_value
 
 
-def load_repo_settings(ctx: CommandContext, pull: PullRequest, workdir: Path) -> RepoSettings:
+def load_repo_settings(ctx: ConfigSources, pull: PullRequest, workdir: Path) -> RepoSettings:
     """The settings for this pull request; raises ConfigError (for a PR comment) when a config is invalid."""
     settings = ctx.settings
     defaults = RepoPolicy(
