@@ -11,7 +11,6 @@ of one pull request stay in order across workers.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import os
@@ -26,7 +25,6 @@ from typing import Any
 from redis.exceptions import RedisError
 from rq import SimpleWorker
 
-from atlas.cli.main import log_startup, prepare_process, require, settings_from_args
 from atlas.commands import run_job
 from atlas.commands.context import CommandContext, build_context
 from atlas.commands.interrupted import report_interrupted
@@ -34,6 +32,7 @@ from atlas.config.settings import ENV_PREFIX, Settings, SettingsError
 from atlas.jobs.queue import JobExecutor
 from atlas.jobs.rq import AbandonedHook, QueueKeys, Reaper, RQQueue, SerialRunner, install_runner
 from atlas.models import Job
+from atlas.startup import log_startup, prepare_process, require
 from atlas.stores.redis_state import DEFAULT_PREFIX, connect, redis_location
 
 log = logging.getLogger(__name__)
@@ -67,19 +66,18 @@ def redis_url_of(settings: Settings) -> str | None:
 
 
 def run(
-    args: argparse.Namespace,
+    settings: Settings,
     *,
+    concurrency: int = 1,
     executor_factory: ExecutorFactory = run_commands,
     abandoned_factory: AbandonedHookFactory = report_abandoned,
 ) -> int:
     """`atlas worker`: check the settings, log the start, then fork and supervise the worker processes."""
-    settings = settings_from_args(args)
     redis_url = redis_url_of(settings)
     if redis_url is None:
         raise SettingsError(
             f"--redis-url ({ENV_PREFIX}REDIS_URL) is required: workers take their jobs from Redis"
         )
-    concurrency: int = args.concurrency
     if concurrency < 1:
         raise SettingsError(f"--concurrency must be at least 1, got {concurrency}")
     require(settings, "gh_token", "workers need a GitHub token to read pull requests and comment")

@@ -18,8 +18,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
+from atlas import startup
 from atlas.app import create_app
-from atlas.cli import main as cli
+from atlas.cli import subcommand
 from atlas.config.settings import Settings
 
 THREADS = 8
@@ -46,10 +47,10 @@ class GthreadServer(BaseApplication):  # type: ignore[misc]
 
 def main() -> None:
     front, argv = sys.argv[1], sys.argv[2:]
-    parser = cli.ArgumentParser(prog="fronts.py")
-    cli.add_settings_arguments(parser)
-    settings = cli.settings_from_args(parser.parse_args(argv))
-    cli.prepare_process(settings)
+    parser = subcommand.ArgumentParser(prog="fronts.py")
+    subcommand.add_settings_arguments(parser)
+    settings = subcommand.settings_from_args(parser.parse_args(argv))
+    startup.prepare_process(settings)
     if front.startswith("gthread"):
         GthreadServer(settings, int(front.partition(":")[2] or THREADS)).run()
     elif front == "waitress":

@@ -319,9 +319,11 @@ def main(argv: list[str]) -> int:
     """`atlas worker` with the recording executor and abandoned hook."""
     from atlas import worker
     from atlas.cli.main import build_parser
+    from atlas.cli.subcommand import settings_from_args
 
     args = build_parser().parse_args(argv)
-    return worker.run(args, executor_factory=recording_executor, abandoned_factory=recording_abandoned_hook)
+    return worker.run(settings_from_args(args), concurrency=args.concurrency, executor_factory=recording_executor,
+                      abandoned_factory=recording_abandoned_hook)
 
 
 if __name__ == "__main__":

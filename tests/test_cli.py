@@ -21,8 +21,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from atlas import __version__
+from atlas import __version__, startup
 from atlas.cli import main as cli
+from atlas.cli import subcommand
 from atlas.config.settings import load_settings, setting_infos
 from atlas.logs import REDACTED, configure_logging, job_context
 from tests.conftest import require_binary
@@ -143,7 +144,7 @@ def test_server_help_points_to_readme_sections_that_exist(tmp_path: Path) -> Non
     help_text = " ".join(run_atlas(tmp_path, "server", "--help").stdout.split())
     headings = re.findall(r"^#+ (.+)$", (Path(__file__).resolve().parents[1] / "README.md").read_text(), re.M)
 
-    for section in cli.README_SECTIONS:
+    for section in subcommand.README_SECTIONS:
         assert f'"{section}"' in help_text
         assert section in headings, f"README.md has no section {section!r}"
 
@@ -217,13 +218,13 @@ def test_a_registered_subcommand_reuses_the_settings_flags(monkeypatch: pytest.M
     seen: list[object] = []
 
     def run(args: argparse.Namespace) -> int:
-        seen.append(cli.settings_from_args(args).port)
+        seen.append(subcommand.settings_from_args(args).port)
         return 7
 
     monkeypatch.setitem(
         cli.SUBCOMMANDS,
         "worker",
-        cli.Subcommand("worker", "Run jobs.", run, add_arguments=cli.add_settings_arguments),
+        subcommand.Subcommand("worker", "Run jobs.", run, add_arguments=subcommand.add_settings_arguments),
     )
     assert cli.main(["worker", "--port", "4500", "--data-dir", str(tmp_path)]) == 7
     assert seen == [4500]
@@ -249,23 +250,23 @@ def test_startup_creates_the_data_dir_and_logs_a_summary_without_secrets(
         {"gh_token": "ghp_startuptoken", "data_dir": str(tmp_path / "data"), "port": "4999"},
         env={},
     )
-    cli.log_startup(settings, "server", cli.prepare_process(settings))
+    startup.log_startup(settings, "server", startup.prepare_process(settings))
     assert (tmp_path / "data").is_dir()
     err = capsys.readouterr().err
     lines = err.splitlines()
     assert re.match(
-        rf"^\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\dZ INFO atlas.cli.main atlas {__version__} starting server port=4999 ",
+        rf"^\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\dZ INFO atlas.startup atlas {__version__} starting server port=4999 ",
         lines[0],
     )
     assert f"data_dir={tmp_path / 'data'}" in lines[0]
     assert "repo_allowlist=none" in lines[0]
     assert "gh_api_url=https://api.github.com" in lines[0]
     assert (
-        "WARNING atlas.cli.main the repository allowlist is empty, so atlas acts on no repository; set "
+        "WARNING atlas.startup the repository allowlist is empty, so atlas acts on no repository; set "
         "--repo-allowlist (ATLAS_REPO_ALLOWLIST)" in err
     )
-    assert "WARNING atlas.cli.main no webhook secret is set" in err
-    assert ("WARNING atlas.cli.main --gh-token was given on the command line, where every user of this host can "
+    assert "WARNING atlas.startup no webhook secret is set" in err
+    assert ("WARNING atlas.startup --gh-token was given on the command line, where every user of this host can "
             "read it (ps, /proc/PID/cmdline); pass it as ATLAS_GH_TOKEN or in a file with --gh-token-file "
             "instead") in err
     assert "ghp_startuptoken" not in err
@@ -285,7 +286,7 @@ def test_startup_stays_quiet_about_what_is_set(
         },
         env={"ATLAS_GH_TOKEN": "t", "ATLAS_GH_WEBHOOK_SECRET": "s"},
     )
-    cli.log_startup(settings, "server", cli.prepare_process(settings))
+    startup.log_startup(settings, "server", startup.prepare_process(settings))
     err = capsys.readouterr().err
     assert "WARNING" not in err
     assert "repo_allowlist=github.com/acme/*" in err
@@ -296,7 +297,7 @@ def test_startup_stays_quiet_about_what_is_set(
 GUNICORN_PROGRAM = textwrap.dedent(
     """
     import flask, sys
-    from atlas.cli.main import prepare_process
+    from atlas.startup import prepare_process
     from atlas.serving import AtlasServer
     from atlas.config.settings import load_settings
 

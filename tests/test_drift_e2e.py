@@ -339,7 +339,7 @@ def test_the_server_runs_the_checks_on_their_schedule(
     world.apply_live("app", "-var", "environment=staging")
     ctx: CommandContext = atlas.app.config["ATLAS_CONTEXT"]
     now = [datetime(2030, 12, 31, 23, 59, 30, tzinfo=UTC)]
-    scheduler = start_scheduler(ctx, atlas.config.settings, clock=lambda: now[0], tick_seconds=0.05)
+    scheduler = start_scheduler(ctx, atlas.settings, clock=lambda: now[0], tick_seconds=0.05)
     try:
         eventually(lambda: scheduler.table, 30, "the scheduler reading the schedules")
         assert dict(scheduler.table) == {REPO: {NEVER}}

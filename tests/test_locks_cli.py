@@ -163,6 +163,7 @@ def test_unlock_hands_over_to_the_first_waiter_and_tells_the_pull_request(
         str(data_dir),
         ATLAS_GH_TOKEN=github_emulator.token,
         ATLAS_GH_API_URL=github_emulator.api_url,
+        LOGNAME="ops",
     )
 
     assert (result.returncode, result.stderr) == (0, "")
@@ -173,8 +174,8 @@ def test_unlock_hands_over_to_the_first_waiter_and_tells_the_pull_request(
     )
     [comment] = github_emulator.comments("acme/infra", 1)
     assert comment["body"] == (
-        "**Lock removed**: an operator released this pull request's lock on `.` (workspace `default`) "
-        "(`atlas locks unlock`).\n\n"
+        "**Lock removed**: an operator (`ops`) released this pull request's lock on `.` (workspace `default`), "
+        "and discarded its plan of that project.\n\n"
         "The lock passed to #2, which was waiting for it. Comment `atlas plan` to plan it here again."
     )
     assert github_emulator.comments("acme/infra", 2) == []

@@ -65,7 +65,7 @@ def test_auto_without_bubblewrap_warns_in_the_log_on_status_and_on_every_page(
         sandbox="auto", env={"PATH": path_without_bubblewrap(embedded_world.root / "bin")})
 
     log = server.log_text()
-    assert "WARNING atlas.cli.main SECURITY: pull-request code runs WITHOUT a sandbox because bubblewrap (bwrap) is " \
+    assert "WARNING atlas.startup SECURITY: pull-request code runs WITHOUT a sandbox because bubblewrap (bwrap) is " \
            "not installed" in log
     assert 'isolation="none (--sandbox auto, and bubblewrap (bwrap) is not installed' in log
     status = requests.get(f"{server.url}/status", timeout=10).json()["sandbox"]

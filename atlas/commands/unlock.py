@@ -9,7 +9,6 @@ holder's pull request is told in a comment.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 from atlas.commands.context import CommandContext
@@ -21,8 +20,6 @@ from atlas.stores import audit
 from atlas.stores.audit import AuditAction, audited
 from atlas.stores.locks import ProjectLock
 from atlas.vcs import VCSError
-
-log = logging.getLogger(__name__)
 
 
 @audited(AuditAction.UNLOCK)
@@ -90,7 +87,10 @@ def discard_and_unlock(
     ctx: CommandContext, lock_id: str, *, operator: str | None, trigger: str, holder: str | None = None
 ) -> Discarded:
     """Release the lock (only if `holder` still holds it, when given), delete that project's plan, audit it and
-    tell the pull request; LockChanged when there is no such lock (or it changed hands)."""
+    tell the pull request; LockChanged when there is no such lock (or it changed hands).
+
+    The caller reports the result (the page in the server's log, the command line on its terminal).
+    """
     lock = ctx.locks.get_by_id(lock_id)
     if lock is None or (holder is not None and holder_token(lock) != holder):
         raise LockChanged
@@ -112,12 +112,9 @@ def discard_and_unlock(
             ctx.vcs.post_comment(lock.vcs_repo(), lock.pull_number, unlock_comment(ctx, lock, result.heir, operator))
         except VCSError as error:
             result.comment_error = str(error)
-            log.warning("released lock %s, but telling %s failed: %s", lock_id, lock.pull_key, error)
         else:
             result.told = True
     plan_for_new_holders(ctx, release)
-    log.info("%s released the lock of %s on %s (%s)", operator or "an operator", lock.pull_key,
-             lock.project.label, trigger)
     return result
 
 

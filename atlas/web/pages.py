@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +28,8 @@ from atlas.web.ansi import ansi_to_html, strip_ansi
 from atlas.web.live import LogFollower, busy, follow_job
 from atlas.web.output import job_output, log_path, output_expired, output_store
 from atlas.web.site import current_site, require_login
+
+log = logging.getLogger(__name__)
 
 NOTHING = "-"
 """Shown for a time or duration that does not exist (yet)."""
@@ -268,6 +271,10 @@ def unlock(lock_id: str) -> ResponseReturnValue:
     except LockChanged:
         return _lock_page(lock_id, 409, error="The lock changed since this page was loaded; nothing was released. "
                                               "Check who holds it now and try again.")
+    if result.comment_error is not None:
+        log.warning("released lock %s, but telling %s failed: %s", lock_id, result.lock.pull_key, result.comment_error)
+    log.info("%s released the lock of %s on %s from the web page", operator or "an operator", result.lock.pull_key,
+             result.lock.project.label)
     query: dict[str, Any] = {"released": lock_id, "pull": result.lock.pull_number}
     if result.heir is not None:
         query["heir"] = result.heir
