@@ -31,7 +31,7 @@ Eventually = Callable[..., Any]
 GITHUB_WRITES_PER_MINUTE = 80
 """GitHub's documented secondary rate limit on content-creating requests, per token."""
 WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
-WEBHOOK_PROBLEM = re.compile(r"\S+ (ERROR|WARNING) atlas\.webhooks ")
+WEBHOOK_PROBLEM = re.compile(r"\S+ (ERROR|WARNING) atlas\.http\.webhooks ")
 """A problem the webhook endpoint logged: while Redis is down, a delivery it refused."""
 
 
