@@ -17,13 +17,13 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from werkzeug.exceptions import HTTPException
 
 from atlas import __version__, web
-from atlas.commands import run_job
-from atlas.commands.context import CommandContext, build_context
+from atlas.bootstrap import server_runtime
+from atlas.commands.context import CommandContext
 from atlas.commands.interrupted import recover_after_restart, report_interrupted
 from atlas.config.settings import Settings, require_webhook_secret
 from atlas.drift.scheduler import start_scheduler
 from atlas.http import api, webhooks
-from atlas.jobs.queue import EmbeddedQueue, JobQueue, QueueUnavailable
+from atlas.jobs.queue import JobQueue, QueueUnavailable
 from atlas.jobs.rq import Reaper, RQQueue
 from atlas.runtime.lock_handoff import submit_handoff_plan
 
@@ -53,13 +53,13 @@ class HandoffSweep(threading.Thread):
                 log.exception("the lock handoff sweep failed; retrying")
 
 
-def create_app(settings: Settings, *, context: CommandContext | None = None) -> Flask:
+def create_app(settings: Settings) -> Flask:
     """An atlas server: the webhook endpoint, pages and health over the embedded queue or rq workers."""
     require_webhook_secret(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    ctx = context or build_context(settings)
-    queue = _job_queue(settings, ctx)
-    ctx.submit = queue.enqueue
+    runtime = server_runtime(settings)
+    ctx, queue = runtime.context, runtime.queue
+    _start_queue(ctx, queue)
     HandoffSweep(ctx).start()
     start_scheduler(ctx, settings)
 
@@ -99,19 +99,15 @@ def create_app(settings: Settings, *, context: CommandContext | None = None) -> 
     return app
 
 
-def _job_queue(settings: Settings, ctx: CommandContext) -> JobQueue:
-    """rq workers with `--redis-url`; otherwise the embedded queue, which first recovers from a restart."""
-    if settings.redis_url is not None:
-        rq_queue = RQQueue(settings.redis_url.get_secret_value(), ctx.state)
-        ctx.cancel_elsewhere = rq_queue.request_cancel
-        Reaper(rq_queue, lambda job: report_interrupted(ctx, job, "The atlas worker running this command stopped")
+def _start_queue(ctx: CommandContext, queue: JobQueue) -> None:
+    """rq: reap the jobs of workers that died; embedded: re-queue what was queued before a restart."""
+    if isinstance(queue, RQQueue):
+        Reaper(queue, lambda job: report_interrupted(ctx, job, "The atlas worker running this command stopped")
                ).start()
-        return rq_queue
-    queue = EmbeddedQueue(lambda job: run_job(job, ctx), ctx.state, workers=max(4, settings.parallel_pool_size))
+        return
     for job in recover_after_restart(ctx):
         log.info("re-queueing job %s (%s on %s), queued before the restart", job.id, job.command, job.pull.key)
         queue.enqueue(job)
-    return queue
 
 
 def _backend_problem(queue: JobQueue) -> str | None:

@@ -44,10 +44,10 @@ def prepare_process(settings: Settings) -> Sandbox:
             f"the data directory {settings.data_dir} is not writable (set --data-dir or ATLAS_DATA_DIR)"
         )
     configure_logging(settings.log_level, settings.log_format, settings.secrets())
-    from atlas.commands.context import sandbox_for  # not loaded by `atlas version` and the like
+    from atlas.bootstrap import build_sandbox  # not loaded by `atlas version` and the like
 
     try:
-        return sandbox_for(settings)
+        return build_sandbox(settings)
     except SandboxError as error:
         raise SettingsError(str(error)) from None
 

@@ -25,12 +25,13 @@ from typing import Any
 from redis.exceptions import RedisError
 from rq import SimpleWorker
 
+from atlas.bootstrap import worker_runtime
 from atlas.commands import run_job
-from atlas.commands.context import CommandContext, build_context
+from atlas.commands.context import CommandContext
 from atlas.commands.interrupted import report_interrupted
 from atlas.config.settings import ENV_PREFIX, Settings, SettingsError
 from atlas.jobs.queue import JobExecutor
-from atlas.jobs.rq import AbandonedHook, QueueKeys, Reaper, RQQueue, SerialRunner, install_runner
+from atlas.jobs.rq import AbandonedHook, QueueKeys, Reaper, SerialRunner, install_runner
 from atlas.models import Job
 from atlas.startup import log_startup, prepare_process, require
 from atlas.stores.redis_state import DEFAULT_PREFIX, connect, redis_location
@@ -178,10 +179,7 @@ def serve(
 ) -> int:
     """One worker process: build the context, run rq jobs until asked to stop; the exit status."""
     name = f"atlas-{socket.gethostname()}-{os.getpid()}"
-    ctx = worker_context(settings, redis_url)
-    queue = RQQueue(redis_url, ctx.state, prefix=DEFAULT_PREFIX)
-    ctx.submit = queue.enqueue
-    ctx.cancel_elsewhere = queue.request_cancel
+    ctx, queue = worker_runtime(settings)
     stopping = threading.Event()
     install_runner(SerialRunner(
         queue, executor_factory(ctx), ctx.state, worker_name=name, stopping=stopping,
@@ -204,11 +202,6 @@ def serve(
         reaper.stop()
         install_runner(None)
     return 0
-
-
-def worker_context(settings: Settings, redis_url: str) -> CommandContext:
-    """The command context of a worker process; `--redis-url` puts its state and locks in Redis."""
-    return build_context(settings)
 
 
 class AtlasWorker(SimpleWorker):

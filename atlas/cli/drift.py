@@ -72,9 +72,9 @@ def run_drift(args: argparse.Namespace) -> int:
         sandbox = prepare_process(settings)
         if sandbox.warning:
             log.warning("SECURITY: %s", sandbox.warning)
-        from atlas.commands.context import build_context  # loaded by the subcommands that run commands only
+        from atlas.bootstrap import cli_context  # loaded by the subcommands that run commands only
 
-        ctx = build_context(settings)
+        ctx = cli_context(settings)
     except (SettingsError, ConfigError) as error:
         # Not the usage status 2, which here means that drift was found.
         return fail(str(error))

@@ -55,11 +55,11 @@ def add_locks_arguments(parser: argparse.ArgumentParser) -> None:
 def run_locks(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     configure_logging(settings.log_level, settings.log_format, settings.secrets())
-    from atlas.commands.context import build_context  # loaded by the subcommands that run commands only
+    from atlas.bootstrap import cli_context  # loaded by the subcommands that run commands only
 
     database = settings.data_dir / "atlas.db"
     # Reading must not create a data directory where there is none (a mistyped --data-dir).
-    ctx = build_context(settings) if settings.redis_url is not None or database.exists() else None
+    ctx = cli_context(settings) if settings.redis_url is not None or database.exists() else None
     store = ctx.locks if ctx is not None else None
     if args.locks_action == "list":
         return _list_locks(store, database, as_json=args.json)

@@ -1,0 +1,169 @@
+"""The one place that turns `Settings` into backends, and backends into command contexts.
+
+SQLite or Redis stores, the GitHub client, the plan artifact store (S3, Redis or disk), the
+sandbox, the terraform runner and versions, the working copies and the job queue are chosen here
+and nowhere else; everything above is handed their protocols. Three processes build contexts:
+the server (`server_runtime`), an rq worker (`worker_runtime`) and the admin CLI (`cli_context`).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from atlas.commands import run_job
+from atlas.commands.context import CancelElsewhere, CommandContext, JobSubmit
+from atlas.config.server import ServerConfig, load_server_config
+from atlas.config.settings import Settings
+from atlas.github.client import GitHubClient
+from atlas.github.ratelimit import SharedWriteBudget, WriteBudget
+from atlas.jobs.queue import EmbeddedQueue, JobQueue
+from atlas.jobs.rq import RQQueue
+from atlas.metrics import MeteredVCSClient
+from atlas.models import Job
+from atlas.runtime.sandbox import Sandbox, choose_sandbox
+from atlas.runtime.terraform import TerraformRunner
+from atlas.runtime.tfversions import TerraformVersions
+from atlas.runtime.workingcopy import WorkingCopies
+from atlas.stores.artifacts import ArtifactStore, artifact_store_from
+from atlas.stores.locks import LockStore, SQLiteLockStore
+from atlas.stores.redis_locks import RedisLockStore
+from atlas.stores.redis_state import DEFAULT_PREFIX, RedisStateStore, connect
+from atlas.stores.state import SQLiteStateStore, StateStore
+from atlas.vcs import VCSClient
+
+
+@dataclass(frozen=True)
+class Backends:
+    """What the settings turn into, before a queue is chosen."""
+
+    state: StateStore
+    locks: LockStore
+    vcs: VCSClient
+    artifacts: ArtifactStore
+    terraform: TerraformRunner
+    versions: TerraformVersions
+    working_copies: WorkingCopies
+    server_config: ServerConfig
+
+
+@dataclass(frozen=True)
+class ServerRuntime:
+    """The server's context and the queue its jobs go to (embedded, or rq with `--redis-url`)."""
+
+    context: CommandContext
+    queue: JobQueue
+
+
+def build_sandbox(settings: Settings) -> Sandbox:
+    """The sandbox `--sandbox` and `--sandbox-paths` ask for; SandboxError when it cannot be had."""
+    return choose_sandbox(settings.sandbox, host_paths=settings.host_paths(), protected=settings.own_paths())
+
+
+def open_backends(settings: Settings) -> Backends:
+    """The stores, clients and runners of this process; with `--redis-url` state and locks are shared.
+
+    Raises SandboxError when the sandbox that `--sandbox` asks for cannot be had.
+    """
+    data_dir = settings.data_dir
+    state: StateStore
+    locks: LockStore
+    token = settings.gh_token.get_secret_value() if settings.gh_token else ""
+    budget: WriteBudget | None = None
+    if settings.redis_url is not None:
+        redis = connect(settings.redis_url.get_secret_value())
+        state, locks = RedisStateStore(redis), RedisLockStore(redis)
+        # GitHub's limit is per token, across every process that uses it.
+        budget = SharedWriteBudget(redis, token)
+    else:
+        state, locks = SQLiteStateStore(data_dir / "atlas.db"), SQLiteLockStore(data_dir / "atlas.db")
+    return Backends(
+        state=state,
+        locks=locks,
+        vcs=MeteredVCSClient(GitHubClient(token, settings.gh_api_url, write_budget=budget)),
+        terraform=TerraformRunner(
+            settings.terraform_bin,
+            plugin_cache_dir=data_dir / "plugin-cache",
+            secrets=settings.secrets(),
+            default_timeout=settings.terraform_timeout,
+            concurrency=threading.BoundedSemaphore(settings.parallel_pool_size),
+            sandbox=build_sandbox(settings),
+        ),
+        working_copies=WorkingCopies(data_dir / "repos", git_url=settings.gh_git_url, secrets=settings.secrets()),
+        artifacts=artifact_store_from(
+            redis_url=settings.redis_url.get_secret_value() if settings.redis_url else None,
+            s3_bucket=settings.plans_s3_bucket, s3_endpoint=settings.plans_s3_endpoint,
+            s3_prefix=settings.plans_s3_prefix, s3_region=settings.plans_s3_region, data_dir=data_dir,
+        ),
+        server_config=load_server_config(settings.repo_config) if settings.repo_config else ServerConfig(),
+        versions=TerraformVersions(
+            settings.tf_bin_dir or data_dir / "bin",
+            data_dir / "terraform-versions",
+            download_url=settings.tf_download_url,
+            allow_download=settings.tf_download,
+            default_version=settings.default_tf_version,
+            default_binary=settings.terraform_bin,
+        ),
+    )
+
+
+def command_context(
+    settings: Settings, backends: Backends, *, submit: JobSubmit | None, cancel_elsewhere: CancelElsewhere | None,
+) -> CommandContext:
+    """A context over `backends` that queues follow-up jobs with `submit`."""
+    return CommandContext(
+        settings=settings, state=backends.state, vcs=backends.vcs, terraform=backends.terraform,
+        working_copies=backends.working_copies, locks=backends.locks, versions=backends.versions,
+        artifacts=backends.artifacts, server_config=backends.server_config,
+        submit=submit, cancel_elsewhere=cancel_elsewhere,
+    )
+
+
+def rq_queue(settings: Settings, state: StateStore) -> RQQueue:
+    """The rq queue of `--redis-url` (which must be set)."""
+    assert settings.redis_url is not None
+    return RQQueue(settings.redis_url.get_secret_value(), state, prefix=DEFAULT_PREFIX)
+
+
+def server_runtime(settings: Settings) -> ServerRuntime:
+    """The server's context and queue: rq workers with `--redis-url`, else the embedded queue.
+
+    The embedded queue runs jobs on threads of this process with this very context, so the
+    context and the queue are made together here. Raises SandboxError as `open_backends` does.
+    """
+    backends = open_backends(settings)
+    if settings.redis_url is not None:
+        shared = rq_queue(settings, backends.state)
+        context = command_context(settings, backends, submit=shared.enqueue, cancel_elsewhere=shared.request_cancel)
+        return ServerRuntime(context=context, queue=shared)
+    made: list[CommandContext] = []
+
+    def execute(job: Job) -> None:
+        run_job(job, made[0])
+
+    embedded = EmbeddedQueue(execute, backends.state, workers=max(4, settings.parallel_pool_size))
+    made.append(command_context(settings, backends, submit=embedded.enqueue, cancel_elsewhere=None))
+    return ServerRuntime(context=made[0], queue=embedded)
+
+
+def worker_runtime(settings: Settings) -> tuple[CommandContext, RQQueue]:
+    """An rq worker process's context and the queue it takes jobs from (`--redis-url` must be set)."""
+    backends = open_backends(settings)
+    queue = rq_queue(settings, backends.state)
+    context = command_context(settings, backends, submit=queue.enqueue, cancel_elsewhere=queue.request_cancel)
+    return context, queue
+
+
+def cli_context(settings: Settings) -> CommandContext:
+    """The context of an admin CLI command (`atlas locks`, `atlas drift`).
+
+    With `--redis-url` it queues follow-up jobs (a plan for the pull request a released lock passed
+    to) on the rq queue the workers serve. On the embedded default the queue lives inside the
+    server process, out of this one's reach: such a handoff stays pending in the lock store, and
+    the server's handoff sweep plans it.
+    """
+    backends = open_backends(settings)
+    if settings.redis_url is not None:
+        queue = rq_queue(settings, backends.state)
+        return command_context(settings, backends, submit=queue.enqueue, cancel_elsewhere=queue.request_cancel)
+    return command_context(settings, backends, submit=None, cancel_elsewhere=None)
