@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from atlas.models import CommandName, PlanSummary, Project, ProjectResult, ProjectStatus, ResourceChange
+from atlas.runtime.cancellation import CancelToken
 from atlas.runtime.joblog import JobLog
 from atlas.runtime.plans import (
     apply_project,
@@ -19,7 +20,7 @@ from atlas.runtime.plans import (
     summarise_plan,
     summary_line_from_output,
 )
-from atlas.runtime.terraform import CancelToken, TerraformRunner
+from atlas.runtime.terraform import TerraformRunner
 from tests.conftest import require_binary
 
 FIXTURES = Path(__file__).resolve().parent.parent / "terraform-fixtures"

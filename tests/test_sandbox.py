@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from atlas.runtime.cancellation import CancelToken
 from atlas.runtime.joblog import JobLog
 from atlas.runtime.sandbox import (
     Bubblewrap,
@@ -33,7 +34,7 @@ from atlas.runtime.sandbox import (
     choose_sandbox,
     unreachable_terraform_config,
 )
-from atlas.runtime.terraform import CancelToken, RunResult, TerraformRunner
+from atlas.runtime.terraform import RunResult, TerraformRunner
 from tests.conftest import require_sandbox
 
 SECRET = "sibling-secret-0123456789abcdef"

@@ -13,6 +13,7 @@ import pytest
 
 from atlas.config.workflow import Stage, Step, StepName
 from atlas.models import CommandName, Project, ProjectResult, ProjectStatus, PullRequest, Repo
+from atlas.runtime.cancellation import CancelToken
 from atlas.runtime.joblog import JobLog
 from atlas.runtime.steps import (
     StageFiles,
@@ -23,7 +24,7 @@ from atlas.runtime.steps import (
     run_step_environment,
     strip_refreshing,
 )
-from atlas.runtime.terraform import CancelToken, TerraformRunner
+from atlas.runtime.terraform import TerraformRunner
 from tests.conftest import require_binary, require_sandbox
 from tests.emulator import GitHubEmulator
 

@@ -19,8 +19,9 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
+from atlas.runtime.cancellation import CancelToken
 from atlas.runtime.joblog import JobLog
-from atlas.runtime.terraform import CancelToken, RunResult, TerraformError, TerraformRunner
+from atlas.runtime.terraform import RunResult, TerraformError, TerraformRunner
 from tests.conftest import require_binary
 
 SECRET = "s3cr3t-webhook-value"

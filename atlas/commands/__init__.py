@@ -20,7 +20,7 @@ from atlas.commands.outcome import CommandOutcome
 from atlas.logs import job_context
 from atlas.models import CommandName, Job, JobStatus
 from atlas.render.comments import render_error_comment
-from atlas.runtime.terraform import CancelToken
+from atlas.runtime.cancellation import CancelToken
 from atlas.runtime.workingcopy import WorkingCopyError
 from atlas.vcs import VCSError
 

@@ -25,9 +25,9 @@ from atlas.config.repo_settings import RepoSettings, load_repo_settings
 from atlas.config.valid import RepoLocksMode
 from atlas.models import CommandName, Job, JobStatus, PlanRecord, ProjectResult, ProjectStatus
 from atlas.render.comments import render_apply_comment, render_error_comment, split_comment
+from atlas.runtime.cancellation import CancelToken
 from atlas.runtime.joblog import JobLog
 from atlas.runtime.project_selection import find_named_project
-from atlas.runtime.terraform import CancelToken
 from atlas.stores.artifacts import ArtifactError
 from atlas.stores.audit import AuditAction, audited
 from atlas.stores.state import ProjectPhase

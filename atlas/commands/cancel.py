@@ -11,7 +11,7 @@ from __future__ import annotations
 from atlas.commands.context import CommandContext
 from atlas.commands.outcome import CommandOutcome
 from atlas.models import Job, JobStatus
-from atlas.runtime.terraform import CancelToken
+from atlas.runtime.cancellation import CancelToken
 
 
 def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:

@@ -11,7 +11,7 @@ from atlas.commands.unlock import project_line, release_pull
 from atlas.config.raw import ConfigError
 from atlas.models import Job, JobStatus
 from atlas.render.comments import render_error_comment
-from atlas.runtime.terraform import CancelToken
+from atlas.runtime.cancellation import CancelToken
 
 
 def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:

@@ -45,11 +45,12 @@ from atlas.render.comments import (
     render_plan_difference,
     split_comment,
 )
+from atlas.runtime.cancellation import CancelToken
 from atlas.runtime.lock_handoff import plan_for_new_holders
 from atlas.runtime.plan_compare import compare_plans, dump_changes, load_changes, planned_changes
 from atlas.runtime.sandbox import RunScope
 from atlas.runtime.steps import StageFiles
-from atlas.runtime.terraform import CancelToken, TerraformRunner
+from atlas.runtime.terraform import TerraformRunner
 from atlas.stores.audit import AuditAction, audited
 from atlas.stores.locks import lock_id_for
 from atlas.stores.state import ProjectPhase

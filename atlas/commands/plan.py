@@ -27,12 +27,12 @@ from atlas.config.valid import RepoLocksMode
 from atlas.intake.comment_parser import CommentError, resolve_dir
 from atlas.models import CommandName, Job, JobStatus, PlanRecord, Project, ProjectResult, ProjectStatus
 from atlas.render.comments import render_error_comment, render_plan_comment, split_comment
+from atlas.runtime.cancellation import CancelToken
 from atlas.runtime.joblog import JobLog
 from atlas.runtime.lock_handoff import submit_handoff_plan
 from atlas.runtime.plan_compare import dump_changes, planned_changes
 from atlas.runtime.project_selection import find_named_project, projects_for_dir, select_projects
 from atlas.runtime.projects import ProjectMatch, has_terraform_files
-from atlas.runtime.terraform import CancelToken
 from atlas.stores.artifacts import PlanArtifact
 from atlas.stores.audit import AuditAction, audited
 from atlas.stores.locks import ProjectLock

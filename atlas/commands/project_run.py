@@ -9,9 +9,10 @@ from atlas.config.repo_settings import RepoSettings
 from atlas.config.workflow import Stage
 from atlas.logs import job_context
 from atlas.models import CommandName, Job, Project, ProjectResult, ProjectStatus
+from atlas.runtime.cancellation import CancelToken
 from atlas.runtime.joblog import JobLog
 from atlas.runtime.steps import StepContext, run_stage
-from atlas.runtime.terraform import CancelToken, TerraformError
+from atlas.runtime.terraform import TerraformError
 
 STAGES = {
     CommandName.AUTOPLAN: "plan",

@@ -7,7 +7,8 @@ from atlas.commands.context import CommandContext
 from atlas.commands.outcome import CommandOutcome
 from atlas.models import Job, JobStatus
 from atlas.render.comments import render_usage
-from atlas.runtime.terraform import CancelToken, TerraformError
+from atlas.runtime.cancellation import CancelToken
+from atlas.runtime.terraform import TerraformError
 
 
 def help_(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:

@@ -18,7 +18,7 @@ from atlas.config.repo_settings import load_repo_settings
 from atlas.intake.comment_parser import CommentError
 from atlas.models import CommandName, Job, JobStatus
 from atlas.render.comments import fence_for, render_error_comment
-from atlas.runtime.terraform import CancelToken
+from atlas.runtime.cancellation import CancelToken
 
 TITLES = {CommandName.IMPORT: "Import", CommandName.STATE_RM: "State rm"}
 

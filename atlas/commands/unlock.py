@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from atlas.commands.context import CommandContext
 from atlas.commands.outcome import CommandOutcome
 from atlas.models import Job, JobStatus, Project
+from atlas.runtime.cancellation import CancelToken
 from atlas.runtime.lock_handoff import plan_for_new_holders
-from atlas.runtime.terraform import CancelToken
 from atlas.stores import audit
 from atlas.stores.audit import AuditAction, audited
 from atlas.stores.locks import ProjectLock

@@ -38,8 +38,8 @@ from atlas.models import (
     ProjectStatus,
     PullRequest,
 )
+from atlas.runtime.cancellation import CancelToken
 from atlas.runtime.project_selection import find_named_project, projects_for_dir
-from atlas.runtime.terraform import CancelToken
 from atlas.runtime.workingcopy import WorkingCopyError
 from atlas.stores import audit
 from atlas.vcs import VCSError

@@ -11,7 +11,24 @@ from __future__ import annotations
 import threading
 
 from atlas.models import Job
-from atlas.runtime.terraform import CancelToken
+
+
+class CancelToken:
+    """Asks a running command to stop; shared between the job that runs and whoever cancels it."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until cancelled or `timeout` passes; True when cancelled."""
+        return self._event.wait(timeout)
 
 
 class RunningJobs:

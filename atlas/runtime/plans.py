@@ -14,8 +14,9 @@ from typing import Any
 
 from atlas.config.workflow import DEFAULT_WORKFLOW, Stage, Step, StepName
 from atlas.models import CommandName, PlanSummary, Project, ProjectResult, ResourceChange
+from atlas.runtime.cancellation import CancelToken
 from atlas.runtime.joblog import JobLog
-from atlas.runtime.terraform import CancelToken, TerraformRunner
+from atlas.runtime.terraform import TerraformRunner
 
 _NOISE_LINE = re.compile(
     r"""^(

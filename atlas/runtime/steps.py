@@ -32,10 +32,11 @@ from urllib.parse import urlparse
 
 from atlas.config.workflow import Stage, Step, StepName
 from atlas.models import CommandName, PlanSummary, Project, ProjectResult, ProjectStatus, PullRequest
+from atlas.runtime.cancellation import CancelToken
 from atlas.runtime.joblog import JobLog
 from atlas.runtime.plans import apply_summary_from_output, clean_plan_output, summarise_plan
 from atlas.runtime.sandbox import RunScope
-from atlas.runtime.terraform import CancelToken, RunResult, TerraformError, TerraformRunner
+from atlas.runtime.terraform import RunResult, TerraformError, TerraformRunner
 
 DEFAULT_WORKSPACE = "default"
 

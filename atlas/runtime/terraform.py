@@ -32,6 +32,7 @@ from pathlib import Path
 
 from atlas import metrics
 from atlas.logs import secret_forms
+from atlas.runtime.cancellation import CancelToken
 from atlas.runtime.joblog import JobLog, Redactor
 from atlas.runtime.sandbox import RunScope, Sandbox, Unconfined, signal_run
 
@@ -72,24 +73,6 @@ _CACHE_THREAD_LOCKS_GUARD = threading.Lock()
 
 class TerraformError(Exception):
     """Terraform itself is unusable (missing binary, unreadable version); not a failed plan."""
-
-
-class CancelToken:
-    """Asks a running command to stop; shared between the job that runs and whoever cancels it."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-
-    def cancel(self) -> None:
-        self._event.set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._event.is_set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until cancelled or `timeout` passes; True when cancelled."""
-        return self._event.wait(timeout)
 
 
 @dataclass(frozen=True)
