@@ -15,7 +15,6 @@ its caller names (the working copy) plus the terraform binary and the plugin cac
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import selectors
@@ -33,6 +32,7 @@ from pathlib import Path
 from atlas import metrics
 from atlas.logs import secret_forms
 from atlas.runtime.cancellation import CancelToken
+from atlas.runtime.filelock import file_lock
 from atlas.runtime.joblog import JobLog, Redactor
 from atlas.runtime.sandbox import RunScope, Sandbox, Unconfined, signal_run
 
@@ -65,10 +65,6 @@ def scrubbed_environ(secrets: Iterable[str] = (), base: Mapping[str, str] | None
         and name not in SECRET_VARIABLES
         and not any(secret in value for secret in secret_values)
     }
-
-
-_CACHE_THREAD_LOCKS: dict[Path, threading.Lock] = {}
-_CACHE_THREAD_LOCKS_GUARD = threading.Lock()
 
 
 class TerraformError(Exception):
@@ -184,15 +180,8 @@ class TerraformRunner:
 
     @contextmanager
     def _plugin_cache_lock(self) -> Iterator[None]:
-        self.plugin_cache_dir.mkdir(parents=True, exist_ok=True)
-        with _CACHE_THREAD_LOCKS_GUARD:
-            thread_lock = _CACHE_THREAD_LOCKS.setdefault(self.plugin_cache_dir, threading.Lock())
-        with thread_lock, (self.plugin_cache_dir / ".init.lock").open("a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with file_lock(self.plugin_cache_dir / ".init.lock"):
+            yield
 
     def run_program(
         self,

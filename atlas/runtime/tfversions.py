@@ -15,8 +15,6 @@ that every job and every process sharing the cache downloads a version once.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import functools
 import hashlib
 import json
@@ -39,6 +37,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
+from atlas.runtime.filelock import file_lock
 from atlas.runtime.terraform import TerraformError, scrubbed_environ
 
 log = logging.getLogger(__name__)
@@ -307,7 +306,6 @@ class TerraformVersions:
         self.platform = current_platform()
         self.default_constraint = VersionConstraint.parse(default_version) if default_version else None
         self._guard = threading.Lock()
-        self._install_locks: dict[Version, threading.Lock] = {}
         self._default_version: tuple[tuple[str, int], Version | None] | None = None
 
     def binary_for(self, version_or_constraint: str | None) -> Path | str:
@@ -384,7 +382,7 @@ class TerraformVersions:
     def install(self, version: Version) -> Path:
         """Download `version` into the cache unless it is there; once per version across threads and processes."""
         binary = self.cache_dir / str(version) / "terraform"
-        with self._thread_lock(version), self._file_lock(version):
+        with file_lock(self.cache_dir / ".locks" / f"{version}.lock"):
             if _is_executable(binary):
                 return binary
             self._download(version, binary)
@@ -481,22 +479,6 @@ class TerraformVersions:
             f"cannot download {what} from {_shown(url)}: {_shown_reason(reason)}. Check --tf-download-url and the "
             "network, or put the binary in --tf-bin-dir."
         )
-
-    def _thread_lock(self, version: Version) -> threading.Lock:
-        with self._guard:
-            return self._install_locks.setdefault(version, threading.Lock())
-
-    @contextlib.contextmanager
-    def _file_lock(self, version: Version) -> Iterator[None]:
-        """Hold `<cache>/.locks/<version>.lock` exclusively; other processes on the same cache wait here."""
-        locks = self.cache_dir / ".locks"
-        locks.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(locks / f"{version}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(descriptor)  # closing releases the lock
 
 
 def binary_version(binary: str | Path) -> Version | None:

@@ -13,19 +13,18 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import fcntl
 import hashlib
 import os
 import re
 import shutil
 import subprocess
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from atlas.models import Repo
+from atlas.runtime.filelock import file_lock
 from atlas.runtime.joblog import JobLog, Redactor
 from atlas.runtime.terraform import scrubbed_environ
 
@@ -72,8 +71,6 @@ class WorkingCopies:
         self.secrets = tuple(s for s in secrets if s)
         self.timeout = timeout
         self.fetch_depth = fetch_depth
-        self._thread_locks: dict[Path, threading.Lock] = {}
-        self._thread_locks_guard = threading.Lock()
 
     def clone_url(self, repo_full_name: str) -> str:
         """The repository's URL on the configured git host: the only place the token is sent.
@@ -232,9 +229,7 @@ class WorkingCopies:
     @contextmanager
     def _locked(self, path: Path) -> Iterator[None]:
         """Hold the working copy at `path` against other threads and other processes."""
-        with self._thread_locks_guard:
-            thread_lock = self._thread_locks.setdefault(path, threading.Lock())
-        with thread_lock, _file_lock(_lock_path(path)):
+        with file_lock(_lock_path(path)):
             yield
 
 
@@ -345,31 +340,3 @@ def _safe_component(value: str) -> str:
 def _lock_path(path: Path) -> Path:
     # Safe components never start with a dot, so this cannot be another workspace's copy.
     return path.with_name(f".{path.name}.lock")
-
-
-@contextmanager
-def _file_lock(lock_path: Path) -> Iterator[None]:
-    """An exclusive `flock` on `lock_path`, robust against the file being removed and recreated."""
-    while True:
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        except FileNotFoundError:
-            continue  # the directory was removed between mkdir and open
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            opened = os.fstat(fd)
-            try:
-                current = os.stat(lock_path)
-            except FileNotFoundError:
-                current = None
-        except BaseException:
-            os.close(fd)
-            raise
-        if current is not None and (current.st_dev, current.st_ino) == (opened.st_dev, opened.st_ino):
-            break
-        os.close(fd)  # locked a file that remove_pull unlinked meanwhile; lock the current one
-    try:
-        yield
-    finally:
-        os.close(fd)
