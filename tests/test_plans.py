@@ -12,14 +12,13 @@ import pytest
 from atlas.models import CommandName, PlanSummary, Project, ProjectResult, ProjectStatus, ResourceChange
 from atlas.runtime.cancellation import CancelToken
 from atlas.runtime.joblog import JobLog
-from atlas.runtime.plans import (
-    apply_project,
+from atlas.runtime.plan_output import (
     apply_summary_from_output,
     clean_plan_output,
-    plan_project,
     summarise_plan,
     summary_line_from_output,
 )
+from atlas.runtime.plans import apply_project, plan_project
 from atlas.runtime.terraform import TerraformRunner
 from tests.conftest import require_binary
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -11,6 +10,7 @@ import subprocess
 from atlas import __version__
 from atlas.cli.subcommand import Subcommand
 from atlas.config.settings import ENV_PREFIX
+from atlas.runtime.tfcli import UnreadableOutput, read_version
 
 
 def terraform_version(binary: str) -> str | None:
@@ -21,11 +21,8 @@ def terraform_version(binary: str) -> str | None:
     # terraform must not see atlas's settings, which include its secrets.
     env = {key: value for key, value in os.environ.items() if not key.startswith(ENV_PREFIX)}
     try:
-        result = subprocess.run(
-            [path, "version", "-json"], capture_output=True, text=True, timeout=30, env=env, check=True
-        )
-        version = json.loads(result.stdout)["terraform_version"]
-    except (OSError, subprocess.SubprocessError, ValueError, KeyError, TypeError):
+        version = read_version(path, env, timeout=30)
+    except (OSError, subprocess.SubprocessError, UnreadableOutput):
         return None
     return f"{version} ({path})"
 

@@ -18,11 +18,8 @@ A failed apply keeps the lock, so no other pull request plans on top of a half-a
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
-from pathlib import Path
-from typing import Any
 
 from atlas.commands.context import CommandContext
 from atlas.commands.outcome import CommandOutcome, record_phase
@@ -48,9 +45,7 @@ from atlas.render.comments import (
 from atlas.runtime.cancellation import CancelToken
 from atlas.runtime.lock_handoff import plan_for_new_holders
 from atlas.runtime.plan_compare import compare_plans, dump_changes, load_changes, planned_changes
-from atlas.runtime.sandbox import RunScope
-from atlas.runtime.steps import StageFiles
-from atlas.runtime.terraform import TerraformRunner
+from atlas.runtime.plans import show_json
 from atlas.stores.audit import AuditAction, audited
 from atlas.stores.locks import lock_id_for
 from atlas.stores.state import ProjectPhase
@@ -195,20 +190,6 @@ def _plan_and_apply(job: Job, ctx: CommandContext, cancel: CancelToken, repo: Re
     if not ctx.locks.for_pull(pull.repo.full_name, pull.number):
         _clean_up(ctx, pull)
     return CommandOutcome(JobStatus.FAILED if failed else JobStatus.SUCCEEDED, description)
-
-
-def show_json(runner: TerraformRunner, workdir: Path, project: Project, planfile: Path, joblog: Any) -> dict[str, Any]:
-    """The structured plan the comparison reads: the plan stage's SHOWFILE, else `terraform show -json`."""
-    showfile = StageFiles(planfile).showfile
-    if showfile.exists() and planfile.exists() and showfile.stat().st_mtime >= planfile.stat().st_mtime:
-        document: dict[str, Any] = json.loads(showfile.read_text(encoding="utf-8"))
-        return document
-    result = runner.run(["show", "-json", str(planfile)], workdir / project.dir, joblog, echo=False,
-                        scope=RunScope(readable=(workdir, planfile)))
-    if not result.ok:
-        raise RuntimeError(f"terraform show -json failed: {result.output[-500:]}")
-    data: dict[str, Any] = json.loads(result.output[result.output.index("{"):])
-    return data
 
 
 def _after_merge_heading(pull: PullRequest) -> str:

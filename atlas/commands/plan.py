@@ -17,7 +17,6 @@ from pathlib import Path
 from atlas.commands.context import CommandContext
 from atlas.commands.hooks import run_hooks
 from atlas.commands.locking import lock_holder_text
-from atlas.commands.merge import show_json
 from atlas.commands.outcome import CommandOutcome, record_phase
 from atlas.commands.project_run import run_project_stage
 from atlas.commands.requirements import unmet
@@ -31,6 +30,7 @@ from atlas.runtime.cancellation import CancelToken
 from atlas.runtime.joblog import JobLog
 from atlas.runtime.lock_handoff import submit_handoff_plan
 from atlas.runtime.plan_compare import dump_changes, planned_changes
+from atlas.runtime.plans import show_json
 from atlas.runtime.project_selection import find_named_project, projects_for_dir, select_projects
 from atlas.runtime.projects import ProjectMatch, has_terraform_files
 from atlas.stores.artifacts import PlanArtifact

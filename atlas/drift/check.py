@@ -20,7 +20,6 @@ from typing import Any
 
 from atlas import metrics
 from atlas.commands.context import CommandContext
-from atlas.commands.merge import show_json
 from atlas.config.raw import ConfigError
 from atlas.config.workflow import Stage, Step, StepName
 from atlas.drift.remediate import remediate
@@ -46,7 +45,8 @@ from atlas.runtime.plan_compare import (
     format_value,
     planned_changes,
 )
-from atlas.runtime.plans import clean_plan_output, summarise_plan
+from atlas.runtime.plan_output import clean_plan_output, summarise_plan
+from atlas.runtime.plans import show_json
 from atlas.runtime.sandbox import RunScope
 from atlas.runtime.steps import StepContext, run_stage
 from atlas.runtime.terraform import TerraformError, TerraformRunner

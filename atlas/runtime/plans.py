@@ -1,40 +1,24 @@
 """Planning and applying one project with the default workflow, and turning terraform's output into what users read.
 
 `plan_project` and `apply_project` run the default workflow's stages through `atlas.runtime.steps`;
-`summarise_plan`, `clean_plan_output` and `summary_line_from_output` are pure functions of
-terraform's output.
+`show_json` reads a saved plan as a document. What users read of the output is in `plan_output`.
 """
 
 from __future__ import annotations
 
-import re
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from atlas.config.workflow import DEFAULT_WORKFLOW, Stage, Step, StepName
-from atlas.models import CommandName, PlanSummary, Project, ProjectResult, ResourceChange
+from atlas.models import CommandName, Project, ProjectResult
 from atlas.runtime.cancellation import CancelToken
 from atlas.runtime.joblog import JobLog
+from atlas.runtime.sandbox import RunScope
+from atlas.runtime.steps import StageFiles, StepContext, run_stage
 from atlas.runtime.terraform import TerraformRunner
-
-_NOISE_LINE = re.compile(
-    r"""^(
-        .*:\ Refreshing\ state\.\.\.(\ \[.*\])?
-      | .*:\ Reading\.\.\.
-      | .*:\ Read\ complete\ after\ .*
-      | .*:\ Still\ [a-z]+\.\.\.\ \[.*\]
-      | (Acquiring|Releasing)\ state\ lock\.\ This\ may\ take\ a\ few\ moments\.\.\.
-    )$""",
-    re.VERBOSE,
-)
-_RULE_LINE = re.compile(r"^─+$")
-_SUMMARY_LINE = re.compile(r"^(Plan: .*|No changes\..*|Apply complete! Resources: .*)$")
-_APPLY_COMPLETE = re.compile(
-    r"Apply complete! Resources: (?:(?P<imported>\d+) imported, )?(?P<added>\d+) added, "
-    r"(?P<changed>\d+) changed, (?P<destroyed>\d+) destroyed\."
-)
-
+from atlas.runtime.tfcli import UnreadableOutput, plan_document, show_args
 
 _APPLY_STAGE = Stage(steps=(Step(name=StepName.INIT), *DEFAULT_WORKFLOW.apply.steps))
 """The default apply stage after an init, as atlas has always applied: the working copy may be a fresh checkout."""
@@ -52,8 +36,6 @@ def plan_project(
     extra_args: Sequence[str] = (),
 ) -> ProjectResult:
     """Init, select the workspace, plan into `planfile` and summarise it: the default workflow's plan stage."""
-    # atlas.runtime.steps builds on this module's output functions, so it is imported when first used.
-    from atlas.runtime.steps import StepContext, run_stage
 
     return run_stage(
         DEFAULT_WORKFLOW.plan,
@@ -81,7 +63,6 @@ def apply_project(
     env: Mapping[str, str] | None = None,
 ) -> ProjectResult:
     """Init, select the workspace and apply exactly the saved `planfile`."""
-    from atlas.runtime.steps import StepContext, run_stage
 
     return run_stage(
         _APPLY_STAGE,
@@ -97,96 +78,19 @@ def apply_project(
     )
 
 
-def summarise_plan(show_json: Mapping[str, Any]) -> PlanSummary:
-    """The counts of `Plan: …` as terraform computes them, and the changes behind them.
-
-    A replacement counts as one add and one destroy. A resource being imported appears in
-    `changes` with `import` before its other actions (`("import",)` for an import alone).
-    """
-    summary = PlanSummary()
-    for resource in show_json.get("resource_changes") or []:
-        change = resource.get("change") or {}
-        actions = tuple(str(action) for action in change.get("actions") or ())
-        importing = change.get("importing") is not None
-        effective = tuple(action for action in actions if action not in ("no-op", "read"))
-        if resource.get("mode", "managed") != "managed" or not (effective or importing):
-            continue
-        if importing:
-            summary.import_ += 1
-        if "create" in effective:
-            summary.add += 1
-        if "delete" in effective:
-            summary.destroy += 1
-        if effective == ("update",):
-            summary.change += 1
-        address = str(resource.get("address", ""))
-        if resource.get("deposed"):
-            address = f"{address} (deposed object {resource['deposed']})"
-        summary.changes.append(
-            ResourceChange(address=address, actions=(("import",) if importing else ()) + effective)
-        )
-    return summary
-
-
-def clean_plan_output(text: str) -> str:
-    """Terraform's plan or apply output as users should read it in a comment.
-
-    Drops the refresh and progress noise and the "Saved the plan to … terraform apply …" footer
-    (atlas prints its own apply command); keeps the diff, `Plan:`/`No changes.`, output changes,
-    warnings and errors.
-    """
-    kept: list[str] = []
-    lines = text.splitlines()
-    index = 0
-    while index < len(lines):
-        line = lines[index].rstrip()
-        if _is_plan_footer(lines, index):
-            index = _skip_plan_footer(lines, index)
-            continue
-        if not _NOISE_LINE.match(line) and (line or (kept and kept[-1])):
-            kept.append(line)
-        index += 1
-    while kept and not kept[-1]:
-        kept.pop()
-    return "\n".join(kept) + "\n" if kept else ""
-
-
-def summary_line_from_output(text: str) -> str | None:
-    """The last `Plan: …`, `No changes. …` or `Apply complete! Resources: …` line of terraform's output."""
-    found = None
-    for line in text.splitlines():
-        if _SUMMARY_LINE.match(line.strip()):
-            found = line.strip()
-    return found
-
-
-def apply_summary_from_output(text: str) -> PlanSummary | None:
-    """The counts of `Apply complete! Resources: N added, M changed, K destroyed.`, if printed."""
-    matches = list(_APPLY_COMPLETE.finditer(text))
-    if not matches:
-        return None
-    found = matches[-1]
-    summary = PlanSummary(
-        add=int(found["added"]), change=int(found["changed"]), destroy=int(found["destroyed"])
-    )
-    summary.import_ = int(found["imported"] or 0)
-    return summary
-
-
-def _is_plan_footer(lines: Sequence[str], index: int) -> bool:
-    """Whether a "Saved the plan to:" footer (possibly after a ─── rule) starts at `index`."""
-    line = lines[index].strip()
-    if line.startswith("Saved the plan to:"):
-        return True
-    if _RULE_LINE.match(line):
-        following = [text.strip() for text in lines[index + 1 :] if text.strip()]
-        return bool(following) and following[0].startswith("Saved the plan to:")
-    return False
-
-
-def _skip_plan_footer(lines: Sequence[str], index: int) -> int:
-    """The index just after the footer's `terraform apply …` line (or its end, if that is missing)."""
-    for position in range(index, len(lines)):
-        if lines[position].strip().startswith("terraform apply"):
-            return position + 1
-    return len(lines)
+def show_json(
+    runner: TerraformRunner, workdir: Path, project: Project, planfile: Path, joblog: JobLog,
+) -> dict[str, Any]:
+    """The structured plan the comparison reads: the plan stage's SHOWFILE, else `terraform show -json`."""
+    showfile = StageFiles(planfile).showfile
+    if showfile.exists() and planfile.exists() and showfile.stat().st_mtime >= planfile.stat().st_mtime:
+        document: dict[str, Any] = json.loads(showfile.read_text(encoding="utf-8"))
+        return document
+    result = runner.run(show_args(planfile), workdir / project.dir, joblog, echo=False,
+                        scope=RunScope(readable=(workdir, planfile)))
+    if not result.ok:
+        raise RuntimeError(f"terraform show -json failed: {result.output[-500:]}")
+    try:
+        return plan_document(result.output)
+    except UnreadableOutput:
+        raise RuntimeError(f"terraform show -json printed no JSON plan: {result.output[-500:]}") from None

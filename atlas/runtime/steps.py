@@ -34,9 +34,10 @@ from atlas.config.workflow import Stage, Step, StepName
 from atlas.models import CommandName, PlanSummary, Project, ProjectResult, ProjectStatus, PullRequest
 from atlas.runtime.cancellation import CancelToken
 from atlas.runtime.joblog import JobLog
-from atlas.runtime.plans import apply_summary_from_output, clean_plan_output, summarise_plan
+from atlas.runtime.plan_output import apply_summary_from_output, clean_plan_output, summarise_plan
 from atlas.runtime.sandbox import RunScope
 from atlas.runtime.terraform import RunResult, TerraformError, TerraformRunner
+from atlas.runtime.tfcli import UnreadableOutput, plan_document, show_args
 
 DEFAULT_WORKSPACE = "default"
 
@@ -450,8 +451,11 @@ class _StageRun:
 
     def show_plan_json(self, args: Sequence[str] = ()) -> dict[str, Any]:
         """`terraform show -json PLANFILE`, written to SHOWFILE for later steps, as a document."""
-        show = self.terraform("show", ["show", "-json", *args, str(self.planfile)], echo=False)
-        document = _parse_json(show.output)
+        show = self.terraform("show", show_args(self.planfile, args), echo=False)
+        try:
+            document = plan_document(show.output)
+        except UnreadableOutput:
+            raise StepFailed("terraform show printed no JSON plan", clean_plan_output(show.output)) from None
         self.files.showfile.write_text(json.dumps(document), encoding="utf-8")
         return document
 
@@ -685,18 +689,6 @@ def _project_dir(workdir: Path, project: Project) -> Path:
     if not project_dir.is_dir():
         raise StepFailed(f"project directory {project.dir!r} does not exist in this commit")
     return project_dir
-
-
-def _parse_json(output: str) -> dict[str, Any]:
-    """The JSON document in `show -json` output, even if terraform printed a warning around it."""
-    for candidate in (output, *(line for line in output.splitlines() if line.startswith("{"))):
-        try:
-            document = json.loads(candidate)
-        except ValueError:
-            continue
-        if isinstance(document, dict):
-            return document
-    raise StepFailed("terraform show printed no JSON plan", clean_plan_output(output))
 
 
 def _diagnostics(output: str) -> str:

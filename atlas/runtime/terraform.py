@@ -15,7 +15,6 @@ its caller names (the working copy) plus the terraform binary and the plugin cac
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import selectors
 import shlex
@@ -35,6 +34,7 @@ from atlas.runtime.cancellation import CancelToken
 from atlas.runtime.filelock import file_lock
 from atlas.runtime.joblog import JobLog, Redactor
 from atlas.runtime.sandbox import RunScope, Sandbox, Unconfined, signal_run
+from atlas.runtime.tfcli import UnreadableOutput, read_version
 
 DEFAULT_TIMEOUT_SECONDS = 3600.0
 """How long one terraform command may run before atlas stops it."""
@@ -127,22 +127,12 @@ class TerraformRunner:
         """The terraform version, e.g. `1.11.4`."""
         if self._version is None:
             try:
-                completed = subprocess.run(
-                    [self.binary, "version", "-json"],
-                    env=self.build_env(),
-                    stdin=subprocess.DEVNULL,
-                    capture_output=True,
-                    text=True,
-                    timeout=60,
-                    check=False,
-                )
+                self._version = read_version(self.binary, self.build_env())
             except (OSError, subprocess.TimeoutExpired) as error:
                 raise TerraformError(f"cannot run {self.binary} version: {error}") from error
-            try:
-                self._version = str(json.loads(completed.stdout)["terraform_version"])
-            except (ValueError, KeyError, TypeError) as error:
-                output = self._redact(completed.stdout + completed.stderr).strip()
-                raise TerraformError(f"cannot read the version of {self.binary}: {output}") from error
+            except UnreadableOutput as error:
+                raise TerraformError(f"cannot read the version of {self.binary}: {self._redact(str(error)).strip()}"
+                                     ) from error
         return self._version
 
     def run(
