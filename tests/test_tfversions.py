@@ -20,13 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from atlas.runtime.tfversions import (
-    TerraformVersionError,
-    TerraformVersions,
-    Version,
-    VersionConstraint,
-    binary_version,
-)
+from atlas.config.versions import Version, VersionConstraint, VersionSyntaxError
+from atlas.runtime.tfversions import TerraformVersionError, TerraformVersions, binary_version
 from tests.conftest import require_binary
 from tests.tf_release_server import ReleaseServer, serve_releases, write_fake_terraform
 
@@ -219,7 +214,7 @@ def test_versions_order_by_precedence() -> None:
     ],
 )
 def test_a_malformed_constraint_says_what_to_write(text: str, complaint: str) -> None:
-    with pytest.raises(TerraformVersionError) as raised:
+    with pytest.raises(VersionSyntaxError) as raised:
         VersionConstraint.parse(text)
     assert complaint in str(raised.value)
     assert f'"{text}"' in str(raised.value)

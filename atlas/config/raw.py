@@ -23,8 +23,8 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from atlas.config.versions import VersionConstraint, VersionSyntaxError
 from atlas.config.workflow import Step, StepName
-from atlas.runtime.tfversions import TerraformVersionError, VersionConstraint
 
 MAX_CONFIG_BYTES = 1 << 20
 """A config file larger than this is refused rather than parsed."""
@@ -352,7 +352,7 @@ def _terraform_version(value: object) -> object:
     if isinstance(text, str) and not _GO_VERSION.fullmatch(text):
         try:
             VersionConstraint.parse(text)
-        except (TerraformVersionError, ValueError):
+        except VersionSyntaxError:
             raise _problem(f"{json.dumps(text)} is not a version such as 1.9.8 or v1.9.8, nor a constraint "
                            'such as "~> 1.9.0" or ">= 1.5, < 2"') from None
     return text

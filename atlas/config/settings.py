@@ -38,6 +38,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from atlas.config.versions import VersionConstraint, VersionSyntaxError
 from atlas.runtime.sandbox import HostPath, SandboxMode
 
 ENV_PREFIX = "ATLAS_"
@@ -592,11 +593,9 @@ class Settings(BaseSettings):
     @classmethod
     def _check_default_tf_version(cls, value: str | None) -> str | None:
         if value:
-            from atlas.runtime.tfversions import TerraformVersionError, VersionConstraint
-
             try:
                 VersionConstraint.parse(value)
-            except (TerraformVersionError, ValueError) as error:
+            except VersionSyntaxError as error:
                 raise ValueError(str(error)) from None
         return value
 
