@@ -11,15 +11,14 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from atlas.commands import run_job
 from atlas.commands.context import CancelElsewhere, CommandContext, JobSubmit
+from atlas.commands.dispatch import run_job
 from atlas.config.server import ServerConfig, load_server_config
 from atlas.config.settings import Settings
 from atlas.github.client import GitHubClient
 from atlas.github.ratelimit import SharedWriteBudget, WriteBudget
 from atlas.jobs.queue import EmbeddedQueue, JobQueue
 from atlas.jobs.rq import RQQueue
-from atlas.metrics import MeteredVCSClient
 from atlas.models import Job
 from atlas.runtime.sandbox import Sandbox, choose_sandbox
 from atlas.runtime.terraform import TerraformRunner
@@ -80,7 +79,7 @@ def open_backends(settings: Settings) -> Backends:
     return Backends(
         state=state,
         locks=locks,
-        vcs=MeteredVCSClient(GitHubClient(token, settings.gh_api_url, write_budget=budget)),
+        vcs=GitHubClient(token, settings.gh_api_url, write_budget=budget),
         terraform=TerraformRunner(
             settings.terraform_bin,
             plugin_cache_dir=data_dir / "plugin-cache",

@@ -2,8 +2,8 @@
 
 Counters and histograms are process-wide (as Prometheus metrics are) and live in `REGISTRY`; the
 `record_*` functions are the one-line calls the rest of atlas makes. Gauges (queue depth, running
-jobs, locks held) are not kept up to date by anyone: `ServerGauges` reads them from the queue and
-the stores when Prometheus scrapes, so they cannot drift. `exposition()` renders both for one server.
+jobs, locks held) are read from the queue and the stores by `atlas.web.monitoring.ServerGauges` when
+Prometheus scrapes; `server_registry` joins them to these and `exposition()` renders both.
 
 Every label value comes from a closed set (commands, outcomes, known event names, VCS methods), so
 nothing a webhook sender controls can grow the number of series.
@@ -11,8 +11,7 @@ nothing a webhook sender controls can grow the number of series.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Iterable
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -24,18 +23,11 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from atlas import __version__
-from atlas.models import DriftStatus, JobStatus, PullRequest, Repo
-from atlas.vcs import ChangedFile, CommitState, Issue, Permission, PostedComment, VCSClient
-
-if TYPE_CHECKING:
-    # Only named in annotations: the modules that record metrics (terraform, commands) stay free of them.
-    from atlas.jobs.queue import JobQueue
-    from atlas.stores.locks import LockStore
-    from atlas.stores.state import StateStore
+from atlas.models import DriftStatus
+from atlas.vcs import VCSClient
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 """The Content-Type of `exposition()`'s text."""
@@ -139,40 +131,6 @@ def record_github_call(method: str, ok: bool) -> None:
         GITHUB_ERRORS.labels(method=name).inc()
 
 
-class ServerGauges(Collector):
-    """The gauges of one server, read from its queue and stores each time Prometheus scrapes."""
-
-    def __init__(self, queue: JobQueue, state: StateStore, locks: LockStore) -> None:
-        self.queue = queue
-        self.state = state
-        self.locks = locks
-
-    def collect(self) -> Iterable[Metric]:
-        info = GaugeMetricFamily("atlas_build_info", "Always 1; the version atlas runs.", labels=["version"])
-        info.add_metric([__version__], 1)
-        yield info
-        yield GaugeMetricFamily("atlas_queue_depth", "Jobs waiting to start.", value=self.queue.depth())
-        running = self.state.jobs(statuses=(JobStatus.RUNNING,), limit=100_000)
-        yield GaugeMetricFamily("atlas_jobs_running", "Jobs running now, in every process.", value=len(running))
-        yield GaugeMetricFamily("atlas_locks_held", "Project locks held by pull requests.", value=self.locks.count())
-        yield drift_gauge(self.state)
-
-
-def drift_gauge(state: StateStore) -> GaugeMetricFamily:
-    """`atlas_drift_projects{repo,status}`: projects by what their latest drift check found (every status, 0 too)."""
-    gauge = GaugeMetricFamily(
-        "atlas_drift_projects", "Projects by the result of their latest drift check.", labels=["repo", "status"]
-    )
-    counts: dict[str, dict[DriftStatus, int]] = {}
-    for record in state.drift_records():
-        by_status = counts.setdefault(record.repo, dict.fromkeys(DriftStatus, 0))
-        by_status[record.status] += 1
-    for repo in sorted(counts):
-        for status, count in counts[repo].items():
-            gauge.add_metric([repo, status.value], count)
-    return gauge
-
-
 class _SharedMetrics(Collector):
     """The process-wide `REGISTRY`, as one collector of a server's own registry."""
 
@@ -180,7 +138,7 @@ class _SharedMetrics(Collector):
         return REGISTRY.collect()
 
 
-def server_registry(gauges: ServerGauges) -> CollectorRegistry:
+def server_registry(gauges: Collector) -> CollectorRegistry:
     """A registry with the process's metrics and one server's gauges, for its `/metrics`."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_SharedMetrics())
@@ -191,93 +149,3 @@ def server_registry(gauges: ServerGauges) -> CollectorRegistry:
 def exposition(registry: CollectorRegistry) -> bytes:
     """The registry's metrics in Prometheus's text format."""
     return generate_latest(registry)
-
-
-T = TypeVar("T")
-
-
-class MeteredVCSClient:
-    """A `VCSClient` that counts each call (and each failed one) of the client it wraps.
-
-    Wrap the GitHub client once where the context is built; commands stay unaware of it.
-    """
-
-    def __init__(self, inner: VCSClient) -> None:
-        self.inner = inner
-
-    def __repr__(self) -> str:
-        return f"MeteredVCSClient({self.inner!r})"
-
-    def _call(self, method: str, call: Callable[[], T]) -> T:
-        try:
-            result = call()
-        except Exception:
-            record_github_call(method, ok=False)
-            raise
-        record_github_call(method, ok=True)
-        return result
-
-    def changed_files(self, pull: PullRequest) -> list[ChangedFile]:
-        return self._call("changed_files", lambda: self.inner.changed_files(pull))
-
-    def post_comment(self, repo: Repo, number: int, body: str) -> PostedComment:
-        return self._call("post_comment", lambda: self.inner.post_comment(repo, number, body))
-
-    def set_status(
-        self,
-        repo: Repo,
-        sha: str,
-        state: CommitState,
-        context: str,
-        description: str,
-        target_url: str | None = None,
-    ) -> None:
-        self._call("set_status", lambda: self.inner.set_status(repo, sha, state, context, description, target_url))
-
-    def get_pull(self, repo: Repo, number: int) -> PullRequest:
-        return self._call("get_pull", lambda: self.inner.get_pull(repo, number))
-
-    def resolve_ref(self, repo: Repo, ref: str) -> str:
-        return self._call("resolve_ref", lambda: self.inner.resolve_ref(repo, ref))
-
-    def react(self, repo: Repo, comment_id: int, reaction: str) -> None:
-        self._call("react", lambda: self.inner.react(repo, comment_id, reaction))
-
-    def permission(self, repo: Repo, user: str) -> Permission:
-        return self._call("permission", lambda: self.inner.permission(repo, user))
-
-    def is_team_member(self, org: str, team_slug: str, user: str) -> bool:
-        return self._call("is_team_member", lambda: self.inner.is_team_member(org, team_slug, user))
-
-    def approvals(self, repo: Repo, number: int) -> list[str]:
-        return self._call("approvals", lambda: self.inner.approvals(repo, number))
-
-    def is_mergeable(self, repo: Repo, number: int, ignore_contexts: tuple[str, ...] = ()) -> bool:
-        return self._call("is_mergeable", lambda: self.inner.is_mergeable(repo, number, ignore_contexts))
-
-    def merge(self, repo: Repo, number: int, sha: str, method: str = "merge") -> None:
-        self._call("merge", lambda: self.inner.merge(repo, number, sha, method))
-
-    def hide_comment(self, node_id: str, classifier: str = "OUTDATED") -> None:
-        self._call("hide_comment", lambda: self.inner.hide_comment(node_id, classifier))
-
-    def list_comments(self, repo: Repo, number: int) -> list[tuple[PostedComment, str, str]]:
-        return self._call("list_comments", lambda: self.inner.list_comments(repo, number))
-
-    def get_repo(self, full_name: str) -> Repo:
-        return self._call("get_repo", lambda: self.inner.get_repo(full_name))
-
-    def branch_head(self, repo: Repo, branch: str) -> str:
-        return self._call("branch_head", lambda: self.inner.branch_head(repo, branch))
-
-    def find_issue(self, repo: Repo, title: str, label: str) -> Issue | None:
-        return self._call("find_issue", lambda: self.inner.find_issue(repo, title, label))
-
-    def create_issue(self, repo: Repo, title: str, body: str, labels: Sequence[str] = ()) -> Issue:
-        return self._call("create_issue", lambda: self.inner.create_issue(repo, title, body, labels))
-
-    def update_issue(self, repo: Repo, number: int, body: str) -> None:
-        self._call("update_issue", lambda: self.inner.update_issue(repo, number, body))
-
-    def close_issue(self, repo: Repo, number: int) -> None:
-        self._call("close_issue", lambda: self.inner.close_issue(repo, number))

@@ -10,7 +10,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from atlas import __version__, metrics
 from atlas.github.client import GitHubClient
-from atlas.metrics import MeteredVCSClient
 from atlas.models import Repo
 from atlas.vcs import VCSClient, VCSError
 from tests.atlas_plugin import RunningAtlas
@@ -123,9 +122,9 @@ def test_a_plan_is_counted_as_a_job_with_its_terraform_runs(
 
 
 @pytest.mark.usefixtures("repo")
-def test_the_metered_client_counts_calls_and_failures_against_github(github_emulator: GitHubEmulator) -> None:
+def test_the_github_client_counts_its_calls_and_failures(github_emulator: GitHubEmulator) -> None:
     github = GitHubClient(github_emulator.token, github_emulator.api_url, max_retries=0)
-    client: VCSClient = MeteredVCSClient(github)
+    client: VCSClient = github
     pull = github_emulator.open_pull(REPO, "first", app_change(3), author=DEVELOPER)
     repo = Repo(full_name=REPO, clone_url="", html_url=f"{github_emulator.base_url}/{REPO}")
 

@@ -7,11 +7,13 @@ Every failure leaves as `VCSError` with GitHub's status and message, never the t
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Concatenate, ParamSpec, TypeVar
 from urllib.parse import quote
 
 import requests
@@ -20,6 +22,7 @@ from github.Issue import Issue as GithubIssue
 from github.PullRequest import PullRequest as GithubPull
 from github.Repository import Repository as GithubRepository
 
+from atlas import metrics
 from atlas.github.ratelimit import (
     DEFAULT_BACKOFF_BASE,
     DEFAULT_MAX_RATE_LIMIT_WAIT,
@@ -105,6 +108,27 @@ def _shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _counted(method: Callable[Concatenate[GitHubClient, P], T]) -> Callable[Concatenate[GitHubClient, P], T]:
+    """Count each call of a `VCSClient` method, and each failed one, under the method's name."""
+    name = method.__name__
+
+    @functools.wraps(method)
+    def counted(self: GitHubClient, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            result = method(self, *args, **kwargs)
+        except Exception:
+            metrics.record_github_call(name, ok=False)
+            raise
+        metrics.record_github_call(name, ok=True)
+        return result
+
+    return counted
+
+
 class GitHubClient:
     """atlas's `VCSClient` for github.com (`https://api.github.com`) or GHES (`https://HOST/api/v3`)."""
 
@@ -171,16 +195,19 @@ class GitHubClient:
 
     # Reading
 
+    @_counted
     def get_pull(self, repo: Repo, number: int) -> PullRequest:
         with self._calling(f"reading pull request {repo.full_name}#{number}"):
             return pull_from_api(self._repo(repo).get_pull(number))
 
+    @_counted
     def resolve_ref(self, repo: Repo, ref: str) -> str:
         with self._calling(f"resolving {ref} in {repo.full_name}"):
             # raw_data forces the request: a lazy Commit would report the ref itself as its sha.
             sha: str = self._repo(repo).get_commit(ref).raw_data["sha"]
             return sha
 
+    @_counted
     def changed_files(self, pull: PullRequest) -> list[ChangedFile]:
         """Every file the pull request changes, all pages (GitHub lists at most 3000)."""
         with self._calling(f"listing files of {pull.key}"):
@@ -195,6 +222,7 @@ class GitHubClient:
                 )
             return files
 
+    @_counted
     def list_comments(self, repo: Repo, number: int) -> list[tuple[PostedComment, str, str]]:
         with self._calling(f"listing comments of {repo.full_name}#{number}"):
             return [
@@ -202,6 +230,7 @@ class GitHubClient:
                 for c in self._repo(repo).get_issue(number).get_comments()
             ]
 
+    @_counted
     def get_repo(self, full_name: str) -> Repo:
         with self._calling(f"reading repository {full_name}"):
             found = self._github.get_repo(full_name)
@@ -213,10 +242,12 @@ class GitHubClient:
                 private=found.private,
             )
 
+    @_counted
     def branch_head(self, repo: Repo, branch: str) -> str:
         with self._calling(f"reading branch {branch} of {repo.full_name}"):
             return str(self._repo(repo).get_branch(branch).commit.sha)
 
+    @_counted
     def find_issue(self, repo: Repo, title: str, label: str) -> Issue | None:
         """The open issue with this title and label; pull requests, which GitHub lists too, are skipped."""
         with self._calling(f"listing issues of {repo.full_name}"):
@@ -225,6 +256,7 @@ class GitHubClient:
                     return issue_from_api(issue)
             return None
 
+    @_counted
     def permission(self, repo: Repo, user: str) -> Permission:
         """The user's role on the repository; `none` for users GitHub does not know there."""
         with self._calling(f"reading the permission of {user} on {repo.full_name}"):
@@ -242,6 +274,7 @@ class GitHubClient:
                 continue
         return Permission.NONE
 
+    @_counted
     def is_team_member(self, org: str, team_slug: str, user: str) -> bool:
         """Whether the user is an active member (or maintainer) of the team; False if no such team."""
         with self._calling(f"reading membership of {user} in {org}/{team_slug}"):
@@ -252,6 +285,7 @@ class GitHubClient:
                 return False
             return membership.state == "active"
 
+    @_counted
     def approvals(self, repo: Repo, number: int) -> list[str]:
         """Logins whose latest review approves; a later comment-only review does not undo it."""
         with self._calling(f"listing reviews of {repo.full_name}#{number}"):
@@ -261,6 +295,7 @@ class GitHubClient:
                     latest[review.user.login] = review.state
             return sorted(login for login, state in latest.items() if state == "APPROVED")
 
+    @_counted
     def is_mergeable(self, repo: Repo, number: int, ignore_contexts: tuple[str, ...] = ()) -> bool:
         """GitHub says it can be merged, not counting failing statuses named in ignore_contexts.
 
@@ -295,27 +330,32 @@ class GitHubClient:
 
     # Writing
 
+    @_counted
     def post_comment(self, repo: Repo, number: int, body: str) -> PostedComment:
         with self._calling(f"commenting on {repo.full_name}#{number}"):
             self.write_budget.acquire()
             comment = self._repo(repo).get_issue(number).create_comment(body)
             return PostedComment(id=comment.id, node_id=comment.node_id, html_url=comment.html_url)
 
+    @_counted
     def create_issue(self, repo: Repo, title: str, body: str, labels: Sequence[str] = ()) -> Issue:
         with self._calling(f"opening an issue in {repo.full_name}"):
             self.write_budget.acquire()
             return issue_from_api(self._repo(repo).create_issue(title=title, body=body, labels=list(labels)))
 
+    @_counted
     def update_issue(self, repo: Repo, number: int, body: str) -> None:
         with self._calling(f"updating issue {repo.full_name}#{number}"):
             self.write_budget.acquire()
             self._repo(repo).get_issue(number).edit(body=body)
 
+    @_counted
     def close_issue(self, repo: Repo, number: int) -> None:
         with self._calling(f"closing issue {repo.full_name}#{number}"):
             self.write_budget.acquire()
             self._repo(repo).get_issue(number).edit(state="closed", state_reason="completed")
 
+    @_counted
     def set_status(
         self,
         repo: Repo,
@@ -337,6 +377,7 @@ class GitHubClient:
             # Straight to the endpoint: PyGithub's Commit.create_status would first GET the commit.
             self._github.requester.requestJsonAndCheck("POST", f"{self._repo_url(repo)}/statuses/{sha}", input=body)
 
+    @_counted
     def react(self, repo: Repo, comment_id: int, reaction: str) -> None:
         with self._calling(f"reacting to comment {comment_id} on {repo.full_name}"):
             self.write_budget.acquire()
@@ -346,6 +387,7 @@ class GitHubClient:
                 input={"content": reaction},
             )
 
+    @_counted
     def merge(self, repo: Repo, number: int, sha: str, method: str = "merge") -> None:
         """Merge exactly `sha` (GitHub answers 409 if the head moved since)."""
         with self._calling(f"merging {repo.full_name}#{number}"):
@@ -354,6 +396,7 @@ class GitHubClient:
             if not result.merged:
                 raise VCSError(f"GitHub did not merge {repo.full_name}#{number}: {result.message}")
 
+    @_counted
     def hide_comment(self, node_id: str, classifier: str = "OUTDATED") -> None:
         """Minimize a comment (GraphQL `minimizeComment`; github.com `/graphql`, GHES `/api/graphql`)."""
         with self._calling(f"hiding comment {node_id}"):

@@ -18,7 +18,7 @@ from atlas.web.audit import audit_api, audit_pages
 from atlas.web.auth import BasicAuth
 from atlas.web.csrf import CsrfTokens, load_or_create_key
 from atlas.web.drift import drift_pages
-from atlas.web.monitoring import count_delivery, monitoring
+from atlas.web.monitoring import ServerGauges, count_delivery, monitoring
 from atlas.web.output import OutputExpiry
 from atlas.web.pages import pages
 from atlas.web.site import EXTENSION, Site, WebSettings
@@ -38,7 +38,7 @@ def init_app(app: Flask, ctx: CommandContext, queue: JobQueue, settings: WebSett
         ctx=ctx,
         queue=queue,
         csrf=CsrfTokens(load_or_create_key(ctx.settings.data_dir)),
-        metrics=metrics.server_registry(metrics.ServerGauges(queue, ctx.state, ctx.locks)),
+        metrics=metrics.server_registry(ServerGauges(queue, ctx.state, ctx.locks)),
         auth=auth,
         retention_days=settings.job_log_retention_days,
     )

@@ -1,5 +1,8 @@
 """`GET /status` (JSON for people and scripts) and `GET /metrics` (Prometheus), and counting deliveries.
 
+The gauges (queue depth, running jobs, locks held, drift) are not kept up to date by anyone:
+`ServerGauges` reads them from the queue and the stores when Prometheus scrapes, so they cannot drift.
+
 Deliveries are counted by an `after_request` hook on `/events`, from the answer atlas gave: every
 way out of the webhook handler (including Flask's own 413) is counted once, in one place.
 """
@@ -7,12 +10,53 @@ way out of the webhook handler (including Flask's own 413) is counted once, in o
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 
 from flask import Blueprint, Response, request
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from atlas import __version__, metrics
-from atlas.models import JobStatus
+from atlas.jobs.queue import JobQueue
+from atlas.models import DriftStatus, JobStatus
+from atlas.stores.locks import LockStore
+from atlas.stores.state import StateStore
 from atlas.web.site import Site, current_site, require_login
+
+
+class ServerGauges(Collector):
+    """The gauges of one server, read from its queue and stores each time Prometheus scrapes."""
+
+    def __init__(self, queue: JobQueue, state: StateStore, locks: LockStore) -> None:
+        self.queue = queue
+        self.state = state
+        self.locks = locks
+
+    def collect(self) -> Iterable[Metric]:
+        info = GaugeMetricFamily("atlas_build_info", "Always 1; the version atlas runs.", labels=["version"])
+        info.add_metric([__version__], 1)
+        yield info
+        yield GaugeMetricFamily("atlas_queue_depth", "Jobs waiting to start.", value=self.queue.depth())
+        running = self.state.jobs(statuses=(JobStatus.RUNNING,), limit=100_000)
+        yield GaugeMetricFamily("atlas_jobs_running", "Jobs running now, in every process.", value=len(running))
+        yield GaugeMetricFamily("atlas_locks_held", "Project locks held by pull requests.", value=self.locks.count())
+        yield drift_gauge(self.state)
+
+
+def drift_gauge(state: StateStore) -> GaugeMetricFamily:
+    """`atlas_drift_projects{repo,status}`: projects by what their latest drift check found (every status, 0 too)."""
+    gauge = GaugeMetricFamily(
+        "atlas_drift_projects", "Projects by the result of their latest drift check.", labels=["repo", "status"]
+    )
+    counts: dict[str, dict[DriftStatus, int]] = {}
+    for record in state.drift_records():
+        by_status = counts.setdefault(record.repo, dict.fromkeys(DriftStatus, 0))
+        by_status[record.status] += 1
+    for repo in sorted(counts):
+        for status, count in counts[repo].items():
+            gauge.add_metric([repo, status.value], count)
+    return gauge
+
 
 WEBHOOK_ENDPOINT = "webhooks.receive_event"
 """The Flask endpoint of `POST /events`, whose answers are counted as deliveries."""
