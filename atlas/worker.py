@@ -26,8 +26,8 @@ from redis.exceptions import RedisError
 from rq import SimpleWorker
 
 from atlas.bootstrap import worker_runtime
-from atlas.commands import run_job
 from atlas.commands.context import CommandContext
+from atlas.commands.dispatch import run_job
 from atlas.commands.interrupted import report_interrupted
 from atlas.config.settings import ENV_PREFIX, Settings, SettingsError
 from atlas.jobs.queue import JobExecutor

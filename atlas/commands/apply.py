@@ -13,10 +13,10 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from atlas.commands import merge
 from atlas.commands.context import CommandContext
 from atlas.commands.hooks import run_hooks
 from atlas.commands.locking import lock_holder_text
+from atlas.commands.merge import apply_merged
 from atlas.commands.outcome import CommandOutcome, record_phase
 from atlas.commands.project_run import run_project_stage
 from atlas.commands.requirements import unmet
@@ -46,7 +46,7 @@ class ApplyRefused(Exception):
 def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
     pull = job.pull
     if pull.merged:
-        return merge.apply_merged(job, ctx, cancel)
+        return apply_merged(job, ctx, cancel)
     prefix = ctx.settings.comment_prefix[0]
     joblog = ctx.job_log(job.id)
     workdir = ctx.working_copies.path_for(pull.repo.full_name, pull.number, "default")

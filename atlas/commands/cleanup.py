@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import shutil
 
-from atlas.commands import merge
 from atlas.commands.context import CommandContext
+from atlas.commands.merge import apply_on_merge, projects_applying_on_merge, settings_at_merge
 from atlas.commands.outcome import CommandOutcome
 from atlas.commands.unlock import project_line, release_pull
 from atlas.config.raw import ConfigError
@@ -17,16 +17,16 @@ from atlas.runtime.cancellation import CancelToken
 def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
     if job.merged and job.pull.merge_commit_sha:
         try:
-            repo = merge.settings_at_merge(ctx, job)
+            repo = settings_at_merge(ctx, job)
         except ConfigError as error:
             ctx.vcs.post_comment(job.pull.repo, job.pull.number, render_error_comment(
                 "atlas could not read the merged repository's config, so it applied nothing and keeps this "
                 "pull request's locks", f"{error}\n\nFix the config in a new pull request, then comment "
                 "`atlas apply` here, or `atlas unlock` to give up."))
             return CommandOutcome(JobStatus.FAILED, str(error))
-        on_merge = merge.projects_applying_on_merge(ctx, job.pull, repo)
-        if on_merge:
-            return merge.on_merge(job, ctx, cancel, repo, on_merge)
+        applying = projects_applying_on_merge(ctx, job.pull, repo)
+        if applying:
+            return apply_on_merge(job, ctx, cancel, repo, applying)
     pull = job.pull
     released, plans, left = release_pull(ctx, job)
     shutil.rmtree(ctx.plans_dir(pull), ignore_errors=True)

@@ -73,7 +73,7 @@ def projects_applying_on_merge(ctx: CommandContext, pull: PullRequest, repo: Rep
 
 
 @audited(AuditAction.APPLY)
-def on_merge(job: Job, ctx: CommandContext, cancel: CancelToken, repo: RepoSettings,
+def apply_on_merge(job: Job, ctx: CommandContext, cancel: CancelToken, repo: RepoSettings,
              projects: list[Project]) -> CommandOutcome:
     """The merge of a pull request with projects that apply on merge."""
     pull = job.pull

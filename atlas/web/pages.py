@@ -23,8 +23,10 @@ from atlas.commands.unlock import LockChanged, discard_and_unlock, holder_token
 from atlas.models import JobStatus, PlanRecord, Project, PullRequest, utcnow
 from atlas.stores.locks import ProjectLock
 from atlas.stores.state import JobRecord, ProjectState
-from atlas.web import csrf
 from atlas.web.ansi import ansi_to_html, strip_ansi
+from atlas.web.csrf import COOKIE as CSRF_COOKIE
+from atlas.web.csrf import FIELD as CSRF_FIELD
+from atlas.web.csrf import CsrfTokens
 from atlas.web.live import LogFollower, busy, follow_job
 from atlas.web.output import job_output, log_path, output_expired, output_store
 from atlas.web.site import current_site, require_login
@@ -71,7 +73,7 @@ def add_headers(response: Response) -> Response:
     token = g.pop("new_csrf_cookie", None)
     if token is not None:
         response.set_cookie(
-            csrf.COOKIE, token, httponly=True, samesite="Strict", path="/",
+            CSRF_COOKIE, token, httponly=True, samesite="Strict", path="/",
             secure=current_site().secure_cookies or request.is_secure,
         )
     return response
@@ -146,12 +148,12 @@ def not_a_job(job_id: str) -> Response | None:
 
 def csrf_cookie_token() -> str:
     """This browser's token, issuing one (sent with the response) when it has none."""
-    token = request.cookies.get(csrf.COOKIE)
+    token = request.cookies.get(CSRF_COOKIE)
     if token and 20 <= len(token) <= 100:
         return token
     new: str | None = g.get("new_csrf_cookie")
     if new is None:
-        new = csrf.CsrfTokens.new_cookie_token()
+        new = CsrfTokens.new_cookie_token()
         g.new_csrf_cookie = new
     return new
 
@@ -159,11 +161,11 @@ def csrf_cookie_token() -> str:
 def csrf_field() -> Markup:
     """The hidden form field every POST form carries."""
     token = current_site().csrf.form_token(csrf_cookie_token())
-    return Markup('<input type="hidden" name="{}" value="{}">').format(csrf.FIELD, token)
+    return Markup('<input type="hidden" name="{}" value="{}">').format(CSRF_FIELD, token)
 
 
 def csrf_refusal() -> Response | None:
-    if current_site().csrf.valid(request.cookies.get(csrf.COOKIE), request.form.get(csrf.FIELD)):
+    if current_site().csrf.valid(request.cookies.get(CSRF_COOKIE), request.form.get(CSRF_FIELD)):
         return None
     return page(
         "message.html",
