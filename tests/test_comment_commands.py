@@ -9,9 +9,7 @@ from pathlib import Path
 import pytest
 
 from atlas.intake.comment_parser import (
-    ALWAYS_ALLOWED,
     COMMANDS,
-    CommandKind,
     CommentCommand,
     CommentError,
     NotForAtlas,
@@ -19,9 +17,11 @@ from atlas.intake.comment_parser import (
     refused_terraform_flag,
     resolve_dir,
 )
+from atlas.models import CommandName
 from atlas.render.comments import render_usage
+from atlas.vocabulary import ALWAYS_ALLOWED, spelling
 
-PLAN = CommandKind.PLAN
+PLAN = CommandName.PLAN
 PREFIXES = ("atlas", "atlantis")
 
 
@@ -39,14 +39,14 @@ def refusal(body: str, *, allowed_commands: Sequence[str] | None = None) -> Comm
     ("body", "expected"),
     [
         ("atlas plan", CommentCommand(PLAN)),
-        ("atlas apply", CommentCommand(CommandKind.APPLY)),
-        ("atlas unlock", CommentCommand(CommandKind.UNLOCK)),
-        ("atlas cancel", CommentCommand(CommandKind.CANCEL)),
-        ("atlas help", CommentCommand(CommandKind.HELP)),
-        ("atlas version", CommentCommand(CommandKind.VERSION)),
-        ("atlas -h", CommentCommand(CommandKind.HELP)),
-        ("atlas --help", CommentCommand(CommandKind.HELP)),
-        ("atlas plan --help", CommentCommand(CommandKind.HELP)),
+        ("atlas apply", CommentCommand(CommandName.APPLY)),
+        ("atlas unlock", CommentCommand(CommandName.UNLOCK)),
+        ("atlas cancel", CommentCommand(CommandName.CANCEL)),
+        ("atlas help", CommentCommand(CommandName.HELP)),
+        ("atlas version", CommentCommand(CommandName.VERSION)),
+        ("atlas -h", CommentCommand(CommandName.HELP)),
+        ("atlas --help", CommentCommand(CommandName.HELP)),
+        ("atlas plan --help", CommentCommand(CommandName.HELP)),
         ("atlas plan -d app", CommentCommand(PLAN, dir="app")),
         ("atlas plan --dir app", CommentCommand(PLAN, dir="app")),
         ("atlas plan -d=app", CommentCommand(PLAN, dir="app")),
@@ -65,7 +65,7 @@ def refusal(body: str, *, allowed_commands: Sequence[str] | None = None) -> Comm
         ("atlas plan -w staging -d app", CommentCommand(PLAN, dir="app", workspace="staging")),
         ("atlas plan -p prod", CommentCommand(PLAN, project="prod")),
         ("atlas plan --project prod", CommentCommand(PLAN, project="prod")),
-        ("atlas apply -p prod --verbose", CommentCommand(CommandKind.APPLY, project="prod", verbose=True)),
+        ("atlas apply -p prod --verbose", CommentCommand(CommandName.APPLY, project="prod", verbose=True)),
         ("atlas plan --verbose", CommentCommand(PLAN, verbose=True)),
         ("atlas plan -- -var-file=prod.tfvars", CommentCommand(PLAN, extra_args=("-var-file=prod.tfvars",))),
         ("atlas plan -- -var 'tags={a = \"b c\"}'", CommentCommand(PLAN, extra_args=("-var", 'tags={a = "b c"}'))),
@@ -77,17 +77,17 @@ def refusal(body: str, *, allowed_commands: Sequence[str] | None = None) -> Comm
         ("atlas plan --", CommentCommand(PLAN)),
         ("atlas plan -d app -- -d not-ours", CommentCommand(PLAN, dir="app", extra_args=("-d", "not-ours"))),
         ("atlas apply -d app -- -parallelism=2",
-         CommentCommand(CommandKind.APPLY, dir="app", extra_args=("-parallelism=2",))),
+         CommentCommand(CommandName.APPLY, dir="app", extra_args=("-parallelism=2",))),
         ("atlas import aws_s3_bucket.logs my-bucket",
-         CommentCommand(CommandKind.IMPORT, positional=("aws_s3_bucket.logs", "my-bucket"))),
+         CommentCommand(CommandName.IMPORT, positional=("aws_s3_bucket.logs", "my-bucket"))),
         ("atlas import -d app 'aws_instance.web[\"a\"]' i-123 -- -var x=1",
-         CommentCommand(CommandKind.IMPORT, dir="app", positional=('aws_instance.web["a"]', "i-123"),
+         CommentCommand(CommandName.IMPORT, dir="app", positional=('aws_instance.web["a"]', "i-123"),
                         extra_args=("-var", "x=1"))),
         ("atlas import aws_s3_bucket.logs -w prod my-bucket",
-         CommentCommand(CommandKind.IMPORT, workspace="prod", positional=("aws_s3_bucket.logs", "my-bucket"))),
-        ("atlas state rm aws_s3_bucket.logs", CommentCommand(CommandKind.STATE_RM, positional=("aws_s3_bucket.logs",))),
+         CommentCommand(CommandName.IMPORT, workspace="prod", positional=("aws_s3_bucket.logs", "my-bucket"))),
+        ("atlas state rm aws_s3_bucket.logs", CommentCommand(CommandName.STATE_RM, positional=("aws_s3_bucket.logs",))),
         ("atlas state rm -p prod a.b c.d 'module.m[0].e.f' --verbose",
-         CommentCommand(CommandKind.STATE_RM, project="prod", verbose=True,
+         CommentCommand(CommandName.STATE_RM, project="prod", verbose=True,
                         positional=("a.b", "c.d", "module.m[0].e.f"))),
         ("atlantis plan -d app", CommentCommand(PLAN, dir="app", prefix="atlantis")),
         ("  \n\n atlas plan  \r\n  \n", CommentCommand(PLAN)),
@@ -126,17 +126,17 @@ def test_command_line_shows_the_command_as_typed() -> None:
 def test_every_command_in_the_table_parses_by_its_words() -> None:
     for kind, spec in COMMANDS.items():
         arguments = " ".join(f"arg{number}" for number in range(len(spec.positional)))
-        command = parse_comment(f"atlas {kind.value} {arguments}")
+        command = parse_comment(f"atlas {spec.spelling} {arguments}")
 
         assert isinstance(command, CommentCommand)
         assert command.kind is kind
 
 
-def test_command_kinds_are_spelt_as_allow_commands_names_them() -> None:
-    assert [kind.value for kind in COMMANDS] == [
+def test_comment_commands_are_spelt_as_allow_commands_names_them() -> None:
+    assert [spec.spelling for spec in COMMANDS.values()] == [
         "plan", "apply", "unlock", "cancel", "import", "state rm", "help", "version"
     ]
-    assert CommandKind("state rm") is CommandKind.STATE_RM
+    assert spelling(CommandName.STATE_RM) == "state rm"
 
 
 # Comments that are not for atlas.
@@ -422,11 +422,11 @@ def test_a_command_not_enabled_on_the_server_is_refused_with_the_allowed_list() 
     )
 
 
-def test_allowed_commands_accept_command_kinds() -> None:
-    allowed = [CommandKind.PLAN, CommandKind.STATE_RM]
+def test_allowed_commands_accept_command_spellings() -> None:
+    allowed = ["plan", "state rm"]
 
     assert parse_comment("atlas state rm a", allowed_commands=allowed) == CommentCommand(
-        CommandKind.STATE_RM, positional=("a",)
+        CommandName.STATE_RM, positional=("a",)
     )
     error = refusal("atlantis apply", allowed_commands=allowed)
     assert error.message == (
@@ -438,7 +438,7 @@ def test_help_and_version_are_always_allowed() -> None:
     for body in ("atlas help", "atlas version", "atlas -h"):
         assert isinstance(parse_comment(body, allowed_commands=[]), CommentCommand)
     for kind in ALWAYS_ALLOWED:
-        assert parse_comment(f"atlas {kind.value}", allowed_commands=["plan"]) == CommentCommand(kind)
+        assert parse_comment(f"atlas {spelling(kind)}", allowed_commands=["plan"]) == CommentCommand(kind)
 
 
 def test_a_disabled_command_is_refused_before_its_flags_are_read() -> None:
@@ -508,8 +508,8 @@ def test_usage_lists_every_command_with_its_flags() -> None:
     body = render_usage("atlas")
 
     assert body.startswith("```\nUsage: atlas <command> [flags]\n\nCommands:\n  plan ")
-    for kind in COMMANDS:
-        assert re.search(rf"^  {kind.value}\b.*  {re.escape(COMMANDS[kind].summary)}$", body, re.MULTILINE)
+    for spec in COMMANDS.values():
+        assert re.search(rf"^  {spec.spelling}\b.*  {re.escape(spec.summary)}$", body, re.MULTILINE)
     assert "  import ADDRESS ID  " in body
     assert "  state rm ADDRESS...  " in body
     assert "Flags of plan, apply, import, state rm:\n" in body

@@ -1,4 +1,7 @@
-"""The command runners: one module per command, and `run_job`, which the queue calls.
+"""`run_job`, which the queue calls: each command's runner, one module per command (`RUNNERS`).
+
+What each command is (its spelling, arguments, whether it runs the pull request's code) is
+declared in `atlas.vocabulary`; this is where each gets its runner.
 
 A job moves queued → running → succeeded/failed/cancelled here. Before a command runs, a comment
 command is acknowledged (the `eyes` reaction), its pull request refreshed from the API and its
@@ -23,6 +26,7 @@ from atlas.render.comments import render_error_comment
 from atlas.runtime.cancellation import CancelToken
 from atlas.runtime.workingcopy import WorkingCopyError
 from atlas.vcs import VCSError
+from atlas.vocabulary import RUNS_PULL_REQUEST_CODE
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +46,7 @@ RUNNERS: dict[CommandName, CommandRunner] = {
     CommandName.CLEANUP: cleanup.run,
 }
 
-RUNS_PULL_REQUEST_CODE = frozenset({
-    CommandName.AUTOPLAN, CommandName.PLAN, CommandName.APPLY, CommandName.IMPORT, CommandName.STATE_RM})
-"""Commands that execute the pull request's code (terraform with its configuration)."""
+assert set(RUNNERS) == set(CommandName), "every command in the vocabulary has its runner"
 
 
 def run_job(job: Job, ctx: CommandContext) -> None:

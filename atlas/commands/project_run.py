@@ -13,14 +13,7 @@ from atlas.runtime.cancellation import CancelToken
 from atlas.runtime.joblog import JobLog
 from atlas.runtime.steps import StepContext, run_stage
 from atlas.runtime.terraform import TerraformError
-
-STAGES = {
-    CommandName.AUTOPLAN: "plan",
-    CommandName.PLAN: "plan",
-    CommandName.APPLY: "apply",
-    CommandName.IMPORT: "import_",
-    CommandName.STATE_RM: "state_rm",
-}
+from atlas.vocabulary import BY_NAME
 
 
 def run_project_stage(
@@ -39,7 +32,7 @@ def run_project_stage(
     """The project's workflow stage for the command, with the terraform version it asks for."""
     command = command or job.command
     settings = repo.project(project)
-    stage: Stage = getattr(settings.workflow, STAGES[command])
+    stage: Stage = getattr(settings.workflow, _stage_of(command))
     try:
         runner = ctx.terraform_for(settings.terraform_version)
         version = runner.version()
@@ -57,3 +50,10 @@ def run_project_stage(
                          extra_args=job.args.extra_args if extra_args is None else extra_args,
                          positional=job.args.positional,
                          var_file_allowlist=[Path(path) for path in ctx.settings.var_file_allowlist])
+
+
+def _stage_of(command: CommandName) -> str:
+    stage = BY_NAME[command].stage
+    if stage is None:
+        raise ValueError(f"{command} runs no workflow stage")
+    return stage

@@ -38,8 +38,11 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from atlas.config.raw import REQUIREMENTS
+from atlas.config.valid import ApplyOnMerge
 from atlas.config.versions import VersionConstraint, VersionSyntaxError
 from atlas.runtime.sandbox import HostPath, SandboxMode
+from atlas.vocabulary import KNOWN_COMMANDS
 
 ENV_PREFIX = "ATLAS_"
 CONFIG_ENV = "ATLAS_CONFIG"
@@ -98,13 +101,6 @@ def _lower(value: object) -> object:
     return value.lower() if isinstance(value, str) else value
 
 
-KNOWN_COMMANDS = ("plan", "apply", "unlock", "cancel", "help", "version", "import", "state rm")
-"""Every comment command atlas knows; --allow-commands picks from these."""
-
-APPLY_REQUIREMENTS = ("approved", "mergeable", "undiverged")
-"""Conditions --apply-requirements may name."""
-
-ApplyOnMerge = Literal["false", "true", "always", "only"]
 
 
 def _apply_on_merge(value: object) -> object:
@@ -637,10 +633,10 @@ class Settings(BaseSettings):
     @classmethod
     def _check_requirements(cls, names: list[str]) -> list[str]:
         names = [name.strip().lower() for name in names]
-        unknown = [name for name in names if name not in APPLY_REQUIREMENTS]
+        unknown = [name for name in names if name not in REQUIREMENTS]
         if unknown:
             raise ValueError(
-                f"unknown requirement {json.dumps(unknown[0])}; known: {', '.join(APPLY_REQUIREMENTS)}"
+                f"unknown requirement {json.dumps(unknown[0])}; known: {', '.join(REQUIREMENTS)}"
             )
         return names
 

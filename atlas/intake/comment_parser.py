@@ -6,8 +6,8 @@ addressed to atlas but cannot run. The syntax is Atlantis's, so teams can move o
 
     atlas plan -d app -w staging --verbose -- -var-file=staging.tfvars
 
-Commands, their flags and their arguments are declared once, in `COMMANDS`; the parser and the
-usage comment both read that table, so a new command is one entry there.
+Commands and their arguments are declared once, in `atlas.vocabulary`; the parser and the usage
+comment both read that table (here `COMMANDS`), and the flags are declared in `FLAGS`.
 """
 
 from __future__ import annotations
@@ -18,28 +18,17 @@ import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 
-
-class CommandKind(StrEnum):
-    """A comment command; the value is how the comment spells it (and how --allow-commands names it)."""
-
-    PLAN = "plan"
-    APPLY = "apply"
-    UNLOCK = "unlock"
-    CANCEL = "cancel"
-    IMPORT = "import"
-    STATE_RM = "state rm"
-    HELP = "help"
-    VERSION = "version"
+from atlas.models import CommandName
+from atlas.vocabulary import COMMENT_COMMANDS, CommandSpec
 
 
 @dataclass(frozen=True)
 class CommentCommand:
     """A command a comment asks for, with its flags checked and normalised."""
 
-    kind: CommandKind
+    kind: CommandName
     dir: str | None = None
     """Repo-relative and normalised (`.` for the root); None when `-d` was not given."""
     workspace: str | None = None
@@ -55,7 +44,7 @@ class CommentCommand:
     @property
     def command_line(self) -> str:
         """The command as one would type it, flags in a fixed order: `atlas plan -d app -- -var x=1`."""
-        words = [self.prefix, *self.kind.value.split()]
+        words = [self.prefix, *COMMANDS[self.kind].words]
         for flag, value in (("-p", self.project), ("-d", self.dir), ("-w", self.workspace)):
             if value is not None:
                 words += [flag, value]
@@ -116,56 +105,9 @@ FLAGS: dict[str, Flag] = {
 }
 """atlas's flags by name; a command lists the names it accepts."""
 
-_RUN_FLAGS = ("dir", "workspace", "project", "verbose")
+COMMANDS = COMMENT_COMMANDS
+"""The comment commands and their argument rules, from the command vocabulary."""
 
-
-@dataclass(frozen=True)
-class CommandSpec:
-    """What a command accepts: flags, arguments before `--`, terraform arguments after it."""
-
-    summary: str
-    flags: tuple[str, ...] = ()
-    positional: tuple[str, ...] = ()
-    """Metavars of the required arguments, in order: ("ADDRESS", "ID")."""
-    variadic: bool = False
-    """The last positional may repeat (`state rm ADDRESS...`)."""
-    extra_args: bool = False
-    """Whether arguments after `--` are accepted and passed to terraform."""
-    example: str = ""
-    """Arguments of an example use, after the command's words."""
-
-    @property
-    def takes_nothing(self) -> bool:
-        return not (self.flags or self.positional or self.extra_args)
-
-    @property
-    def arguments(self) -> str:
-        """The positional part of the synopsis: `ADDRESS ID`, `ADDRESS...`."""
-        return " ".join(self.positional) + ("..." if self.variadic else "")
-
-
-# The order here is the order of the usage text and of "Allowed commands" lists.
-COMMANDS: dict[CommandKind, CommandSpec] = {
-    CommandKind.PLAN: CommandSpec(
-        "Plan the projects this pull request changes, or the one the flags select.",
-        _RUN_FLAGS, extra_args=True, example="-d app -w staging"),
-    CommandKind.APPLY: CommandSpec(
-        "Apply this pull request's plans, or only the one the flags select.",
-        _RUN_FLAGS, extra_args=True, example="-p prod"),
-    CommandKind.UNLOCK: CommandSpec("Delete this pull request's plans and release its locks."),
-    CommandKind.CANCEL: CommandSpec("Stop this pull request's queued and running commands."),
-    CommandKind.IMPORT: CommandSpec(
-        "Import an existing object into Terraform state.",
-        _RUN_FLAGS, ("ADDRESS", "ID"), extra_args=True, example="-d app aws_s3_bucket.logs my-logs-bucket"),
-    CommandKind.STATE_RM: CommandSpec(
-        "Remove objects from Terraform state, without destroying them.",
-        _RUN_FLAGS, ("ADDRESS",), variadic=True, extra_args=True, example="-d app aws_s3_bucket.logs"),
-    CommandKind.HELP: CommandSpec("Show this help."),
-    CommandKind.VERSION: CommandSpec("Show the versions of atlas and Terraform."),
-}
-
-ALWAYS_ALLOWED = frozenset({CommandKind.HELP, CommandKind.VERSION})
-"""Commands no server configuration can turn off, as in Atlantis."""
 
 _HELP_FLAGS = ("-h", "--help")
 _FLAG_BY_SPELLING = {spelling: name for name, flag in FLAGS.items() for spelling in flag.spellings}
@@ -189,7 +131,7 @@ def parse_comment(
     """The command a pull-request comment asks for, or `NotForAtlas` when it addresses someone else.
 
     `prefixes` are the words that address atlas (case-sensitive, as in Atlantis); the first is the
-    one suggestions use. `allowed_commands` (CommandKind values, as --allow-commands gives them)
+    one suggestions use. `allowed_commands` (command spellings, as --allow-commands gives them)
     restricts the commands; help and version are always allowed. Raises `CommentError` when the
     comment is addressed to atlas but is not a command it can run.
     """
@@ -284,19 +226,19 @@ def _parse_words(
         raise CommentError(f"{_code(prefix)} needs a command, as in {_code(prefix + ' plan')}.", usage=True,
                            prefix=prefix)
     if words[0] in _HELP_FLAGS:
-        return CommentCommand(CommandKind.HELP, prefix=prefix)
+        return CommentCommand(CommandName.HELP, prefix=prefix)
     kind = _command_named(words, prefix, allowed)
     spec = COMMANDS[kind]
-    name = f"{prefix} {kind.value}"
-    if allowed is not None and kind not in ALWAYS_ALLOWED and kind.value not in allowed:
-        enabled = ", ".join(k.value for k in COMMANDS if k in ALWAYS_ALLOWED or k.value in allowed)
+    name = f"{prefix} {spec.spelling}"
+    if allowed is not None and not _allowed(spec, allowed):
+        enabled = ", ".join(str(c.spelling) for c in COMMANDS.values() if _allowed(c, allowed))
         raise CommentError(
             f"{_code(name)} is not enabled on this server. Allowed commands: {enabled}.", prefix=prefix
         )
-    rest = words[len(kind.value.split()):]
+    rest = words[len(spec.words):]
     before, separator, extra = _split_at_separator(rest)
     if any(word in _HELP_FLAGS for word in before):
-        return CommentCommand(CommandKind.HELP, prefix=prefix)
+        return CommentCommand(CommandName.HELP, prefix=prefix)
     if spec.takes_nothing and rest:
         raise CommentError(
             f"{_code(name)} takes no flags or arguments, but was given {_code(shlex.join(rest))}. "
@@ -337,11 +279,15 @@ def _parse_words(
     )
 
 
-def _command_named(words: list[str], prefix: str, allowed: Sequence[str] | None) -> CommandKind:
+def _allowed(spec: CommandSpec, allowed: Sequence[str] | None) -> bool:
+    return allowed is None or spec.always_allowed or spec.spelling in allowed
+
+
+def _command_named(words: list[str], prefix: str, allowed: Sequence[str] | None) -> CommandName:
     """The command the first words name (the longest match, for `state rm`), or a CommentError."""
-    matches = [kind for kind in COMMANDS if words[: len(kind.value.split())] == kind.value.split()]
+    matches = [spec for spec in COMMANDS.values() if words[: len(spec.words)] == spec.words]
     if matches:
-        return max(matches, key=lambda kind: len(kind.value.split()))
+        return max(matches, key=lambda spec: len(spec.words)).name
     word = words[0]
     if word.startswith("-"):
         raise CommentError(
@@ -350,14 +296,13 @@ def _command_named(words: list[str], prefix: str, allowed: Sequence[str] | None)
             usage=True,
             prefix=prefix,
         )
-    subcommands = [kind.value for kind in COMMANDS if kind.value.split()[0] == word]
+    subcommands = [str(spec.spelling) for spec in COMMANDS.values() if spec.words[0] == word]
     if subcommands:
         given = shlex.join(words[:2])
         known = " or ".join(_code(f"{prefix} {sub}") for sub in subcommands)
         raise CommentError(f"{_code(f'{prefix} {given}')} is not a command; did you mean {known}?", usage=True,
                            prefix=prefix)
-    choices = [kind.value.split()[0] for kind in COMMANDS
-               if allowed is None or kind in ALWAYS_ALLOWED or kind.value in allowed]
+    choices = [spec.words[0] for spec in COMMANDS.values() if _allowed(spec, allowed)]
     close = difflib.get_close_matches(word.lower(), choices, n=1, cutoff=0.6)
     hint = f" Did you mean {_code(f'{prefix} {close[0]}')}?" if close else ""
     raise CommentError(f"{_code(f'{prefix} {word}')} is not a command.{hint}", usage=True, prefix=prefix)
@@ -528,7 +473,7 @@ def _did_you_mean(line: str, prefix: str) -> str:
     """The reply to a comment that starts with `terraform`: the atlas command it probably meant."""
     words = line.split()
     meant = f"{prefix} plan"
-    if len(words) > 1 and any(words[1:][: len(k.value.split())] == k.value.split() for k in COMMANDS):
+    if len(words) > 1 and any(words[1:][: len(spec.words)] == spec.words for spec in COMMANDS.values()):
         meant = " ".join([prefix, *words[1:]])
     return (
         f"Did you mean {_code(meant)}? atlas runs terraform for you: start the comment with "

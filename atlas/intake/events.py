@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from atlas.intake.comment_parser import CommandKind, CommentError, NotForAtlas, parse_comment
+from atlas.intake.comment_parser import CommentError, NotForAtlas, parse_comment
 from atlas.models import CommandArgs, CommandName, Job, PullRequest, Repo
 from atlas.render.comments import render_usage
 
@@ -175,17 +175,6 @@ def job_for_event(event: PullRequestEvent, *, allow_draft_prs: bool, delivery_id
     return Job(command=CommandName.AUTOPLAN, pull=event.pull, delivery_id=delivery_id, requested_by=event.sender)
 
 
-COMMENT_COMMANDS = {
-    CommandKind.PLAN: CommandName.PLAN,
-    CommandKind.APPLY: CommandName.APPLY,
-    CommandKind.UNLOCK: CommandName.UNLOCK,
-    CommandKind.CANCEL: CommandName.CANCEL,
-    CommandKind.HELP: CommandName.HELP,
-    CommandKind.VERSION: CommandName.VERSION,
-    CommandKind.IMPORT: CommandName.IMPORT,
-    CommandKind.STATE_RM: CommandName.STATE_RM,
-}
-"""Comment commands and the jobs that run them."""
 
 
 def job_for_comment(
@@ -204,9 +193,8 @@ def job_for_comment(
         return Job(command=command, pull=event.pull_stub, delivery_id=delivery_id, requested_by=event.commenter,
                    comment_id=event.comment_id, args=args or CommandArgs(), message=message)
 
-    allowed = [CommandKind(name) for name in allowed_commands]
     try:
-        parsed = parse_comment(event.body, prefixes=prefixes, allowed_commands=allowed,
+        parsed = parse_comment(event.body, prefixes=prefixes, allowed_commands=allowed_commands,
                                allow_backend_config=allow_backend_config)
     except CommentError as error:
         if event.commenter_is_bot:
@@ -217,11 +205,7 @@ def job_for_comment(
         return job(CommandName.REFUSE, message=error.message)
     if isinstance(parsed, NotForAtlas):
         return Ignored(f"comment is not an atlas command ({parsed.reason})")
-    command = COMMENT_COMMANDS.get(parsed.kind)
-    if command is None:
-        return job(CommandName.REFUSE,
-                   message=f"`{parsed.prefix} {parsed.kind.value}` is not available in this version of atlas.")
-    return job(command, args=CommandArgs(
+    return job(parsed.kind, args=CommandArgs(
         dir=parsed.dir, workspace=parsed.workspace, project=parsed.project, verbose=parsed.verbose,
         extra_args=parsed.extra_args, positional=parsed.positional,
     ))

@@ -13,7 +13,7 @@ from functools import cache
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from atlas.intake.comment_parser import ALWAYS_ALLOWED, COMMANDS, FLAGS
+from atlas.intake.comment_parser import COMMANDS, FLAGS
 from atlas.models import CommandName, PlanSummary, Project, ProjectResult, ProjectStatus
 from atlas.runtime.plan_compare import PlanDifference, attribute_differences, describe_actions, format_value
 
@@ -92,19 +92,17 @@ def render_usage(
     Lists the commands of `COMMANDS` (only the `allowed` ones, plus help and version, when given)
     and the flags those commands take.
     """
-    kinds = [kind for kind in COMMANDS if allowed is None or kind in ALWAYS_ALLOWED or kind.value in allowed]
-    commands = [
-        (f"{kind.value} {COMMANDS[kind].arguments}".rstrip(), COMMANDS[kind].summary) for kind in kinds
-    ]
-    with_flags = [kind for kind in kinds if COMMANDS[kind].flags or COMMANDS[kind].extra_args]
+    specs = [spec for spec in COMMANDS.values() if allowed is None or spec.always_allowed or spec.spelling in allowed]
+    commands = [(f"{spec.spelling} {spec.arguments}".rstrip(), spec.summary) for spec in specs]
+    with_flags = [spec for spec in specs if spec.flags or spec.extra_args]
     flags = [
         (flag.synopsis, flag.description)
         for name, flag in FLAGS.items()
-        if any(name in COMMANDS[kind].flags for kind in with_flags)
+        if any(name in spec.flags for spec in with_flags)
     ]
-    example_kind = next((kind for kind in with_flags if COMMANDS[kind].extra_args), None)
-    if example_kind is not None:
-        flags.append(("-- ARGS...", f"Pass ARGS to terraform: {command_prefix} {example_kind.value} -- -var x=1"))
+    example = next((spec for spec in with_flags if spec.extra_args), None)
+    if example is not None:
+        flags.append(("-- ARGS...", f"Pass ARGS to terraform: {command_prefix} {example.spelling} -- -var x=1"))
     return _render(
         "usage.md.j2",
         prefix=command_prefix,
@@ -113,8 +111,8 @@ def render_usage(
         command_width=max(len(name) for name, _ in commands),
         flags=flags,
         flag_width=max((len(synopsis) for synopsis, _ in flags), default=0),
-        flag_commands=", ".join(kind.value for kind in with_flags),
-        examples=[f"{command_prefix} {kind.value} {COMMANDS[kind].example}" for kind in with_flags],
+        flag_commands=", ".join(str(spec.spelling) for spec in with_flags),
+        examples=[f"{command_prefix} {spec.spelling} {spec.example}" for spec in with_flags],
     )
 
 
