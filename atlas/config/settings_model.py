@@ -1,0 +1,635 @@
+"""The `Settings` model: every setting atlas has, as one field each, with its checks.
+
+Over 500 lines on purpose: the fields are the one list of what an operator can set, in the order
+`--help` and the example config show them; splitting them across files would scatter that list.
+What declares a field is in `setting_types`; loading and documenting them is in `settings`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BeforeValidator,
+    PrivateAttr,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from atlas.config.raw import REQUIREMENTS
+from atlas.config.setting_types import (
+    SECRET_FILES,
+    CommaList,
+    Group,
+    LogFormat,
+    LogLevel,
+    SettingsError,
+    Source,
+    apply_on_merge_words,
+    flag_of,
+    git_host_url,
+    http_url,
+    is_secret,
+    lower,
+    read_secret_file,
+    setting,
+)
+from atlas.config.valid import ApplyOnMerge
+from atlas.config.versions import VersionConstraint, VersionSyntaxError
+from atlas.runtime.sandbox import HostPath, SandboxMode
+from atlas.vocabulary import KNOWN_COMMANDS
+
+
+class Settings(BaseSettings):
+    """Everything an atlas process is configured with; build it with `load_settings()`.
+
+    Constructing `Settings(...)` directly validates exactly the given values (it reads no
+    environment or file), which is what tests want.
+    """
+
+    model_config = SettingsConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+    _sources: dict[str, Source] = PrivateAttr(default_factory=dict)
+    _config_file: Path | None = PrivateAttr(default=None)
+
+    # GitHub
+    gh_token: SecretStr | None = setting(
+        None,
+        "GitHub token atlas reads pull requests and posts comments and commit statuses with. "
+        "Required by the server; prefer the environment variable, since flags show in the process list.",
+        Group.GITHUB,
+        metavar="TOKEN",
+        example="ghp_xxxxxxxxxxxxxxxxxxxx",
+    )
+    gh_token_file: Path | None = setting(
+        None,
+        "File holding the GitHub token (as a mounted Kubernetes Secret is), instead of --gh-token.",
+        Group.GITHUB,
+        metavar="FILE",
+        example="/var/run/secrets/atlas/gh-token",
+    )
+    gh_webhook_secret: SecretStr | None = setting(
+        None,
+        "Secret of the GitHub webhook; atlas rejects deliveries whose signature does not match it. "
+        "Without it anyone who can reach the server can send it events.",
+        Group.GITHUB,
+        metavar="SECRET",
+        example="a-long-random-string",
+    )
+    gh_webhook_secret_file: Path | None = setting(
+        None,
+        "File holding the webhook secret, instead of --gh-webhook-secret.",
+        Group.GITHUB,
+        metavar="FILE",
+        example="/var/run/secrets/atlas/gh-webhook-secret",
+    )
+    allow_unsigned_webhooks: bool = setting(
+        False,
+        "Start without --gh-webhook-secret and accept unsigned deliveries, for a local trial only: anyone "
+        "who can reach the server can then send it events. Clones still go only to --gh-api-url's host.",
+        Group.GITHUB,
+    )
+    gh_api_url: str = setting(
+        "https://api.github.com",
+        "GitHub API base URL; for GitHub Enterprise Server use https://HOST/api/v3.",
+        Group.GITHUB,
+        metavar="URL",
+    )
+    gh_user: str | None = setting(
+        None,
+        "GitHub login of the account atlas comments as, so that it ignores its own comments.",
+        Group.GITHUB,
+        metavar="LOGIN",
+        example="atlas-bot",
+    )
+    repo_allowlist: CommaList = setting(
+        [],
+        "Repositories atlas acts on: comma-separated globs over HOST/OWNER/NAME, such as "
+        "github.com/acme/*; * allows every repository, and the empty default allows none.",
+        Group.GITHUB,
+        metavar="GLOBS",
+        example=["github.com/your-org/*"],
+    )
+    allow_draft_prs: bool = setting(
+        False, "Plan draft pull requests too, instead of waiting until they are ready.", Group.GITHUB
+    )
+    comment_prefix: CommaList = setting(
+        ["atlas"],
+        "Words that address atlas at the start of a pull-request comment (as in 'atlas plan'); "
+        "comma-separated.",
+        Group.GITHUB,
+        metavar="WORDS",
+    )
+
+    # Commands and locks
+    allow_commands: CommaList = setting(
+        ["plan", "apply", "unlock", "cancel", "help", "version"],
+        "Commands that exist on this server; others get a comment listing the allowed ones. "
+        "help and version are always allowed.",
+        Group.COMMANDS,
+        metavar="COMMANDS",
+    )
+    allow_users: CommaList = setting(
+        [],
+        "GitHub logins (globs) allowed to run comment commands. With neither this nor "
+        "--allow-teams set, anyone with write permission on the repository may.",
+        Group.COMMANDS,
+        metavar="LOGINS",
+        example=["alice", "bob"],
+    )
+    allow_teams: CommaList = setting(
+        [],
+        "GitHub teams (ORG/TEAM-SLUG) whose members may run comment commands.",
+        Group.COMMANDS,
+        metavar="TEAMS",
+        example=["acme/platform"],
+    )
+    allow_fork_prs: bool = setting(
+        False,
+        "Plan pull requests from forks. Off by default: planning runs the fork's code with the "
+        "server's credentials.",
+        Group.COMMANDS,
+    )
+    apply_requirements: CommaList = setting(
+        [],
+        "What must hold before apply: approved (approved by someone other than the author), "
+        "mergeable (GitHub says it can merge), undiverged (the base branch has no commits the pull "
+        "request lacks); comma-separated.",
+        Group.COMMANDS,
+        metavar="REQUIREMENTS",
+        example=["approved", "mergeable"],
+    )
+    checkout_strategy: Literal["branch", "merge"] = setting(
+        "branch",
+        "branch plans the pull request's head as it is; merge plans the result of merging the head "
+        "into the base branch, re-merging when the base moves.",
+        Group.COMMANDS,
+        metavar="STRATEGY",
+    )
+    automerge: bool = setting(
+        False, "Merge the pull request once every one of its projects has been applied.", Group.COMMANDS
+    )
+    disable_apply_all: bool = setting(
+        False, "Refuse a bare 'atlas apply': applies must name a project with -d or -p.", Group.COMMANDS
+    )
+    hide_prev_plan_comments: bool = setting(
+        False, "Hide (minimize) a pull request's earlier plan comments when it is planned again.", Group.COMMANDS
+    )
+    apply_on_merge: Annotated[ApplyOnMerge, BeforeValidator(apply_on_merge_words)] = setting(
+        "false",
+        "Apply when a pull request merges instead of from the open pull request (the GitOps order): "
+        "true re-plans the merge commit and applies it when it matches the plan reviewed on the pull "
+        "request; always applies even when it differs; only also refuses 'atlas apply' before merge; "
+        "false applies from the pull request. The server-wide default; repos.yaml and repo configs "
+        "may override it where allowed.",
+        Group.COMMANDS,
+        metavar="MODE",
+    )
+    allow_backend_config_args: bool = setting(
+        False,
+        "Let comment commands pass -backend-config to terraform after --. Off by default: it can "
+        "point a plan at another state.",
+        Group.COMMANDS,
+    )
+    var_file_allowlist: CommaList = setting(
+        [],
+        "Directories besides the repository that a comment's -var-file may name (comma-separated, "
+        "absolute); by default only files inside the repository. They are also reachable, read-only, "
+        "from the sandbox.",
+        Group.COMMANDS,
+        metavar="DIRS",
+        example=["/etc/atlas/tfvars"],
+    )
+
+    repo_config: Path | None = setting(
+        None,
+        "Server-side repo config (repos.yaml): per-repository requirements, workflows, hooks and what "
+        "repositories' own atlas.yaml/atlantis.yaml may override.",
+        Group.COMMANDS,
+        metavar="FILE",
+        example="/etc/atlas/repos.yaml",
+    )
+
+    # Drift detection
+    drift_schedule: str = setting(
+        "0 * * * *",
+        "Cron schedule (five fields or @daily-style, in UTC) of the drift checks of projects whose drift: block "
+        "in repos.yaml or the repo config sets no schedule.",
+        Group.DRIFT,
+        metavar="CRON",
+    )
+
+    # Server
+    port: int = setting(4141, "Port to listen on.", Group.SERVER, ge=1, le=65535)
+    # Declared after `port`: its default is computed from the port.
+    atlas_url: str = setting(
+        "",
+        "Public base URL of this server, used in links from comments and commit statuses.",
+        Group.SERVER,
+        metavar="URL",
+        example="https://atlas.example.com",
+        default_text="http://HOSTNAME:PORT",
+    )
+    data_dir: Path = setting(
+        Path("~/.atlas"),
+        "Directory for atlas's working copies, plans and database; created if missing.",
+        Group.SERVER,
+        metavar="DIR",
+    )
+    api_secret: SecretStr | None = setting(
+        None,
+        "Secret that requests to atlas's /api endpoints must carry; the API is disabled while unset.",
+        Group.SERVER,
+        metavar="SECRET",
+        example="another-long-random-string",
+    )
+    api_secret_file: Path | None = setting(
+        None,
+        "File holding the API secret, instead of --api-secret.",
+        Group.SERVER,
+        metavar="FILE",
+        example="/var/run/secrets/atlas/api-secret",
+    )
+
+    web_username: str | None = setting(
+        None,
+        "Username the web pages, /status and /metrics ask for (HTTP basic auth) when --web-password is set too. "
+        "/events and /healthz never ask.",
+        Group.SERVER,
+        metavar="USER",
+        example="operator",
+    )
+    web_password: SecretStr | None = setting(
+        None,
+        "Password of --web-username; serve atlas over TLS when you set it.",
+        Group.SERVER,
+        metavar="PASSWORD",
+        example="a-long-random-password",
+    )
+    web_password_file: Path | None = setting(
+        None,
+        "File holding the web password, instead of --web-password.",
+        Group.SERVER,
+        metavar="FILE",
+        example="/var/run/secrets/atlas/web-password",
+    )
+    job_log_retention_days: int = setting(
+        30, "Days atlas keeps the output of finished jobs for their pages.", Group.SERVER, metavar="DAYS", ge=1
+    )
+    redis_url: SecretStr | None = setting(
+        None,
+        "Redis URL (redis://[:password@]host:port/db). Set, it switches the job queue to rq workers "
+        "('atlas worker') and locks, state, plans and delivery de-duplication to Redis, so any number of "
+        "web processes and workers share them.",
+        Group.SERVER,
+        metavar="URL",
+        example="redis://localhost:6379/0",
+    )
+    plans_s3_bucket: str | None = setting(
+        None,
+        "Keep saved plans in this S3 (or S3-compatible) bucket, so any worker can apply a plan another made; "
+        "without it plans go to Redis with --redis-url, else to the data dir.",
+        Group.SERVER,
+        metavar="BUCKET",
+        example="acme-atlas-plans",
+    )
+    plans_s3_prefix: str = setting("", "Key prefix for plans in --plans-s3-bucket.", Group.SERVER, metavar="PREFIX")
+    plans_s3_region: str | None = setting(None, "Region of --plans-s3-bucket.", Group.SERVER, metavar="REGION")
+    plans_s3_endpoint: str | None = setting(
+        None, "Endpoint of an S3-compatible store (MinIO, Ceph, …) for --plans-s3-bucket.", Group.SERVER,
+        metavar="URL",
+    )
+    web_workers: int = setting(
+        1,
+        "gunicorn worker processes for the web server; more than 1 needs --redis-url, since the embedded "
+        "queue lives in its process.",
+        Group.SERVER,
+        metavar="N",
+        ge=1,
+    )
+
+    max_connections_per_client: int = setting(
+        256,
+        "Open connections one client address may hold (of 1000 per web process); past it atlas closes that "
+        "client's longest-waiting connection that has not sent a whole request, or refuses the new one with "
+        "429. Behind a reverse proxy every connection comes from the proxy: raise it to 1000.",
+        Group.SERVER,
+        metavar="N",
+        ge=1,
+        le=1000,
+    )
+
+    # Terraform
+    terraform_bin: str = setting(
+        "terraform",
+        "Terraform binary to run: a name looked up on PATH, or a path.",
+        Group.TERRAFORM,
+        metavar="PATH",
+    )
+    terraform_timeout: float = setting(
+        3600.0,
+        "Seconds one terraform command may run before atlas stops it.",
+        Group.TERRAFORM,
+        metavar="SECONDS",
+        gt=0,
+    )
+    tf_bin_dir: Path | None = setting(
+        None,
+        "Directory of extra terraform binaries named terraform<version> (as Atlantis names them), "
+        "terraform_<version> or <version>/terraform; a project's terraform version is looked up here first.",
+        Group.TERRAFORM,
+        metavar="DIR",
+        default_text="<data-dir>/bin",
+    )
+    tf_download: bool = setting(
+        True,
+        "Download a terraform version a project asks for when no local binary matches it; with false such "
+        "a project fails with a comment saying what to install.",
+        Group.TERRAFORM,
+    )
+    tf_download_url: str = setting(
+        "https://releases.hashicorp.com",
+        "Release server terraform is downloaded from: HashiCorp's or a mirror with the same layout "
+        "(/terraform/index.json, /terraform/<v>/terraform_<v>_<os>_<arch>.zip and terraform_<v>_SHA256SUMS).",
+        Group.TERRAFORM,
+        metavar="URL",
+    )
+    default_tf_version: str | None = setting(
+        None,
+        'Terraform version or constraint (such as 1.11.4 or "~> 1.11.0") for projects that do not ask for '
+        "one; unset runs --terraform-bin.",
+        Group.TERRAFORM,
+        metavar="VERSION",
+        example="1.11.4",
+    )
+    parallel_pool_size: int = setting(
+        15, "How many terraform runs atlas executes at once.", Group.TERRAFORM, metavar="N", ge=1
+    )
+
+    # Sandbox
+    sandbox: Annotated[SandboxMode, BeforeValidator(lower)] = setting(
+        SandboxMode.AUTO,
+        "Confine every process that runs pull-request code (terraform, run steps, hooks) with bubblewrap: "
+        "its own PID namespace and /proc, only its working copy writable, the data dir and atlas's own "
+        "files out of reach. auto uses the sandbox where the host allows it and otherwise starts with a "
+        "loud warning; required refuses to start without it; off runs such code unconfined.",
+        Group.SANDBOX,
+        metavar="MODE",
+    )
+    sandbox_paths: CommaList = setting(
+        [],
+        "Host paths pull-request code may reach besides its working copy, comma-separated: PATH "
+        "read-write, PATH:ro read-only (a local state directory on shared storage, a credentials file, a "
+        "shared cache). A path that holds or lies in the data dir or atlas's config and key files is refused.",
+        Group.SANDBOX,
+        metavar="PATHS",
+        example=["/srv/terraform-state", "/etc/atlas/aws-credentials:ro"],
+    )
+
+    # Logging
+    log_level: Annotated[LogLevel, BeforeValidator(lower)] = setting(
+        "info",
+        "Least severe level logged: debug, info, warning or error.",
+        Group.LOGGING,
+        metavar="LEVEL",
+    )
+    log_format: Annotated[LogFormat, BeforeValidator(lower)] = setting(
+        "text", "Log line format: text, or json (one object per line).", Group.LOGGING, metavar="FORMAT"
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # load_settings() merges flags, environment and file itself, so that an error can say
+        # which of them a wrong value came from.
+        return (init_settings,)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_secret_files(cls, data: Any) -> Any:
+        """A secret given as a file becomes the secret's value; giving both is a mistake."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for secret, file_setting in SECRET_FILES.items():
+            path = data.get(file_setting)
+            if path is None or path == "":
+                continue
+            if data.get(secret) not in (None, ""):
+                raise ValueError(f"{file_setting}: give {flag_of(secret)} or {flag_of(file_setting)}, not both")
+            data[secret] = read_secret_file(Path(str(path)).expanduser(), file_setting)
+        return data
+
+    @field_validator("sandbox_paths")
+    @classmethod
+    def _check_sandbox_paths(cls, entries: list[str]) -> list[str]:
+        return [str(HostPath.parse(entry)) for entry in entries]
+
+    @field_validator("var_file_allowlist")
+    @classmethod
+    def _check_var_file_allowlist(cls, entries: list[str]) -> list[str]:
+        directories = []
+        for entry in entries:
+            path = Path(entry).expanduser()
+            if not path.is_absolute():
+                raise ValueError(f"{json.dumps(entry)} is not an absolute path")
+            directories.append(os.path.normpath(path))
+        return directories
+
+    @field_validator("gh_token_file", "gh_webhook_secret_file", "api_secret_file", "web_password_file")
+    @classmethod
+    def _absolute_secret_file(cls, value: Path | None) -> Path | None:
+        return value.expanduser().absolute() if value is not None else None
+
+    @field_validator("gh_api_url")
+    @classmethod
+    def _check_api_url(cls, value: str) -> str:
+        value = http_url(value, "https://api.github.com or https://HOST/api/v3")
+        git_host_url(value)
+        return value
+
+    @field_validator("tf_download_url")
+    @classmethod
+    def _check_download_url(cls, value: str) -> str:
+        return http_url(value, "https://releases.hashicorp.com")
+
+    @field_validator("drift_schedule")
+    @classmethod
+    def _check_drift_schedule(cls, value: str) -> str:
+        from atlas.config.raw import cron_problem
+
+        problem = cron_problem(value)
+        if problem:
+            raise ValueError(f"must be a cron schedule such as '0 * * * *': {problem}")
+        return value.strip()
+
+    @field_validator("default_tf_version")
+    @classmethod
+    def _check_default_tf_version(cls, value: str | None) -> str | None:
+        if value:
+            try:
+                VersionConstraint.parse(value)
+            except VersionSyntaxError as error:
+                raise ValueError(str(error)) from None
+        return value
+
+    @field_validator("atlas_url")
+    @classmethod
+    def _default_atlas_url(cls, value: str, info: ValidationInfo) -> str:
+        if not value:
+            return f"http://{socket.gethostname()}:{info.data.get('port', 4141)}"
+        return http_url(value, "https://atlas.example.com")
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute_data_dir(cls, value: Path) -> Path:
+        return value.expanduser().absolute()
+
+    @field_validator("repo_allowlist")
+    @classmethod
+    def _check_allowlist(cls, globs: list[str]) -> list[str]:
+        for glob in globs:
+            first, slashes = glob.split("/", 1)[0], glob.count("/")
+            host_like = "." in first or ":" in first or first == "localhost" or any(c in first for c in "*?[")
+            if glob != "*" and (slashes == 0 or (slashes == 1 and not host_like)):
+                raise ValueError(
+                    f"entry {json.dumps(glob)} is not a HOST/OWNER/NAME glob; "
+                    f"write it like github.com/{glob.strip('/') or 'acme'}" + ("/*" if slashes == 0 else "")
+                )
+        return globs
+
+    @field_validator("allow_commands")
+    @classmethod
+    def _check_commands(cls, names: list[str]) -> list[str]:
+        names = [name.strip().lower().replace("_", " ") for name in names]
+        unknown = [name for name in names if name not in KNOWN_COMMANDS]
+        if unknown:
+            raise ValueError(f"unknown command {json.dumps(unknown[0])}; known: {', '.join(KNOWN_COMMANDS)}")
+        return names
+
+    @field_validator("apply_requirements")
+    @classmethod
+    def _check_requirements(cls, names: list[str]) -> list[str]:
+        names = [name.strip().lower() for name in names]
+        unknown = [name for name in names if name not in REQUIREMENTS]
+        if unknown:
+            raise ValueError(
+                f"unknown requirement {json.dumps(unknown[0])}; known: {', '.join(REQUIREMENTS)}"
+            )
+        return names
+
+    @field_validator("comment_prefix")
+    @classmethod
+    def _check_prefixes(cls, words: list[str]) -> list[str]:
+        if not words:
+            raise ValueError("must name at least one word, such as atlas")
+        for word in words:
+            if any(c.isspace() for c in word):
+                raise ValueError(f"each prefix must be one word, got {json.dumps(word)}")
+        return words
+
+    @model_validator(mode="after")
+    def _check_together(self) -> Settings:
+        if (self.web_username is None) != (self.web_password is None):
+            raise ValueError("web_username: --web-username and --web-password must be set together")
+        if self.web_workers > 1 and self.redis_url is None:
+            raise ValueError("web_workers: more than one web worker needs --redis-url (the embedded queue "
+                             "lives in one process)")
+        if self.sandbox is SandboxMode.OFF and self.sandbox_paths:
+            raise ValueError("sandbox_paths: --sandbox-paths has no effect with --sandbox off; remove it, "
+                             "or use --sandbox auto or required")
+        return self
+
+    def __eq__(self, other: object) -> bool:
+        # Where a setting was given is not part of its value.
+        return isinstance(other, Settings) and self.__dict__ == other.__dict__
+
+    def source_of(self, name: str) -> Source | None:
+        """Where the setting `name` was given (flag, env or file), or None when it has its default."""
+        return self._sources.get(name)
+
+    @property
+    def config_file(self) -> Path | None:
+        """The config file these settings were read from (`--config`, `ATLAS_CONFIG`), if any."""
+        return self._config_file
+
+    def secrets_given_as_flags(self) -> list[str]:
+        """The flags of secrets given on the command line, which every user of the host can read."""
+        return [flag_of(name) for name, field in type(self).model_fields.items()
+                if is_secret(field) and self.source_of(name) == "flag"]
+
+    def host_paths(self) -> list[HostPath]:
+        """What the sandbox exposes besides the working copy: --sandbox-paths, then the var-file directories."""
+        paths = [HostPath.parse(entry) for entry in self.sandbox_paths]
+        named = {host.path for host in paths}
+        paths += [HostPath(Path(entry), read_only=True) for entry in self.var_file_allowlist
+                  if Path(entry) not in named and Path(entry).exists()]
+        return paths
+
+    def own_paths(self) -> list[Path]:
+        """atlas's own files, which pull-request code must never reach: the data dir, config and key files."""
+        paths = [self.data_dir]
+        if self.config_file is not None:
+            paths.append(self.config_file.expanduser().absolute())
+        if self.repo_config is not None:
+            paths.append(self.repo_config.expanduser().absolute())
+        for file_setting in SECRET_FILES.values():
+            path = getattr(self, file_setting)
+            if path is not None:
+                paths.append(path)
+        return paths
+
+    def secrets(self) -> list[str]:
+        """The values of every secret setting that is set, to scrub from logs and child environments."""
+        found: list[str] = []
+        for name, field in type(self).model_fields.items():
+            value = getattr(self, name)
+            if not is_secret(field) or value is None or not value.get_secret_value():
+                continue
+            if name == "redis_url":
+                # Only its password is secret; the rest of the URL is what an operator needs in the log.
+                password = urlsplit(value.get_secret_value()).password
+                if password:
+                    found.append(password)
+                continue
+            found.append(value.get_secret_value())
+        return found
+
+    @property
+    def gh_git_url(self) -> str:
+        """Where atlas clones repositories from: the git host of `--gh-api-url`, never a payload's URL."""
+        return git_host_url(self.gh_api_url)
+
+    def repo_id(self, full_name: str) -> str:
+        """`HOST/OWNER/NAME` of a repository on the configured GitHub, as the allowlist and repos.yaml name it."""
+        return f"{urlsplit(self.gh_git_url).hostname}/{full_name}"
+
+    def repo_allowed(self, repo_id: str) -> bool:
+        """Whether `--repo-allowlist` allows the repository `HOST/OWNER/NAME` (case-insensitive)."""
+        repo_id = repo_id.lower()
+        return any(fnmatch.fnmatchcase(repo_id, glob.lower()) for glob in self.repo_allowlist)
+
+
+def require_webhook_secret(settings: Settings) -> None:
+    """SettingsError unless deliveries are signed, or unsigned ones are explicitly allowed."""
+    if settings.gh_webhook_secret is None and not settings.allow_unsigned_webhooks:
+        raise SettingsError(
+            "--gh-webhook-secret (ATLAS_GH_WEBHOOK_SECRET) is required: without it anyone who can reach the "
+            "server can send it events. Set it (or --gh-webhook-secret-file) to the GitHub webhook's secret, or "
+            "pass --allow-unsigned-webhooks for a local trial"
+        )
