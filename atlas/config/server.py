@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from atlas.config.file_patterns import normalise_dir, slashed_regex
 from atlas.config.raw import (
     MAX_CONFIG_BYTES,
     OVERRIDABLE_KEYS,
@@ -37,8 +38,6 @@ from atlas.config.valid import (
     RepoLocksMode,
     autodiscover_from,
     default_workflow,
-    normalise_dir,
-    slashed_regex,
     workflow_from,
 )
 from atlas.config.workflow import DEFAULT_WORKFLOW, Workflow

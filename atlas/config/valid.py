@@ -3,22 +3,25 @@ atlas.config.workflow objects, and the `when_modified` matcher with Atlantis's s
 
 Values a repo config leaves out stay None here, because whether they apply depends on what the
 server allows (atlas.config.server resolves them into each project's effective settings).
+
+Paths and `when_modified` patterns are in `file_patterns`; the checks across keys of a whole file
+(dependencies, absolute dirs) in `valid_checks`.
 """
 
 from __future__ import annotations
 
-import json
-import posixpath
-import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from enum import StrEnum
-from functools import lru_cache
 from pathlib import Path
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from atlas.config.file_patterns import (
+    FilePatterns,
+    file_patterns,
+    normalise_dir,
+    slashed_regex,
+)
 from atlas.config.raw import (
     ConfigError,
     RawAutodiscover,
@@ -29,15 +32,14 @@ from atlas.config.raw import (
     RawWorkflow,
     YamlDocument,
     validate_raw,
-    written_text,
 )
+from atlas.config.valid_checks import DEFAULT_WORKSPACE, absolute_dir_problems, cross_key_problems
 from atlas.config.workflow import DEFAULT_WORKFLOW, Stage, StepName, Workflow
 from atlas.models import Project
 
-DEFAULT_WORKSPACE = "default"
-
 DEFAULT_WHEN_MODIFIED = ("**/*.tf*", "**/*.tofu", "**/*.tofu.json", "**/terragrunt.hcl", "**/.terraform.lock.hcl")
 """Atlantis's documented default `when_modified`; a project's own list replaces it entirely."""
+
 
 CUSTOM_STEPS = frozenset({StepName.RUN, StepName.ENV, StepName.MULTIENV})
 """Steps that run a command of the config author's choosing."""
@@ -113,161 +115,6 @@ class DriftOverride(BaseModel):
         )
 
 
-# --- paths and when_modified patterns, as Atlantis (Go's path/filepath and moby/patternmatcher) -----
-
-
-def clean_path(path: str) -> str:
-    """Go's filepath.Clean on a slash path: `.` for empty, no `./`, no `x/..`, one leading slash at most."""
-    cleaned = posixpath.normpath(path) if path else "."
-    if cleaned.startswith("//"):
-        cleaned = "/" + cleaned.lstrip("/")
-    return cleaned
-
-
-def join_path(*parts: str) -> str:
-    """Go's filepath.Join: the non-empty parts joined with / and cleaned, or "" when all are empty."""
-    kept = [part for part in parts if part]
-    return clean_path("/".join(kept)) if kept else ""
-
-
-def normalise_dir(directory: str) -> str:
-    """A project dir relative to the repo root, as Atlantis keeps it: `./a/b/` and `/a/b` are `a/b`."""
-    return clean_path("./" + directory.replace("\\", "/")).lstrip("/") or "."
-
-
-_ESCAPED = frozenset(".+()|{}$")
-
-
-@dataclass(frozen=True)
-class FilePattern:
-    """One `when_modified` entry joined onto the project dir, compiled as moby/patternmatcher does."""
-
-    written: str
-    cleaned: str
-    exclusion: bool
-    kind: Literal["exact", "prefix", "suffix", "regexp"]
-    regex: re.Pattern[str] | None
-
-    @classmethod
-    def compile(cls, written: str, joined: str) -> FilePattern:
-        """ValueError with the reason when the pattern is malformed."""
-        pattern = joined.strip()
-        exclusion = pattern.startswith("!")
-        if exclusion:
-            pattern = pattern[1:]
-        if not pattern:
-            raise ValueError('"!" alone excludes nothing')
-        cleaned = clean_path(pattern)
-        if cleaned.endswith("\\") and not cleaned.endswith("\\\\"):
-            raise ValueError("ends in an unfinished escape (\\)")
-        regex_text = "^"
-        kind: Literal["exact", "prefix", "suffix", "regexp"] = "exact"
-        index, position = 0, 0
-        while position < len(cleaned):
-            char = cleaned[position]
-            position += 1
-            following = cleaned[position] if position < len(cleaned) else None
-            if char == "*":
-                if following == "*":
-                    position += 1
-                    if position < len(cleaned) and cleaned[position] == "/":
-                        position += 1
-                    if position >= len(cleaned):
-                        if kind == "exact":
-                            kind = "prefix"
-                        else:
-                            regex_text += ".*"
-                            kind = "regexp"
-                    else:
-                        regex_text += "(.*/)?"
-                        kind = "regexp"
-                    if index == 0:
-                        kind = "suffix"
-                else:
-                    regex_text += "[^/]*"
-                    kind = "regexp"
-            elif char == "?":
-                regex_text += "[^/]"
-                kind = "regexp"
-            elif char in _ESCAPED:
-                regex_text += "\\" + char
-            elif char == "\\":
-                if following is not None:
-                    regex_text += "\\" + following
-                    position += 1
-                    kind = "regexp"
-                else:
-                    regex_text += "\\\\"
-            elif char in "[]":
-                regex_text += char
-                kind = "regexp"
-            else:
-                regex_text += char
-            index += 1
-        regex: re.Pattern[str] | None = None
-        if kind == "regexp":
-            try:
-                regex = re.compile(regex_text + "$")
-            except re.error as error:
-                raise ValueError(f"is not a valid pattern: {error}") from None
-        return cls(written=written, cleaned=cleaned, exclusion=exclusion, kind=kind, regex=regex)
-
-    def matches(self, path: str) -> bool:
-        if self.kind == "exact":
-            return path == self.cleaned
-        if self.kind == "prefix":
-            return path.startswith(self.cleaned[:-2])
-        if self.kind == "suffix":
-            suffix = self.cleaned[2:]
-            return path.endswith(suffix[1:] if suffix.startswith("/") else suffix)
-        assert self.regex is not None
-        return self.regex.match(path) is not None
-
-
-class FilePatterns:
-    """A project's `when_modified`: globs relative to its dir (`../` reaches up), `**` across dirs, `!` excludes.
-
-    A file matches when the last pattern that matches it, or one of its parent dirs, is not an exclusion.
-    """
-
-    def __init__(self, project_dir: str, when_modified: Sequence[str]) -> None:
-        self.patterns: list[FilePattern] = []
-        for written in when_modified:
-            entry = written.strip()
-            exclusion = entry.startswith("!")
-            joined = join_path(project_dir, entry[1:] if exclusion else entry)
-            self.patterns.append(FilePattern.compile(written, ("!" if exclusion else "") + joined))
-
-    def match(self, path: str) -> str | None:
-        """The `when_modified` entry (as written) that makes `path` match, or None."""
-        matched_by: str | None = None
-        parent = posixpath.dirname(path) or "."
-        parent_dirs = parent.split("/")
-        for pattern in self.patterns:
-            if pattern.exclusion != (matched_by is not None):
-                continue
-            hit = pattern.matches(path)
-            if not hit and parent != ".":
-                hit = any(pattern.matches("/".join(parent_dirs[: depth + 1])) for depth in range(len(parent_dirs)))
-            if hit:
-                matched_by = None if pattern.exclusion else pattern.written
-        return matched_by
-
-
-@lru_cache(maxsize=4096)
-def _file_patterns(project_dir: str, when_modified: tuple[str, ...]) -> FilePatterns:
-    return FilePatterns(project_dir, when_modified)
-
-
-@lru_cache(maxsize=1024)
-def slashed_regex(slashed: str) -> re.Pattern[str]:
-    """`/main/` → the compiled regex `main` (branches and repos.yaml ids; validated when the file was read)."""
-    return re.compile(slashed[1:-1])
-
-
-# --- validated repo config ------------------------------------------------------------------------
-
-
 class ProjectConfig(BaseModel):
     """One `projects:` entry. None means the config does not set the key."""
 
@@ -313,7 +160,7 @@ class ProjectConfig(BaseModel):
 
     @property
     def file_patterns(self) -> FilePatterns:
-        return _file_patterns(self.dir, self.when_modified)
+        return file_patterns(self.dir, self.when_modified)
 
     def restricted_keys(self) -> Iterator[str]:
         """The keys this project sets that repos.yaml must allow in `allowed_overrides`."""
@@ -402,9 +249,9 @@ def repo_config_from(
     is the checkout the config belongs to, against which an absolute `dir` is checked.
     """
     raw, problems = validate_raw(document, RawRepoConfig)
-    problems.extend(_cross_key_problems(document, server_workflows))
+    problems.extend(cross_key_problems(document, server_workflows))
     if repo_dir is not None:
-        problems.extend(_absolute_dir_problems(document, repo_dir))
+        problems.extend(absolute_dir_problems(document, repo_dir))
     if problems:
         problems.sort(key=lambda problem: problem[0])
         raise problems[0][1]
@@ -478,152 +325,6 @@ def _optional_tuple(values: Sequence[str] | None) -> tuple[str, ...] | None:
     return None if values is None else tuple(values)
 
 
-# --- checks across keys, run on the written data so that they are found even when other keys are wrong ----
-
-
-def _absolute_dir_problems(document: YamlDocument, repo_dir: Path) -> list[tuple[tuple[int, int], ConfigError]]:
-    """An absolute `dir` that names no directory of the repository (`dir: /etc`), with the reason.
-
-    Atlantis reads `dir: /infra/prod` as the repository's `infra/prod`, and real configs rely on it,
-    so a leading slash is kept for a directory the repository has; any other absolute dir is most
-    likely meant as a path on the server, where atlas never runs.
-    """
-    data = document.data if isinstance(document.data, dict) else {}
-    projects = data.get("projects")
-    problems: list[tuple[tuple[int, int], ConfigError]] = []
-    for index, entry in enumerate(projects if isinstance(projects, list) else []):
-        written = written_text(entry.get("dir")) if isinstance(entry, dict) else None
-        if written is None or not written.replace("\\", "/").startswith("/"):
-            continue
-        relative = normalise_dir(written)
-        if (repo_dir / relative).is_dir():
-            continue
-        path = ("projects", index, "dir")
-        problems.append((document.position(path), document.error(path, (
-            f"{json.dumps(written)} is an absolute path: atlas only runs inside the repository and reads dir "
-            f"relative to its root (as Atlantis does), and this repository has no directory {json.dumps(relative)}. "
-            "Write the project's directory relative to the repository root."))))
-    return problems
-
-
-def _cross_key_problems(
-    document: YamlDocument, server_workflows: Sequence[str] | None
-) -> list[tuple[tuple[int, int], ConfigError]]:
-    data = document.data if isinstance(document.data, dict) else {}
-    projects = data.get("projects")
-    entries = [(index, entry) for index, entry in enumerate(projects)] if isinstance(projects, list) else []
-    entries = [(index, entry) for index, entry in entries if isinstance(entry, dict)]
-    problems: list[tuple[tuple[int, int], ConfigError]] = []
-
-    def report(path: tuple[str | int, ...], problem: str) -> None:
-        problems.append((document.position(path), document.error(path, problem)))
-
-    names: dict[str, int] = {}
-    for index, entry in entries:
-        name = written_text(entry.get("name"))
-        if name is None:
-            continue
-        if name in names:
-            report(
-                ("projects", index, "name"),
-                f"{json.dumps(name)} is also the name of projects[{names[name]}]; names must be unique",
-            )
-        else:
-            names[name] = index
-
-    by_target: dict[tuple[str, str], list[int]] = {}
-    for index, entry in entries:
-        directory, workspace = written_text(entry.get("dir")), written_text(entry.get("workspace"))
-        if directory is None or ".." in directory.split("/"):
-            continue
-        target = (normalise_dir(directory), workspace or DEFAULT_WORKSPACE)
-        by_target.setdefault(target, []).append(index)
-    for (directory, workspace), indices in by_target.items():
-        if len(indices) < 2:
-            continue
-        for index in indices:
-            if written_text(dict(entries)[index].get("name")) is None:
-                others = ", ".join(f"projects[{other}]" for other in indices if other != index)
-                report(
-                    ("projects", index),
-                    f"{others} also plan dir {json.dumps(directory)} in workspace {json.dumps(workspace)}; "
-                    "projects that share a dir and workspace need a name each",
-                )
-                break
-
-    graph: dict[str, list[str]] = {}
-    for index, entry in entries:
-        depends = entry.get("depends_on")
-        if not isinstance(depends, list):
-            continue
-        name = written_text(entry.get("name"))
-        for position, dependency in enumerate(depends):
-            dependency_name = written_text(dependency)
-            if dependency_name is None:
-                continue
-            path = ("projects", index, "depends_on", position)
-            if dependency_name == name:
-                report(path, "a project cannot depend on itself")
-            elif dependency_name not in names:
-                report(path, f"no project is named {json.dumps(dependency_name)}")
-            elif name is not None:
-                graph.setdefault(name, []).append(dependency_name)
-    cycle = _find_cycle(graph)
-    if cycle:
-        report(("projects", names[cycle[0]], "depends_on"), f"depends_on forms a cycle: {' -> '.join(cycle)}")
-
-    workflows = data.get("workflows")
-    defined = set(workflows) if isinstance(workflows, dict) else set()
-    if server_workflows is not None:
-        defined |= {"default", *server_workflows}
-    for index, entry in entries:
-        workflow = written_text(entry.get("workflow"))
-        if workflow is not None and server_workflows is not None and workflow not in defined:
-            report(
-                ("projects", index, "workflow"),
-                f"workflow {json.dumps(workflow)} is not defined in {document.file} or on the server",
-            )
-        autoplan = entry.get("autoplan")
-        patterns = autoplan.get("when_modified") if isinstance(autoplan, dict) else None
-        if isinstance(patterns, list):
-            for position, pattern in enumerate(patterns):
-                text = written_text(pattern)
-                if text is None:
-                    continue
-                try:
-                    FilePatterns(".", [text])
-                except ValueError as error:
-                    report(("projects", index, "autoplan", "when_modified", position), f"{json.dumps(text)} {error}")
-    return problems
-
-
-def _find_cycle(graph: Mapping[str, Sequence[str]]) -> list[str] | None:
-    """A dependency cycle as a path that ends where it starts, or None."""
-    state: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        state[node] = 1
-        stack.append(node)
-        for neighbour in graph.get(node, ()):
-            if state.get(neighbour) == 1:
-                return [*stack[stack.index(neighbour) :], neighbour]
-            if neighbour not in state:
-                found = visit(neighbour)
-                if found:
-                    return found
-        stack.pop()
-        state[node] = 2
-        return None
-
-    for node in graph:
-        if node not in state:
-            found = visit(node)
-            if found:
-                return found
-    return None
-
-
 def default_workflow(server_workflows: Mapping[str, Workflow]) -> Workflow:
     """The workflow named `default`: repos.yaml's when it defines one, else Atlantis's."""
     return server_workflows.get("default", DEFAULT_WORKFLOW)
@@ -631,6 +332,7 @@ def default_workflow(server_workflows: Mapping[str, Workflow]) -> Workflow:
 
 __all__ = [
     "DEFAULT_WHEN_MODIFIED",
+    "DEFAULT_WORKSPACE",
     "ApplyOnMerge",
     "Autodiscover",
     "AutodiscoverMode",

@@ -15,8 +15,9 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
+from atlas.config.file_patterns import normalise_dir
 from atlas.config.server import EffectiveConfig, ProjectSettings
-from atlas.config.valid import AutodiscoverMode, normalise_dir
+from atlas.config.valid import AutodiscoverMode
 from atlas.runtime.projects import ProjectMatch, find_projects
 from atlas.vcs import ChangedFile
 
