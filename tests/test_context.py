@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from atlas.bootstrap import cli_context
-from atlas.commands.locking import plan_for_new_holders
 from atlas.config.settings import Settings
 from atlas.models import CommandName, JobStatus, Project, PullRequest, Repo
+from atlas.runtime.lock_handoff import plan_for_new_holders
 
 REPO = Repo(full_name="acme/infra", clone_url="http://git.invalid/acme/infra.git",
             html_url="http://git.invalid/acme/infra")
