@@ -26,6 +26,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from atlas.config.raw import REQUIREMENTS
+from atlas.config.sandbox_settings import HostPath, SandboxMode
 from atlas.config.setting_types import (
     SECRET_FILES,
     CommaList,
@@ -45,7 +46,6 @@ from atlas.config.setting_types import (
 )
 from atlas.config.valid import ApplyOnMerge
 from atlas.config.versions import VersionConstraint, VersionSyntaxError
-from atlas.runtime.sandbox import HostPath, SandboxMode
 from atlas.vocabulary import KNOWN_COMMANDS
 
 

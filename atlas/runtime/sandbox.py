@@ -33,9 +33,10 @@ import signal
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
+
+from atlas.config.sandbox_settings import HostPath, SandboxMode
 
 BWRAP = "bwrap"
 """The bubblewrap binary, looked up on PATH."""
@@ -63,46 +64,8 @@ _PROBE_TIMEOUT_SECONDS = 20.0
 _SOURCES = "--sandbox-paths (and --var-file-allowlist)"
 
 
-class SandboxMode(StrEnum):
-    """`--sandbox`: whether pull-request code runs confined."""
-
-    AUTO = "auto"
-    """Confined where the host allows it; otherwise unconfined, with a loud warning."""
-    REQUIRED = "required"
-    """Confined, or atlas refuses to start."""
-    OFF = "off"
-    """Unconfined, as the operator chose."""
-
-
 class SandboxError(Exception):
     """The sandbox cannot be had as configured; the message says why and what to do."""
-
-
-@dataclass(frozen=True)
-class HostPath:
-    """A host path an operator lets pull-request code reach (`--sandbox-paths`): `PATH` or `PATH:ro`."""
-
-    path: Path
-    read_only: bool = False
-
-    @classmethod
-    def parse(cls, text: str) -> HostPath:
-        """`/srv/state` (read-write) or `/srv/creds:ro` (read-only); ValueError says what is wrong."""
-        raw = text.strip()
-        read_only = False
-        for suffix, mode in ((":ro", True), (":rw", False)):
-            if raw.endswith(suffix):
-                raw, read_only = raw[: -len(suffix)], mode
-                break
-        if not raw:
-            raise ValueError(f"{text!r} names no path; write PATH or PATH:ro")
-        path = Path(raw).expanduser()
-        if not path.is_absolute():
-            raise ValueError(f"{raw!r} is not an absolute path")
-        return cls(Path(os.path.normpath(path)), read_only)
-
-    def __str__(self) -> str:
-        return f"{self.path}{':ro' if self.read_only else ''}"
 
 
 @dataclass(frozen=True)
