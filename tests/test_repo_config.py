@@ -185,6 +185,7 @@ def test_steps_in_every_documented_form_become_workflow_steps() -> None:
               - run: terraform fmt -check
               - run: {command: tflint, output: hide, shell: bash, shellArgs: ["-eu", "-c"]}
               - run: {command: make plan, output: strip_refreshing, shell: zsh, shellArgs: "-e -c"}
+              - run: {command: ./audit.sh, output: [strip_refreshing, {filter_regex: 'key=\\S+'}, {filter_regex: x}]}
               - env: {name: REGION, value: eu-west-1}
               - env: {name: ACCOUNT, command: ./account.sh}
               - multienv: ./secrets.sh
@@ -209,6 +210,7 @@ def test_steps_in_every_documented_form_become_workflow_steps() -> None:
         Step(name=StepName.RUN, command="terraform fmt -check"),
         Step(name=StepName.RUN, command="tflint", output="hide", shell="bash", shell_args=("-eu", "-c")),
         Step(name=StepName.RUN, command="make plan", output="strip_refreshing", shell="zsh", shell_args=("-e", "-c")),
+        Step(name=StepName.RUN, command="./audit.sh", output="strip_refreshing", filter_regex=(r"key=\S+", "x")),
         Step(name=StepName.ENV, env_name="REGION", env_value="eu-west-1"),
         Step(name=StepName.ENV, env_name="ACCOUNT", command="./account.sh"),
         Step(name=StepName.MULTIENV, command="./secrets.sh"),
@@ -422,10 +424,10 @@ def test_a_stage_a_workflow_omits_keeps_the_default_steps() -> None:
         ),
         pytest.param(
             "version: 3\nworkflows:\n  w:\n    plan:\n      steps: [{run: {command: x, output: [strip_refreshing, "
-            "{filter_regex: 'secret'}]}}]\n",
-            "atlantis.yaml: workflows.w.plan.steps[0]: run.output: filter_regex is not supported by atlas; use output: "
-            "hide instead",
-            id="run-output-filter",
+            "{filter_regex: 'secret('}]}}]\n",
+            "atlantis.yaml: workflows.w.plan.steps[0]: run.output filter_regex: 'secret(' is not a regular expression "
+            "atlas can use: missing ), unterminated subpattern at position 6",
+            id="run-output-filter-bad-pattern",
         ),
         pytest.param(
             "version: 3\nworkflows:\n  w:\n    plan:\n      steps: [{run: {command: x, shellArgs: [-c]}}]\n",

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator
 
 from atlas.config.raw_values import invalid, quoted
+from atlas.config.regex import PatternError, go_pattern
 from atlas.config.workflow import Step, StepName
 from atlas.config.yaml_doc import written_text
 
@@ -56,18 +57,37 @@ def _command(body: dict[str, Any], step: str) -> str:
     return command
 
 
-def _run_output(value: object, step: str, choices: tuple[str, ...]) -> str:
+def _run_output(value: object, step: str, choices: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+    """A step's `output`: one of `choices`, and for `run` any `filter_regex` items, as Atlantis writes them.
+
+    Atlantis takes a word (`output: hide`) or a list of words and `{filter_regex: PATTERN}` mappings
+    (`output: [strip_refreshing, {filter_regex: ...}]`); each pattern is checked here, so a bad
+    one is a config error naming the key rather than a failure at plan time.
+    """
     if value is None:
-        return "show"
-    if isinstance(value, list):
-        if any(isinstance(item, dict) for item in value):
-            raise invalid(f"{step}.output: filter_regex is not supported by atlas; use output: hide instead")
-        if len(value) != 1:
-            raise invalid(f"{step}.output must be one of {', '.join(choices)}")
-        value = value[0]
-    if value not in choices:
-        raise invalid(f"{step}.output must be one of {', '.join(choices)}, got {quoted(value)}")
-    return str(value)
+        return "show", ()
+    mode: str | None = None
+    patterns: list[str] = []
+    for item in value if isinstance(value, list) else [value]:
+        if isinstance(item, dict):
+            if step != "run" or set(item) != {"filter_regex"}:
+                raise invalid(f"{step}.output items are {', '.join(choices)}"
+                              + (" or {filter_regex: PATTERN}" if step == "run" else ""))
+            pattern = written_text(item["filter_regex"])
+            if not pattern:
+                raise invalid(f"{step}.output filter_regex must be a regular expression string")
+            try:
+                go_pattern(pattern)
+            except PatternError as error:
+                raise invalid(f"{step}.output filter_regex: {error}") from None
+            patterns.append(pattern)
+        elif item in choices:
+            if mode is not None and mode != item:
+                raise invalid(f"{step}.output names both {mode} and {item}; keep one")
+            mode = str(item)
+        else:
+            raise invalid(f"{step}.output must be one of {', '.join(choices)}, got {quoted(item)}")
+    return mode or "show", tuple(patterns)
 
 
 def parse_step(value: object) -> Step:
@@ -104,10 +124,11 @@ def parse_step(value: object) -> Step:
                 raise invalid("run needs a command string")
             return Step(name=StepName.RUN, command=command)
         _only_keys(body, "run", ("command", "output", "shell", "shellArgs"))
-        output = _run_output(body.get("output"), "run", ("show", "hide", "strip_refreshing"))
-        return Step.model_validate(
-            {"name": "run", "command": _command(body, "run"), "output": output, **_shell(body, "run")}
-        )
+        output, patterns = _run_output(body.get("output"), "run", ("show", "hide", "strip_refreshing"))
+        return Step.model_validate({
+            "name": "run", "command": _command(body, "run"), "output": output, "filter_regex": patterns,
+            **_shell(body, "run"),
+        })
     if name == "multienv":
         if not isinstance(body, dict):
             command = written_text(body)
@@ -115,7 +136,7 @@ def parse_step(value: object) -> Step:
                 raise invalid("multienv needs a command string")
             return Step(name=StepName.MULTIENV, command=command)
         _only_keys(body, "multienv", ("command", "output", "shell", "shellArgs"))
-        output = _run_output(body.get("output"), "multienv", ("show", "hide"))
+        output, _ = _run_output(body.get("output"), "multienv", ("show", "hide"))
         return Step.model_validate(
             {"name": "multienv", "command": _command(body, "multienv"), "output": output, **_shell(body, "multienv")}
         )

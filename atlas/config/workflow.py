@@ -33,7 +33,8 @@ class Step(BaseModel):
 
     - built-in terraform steps (init, plan, apply, show, import, state_rm): `extra_args`;
     - `run`: `command` in `shell` with `shell_args`, its output shown, hidden or stripped of
-      refresh lines in the comment;
+      refresh lines in the comment, with what `filter_regex` patterns (RE2 syntax, as Atlantis
+      writes them) match replaced by `<redacted>` there; the job log keeps the full output;
     - `env`: sets `env_name` to `env_value` or to the output of `command` for later steps;
     - `multienv`: `command` prints `KEY=value` pairs (comma- or newline-separated) to set.
     """
@@ -46,6 +47,7 @@ class Step(BaseModel):
     env_name: str | None = None
     env_value: str | None = None
     output: RunOutput = "show"
+    filter_regex: tuple[str, ...] = ()
     shell: str = "sh"
     shell_args: tuple[str, ...] = ("-c",)
 

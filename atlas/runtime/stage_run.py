@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from atlas.config.regex import go_pattern
 from atlas.config.workflow import Step
 from atlas.models import CommandName, PlanSummary, Project
 from atlas.runtime.cancellation import CancelToken
@@ -88,6 +89,25 @@ def flag_name(argument: str) -> str | None:
     if not argument.startswith("-"):
         return None
     return argument.lstrip("-").split("=", 1)[0]
+
+
+REDACTED = "<redacted>"
+"""What a run step's `filter_regex` match becomes in comments."""
+
+
+def redact_matches(text: str, patterns: Sequence[str]) -> str:
+    """`text` with each match of each pattern, in order, replaced by `<redacted>`.
+
+    As in Atlantis, a pattern's first capturing group is kept in front of the marker, so
+    `(secret:\\s")[^"]*` turns `secret: "foo"` into `secret: "<redacted>"`.
+    """
+    for pattern in patterns:
+        compiled = go_pattern(pattern)
+        if compiled.groups:
+            text = compiled.sub(lambda found: (found.group(1) or "") + REDACTED, text)
+        else:
+            text = compiled.sub(REDACTED, text)
+    return text
 
 
 def strip_refreshing(text: str) -> str:

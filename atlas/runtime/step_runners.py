@@ -16,6 +16,7 @@ from atlas.runtime.stage_run import (
     StepFailed,
     check_file_arguments,
     flag_name,
+    redact_matches,
     strip_refreshing,
 )
 from atlas.runtime.step_env import parse_multienv
@@ -108,13 +109,17 @@ def _policy_check(run: StageRun, step: Step) -> None:
 
 
 def _run(run: StageRun, step: Step) -> None:
-    """The repository's own command; its output is shown, hidden, or stripped of refresh lines."""
+    """The repository's own command; its output is shown, hidden, or stripped of refresh lines.
+
+    Its `filter_regex` patterns redact what the comment shows; the job log has the output whole.
+    """
     result = run.shell(step)
     text = _ANSI_ESCAPE.sub("", result.output)
     if step.output == "hide":
         text = ""
     elif step.output == "strip_refreshing":
         text = strip_refreshing(text)
+    text = redact_matches(text, step.filter_regex)
     label = _command_label(step.command or "")
     if result.cancelled:
         raise StepFailed(f"run step {label} was cancelled", text)
