@@ -8,6 +8,7 @@ the server (`server_runtime`), an rq worker (`worker_runtime`) and the admin CLI
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ from atlas.github.ratelimit import SharedWriteBudget, WriteBudget
 from atlas.jobs.queue import EmbeddedQueue, JobQueue
 from atlas.jobs.rq import RQQueue
 from atlas.models import Job
+from atlas.render.comments import use_template_overrides
 from atlas.runtime.sandbox import Sandbox, choose_sandbox
 from atlas.runtime.terraform import TerraformRunner
 from atlas.runtime.tfversions import TerraformVersions
@@ -30,6 +32,8 @@ from atlas.stores.redis_locks import RedisLockStore
 from atlas.stores.redis_state import DEFAULT_PREFIX, RedisStateStore, connect
 from atlas.stores.state import SQLiteStateStore, StateStore
 from atlas.vcs import VCSClient
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,8 @@ def open_backends(settings: Settings) -> Backends:
 
     Raises SandboxError when the sandbox that `--sandbox` asks for cannot be had.
     """
+    for problem in use_template_overrides(settings.markdown_template_overrides_dir):
+        log.error("--markdown-template-overrides-dir: %s", problem)
     data_dir = settings.data_dir
     state: StateStore
     locks: LockStore
@@ -88,7 +94,8 @@ def open_backends(settings: Settings) -> Backends:
             concurrency=threading.BoundedSemaphore(settings.parallel_pool_size),
             sandbox=build_sandbox(settings),
         ),
-        working_copies=WorkingCopies(data_dir / "repos", git_url=settings.gh_git_url, secrets=settings.secrets()),
+        working_copies=WorkingCopies(data_dir / "repos", git_url=settings.gh_git_url, secrets=settings.secrets(),
+                                     merge_depth=settings.checkout_depth),
         artifacts=artifact_store_from(
             redis_url=settings.redis_url.get_secret_value() if settings.redis_url else None,
             s3_bucket=settings.plans_s3_bucket, s3_endpoint=settings.plans_s3_endpoint,

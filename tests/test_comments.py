@@ -513,3 +513,17 @@ def test_the_long_plan_fixture_splits_when_terraform_plans_it(tmp_path: Path) ->
     assert '+   resource "terraform_data" "server" {' in parts[0]
     assert "Plan: 240 to add, 0 to change, 0 to destroy." in parts[1]
     assert "atlas apply -d ." in parts[1]
+
+
+def test_comment_parts_keep_the_last_parts_and_say_where_the_rest_is() -> None:
+    from atlas.render.comments import comment_parts
+
+    body = "Ran Plan for x\n\n" + "\n".join(f"line {n}" for n in range(3000))
+    every = comment_parts(body, max_comments=0, limit=4000)
+    kept = comment_parts(body, max_comments=2, job_url="https://atlas.example.test/jobs/1", limit=4000)
+    assert len(every) > 2 and len(kept) == 2
+    assert all(len(part) <= 4000 for part in kept)
+    assert "line 2999" in kept[-1] and "line 0\n" not in "".join(kept)
+    assert "parts of this output are not posted (--max-comments-per-command 2)" in kept[0]
+    assert kept[-1].endswith("is on its job page: https://atlas.example.test/jobs/1")
+    assert comment_parts("short", max_comments=1) == ["short"]

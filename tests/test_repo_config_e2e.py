@@ -205,12 +205,12 @@ repos:
     assert "cost report unavailable" in said
 
 
-def test_failing_pre_workflow_hook_stops_the_plan(
+def test_failing_pre_workflow_hook_stops_the_plan_with_fail_on_pre_workflow_hook_error(
     start_atlas: Start, repo_with: Callable[..., EmulatedRepo], github_emulator: GitHubEmulator, tmp_path: Path,
 ) -> None:
     repo_with({})
     config = repos_yaml(tmp_path, "repos:\n- id: /.*/\n  pre_workflow_hooks:\n  - run: exit 1\n")
-    atlas = start_atlas(repo_config=config)
+    atlas = start_atlas(repo_config=config, fail_on_pre_workflow_hook_error=True)
     pull = open_and_plan(atlas, github_emulator, "x", app_change(3))
     assert "pre-workflow hook `exit 1` failed" in last_bot_comment(github_emulator, pull)
     assert statuses(github_emulator, pull.head_sha, "atlas/plan")[-1] == ("failure", "a pre-workflow hook failed")

@@ -24,7 +24,7 @@ from atlas.config.raw import ConfigError
 from atlas.config.repo_settings import RepoSettings, load_repo_settings
 from atlas.config.valid import RepoLocksMode
 from atlas.models import CommandName, Job, JobStatus, PlanRecord, ProjectResult, ProjectStatus
-from atlas.render.comments import render_apply_comment, render_error_comment, split_comment
+from atlas.render.comments import comment_parts, render_apply_comment, render_error_comment
 from atlas.runtime.cancellation import CancelToken
 from atlas.runtime.joblog import JobLog
 from atlas.runtime.project_selection import find_named_project
@@ -91,7 +91,8 @@ def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
         if skipped:
             body += (f"\n\n{skipped} project(s) in later execution order groups were not applied, because a "
                      "project before them failed (`abort_on_execution_order_fail`).")
-        for part in split_comment(body):
+        for part in comment_parts(body, max_comments=ctx.settings.max_comments_per_command,
+                                  job_url=ctx.job_url(job.id)):
             ctx.vcs.post_comment(pull.repo, pull.number, part)
     applied = sum(1 for r in results if r.ok)
     description = f"{applied}/{len(plans)} projects applied"
@@ -99,7 +100,7 @@ def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
     _set_status(job, ctx, CommitState.FAILURE if failed else CommitState.SUCCESS, description)
     run_hooks(ctx, job, repo.effective.post_workflow_hooks, workdir, joblog, when="post")
     if not failed and repo.flag(repo.effective.automerge, ctx.settings.automerge):
-        _automerge(job, ctx)
+        _automerge(job, ctx, repo)
     return CommandOutcome(JobStatus.FAILED if failed else JobStatus.SUCCEEDED, description)
 
 
@@ -231,20 +232,34 @@ def _record(job: Job, ctx: CommandContext, plan: PlanRecord, result: ProjectResu
     record_phase(ctx, job, plan.project, phase, detail)
 
 
-def _automerge(job: Job, ctx: CommandContext) -> None:
-    """Merge once every project of the pull request at this head is applied."""
+def _automerge(job: Job, ctx: CommandContext, repo: RepoSettings) -> None:
+    """Merge once every project of the pull request at this head is applied (`--automerge-method`).
+
+    Then, when its projects ask for it (`delete_source_branch_on_merge`, per project, at the top of
+    the repo config or in repos.yaml), delete the pull request's branch, unless it lives in a fork.
+    """
     pull = job.pull
     states = [s for s in ctx.state.project_states(pull.repo.full_name, pull.number) if s.head_sha == pull.head_sha]
     if not states or any(s.phase is not ProjectPhase.APPLIED for s in states):
         return
+    method = ctx.settings.automerge_method
     try:
-        ctx.vcs.merge(pull.repo, pull.number, pull.head_sha)
+        ctx.vcs.merge(pull.repo, pull.number, pull.head_sha, method)
     except VCSError as error:
         ctx.vcs.post_comment(pull.repo, pull.number, render_error_comment(
             "atlas could not merge this pull request (--automerge)", str(error)))
         return
-    ctx.vcs.post_comment(pull.repo, pull.number,
-                         "Automatically merged because every project of this pull request was applied.")
+    how = f" (--automerge-method {method})" if method else ""
+    said = f"Automatically merged{how} because every project of this pull request was applied."
+    if all(repo.project(s.project).delete_source_branch_on_merge for s in states) and not pull.is_fork:
+        try:
+            ctx.vcs.delete_branch(pull.repo, pull.head_ref)
+        except VCSError as error:
+            log.warning("%s: could not delete branch %s after merge: %s", pull.key, pull.head_ref, error)
+            said += f" atlas could not delete the branch `{pull.head_ref}` (delete_source_branch_on_merge): {error}"
+        else:
+            said += f" Deleted the branch `{pull.head_ref}` (delete_source_branch_on_merge)."
+    ctx.vcs.post_comment(pull.repo, pull.number, said)
 
 
 def _set_status(job: Job, ctx: CommandContext, state: CommitState, description: str) -> None:

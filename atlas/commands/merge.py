@@ -36,11 +36,11 @@ from atlas.models import (
     PullRequest,
 )
 from atlas.render.comments import (
+    comment_parts,
     render_apply_comment,
     render_error_comment,
     render_plan_comment,
     render_plan_difference,
-    split_comment,
 )
 from atlas.runtime.cancellation import CancelToken
 from atlas.runtime.lock_handoff import plan_for_new_holders
@@ -153,7 +153,8 @@ def _plan_and_apply(job: Job, ctx: CommandContext, cancel: CancelToken, repo: Re
                                                command_prefix=ctx.settings.comment_prefix[0], base_ref=pull.base_ref)
                         + "\n\n" + render_plan_comment([result], command_prefix=ctx.settings.comment_prefix[0],
                                                        head_sha=sha, job_url=ctx.job_url(job.id)))
-                for part in split_comment(body):
+                for part in comment_parts(body, max_comments=ctx.settings.max_comments_per_command,
+                                          job_url=ctx.job_url(job.id)):
                     ctx.vcs.post_comment(pull.repo, pull.number, part)
                 continue
         outcome = run_project_stage(ctx, job, repo, project, workdir, planfile, joblog, cancel,
@@ -176,7 +177,8 @@ def _plan_and_apply(job: Job, ctx: CommandContext, cancel: CancelToken, repo: Re
             body += ("\n\n**The apply failed, so this pull request keeps its locks**: no other pull request "
                      "plans on top of a half-applied project. Comment `atlas apply` here to plan the merge "
                      "commit again and retry, or `atlas unlock` to give up and release the locks.")
-        for part in split_comment(body):
+        for part in comment_parts(body, max_comments=ctx.settings.max_comments_per_command,
+                                  job_url=ctx.job_url(job.id)):
             ctx.vcs.post_comment(pull.repo, pull.number, part)
     done = sum(1 for r in applied if r.ok)
     total = len(reviewed)

@@ -25,7 +25,12 @@ from atlas.config.repo_settings import RepoSettings, load_repo_settings
 from atlas.config.valid import RepoLocksMode
 from atlas.intake.comment_parser import CommentError, resolve_dir
 from atlas.models import CommandName, Job, JobStatus, PlanRecord, Project, ProjectResult, ProjectStatus
-from atlas.render.comments import render_error_comment, render_plan_comment, split_comment
+from atlas.render.comments import (
+    comment_parts,
+    render_changed_plans_comment,
+    render_error_comment,
+    render_plan_comment,
+)
 from atlas.runtime.cancellation import CancelToken
 from atlas.runtime.joblog import JobLog
 from atlas.runtime.lock_handoff import submit_handoff_plan
@@ -37,7 +42,7 @@ from atlas.stores.artifacts import PlanArtifact
 from atlas.stores.audit import AuditAction, audited
 from atlas.stores.locks import ProjectLock
 from atlas.stores.state import ProjectPhase
-from atlas.vcs import CommitState
+from atlas.vcs import CommitState, VCSError
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +108,8 @@ def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
         set_status(job, ctx, CommitState.FAILURE, "plan cancelled")
         return CommandOutcome(JobStatus.CANCELLED, "plan cancelled")
     ordered = [results[p] for p in projects if p in results]
+    if ctx.settings.discard_approval_on_plan and any(r.status is not ProjectStatus.LOCKED for r in ordered):
+        _discard_approvals(job, ctx)
     if "plan" not in repo.project(projects[0]).silence_pr_comments:
         _post_plan_comment(job, ctx, ordered, sorted(base_notes))
     for result in ordered:
@@ -227,14 +234,32 @@ def _post_plan_comment(job: Job, ctx: CommandContext, results: list[ProjectResul
                 ctx.vcs.hide_comment(node_id, "OUTDATED")
             except Exception as error:  # hiding is cosmetic; the new plan must still be posted
                 log.warning("could not hide an earlier plan comment: %s", error)
-    body = render_plan_comment(results, command_prefix=ctx.settings.comment_prefix[0], head_sha=pull.head_sha,
-                               job_url=ctx.job_url(job.id))
+    render = render_changed_plans_comment if ctx.settings.hide_unchanged_plan_comments else render_plan_comment
+    body = render(results, command_prefix=ctx.settings.comment_prefix[0], head_sha=pull.head_sha,
+                  job_url=ctx.job_url(job.id))
+    if body is None:
+        log.info("%s: no project's plan has changes; no comment (--hide-unchanged-plan-comments)", pull.key)
+        return
     if notes:
         body = "\n".join(notes) + "\n\n" + body
-    for part in split_comment(body):
+    for part in comment_parts(body, max_comments=ctx.settings.max_comments_per_command, job_url=ctx.job_url(job.id)):
         posted = ctx.vcs.post_comment(pull.repo, pull.number, part)
         if posted.node_id:
             ctx.state.add_comment_record(pull.repo.full_name, pull.number, "plan", posted.node_id)
+
+
+def _discard_approvals(job: Job, ctx: CommandContext) -> None:
+    """A new plan was made: what was approved is no longer what would be applied (`--discard-approval-on-plan`)."""
+    pull = job.pull
+    message = (f"atlas planned this pull request again at {pull.head_sha[:7]}, so earlier approvals no longer "
+               "cover what would be applied (--discard-approval-on-plan).")
+    try:
+        dismissed = ctx.vcs.dismiss_approvals(pull.repo, pull.number, message)
+    except VCSError as error:
+        log.warning("%s: could not dismiss approvals after a new plan: %s", pull.key, error)
+        return
+    if dismissed:
+        log.info("%s: dismissed the approvals of %s after a new plan", pull.key, ", ".join(dismissed))
 
 
 def _set_project_status(job: Job, ctx: CommandContext, result: ProjectResult) -> None:

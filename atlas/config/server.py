@@ -407,7 +407,8 @@ class EffectiveConfig(BaseModel):
 def apply_repo_config(policy: RepoPolicy, repo_config: RepoConfig | None) -> EffectiveConfig | ConfigError:
     """The repository's config applied within its policy, or a ConfigError naming the key the server refuses."""
     if repo_config is None:
-        return EffectiveConfig(policy=policy, autodiscover=policy.autodiscover or Autodiscover())
+        return EffectiveConfig(policy=policy, autodiscover=policy.autodiscover or Autodiscover(),
+                               delete_source_branch_on_merge=policy.delete_source_branch_on_merge)
     refusal = _refusal(policy, repo_config)
     if refusal is not None:
         return refusal

@@ -178,11 +178,57 @@ class Settings(BaseSettings):
     automerge: bool = setting(
         False, "Merge the pull request once every one of its projects has been applied.", Group.COMMANDS
     )
+    automerge_method: Literal["merge", "squash", "rebase"] | None = setting(
+        None,
+        "How --automerge (or a repo config's automerge) merges: merge, squash or rebase; unset, GitHub's "
+        "default (a merge commit).",
+        Group.COMMANDS,
+        metavar="METHOD",
+    )
+    checkout_depth: int = setting(
+        0,
+        "With --checkout-strategy merge, how many commits of the head and base branches to fetch; 0 "
+        "fetches their whole history. A merge base deeper than that makes atlas fetch the rest.",
+        Group.COMMANDS,
+        metavar="COMMITS",
+        ge=0,
+    )
+    discard_approval_on_plan: bool = setting(
+        False, "Dismiss a pull request's approving reviews whenever a new plan of it runs.", Group.COMMANDS
+    )
+    fail_on_pre_workflow_hook_error: bool = setting(
+        False,
+        "Stop a command when one of its pre-workflow hooks fails; otherwise the failure is reported "
+        "(comment and hook status) and the command goes on, as Atlantis does.",
+        Group.COMMANDS,
+    )
     disable_apply_all: bool = setting(
         False, "Refuse a bare 'atlas apply': applies must name a project with -d or -p.", Group.COMMANDS
     )
     hide_prev_plan_comments: bool = setting(
         False, "Hide (minimize) a pull request's earlier plan comments when it is planned again.", Group.COMMANDS
+    )
+    hide_unchanged_plan_comments: bool = setting(
+        False,
+        "Leave projects whose plan has no changes out of plan comments (the summary still counts them); "
+        "a plan where no project changes posts no comment.",
+        Group.COMMANDS,
+    )
+    max_comments_per_command: int = setting(
+        100,
+        "The most comments one command posts; longer output loses its beginning, and the last comment "
+        "links to the job page with all of it. 0: no limit.",
+        Group.COMMANDS,
+        metavar="COUNT",
+        ge=0,
+    )
+    markdown_template_overrides_dir: Path | None = setting(
+        None,
+        "Directory of comment templates (Jinja2) replacing atlas's built-in ones of the same name "
+        "(plan.md.j2, apply.md.j2, ...); one that fails to render is logged and the built-in is used.",
+        Group.COMMANDS,
+        metavar="DIR",
+        example="/etc/atlas/templates",
     )
     apply_on_merge: Annotated[ApplyOnMerge, BeforeValidator(apply_on_merge_words)] = setting(
         "false",
@@ -450,6 +496,16 @@ class Settings(BaseSettings):
                 raise ValueError(f"{json.dumps(entry)} is not an absolute path")
             directories.append(os.path.normpath(path))
         return directories
+
+    @field_validator("markdown_template_overrides_dir")
+    @classmethod
+    def _existing_template_dir(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return None
+        value = value.expanduser().absolute()
+        if not value.is_dir():
+            raise ValueError(f"{value} is not a directory")
+        return value
 
     @field_validator("gh_token_file", "gh_webhook_secret_file", "api_secret_file", "web_password_file")
     @classmethod

@@ -388,13 +388,40 @@ class GitHubClient:
             )
 
     @_counted
-    def merge(self, repo: Repo, number: int, sha: str, method: str = "merge") -> None:
-        """Merge exactly `sha` (GitHub answers 409 if the head moved since)."""
+    def merge(self, repo: Repo, number: int, sha: str, method: str | None = None) -> None:
+        """Merge exactly `sha` (GitHub answers 409 if the head moved since); no method: GitHub's default."""
         with self._calling(f"merging {repo.full_name}#{number}"):
             self.write_budget.acquire()
-            result = self._repo(repo).get_pull(number).merge(sha=sha, merge_method=method)
+            pull = self._repo(repo).get_pull(number)
+            result = pull.merge(sha=sha, merge_method=method) if method else pull.merge(sha=sha)
             if not result.merged:
                 raise VCSError(f"GitHub did not merge {repo.full_name}#{number}: {result.message}")
+
+    @_counted
+    def delete_branch(self, repo: Repo, branch: str) -> None:
+        with self._calling(f"deleting branch {branch} of {repo.full_name}"):
+            self.write_budget.acquire()
+            # Straight to the endpoint: PyGithub's GitRef.delete would first GET the ref.
+            self._github.requester.requestJsonAndCheck(
+                "DELETE", f"{self._repo_url(repo)}/git/refs/heads/{quote(branch, safe='/')}")
+
+    @_counted
+    def dismiss_approvals(self, repo: Repo, number: int, message: str) -> list[str]:
+        with self._calling(f"dismissing approvals of {repo.full_name}#{number}"):
+            latest: dict[str, tuple[int, str]] = {}
+            for review in self._repo(repo).get_pull(number).get_reviews():
+                if review.state in _DECIDING_REVIEW_STATES and review.user is not None:
+                    latest[review.user.login] = (review.id, review.state)
+            dismissed = []
+            for login, (review_id, state) in sorted(latest.items()):
+                if state != "APPROVED":
+                    continue
+                self.write_budget.acquire()
+                self._github.requester.requestJsonAndCheck(
+                    "PUT", f"{self._repo_url(repo)}/pulls/{number}/reviews/{review_id}/dismissals",
+                    input={"message": message, "event": "DISMISS"})
+                dismissed.append(login)
+            return dismissed
 
     @_counted
     def hide_comment(self, node_id: str, classifier: str = "OUTDATED") -> None:

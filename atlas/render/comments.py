@@ -2,20 +2,29 @@
 
 Rendering is pure: results in, Markdown out. Splitting a body that is too long for one GitHub
 comment is here too, because only the renderer knows how to close and reopen what it opened.
+
+An operator may replace any of the templates with a file of the same name in
+`--markdown-template-overrides-dir`; an override that fails to render is logged as an error and
+the built-in template is used instead, so a broken override never loses a comment.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
+from importlib import resources
+from pathlib import Path
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, StrictUndefined, TemplateSyntaxError
 
 from atlas.intake.comment_parser import COMMANDS, FLAGS
 from atlas.models import CommandName, PlanSummary, Project, ProjectResult, ProjectStatus
 from atlas.runtime.plan_compare import PlanDifference, attribute_differences, describe_actions, format_value
+
+log = logging.getLogger(__name__)
 
 COMMENT_LIMIT = 65536
 """The longest comment body GitHub accepts, in characters."""
@@ -45,14 +54,40 @@ def render_plan_comment(
     head_sha: str = "",
 ) -> str:
     """The comment that reports a plan: one section per project, each with how to apply it."""
+    return _render_plan([_PlanSection.of(result) for result in results], [], command_prefix, job_url, head_sha)
+
+
+def render_changed_plans_comment(
+    results: Sequence[ProjectResult],
+    *,
+    command_prefix: str = "atlas",
+    job_url: str | None = None,
+    head_sha: str = "",
+) -> str | None:
+    """The plan comment without the projects whose plan has no changes (`--hide-unchanged-plan-comments`).
+
+    They are still counted in the summary; None when no project is left to show.
+    """
     sections = [_PlanSection.of(result) for result in results]
+    shown = [section for section in sections if not section.no_changes]
+    if not shown:
+        return None
+    hidden = [section for section in sections if section.no_changes]
+    return _render_plan(shown, hidden, command_prefix, job_url, head_sha)
+
+
+def _render_plan(sections: list[_PlanSection], hidden: list[_PlanSection], command_prefix: str,
+                 job_url: str | None, head_sha: str) -> str:
+    every = sections + hidden
     return _render(
         "plan.md.j2",
         sections=sections,
-        changed_count=sum(1 for section in sections if section.has_changes),
-        failed_count=sum(1 for section in sections if section.status is ProjectStatus.FAILED),
-        unchanged_count=sum(1 for section in sections if section.no_changes),
-        other_count=sum(1 for section in sections if section.status in _NOT_RUN),
+        hidden=hidden,
+        project_count=len(every),
+        changed_count=sum(1 for section in every if section.has_changes),
+        failed_count=sum(1 for section in every if section.status is ProjectStatus.FAILED),
+        unchanged_count=sum(1 for section in every if section.no_changes),
+        other_count=sum(1 for section in every if section.status in _NOT_RUN),
         command_prefix=command_prefix,
         footer=_footer(head_sha, job_url),
     )
@@ -289,16 +324,17 @@ def _footer(head_sha: str, job_url: str | None) -> str:
     return " · ".join(parts)
 
 
-@cache
-def _environment() -> Environment:
-    env = Environment(
-        loader=PackageLoader("atlas", "templates/comments"),
-        autoescape=False,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        undefined=StrictUndefined,
-    )
+TEMPLATE_PACKAGE = "atlas"
+TEMPLATE_DIR = "templates/comments"
+
+
+def builtin_template_names() -> list[str]:
+    """The names of atlas's comment templates: what an override file must be called to replace one."""
+    folder = resources.files(TEMPLATE_PACKAGE).joinpath(TEMPLATE_DIR)
+    return sorted(entry.name for entry in folder.iterdir() if entry.name.endswith(".j2"))
+
+
+def _configured(env: Environment) -> Environment:
     env.globals.update(
         fence_for=fence_for,
         ProjectStatus=ProjectStatus,
@@ -307,7 +343,71 @@ def _environment() -> Environment:
     return env
 
 
+def _new_environment(loader: ChoiceLoader | PackageLoader) -> Environment:
+    return _configured(Environment(
+        loader=loader,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=StrictUndefined,
+    ))
+
+
+@cache
+def _environment() -> Environment:
+    return _new_environment(PackageLoader(TEMPLATE_PACKAGE, TEMPLATE_DIR))
+
+
+@cache
+def _override_environment(directory: Path) -> Environment:
+    """Templates from `directory` first, atlas's own for the names it does not have."""
+    return _new_environment(ChoiceLoader([
+        FileSystemLoader(str(directory)), PackageLoader(TEMPLATE_PACKAGE, TEMPLATE_DIR),
+    ]))
+
+
+_overrides: Path | None = None
+
+
+def use_template_overrides(directory: Path | None) -> list[str]:
+    """Render comments with the templates in `directory` where it has one of a built-in's name (None: built-ins only).
+
+    Returns what an operator should hear about at start-up: files that replace nothing (Atlantis's
+    Go `.tmpl` templates among them) and overrides that do not compile.
+    """
+    global _overrides
+    _overrides = directory
+    if directory is None:
+        return []
+    problems: list[str] = []
+    names = builtin_template_names()
+    env = _override_environment(directory)
+    for path in sorted(directory.iterdir()):
+        if not path.is_file():
+            continue
+        if path.name not in names:
+            problems.append(
+                f"{path} replaces no template: atlas's comment templates are Jinja2 files named "
+                f"{', '.join(names)} (Atlantis's Go .tmpl templates are not read)")
+            continue
+        try:
+            env.get_template(path.name)
+        except TemplateSyntaxError as error:
+            problems.append(f"{path}: line {error.lineno}: {error.message}; atlas will use its built-in {path.name}")
+    return problems
+
+
 def _render(template: str, **context: object) -> str:
+    directory = _overrides
+    if directory is not None:
+        try:
+            return _override_environment(directory).get_template(template).render(**context)
+        except Exception as error:  # an operator's template may fail in any way; the comment must still go out
+            where = f" (line {error.lineno})" if isinstance(error, TemplateSyntaxError) else ""
+            log.error("comment template %s from --markdown-template-overrides-dir %s failed to render%s: %s: %s; "
+                      "atlas used its built-in template instead", template, directory, where,
+                      type(error).__name__, error)
     return _environment().get_template(template).render(**context)
 
 
@@ -376,6 +476,31 @@ def split_comment(body: str, limit: int = COMMENT_LIMIT, *, label: str | None = 
     return [
         _part_header(label, number, total) + "\n".join(chunk) for number, chunk in enumerate(chunks, start=1)
     ]
+
+
+TRUNCATION_ROOM = 1000
+"""Characters kept free in each part for the notes that say parts were left out."""
+
+
+def comment_parts(body: str, *, max_comments: int = 0, job_url: str | None = None,
+                  limit: int = COMMENT_LIMIT) -> list[str]:
+    """A body as the comments to post: split to fit, and at most `max_comments` of them (0: no limit).
+
+    As in Atlantis, what is left out is the beginning: terraform says what matters last. The
+    first part posted says so, and the last one says where the whole output is (the job page).
+    """
+    if max_comments <= 0:
+        return split_comment(body, limit)
+    parts = split_comment(body, limit - TRUNCATION_ROOM)
+    if len(parts) <= max_comments:
+        return parts
+    dropped = len(parts) - max_comments
+    kept = parts[dropped:]
+    where = f"on its job page: {job_url}" if job_url else "in its job log on atlas's job page"
+    kept[0] = (f"> [!NOTE]\n> The first {dropped} of {len(parts)} parts of this output are not posted "
+               f"(--max-comments-per-command {max_comments}).\n\n" + kept[0])
+    kept[-1] += f"\n\n---\nThe whole output, with the {dropped} parts left out here, is {where}"
+    return kept
 
 
 def _part_header(label: str, number: int, total: int) -> str:

@@ -64,6 +64,7 @@ class WorkingCopies:
         secrets: Sequence[str] = (),
         timeout: float = DEFAULT_GIT_TIMEOUT_SECONDS,
         fetch_depth: int = 1,
+        merge_depth: int = 0,
     ) -> None:
         self.root = root
         self.git = git
@@ -71,6 +72,8 @@ class WorkingCopies:
         self.secrets = tuple(s for s in secrets if s)
         self.timeout = timeout
         self.fetch_depth = fetch_depth
+        # `--checkout-depth`: the history fetched to merge the base branch in; 0 is all of it.
+        self.merge_depth = merge_depth
 
     def clone_url(self, repo_full_name: str) -> str:
         """The repository's URL on the configured git host: the only place the token is sent.
@@ -136,11 +139,19 @@ class WorkingCopies:
         path = self.path_for(repo.full_name, pull_number, workspace)
         git = _Git(self, path, token, log)
         with self._locked(path):
-            base_sha = self._fetch_branch(git, repo, base_ref)
-            code, output = git.run([
-                "-c", "user.name=atlas", "-c", "user.email=atlas@localhost",
-                "merge", "--no-ff", "--no-edit", "-q", "-m", f"atlas: merge {base_ref} for planning", base_sha,
-            ])
+            depth = self.merge_depth
+            if depth:
+                # The head's history first: fetched after the base's, its boundary would cut the base's.
+                head_sha = git.check(["rev-parse", "HEAD"], echo=False).strip()
+                git.run(["fetch", "--no-tags", f"--depth={depth}", "origin", head_sha], auth=True)
+            base_sha = self._fetch_branch(git, repo, base_ref, depth=depth)
+            code, output = self._merge(git, base_ref, base_sha)
+            if code != 0 and depth and "unrelated histories" in output:
+                if log is not None:
+                    log.write(f"atlas: the merge base of the head and {base_ref} is more than {depth} commits "
+                              "deep (--checkout-depth): fetching their whole history")
+                base_sha = self._fetch_branch(git, repo, base_ref)
+                code, output = self._merge(git, base_ref, base_sha)
             if code != 0:
                 conflicts = git.run(["diff", "--name-only", "--diff-filter=U"], echo=False)[1].split()
                 git.run(["merge", "--abort"], echo=False)
@@ -150,6 +161,13 @@ class WorkingCopies:
                     f"merge or rebase {base_ref} into the branch and push"
                 )
         return base_sha
+
+    @staticmethod
+    def _merge(git: _Git, base_ref: str, base_sha: str) -> tuple[int, str]:
+        return git.run([
+            "-c", "user.name=atlas", "-c", "user.email=atlas@localhost",
+            "merge", "--no-ff", "--no-edit", "-q", "-m", f"atlas: merge {base_ref} for planning", base_sha,
+        ])
 
     def is_behind_base(
         self, repo: Repo, pull_number: int, workspace: str, base_ref: str, token: str | None,
@@ -163,12 +181,13 @@ class WorkingCopies:
             code, _ = git.run(["merge-base", "--is-ancestor", base_sha, "HEAD"], echo=False)
         return code != 0
 
-    def _fetch_branch(self, git: _Git, repo: Repo, branch: str) -> str:
-        """Fetch a branch with the history a merge needs; its tip sha."""
-        unshallow = ["--unshallow"] if (git.path / ".git" / "shallow").exists() else []
+    def _fetch_branch(self, git: _Git, repo: Repo, branch: str, *, depth: int = 0) -> str:
+        """Fetch a branch with its last `depth` commits (0: with the whole history); its tip sha."""
+        shallow = (git.path / ".git" / "shallow").exists()
+        history = [f"--depth={depth}"] if depth else ["--unshallow"] if shallow else []
         ref = f"refs/remotes/origin/{branch}"
         code, output = git.run(
-            ["fetch", "--no-tags", *unshallow, "origin", f"+refs/heads/{branch}:{ref}"], auth=True
+            ["fetch", "--no-tags", *history, "origin", f"+refs/heads/{branch}:{ref}"], auth=True
         )
         if code != 0:
             raise WorkingCopyError(f"cannot fetch branch {branch} of {repo.full_name}: {_last_line(output)}")

@@ -271,6 +271,18 @@ def create_api_app(emulator: GitHubEmulator) -> Flask:
         page, headers = paginate(pull.reviews)
         return json_response([shapes.review(pull, r) for r in page], headers=headers)
 
+    @route("/repos/<owner>/<name>/pulls/<int:number>/reviews/<int:review_id>/dismissals", methods=("PUT",))
+    def dismiss_review(owner: str, name: str, number: int, review_id: int) -> Response:
+        pull = pull_or_404(repo_or_404(owner, name), number)
+        message = body_json().get("message")
+        if not isinstance(message, str) or not message:
+            raise _validation("PullRequestReview", "message", "missing_field")
+        try:
+            review = emulator.dismiss_review(pull, review_id, g.login, message)
+        except MergeRefused as refused:
+            raise ApiError(refused.status, refused.message) from refused
+        return json_response(shapes.review(pull, review))
+
     @route("/repos/<owner>/<name>/pulls/<int:number>/merge")
     def get_merged(owner: str, name: str, number: int) -> Response:
         pull = pull_or_404(repo_or_404(owner, name), number)
@@ -427,6 +439,17 @@ def create_api_app(emulator: GitHubEmulator) -> Flask:
         if info is None:
             raise ApiError(404, "Branch not found")
         return json_response(shapes.branch(repo, branch, info))
+
+    @route("/repos/<owner>/<name>/git/refs/<path:ref>", methods=("DELETE",))
+    def delete_ref(owner: str, name: str, ref: str) -> Response:
+        repo = repo_or_404(owner, name)
+        if not ref.startswith("heads/"):
+            raise ApiError(422, "Reference does not exist")
+        try:
+            emulator.delete_branch(repo.full_name, ref.removeprefix("heads/"))
+        except MergeRefused as refused:
+            raise ApiError(refused.status, refused.message) from refused
+        return Response(status=204)
 
     @route("/repos/<owner>/<name>/statuses/<sha>", methods=("POST",))
     def create_status(owner: str, name: str, sha: str) -> Response:

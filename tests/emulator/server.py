@@ -458,6 +458,30 @@ class GitHubEmulator:
             pull.reviews.append(review)
             return review
 
+    def dismiss_review(self, pull: EmulatedPull, review_id: int, by: str, message: str) -> Review:
+        """Dismiss an approving or change-requesting review, as GitHub's dismissals endpoint does."""
+        with self.lock:
+            review = next((r for r in pull.reviews if r.id == review_id), None)
+            if review is None:
+                raise MergeRefused(404, "Not Found")
+            if review.state not in ("APPROVED", "CHANGES_REQUESTED"):
+                raise MergeRefused(422, f"Can not dismiss a {review.state.lower()} pull request review")
+            review.state = "DISMISSED"
+            review.dismissed_by = by
+            review.dismissal_message = message
+            return review
+
+    def delete_branch(self, full_name: str, branch: str) -> None:
+        """Delete a branch (`DELETE /repos/{owner}/{repo}/git/refs/heads/{branch}`); 422 when there is none."""
+        with self.lock:
+            repo = self.repo(full_name)
+            if repo.git.resolve(f"refs/heads/{branch}") is None:
+                raise MergeRefused(422, "Reference does not exist")
+            repo.git.git("update-ref", "-d", f"refs/heads/{branch}")
+
+    def branch_exists(self, full_name: str, branch: str) -> bool:
+        return self.repo(full_name).git.resolve(f"refs/heads/{branch}") is not None
+
     def approvers(self, pull: EmulatedPull) -> list[str]:
         """Users whose latest approving or blocking review approves (comments do not count)."""
         latest: dict[str, str] = {}
@@ -575,6 +599,7 @@ class GitHubEmulator:
                 raise MergeRefused(409, "Base branch was modified. Review and try the merge again.") from error
             pull.closed_base_sha = new_sha
             pull.state = "closed"
+            pull.merge_method = method
             pull.merged = True
             pull.merged_by = merged_by
             pull.merge_commit_sha = new_sha

@@ -116,6 +116,8 @@ class Review:
     commit_id: str
     body: str = ""
     submitted_at: datetime = field(default_factory=now)
+    dismissed_by: str | None = None
+    dismissal_message: str | None = None
 
 
 @dataclass
@@ -253,6 +255,7 @@ class EmulatedPull:
     previous_head_sha: str | None = None
     state: str = "open"
     merged: bool = False
+    merge_method: str | None = None
     merged_at: datetime | None = None
     merged_by: str | None = None
     merge_commit_sha: str | None = None
