@@ -1,0 +1,1 @@
+"""Policy checks: Rego policy sets over terraform plans, evaluated in-process."""
