@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import yaml
 
-from atlas.policy.sets import PolicyConfigError, PolicySets, parse_policies
+from atlas.policy.sets import PolicyConfigError, PolicySets, namespaces_from_extra_args, parse_policies
 
 ATLANTIS_EXAMPLE = """\
 policies:
@@ -134,3 +134,23 @@ def test_prevent_self_approve_refuses_the_pull_request_author() -> None:
     null_set, exec_set = policies.policy_sets
     assert not policies.can_approve(exec_set, "pseudomorph", pull_author="Pseudomorph")
     assert policies.can_approve(null_set, "nishkrishnan", pull_author="nishkrishnan")
+
+
+def test_conftest_namespace_arguments_of_a_policy_check_step_select_packages() -> None:
+    assert namespaces_from_extra_args([]) == ("main",)
+    assert namespaces_from_extra_args(["--namespace", "buckets", "-n sizes", "--namespace=buckets"]) == (
+        "buckets", "sizes")
+    assert namespaces_from_extra_args(["--all-namespaces"]) is None
+
+
+def test_conftest_arguments_that_would_do_nothing_are_refused_by_name() -> None:
+    with pytest.raises(PolicyConfigError) as caught:
+        namespaces_from_extra_args(["-p /home/atlantis/conftest_policies/", "--all-namespaces"])
+    assert caught.value.problems == [
+        "policy_check.extra_args: -p is not supported: a policy set's directory is its `path` in repos.yaml's "
+        "policies.policy_sets"]
+    with pytest.raises(PolicyConfigError) as caught:
+        namespaces_from_extra_args(["--update", "s3::https://s3.amazonaws.com/bucket/foo"])
+    assert caught.value.problems == [
+        "policy_check.extra_args: '--update' is not supported: atlas evaluates Rego in-process and understands "
+        "only --namespace NAME and --all-namespaces"]

@@ -20,7 +20,8 @@ path (`policies.policy_sets[0].source: ...`).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+import shlex
+from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -230,3 +231,43 @@ def _problem(key: str, error: Mapping[str, Any]) -> str:
     if kind in ("string_type", "int_type", "bool_type", "tuple_type", "model_type", "dict_type"):
         message = f"{message} (got {got!r})"
     return f"{path}: {message}"
+
+
+def namespaces_from_extra_args(extra_args: Sequence[str], default: tuple[str, ...] = DEFAULT_NAMESPACES,
+                               *, key: str = "policy_check.extra_args") -> tuple[str, ...] | None:
+    """The packages a `policy_check` step's conftest-style `extra_args` select: `--namespace NAME`
+    (`-n`, `--namespace=NAME`, repeatable) or `--all-namespaces` (None: every package), else `default`.
+
+    Atlantis hands these to conftest; atlas evaluates in-process, so any other argument (a policy
+    path, `--update`, ...) would do nothing and is refused by name.
+    """
+    words: list[str] = []
+    for arg in extra_args:
+        words.extend(shlex.split(arg))
+    namespaces: list[str] = []
+    every = False
+    index = 0
+    while index < len(words):
+        word = words[index]
+        if word == "--all-namespaces":
+            every = True
+        elif word in ("--namespace", "-n"):
+            if index + 1 >= len(words):
+                raise PolicyConfigError([f"{key}: {word} needs a package name after it"])
+            index += 1
+            namespaces.append(words[index])
+        elif word.startswith("--namespace="):
+            namespaces.append(word.removeprefix("--namespace="))
+        elif word in ("-p", "--policy") or word.startswith("--policy="):
+            raise PolicyConfigError([f"{key}: {word} is not supported: a policy set's directory is its `path` "
+                                     "in repos.yaml's policies.policy_sets"])
+        else:
+            raise PolicyConfigError([f"{key}: {word!r} is not supported: atlas evaluates Rego in-process and "
+                                     "understands only --namespace NAME and --all-namespaces"])
+        index += 1
+    for namespace in namespaces:
+        if not _NAMESPACE.match(namespace):
+            raise PolicyConfigError([f"{key}: {namespace!r} is not a Rego package name"])
+    if every:
+        return None
+    return tuple(dict.fromkeys(namespaces)) or default
