@@ -316,3 +316,67 @@ def test_configured_policy_sets_judge_one_plan(plans: dict[str, str], policy_dir
     assert overall_outcome(results) is PolicyOutcome.FAILED
     private = evaluate_policy_sets(policies.policy_sets, json.loads(plans["private"]))
     assert overall_outcome(private) is PolicyOutcome.PASSED
+
+
+def test_the_forms_of_rego_v1_load_without_complaint(plans: dict[str, str], policy_dir: Callable[..., Path]) -> None:
+    policy = """\
+package main
+
+# No `import rego.v1`: v1 is the default.
+allowed_zones := {
+    "eu-west-1a",
+    "eu-west-1b",
+}
+
+limits := {"huge": 0, "small": 10}
+
+default max_instances := 3
+
+zone_of(rc) := rc.change.after.input.zone
+
+size_rank(size) := 2 if {
+    size == "huge"
+} else := 1 if {
+    size == "medium"
+} else := 0
+
+instances := [rc |
+    some rc in input.resource_changes
+    rc.change.after.input.kind == "instance"
+]
+
+deny contains {"msg": sprintf("%s: zone %s", [rc.address, zone_of(rc)]), "zone": zone_of(rc)} if {
+    some rc in instances
+    not zone_of(rc) in allowed_zones
+}
+
+deny contains msg if {
+    count(instances) > max_instances
+    every rc in instances { size_rank(rc.change.after.input.size) >= 2 }
+    msg := sprintf("%d huge instances", [count(instances)])
+}
+
+warn contains "no limit for huge" if limits.huge == 0
+"""
+    compiled = load_policy_set(policy_dir({"main.rego": policy}))
+    assert compiled.errors == ()
+    result = compiled.evaluate(plans["public"])
+    assert result.outcome is PolicyOutcome.FAILED, errors(result)
+    assert sorted(f.message for f in result.failures) == [
+        "5 huge instances", "terraform_data.instance[2]: zone eu-west-1c"]
+    assert [w.message for w in result.warnings] == ["no limit for huge"]
+    assert compiled.evaluate(plans["private"]).failures == ()
+
+
+def test_two_values_for_one_rule_fail_closed(plans: dict[str, str], policy_dir: Callable[..., Path]) -> None:
+    policy = 'package main\nimport rego.v1\n\nlimit := 1\nlimit := 2\n\ndeny contains "over" if limit > 0\n'
+    result = evaluate(policy_dir({"main.rego": policy}), plans["private"])
+    assert result.outcome is PolicyOutcome.ERROR
+    assert errors(result) == ["complete rules must not produce multiple outputs"]
+
+
+def test_a_boolean_deny_fails_when_true(plans: dict[str, str], policy_dir: Callable[..., Path]) -> None:
+    policy = 'package main\nimport rego.v1\n\ndeny if input.variables.bucket_acl.value == "public-read"\n'
+    directory = policy_dir({"main.rego": policy})
+    assert [f.message for f in evaluate(directory, plans["public"]).failures] == ["main.deny is true"]
+    assert evaluate(directory, plans["private"]).passed
