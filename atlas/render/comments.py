@@ -592,3 +592,13 @@ def render_plan_difference(
         ),
         only_reviewed_count=len(difference.only_reviewed),
     )
+
+
+def render_template(template: str, **context: object) -> str:
+    """One of atlas's comment templates, for the comment kinds rendered in modules of their own."""
+    return _render(template, **context)
+
+
+def footer(head_sha: str, job_url: str | None) -> str:
+    """The line under every comment: atlas, the commit, the job log."""
+    return _footer(head_sha, job_url)
