@@ -7,6 +7,10 @@ carry no secrets, only what to do), and runs rq jobs in that same process (rq's 
 that context, with its terraform runner and running-job registry, serves every job. Each worker
 process also runs a `Reaper` for jobs whose worker died elsewhere. See `atlas.jobs.rq` for how jobs
 of one pull request stay in order across workers.
+
+Nothing a job started outlives its worker (`atlas.runtime.lifetime`): terraform and every other
+child dies with the worker process that started it, a worker process dies with the parent, and
+the parent, as child subreaper, ends whatever a dead worker process's children left running.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from atlas.config.settings import ENV_PREFIX, Settings, SettingsError
 from atlas.jobs.queue import JobExecutor
 from atlas.jobs.rq import AbandonedHook, QueueKeys, Reaper, SerialRunner, install_runner
 from atlas.models import Job
+from atlas.runtime.lifetime import become_subreaper, end_orphans, tie_to_parent
 from atlas.startup import log_startup, prepare_process, require
 from atlas.stores.redis_state import DEFAULT_PREFIX, connect, redis_location
 
@@ -118,10 +123,14 @@ class WorkerPool:
         self.queue_name = QueueKeys(DEFAULT_PREFIX).rq_queue_name
         self._children: dict[int, float] = {}
         self._stop_signals = 0
+        self._subreaper = False
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._request_stop)
         signal.signal(signal.SIGINT, self._request_stop)
+        # What a dead worker process's terraform started (providers, a `run` step's commands) is
+        # re-parented here rather than to init, so that it can be ended with its worker.
+        self._subreaper = become_subreaper()
         for _ in range(self.concurrency):
             self._spawn()
         while self._children:
@@ -129,7 +138,14 @@ class WorkerPool:
                 pid, status = os.wait()
             except ChildProcessError:
                 break
-            started = self._children.pop(pid, time.monotonic())
+            if pid not in self._children:
+                continue  # an orphan of a dead worker process, ended below
+            started = self._children.pop(pid)
+            if self._subreaper and status != 0:
+                ended = end_orphans(lambda: self._children.keys())
+                if ended:
+                    log.warning("ended %d process(es) that worker process %d left behind: %s", len(ended), pid,
+                                " ".join(map(str, ended)))
             if self._stop_signals:
                 continue
             log.error("worker process %d exited unexpectedly (%s); starting another", pid, _exit_reason(status))
@@ -143,8 +159,11 @@ class WorkerPool:
     def _spawn(self) -> None:
         # Held back until the child has dropped this process's handlers, which would signal its siblings.
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:
+            # A worker process and its jobs end with `atlas worker`, even when it is SIGKILLed.
+            tie_to_parent(parent)
             # rq installs its own handlers once it starts working.
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -139,16 +139,18 @@ class SlowTerraform:
     started: Path
 
     @classmethod
-    def create(cls, directory: Path, seconds: int = 60) -> SlowTerraform:
+    def create(cls, directory: Path, seconds: int = 60, only_in: str | None = None) -> SlowTerraform:
+        """`only_in`: slow only in a project directory of that name (the others plan at once)."""
         real = shutil.which("terraform")
         if real is None:
             raise FileNotFoundError("terraform is not on PATH: install terraform 1.11 (see docs/)")
         directory.mkdir(parents=True, exist_ok=True)
         binary, started, taken = directory / "terraform", directory / "slow-plan-started", directory / "slow-plan-taken"
+        where = f'[ "$(basename "$PWD")" = "{only_in}" ] && ' if only_in else ""
         binary.write_text(
             "#!/bin/sh\n"
             # mkdir is atomic: exactly one plan is slow.
-            f'if [ "$1" = plan ] && mkdir "{taken}" 2>/dev/null; then\n'
+            f'if [ "$1" = plan ] && {where}mkdir "{taken}" 2>/dev/null; then\n'
             f'  touch "{started}"\n'
             '  echo "slow plan starting"\n'
             f"  sleep {seconds}\n"
@@ -375,8 +377,8 @@ class ScaleWorld:
 
     # Processes
 
-    def slow_terraform(self) -> SlowTerraform:
-        slow = SlowTerraform.create(self.root / f"slow-terraform-{len(self.slow_terraforms)}")
+    def slow_terraform(self, only_in: str | None = None) -> SlowTerraform:
+        slow = SlowTerraform.create(self.root / f"slow-terraform-{len(self.slow_terraforms)}", only_in=only_in)
         self.slow_terraforms.append(slow)
         return slow
 
@@ -412,14 +414,15 @@ class ScaleWorld:
 
     def start_worker(
         self, *, concurrency: int = 1, terraform_bin: Path | None = None, extra_args: tuple[str, ...] = (),
-        wait: bool = True,
+        wait: bool = True, sandbox: str = "required",
     ) -> AtlasWorkerProcess:
         """`atlas worker` with a data directory of its own, on the world's Redis."""
         assert self.redis_url is not None, "workers need a world with Redis"
         index = len(self.processes)
         args = ["worker", "--concurrency", str(concurrency), *extra_args]
         worker = AtlasWorkerProcess(
-            *self._spawn(f"worker-{index}", args, self.root / f"worker-{index}", self.redis_url, terraform_bin),
+            *self._spawn(f"worker-{index}", args, self.root / f"worker-{index}", self.redis_url, terraform_bin,
+                         sandbox=sandbox),
             concurrency=concurrency,
         )
         self.processes.append(worker)

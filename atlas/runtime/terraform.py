@@ -33,6 +33,7 @@ from atlas.logs import secret_forms
 from atlas.runtime.cancellation import CancelToken
 from atlas.runtime.filelock import file_lock
 from atlas.runtime.joblog import JobLog, Redactor
+from atlas.runtime.lifetime import dies_with_this_process
 from atlas.runtime.sandbox import RunScope, Sandbox, Unconfined, signal_run
 from atlas.runtime.tfcli import UnreadableOutput, read_version
 
@@ -261,6 +262,8 @@ class TerraformRunner:
                 stderr=subprocess.STDOUT,
                 # Its own process group, so a stop reaches terraform and the providers it started.
                 start_new_session=True,
+                # Dead with the process that supervises it, even when that one is SIGKILLed.
+                preexec_fn=dies_with_this_process(),
             )
         except OSError as error:
             message = self._redact(f"cannot run {argv[0]}: {error}")
