@@ -20,11 +20,11 @@ from atlas.github.client import GitHubClient
 from atlas.github.ratelimit import SharedWriteBudget, WriteBudget
 from atlas.jobs.queue import EmbeddedQueue, JobQueue
 from atlas.jobs.rq import RQQueue
-from atlas.models import Job
+from atlas.models import Distribution, Job
 from atlas.render.comments import use_template_overrides
 from atlas.runtime.sandbox import Sandbox, choose_sandbox
 from atlas.runtime.terraform import TerraformRunner
-from atlas.runtime.tfversions import TerraformVersions
+from atlas.runtime.tfversions import OPENTOFU, TerraformVersions
 from atlas.runtime.workingcopy import WorkingCopies
 from atlas.stores.artifacts import ArtifactStore, artifact_store_from
 from atlas.stores.locks import LockStore, SQLiteLockStore
@@ -46,6 +46,7 @@ class Backends:
     artifacts: ArtifactStore
     terraform: TerraformRunner
     versions: TerraformVersions
+    tofu_versions: TerraformVersions
     working_copies: WorkingCopies
     server_config: ServerConfig
 
@@ -82,17 +83,20 @@ def open_backends(settings: Settings) -> Backends:
         budget = SharedWriteBudget(redis, token)
     else:
         state, locks = SQLiteStateStore(data_dir / "atlas.db"), SQLiteLockStore(data_dir / "atlas.db")
+    # --default-tf-version names a version of the server's default distribution.
+    tofu_default = settings.tf_distribution is Distribution.OPENTOFU
     return Backends(
         state=state,
         locks=locks,
         vcs=GitHubClient(token, settings.gh_api_url, write_budget=budget),
         terraform=TerraformRunner(
-            settings.terraform_bin,
+            settings.tofu_bin if tofu_default else settings.terraform_bin,
             plugin_cache_dir=data_dir / "plugin-cache",
             secrets=settings.secrets(),
             default_timeout=settings.terraform_timeout,
             concurrency=threading.BoundedSemaphore(settings.parallel_pool_size),
             sandbox=build_sandbox(settings),
+            distribution=settings.tf_distribution,
         ),
         working_copies=WorkingCopies(data_dir / "repos", git_url=settings.gh_git_url, secrets=settings.secrets(),
                                      merge_depth=settings.checkout_depth),
@@ -107,8 +111,18 @@ def open_backends(settings: Settings) -> Backends:
             data_dir / "terraform-versions",
             download_url=settings.tf_download_url,
             allow_download=settings.tf_download,
-            default_version=settings.default_tf_version,
+            default_version=None if tofu_default else settings.default_tf_version,
             default_binary=settings.terraform_bin,
+        ),
+        tofu_versions=TerraformVersions(
+            settings.tf_bin_dir or data_dir / "bin",
+            data_dir / "tofu-versions",
+            download_url=settings.tofu_download_url,
+            index_url=settings.tofu_index_url,
+            allow_download=settings.tf_download,
+            default_version=settings.default_tf_version if tofu_default else None,
+            default_binary=settings.tofu_bin,
+            layout=OPENTOFU,
         ),
     )
 
@@ -120,6 +134,7 @@ def command_context(
     return CommandContext(
         settings=settings, state=backends.state, vcs=backends.vcs, terraform=backends.terraform,
         working_copies=backends.working_copies, locks=backends.locks, versions=backends.versions,
+        tofu_versions=backends.tofu_versions,
         artifacts=backends.artifacts, server_config=backends.server_config,
         submit=submit, cancel_elsewhere=cancel_elsewhere,
     )

@@ -104,6 +104,18 @@ class Project(BaseModel):
         return f"{self.dir}/{self.workspace}" if self.workspace != "default" else self.dir
 
 
+class Distribution(StrEnum):
+    """Which terraform a project runs: HashiCorp's, or OpenTofu's `tofu`."""
+
+    TERRAFORM = "terraform"
+    OPENTOFU = "opentofu"
+
+    @property
+    def display_name(self) -> str:
+        """As comments name it."""
+        return "OpenTofu" if self is Distribution.OPENTOFU else "Terraform"
+
+
 class CommandName(StrEnum):
     """The commands atlas runs; `autoplan` is a plan that an event triggered, not a comment."""
 
@@ -227,6 +239,8 @@ class ProjectResult(BaseModel):
     summary: PlanSummary | None = None
     error: str | None = None
     duration_seconds: float = 0.0
+    tool: str = ""
+    """What ran it, such as `OpenTofu 1.8.2`, when that is not terraform: the comment names it."""
 
     @property
     def ok(self) -> bool:

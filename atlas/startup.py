@@ -83,6 +83,11 @@ def log_startup(settings: Settings, role: str, sandbox: Sandbox) -> None:
             "pass it as %s or in a file with %s-file instead", flag, setting_info(flag[2:].replace("-", "_")).env,
             flag,
         )
+    if settings.repo_allowlist and all(entry.startswith("!") for entry in settings.repo_allowlist):
+        log.warning(
+            "the repository allowlist has only exclusions (! entries), so it allows no repository; add the "
+            "repositories to allow before them, such as '*,!github.com/acme/secrets'"
+        )
     if not settings.repo_allowlist:
         log.warning(
             "the repository allowlist is empty, so atlas acts on no repository; set --repo-allowlist "

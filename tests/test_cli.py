@@ -184,7 +184,7 @@ def test_server_help_lists_every_flag_with_its_env_twin_and_default(tmp_path: Pa
             assert f"(default: {info.shown_default})" in block, block
     assert re.search(r"--port PORT +Port to listen on\. \[env: ATLAS_PORT\]", text)
     assert "(default: 4141)" in blocks["--port"]
-    assert "--allow-draft-prs, --no-allow-draft-prs" in text
+    assert "--allow-draft-prs [true|false]" in text and "--no-allow-draft-prs" in text
     assert "[env: ATLAS_CONFIG]" in blocks["--config"]
     assert "--dev" in blocks
     assert "example:\n  export ATLAS_GH_TOKEN=" in text

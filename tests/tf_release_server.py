@@ -1,4 +1,4 @@
-"""A HashiCorp-style terraform release server on a free local port, built from the terraform on PATH.
+"""A HashiCorp-style terraform release server (or OpenTofu's) on a free local port, built from the terraform on PATH.
 
 It serves what releases.hashicorp.com serves for terraform: `/terraform/index.json` and, per
 version, `/terraform/<v>/terraform_<v>_<os>_<arch>.zip` with `terraform_<v>_SHA256SUMS`. Each zip
@@ -6,6 +6,11 @@ holds a small `terraform` script that reports the version it stands for (`terraf
 `version -json`) and runs the real terraform for every other command, so a downloaded binary really
 works without shipping several copies of terraform. The server records every GET, so a test can
 count downloads, and can be made slow or can serve a zip that no longer matches its checksum.
+
+`serve_tofu_releases` serves OpenTofu's layout instead: the version list `/tofu/api.json` (as
+get.opentofu.org serves it) and, as its GitHub releases do, `/v<v>/tofu_<v>_<os>_<arch>.zip` with
+`tofu_<v>_SHA256SUMS`. Its `tofu` says it is OpenTofu, records each call in a log file, and runs
+the real terraform for every other command.
 """
 
 from __future__ import annotations
@@ -39,6 +44,42 @@ case "$1" in
 esac
 exec '{real}' "$@"
 """
+
+
+FAKE_TOFU = """#!/bin/sh
+# Stands in for OpenTofu {version}: says so, writes each call to its log, and runs the real terraform.
+printf 'tofu %s\\n' "$*" >> '{calls}'
+case "$1" in
+  version|-version|-v|--version)
+    if [ "$2" = "-json" ]; then
+      printf '%s\\n' '{version_json}'
+    else
+      printf 'OpenTofu v{version}\\non {platform}\\n'
+    fi
+    exit 0
+    ;;
+esac
+exec '{real}' "$@"
+"""
+
+
+def fake_tofu_script(version: str, real_terraform: str, calls: Path, platform: str | None = None) -> str:
+    """The text of a `tofu` that reports OpenTofu `version`, logs its calls to `calls` and execs `real_terraform`."""
+    platform = platform or current_platform()
+    # OpenTofu keeps terraform's key in `version -json`, so tools that read it keep working.
+    version_json = json.dumps(
+        {"terraform_version": version, "platform": platform, "provider_selections": {}, "terraform_outdated": False}
+    )
+    return FAKE_TOFU.format(version=version, version_json=version_json, platform=platform, real=real_terraform,
+                            calls=calls)
+
+
+def write_fake_tofu(path: Path, version: str, real_terraform: str, calls: Path) -> Path:
+    """Write an executable `tofu` for `version` at `path` that logs each call to `calls`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(fake_tofu_script(version, real_terraform, calls))
+    path.chmod(0o755)
+    return path
 
 
 def fake_terraform_script(version: str, real_terraform: str, platform: str | None = None) -> str:
@@ -139,13 +180,31 @@ def build_release_dir(
     return platform
 
 
-def _write_zip(path: Path, script: str) -> None:
-    """A release zip as HashiCorp ships it: an executable `terraform` and a LICENSE.txt."""
+def build_tofu_release_dir(root: Path, versions: Sequence[str], real_terraform: str, calls: Path) -> str:
+    """Write OpenTofu's release layout for `versions` (built for this platform) under `root`; returns the platform."""
+    platform = current_platform()
+    listed = []
+    for version in versions:
+        directory = root / f"v{version}"
+        directory.mkdir(parents=True, exist_ok=True)
+        zip_name = f"tofu_{version}_{platform}.zip"
+        _write_zip(directory / zip_name, fake_tofu_script(version, real_terraform, calls), binary="tofu")
+        sums = f"tofu_{version}_SHA256SUMS"
+        digest = hashlib.sha256((directory / zip_name).read_bytes()).hexdigest()
+        (directory / sums).write_text(f"{digest}  {zip_name}\n")
+        listed.append({"id": version, "files": [zip_name, sums, f"{sums}.sig", f"tofu_{version}_amd64.deb"]})
+    (root / "tofu").mkdir(parents=True, exist_ok=True)
+    (root / "tofu" / "api.json").write_text(json.dumps({"versions": listed}, indent=2))
+    return platform
+
+
+def _write_zip(path: Path, script: str, *, binary: str = "terraform") -> None:
+    """A release zip as HashiCorp (or OpenTofu) ships it: the executable and a LICENSE.txt."""
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as bundle:
-        binary = zipfile.ZipInfo("terraform", date_time=(2024, 1, 1, 0, 0, 0))
-        binary.external_attr = 0o755 << 16
-        binary.compress_type = zipfile.ZIP_DEFLATED
-        bundle.writestr(binary, script)
+        binary_info = zipfile.ZipInfo(binary, date_time=(2024, 1, 1, 0, 0, 0))
+        binary_info.external_attr = 0o755 << 16
+        binary_info.compress_type = zipfile.ZIP_DEFLATED
+        bundle.writestr(binary_info, script)
         bundle.writestr("LICENSE.txt", "Business Source License 1.1\n")
 
 
@@ -172,6 +231,25 @@ def serve_releases(
 ) -> Iterator[ReleaseServer]:
     """Build a release tree under `root` and serve it on 127.0.0.1 until the block ends."""
     platform = build_release_dir(root, versions, real_terraform, foreign_only=foreign_only)
+    with _serve(root, platform) as state:
+        yield state
+
+
+@contextmanager
+def serve_tofu_releases(
+    root: Path, versions: Sequence[str], real_terraform: str, calls: Path
+) -> Iterator[ReleaseServer]:
+    """Build OpenTofu's release layout under `root` and serve it on 127.0.0.1 until the block ends.
+
+    atlas finds it with `--tofu-download-url URL` and `--tofu-index-url URL/tofu/api.json`.
+    """
+    platform = build_tofu_release_dir(root, versions, real_terraform, calls)
+    with _serve(root, platform) as state:
+        yield state
+
+
+@contextmanager
+def _serve(root: Path, platform: str) -> Iterator[ReleaseServer]:
     state = ReleaseServer(url="", root=root, platform=platform)
 
     class Handler(_ReleaseHandler):

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
-from atlas.config.settings import CONFIG_ENV, Group, Settings, load_settings, setting_infos
+from atlas.config.settings import ALIASES, CONFIG_ENV, Group, Settings, load_settings, setting_infos
 
 EXIT_USAGE = 2
 """Exit status for a wrong command line or setting, as argparse uses."""
@@ -49,6 +49,11 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return [line.replace("\0", " ") for line in lines]
 
 
+BARE_MEANS_TRUE = frozenset({"apply_on_merge"})
+"""Settings that are not booleans but take true (and false) among their values, so that their bare
+flag means true as a boolean's does: `--apply-on-merge` alone is `--apply-on-merge true`."""
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """An argparse parser whose errors are one line that points at `--help`."""
 
@@ -75,24 +80,25 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
     values stay strings so that `load_settings()` reports a wrong one like any other source.
     """
     groups = {group: parser.add_argument_group(f"{group.value} settings") for group in Group}
+    aliases: dict[str, list[str]] = {}
+    for alias, name in ALIASES.items():
+        aliases.setdefault(name, []).append("--" + alias.replace("_", "-"))
     for info in setting_infos():
         help_text = f"{info.description} [env: {info.env}]"
         if info.shown_default is not None:
             help_text += f" (default: {info.shown_default})"
         help_text = help_text.replace("%", "%%")
         group = groups[info.group]
-        if info.is_bool:
-            group.add_argument(
-                info.flag,
-                dest=info.name,
-                action=argparse.BooleanOptionalAction,
-                default=argparse.SUPPRESS,
-                help=help_text,
-            )
+        flags = [info.flag, *aliases.get(info.name, [])]
+        if info.is_bool or info.name in BARE_MEANS_TRUE:
+            # True alone, as Atlantis's (Go) flags are: `--automerge`, `--automerge=false`, `--automerge false`.
+            group.add_argument(*flags, dest=info.name, nargs="?", const="true", default=argparse.SUPPRESS,
+                               metavar="true|false" if info.is_bool else info.metavar, help=help_text)
+            if info.is_bool:
+                group.add_argument(*(f"--no-{flag[2:]}" for flag in flags), dest=info.name, action="store_const",
+                                   const="false", default=argparse.SUPPRESS, help=f"Same as {info.flag}=false.")
         else:
-            group.add_argument(
-                info.flag, dest=info.name, metavar=info.metavar, default=argparse.SUPPRESS, help=help_text
-            )
+            group.add_argument(*flags, dest=info.name, metavar=info.metavar, default=argparse.SUPPRESS, help=help_text)
     groups[Group.SERVER].add_argument(
         "--config",
         metavar="FILE",

@@ -11,13 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from atlas.config.server import ServerConfig
+from atlas.config.server import ProjectSettings, ServerConfig
 from atlas.config.settings import Settings
-from atlas.models import Job, PlanRecord, Project, PullRequest
+from atlas.models import Distribution, Job, PlanRecord, Project, PullRequest
 from atlas.runtime.cancellation import RunningJobs
 from atlas.runtime.joblog import JobLog
+from atlas.runtime.required_version import required_version
 from atlas.runtime.terraform import TerraformRunner
-from atlas.runtime.tfversions import TerraformVersions
+from atlas.runtime.tfversions import TerraformVersionError, TerraformVersions
 from atlas.runtime.workingcopy import WorkingCopies
 from atlas.stores.artifacts import ArtifactStore, artifact_name
 from atlas.stores.locks import LockStore
@@ -41,6 +42,7 @@ class CommandContext:
     working_copies: WorkingCopies
     locks: LockStore
     versions: TerraformVersions
+    tofu_versions: TerraformVersions
     artifacts: ArtifactStore
     server_config: ServerConfig
     # None only where no queue can be reached from this process (the admin CLI on the embedded
@@ -51,19 +53,39 @@ class CommandContext:
     cancel_elsewhere: CancelElsewhere | None
     running: RunningJobs = field(default_factory=RunningJobs)
 
-    def terraform_for(self, version: str | None) -> TerraformRunner:
-        """The runner for a project's terraform version or constraint (None: the server's default).
+    def terraform_for(self, version: str | None, distribution: str | None = None) -> TerraformRunner:
+        """The runner for a project's distribution (None: `--tf-distribution`) and version or constraint
+        (None: that distribution's default binary).
 
         Raises TerraformVersionError, with a message for the pull request, when it cannot be had.
         """
-        binary = str(self.versions.binary_for(version))
+        chosen = Distribution(distribution or self.settings.tf_distribution)
+        versions = self.tofu_versions if chosen is Distribution.OPENTOFU else self.versions
+        binary = str(versions.binary_for(version))
         base = self.terraform
-        if binary == base.binary:
+        if binary == base.binary and chosen is base.distribution:
             return base
-        # Same plugin cache, secrets and server-wide bound on concurrent runs; only the binary differs.
+        # Same plugin cache, secrets, sandbox and server-wide bound on concurrent runs; only the binary differs.
         return TerraformRunner(binary, plugin_cache_dir=base.plugin_cache_dir, secrets=base.secrets,
                                default_timeout=base.default_timeout, concurrency=base.concurrency,
-                               grace_period=base.grace_period, sandbox=base.sandbox)
+                               grace_period=base.grace_period, sandbox=base.sandbox, distribution=chosen)
+
+    def runner_for(self, settings: ProjectSettings, project_dir: Path) -> TerraformRunner:
+        """The runner for a project: its `terraform_version`, else the `required_version` its code declares
+        (the newest installed or installable version that meets it), else the distribution's default.
+
+        Raises TerraformVersionError with a message for the pull request that says where the version came from.
+        """
+        version, source = settings.terraform_version, "terraform_version"
+        if not version:
+            declared = required_version(project_dir)
+            if declared is not None:
+                version, source = declared.constraint, f"required_version in {declared.where}"
+        distribution = Distribution(settings.terraform_distribution or self.settings.tf_distribution)
+        try:
+            return self.terraform_for(version, distribution)
+        except TerraformVersionError as error:
+            raise TerraformVersionError(f'{distribution.display_name} {source} "{version}": {error}') from None
 
     @property
     def token(self) -> str | None:

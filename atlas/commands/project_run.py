@@ -8,11 +8,12 @@ from atlas.commands.context import CommandContext
 from atlas.config.repo_settings import RepoSettings
 from atlas.config.workflow import Stage
 from atlas.logs import job_context
-from atlas.models import CommandName, Job, Project, ProjectResult, ProjectStatus
+from atlas.models import CommandName, Distribution, Job, Project, ProjectResult, ProjectStatus
 from atlas.runtime.cancellation import CancelToken
 from atlas.runtime.joblog import JobLog
 from atlas.runtime.steps import StepContext, run_stage
 from atlas.runtime.terraform import TerraformError
+from atlas.runtime.tfversions import TerraformVersionError
 from atlas.vocabulary import BY_NAME
 
 
@@ -34,22 +35,29 @@ def run_project_stage(
     settings = repo.project(project)
     stage: Stage = getattr(settings.workflow, _stage_of(command))
     try:
-        runner = ctx.terraform_for(settings.terraform_version)
+        runner = ctx.runner_for(settings, workdir / project.dir)
+    except TerraformVersionError as error:
+        return ProjectResult(project=project, command=command, status=ProjectStatus.FAILED, error=str(error))
+    try:
         version = runner.version()
     except TerraformError as error:
-        return ProjectResult(project=project, command=command, status=ProjectStatus.FAILED,
-                             error=f"terraform version {settings.terraform_version!r}: {error}")
+        what = (f"terraform version {settings.terraform_version!r}" if settings.terraform_version
+                else f"{runner.distribution.display_name} ({runner.binary})")
+        return ProjectResult(project=project, command=command, status=ProjectStatus.FAILED, error=f"{what}: {error}")
     context = StepContext.for_pull(job.pull, project, user_name=job.requested_by or job.pull.author,
                                    comment_args=job.args.extra_args, terraform_version=version)
     # Complete, not only the project: with parallel_plan this runs in a pool thread, which does not
     # inherit the job's logging context.
     with job_context(repo=job.pull.repo.full_name, pr=job.pull.number, job_id=job.id, project=project.label):
         log.section(f"{command} {project.dir}/{project.workspace}")
-        return run_stage(stage, command=command, runner=runner, workdir=workdir, project=project,
-                         planfile=planfile, log=log, context=context, cancel=cancel,
-                         extra_args=job.args.extra_args if extra_args is None else extra_args,
-                         positional=job.args.positional,
-                         var_file_allowlist=[Path(path) for path in ctx.settings.var_file_allowlist])
+        result = run_stage(stage, command=command, runner=runner, workdir=workdir, project=project,
+                           planfile=planfile, log=log, context=context, cancel=cancel,
+                           extra_args=job.args.extra_args if extra_args is None else extra_args,
+                           positional=job.args.positional,
+                           var_file_allowlist=[Path(path) for path in ctx.settings.var_file_allowlist])
+    if runner.distribution is Distribution.OPENTOFU:
+        return result.model_copy(update={"tool": f"{runner.distribution.display_name} {version}"})
+    return result
 
 
 def _stage_of(command: CommandName) -> str:

@@ -27,6 +27,10 @@ ENV_PREFIX = "ATLAS_"
 CONFIG_ENV = "ATLAS_CONFIG"
 """The environment variable that names the config file when `--config` is not given."""
 
+ALIASES = {"default_tf_distribution": "tf_distribution"}
+"""Other names of settings, as flags (`--default-tf-distribution`) and config-file keys: Atlantis's
+current name for what its older name, and atlas's, call `tf-distribution`."""
+
 
 class SettingsError(Exception):
     """A setting has a wrong value; the message is one line that names it as the user wrote it."""

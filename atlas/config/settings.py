@@ -31,6 +31,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 
 from atlas.config.setting_types import (
+    ALIASES,
     CONFIG_ENV,
     ENV_PREFIX,
     SECRET_FILES,
@@ -43,6 +44,7 @@ from atlas.config.setting_types import (
 from atlas.config.settings_model import Settings, require_webhook_secret
 
 __all__ = [
+    "ALIASES",
     "CONFIG_ENV",
     "ENV_PREFIX",
     "SECRET_FILES",
@@ -168,13 +170,13 @@ def load_settings(
     if config_file is not None:
         for key, value in _read_config_file(config_file, infos).items():
             if value is not None and value != "":  # `key:` with nothing after it leaves the default
-                given[key.replace("-", "_")] = _Given("file", value, key)
+                given[_canonical(key)] = _Given("file", value, key)
     for info in infos.values():
         # An empty variable counts as unset, as `ATLAS_GH_TOKEN=` in a compose file means.
         if env.get(info.env):
             given[info.name] = _Given("env", env[info.env], info.env)
     for key, value in (cli_values or {}).items():
-        name = key.replace("-", "_")
+        name = _canonical(key)
         if name not in infos:
             raise SettingsError(f"unknown setting --{key.replace('_', '-')}")
         if value is not None and value != "":  # `--flag ''` leaves the setting unset, like `ATLAS_X=`
@@ -187,6 +189,12 @@ def load_settings(
     settings._sources = {name: item.source for name, item in given.items()}
     settings._config_file = config_file.expanduser().absolute() if config_file is not None else None
     return settings
+
+
+def _canonical(key: str) -> str:
+    """The setting a flag name or config-file key names, through its aliases."""
+    name = key.replace("-", "_")
+    return ALIASES.get(name, name)
 
 
 def _read_config_file(path: Path, infos: Mapping[str, SettingInfo]) -> dict[str, object]:
@@ -210,7 +218,7 @@ def _read_config_file(path: Path, infos: Mapping[str, SettingInfo]) -> dict[str,
 
     seen: dict[str, str] = {}
     for key in data:
-        name = str(key).replace("-", "_")
+        name = _canonical(str(key))
         if name not in infos or not isinstance(key, str):
             keys = [info.key for info in infos.values()]
             close = difflib.get_close_matches(str(key).replace("_", "-"), keys, n=1)

@@ -44,8 +44,10 @@ from atlas.config.setting_types import (
     read_secret_file,
     setting,
 )
+from atlas.config.team_rights import TeamRight, parse_team_rights
 from atlas.config.valid import ApplyOnMerge
 from atlas.config.versions import VersionConstraint, VersionSyntaxError
+from atlas.models import Distribution
 from atlas.vocabulary import KNOWN_COMMANDS
 
 
@@ -114,7 +116,9 @@ class Settings(BaseSettings):
     repo_allowlist: CommaList = setting(
         [],
         "Repositories atlas acts on: comma-separated globs over HOST/OWNER/NAME, such as "
-        "github.com/acme/*; * allows every repository, and the empty default allows none.",
+        "github.com/acme/*; * allows every repository, and the empty default allows none. An entry "
+        "starting with ! excludes what it matches, whatever else matches it (as in Atlantis): "
+        "'github.com/acme/*,!github.com/acme/secrets'.",
         Group.GITHUB,
         metavar="GLOBS",
         example=["github.com/your-org/*"],
@@ -152,6 +156,16 @@ class Settings(BaseSettings):
         Group.COMMANDS,
         metavar="TEAMS",
         example=["acme/platform"],
+    )
+    gh_team_allowlist: CommaList = setting(
+        [],
+        "Which GitHub teams may run which comment commands, as Atlantis spells it: comma-separated TEAM:COMMAND "
+        "pairs such as 'platform:plan, platform-leads:apply', with * for any team or any command. TEAM is a team "
+        "slug in the repository owner's organisation, or ORG/SLUG. It applies on top of --allow-users and "
+        "--allow-teams (or write permission): a user must pass both. Unset, it restricts nothing.",
+        Group.COMMANDS,
+        metavar="TEAM:COMMAND,...",
+        example=["platform:plan", "platform-leads:apply"],
     )
     allow_fork_prs: bool = setting(
         False,
@@ -417,6 +431,35 @@ class Settings(BaseSettings):
         metavar="VERSION",
         example="1.11.4",
     )
+    tf_distribution: Annotated[Distribution, BeforeValidator(lower)] = setting(
+        Distribution.TERRAFORM,
+        "What projects run when their repo config names no terraform_distribution: terraform, or opentofu "
+        "(OpenTofu's tofu: --tofu-bin, or the version a project asks for, from OpenTofu's releases). "
+        "--default-tf-version names a version of this distribution. Also spelled --default-tf-distribution, "
+        "as Atlantis now names it.",
+        Group.TERRAFORM,
+        metavar="DISTRIBUTION",
+    )
+    tofu_bin: str = setting(
+        "tofu",
+        "OpenTofu binary to run for opentofu projects that ask for no version: a name looked up on PATH, or a path.",
+        Group.TERRAFORM,
+        metavar="PATH",
+    )
+    tofu_download_url: str = setting(
+        "https://github.com/opentofu/opentofu/releases/download",
+        "Where OpenTofu versions are downloaded from: OpenTofu's GitHub releases or a mirror with their layout "
+        "(v<v>/tofu_<v>_<os>_<arch>.zip and v<v>/tofu_<v>_SHA256SUMS, which every download is checked against).",
+        Group.TERRAFORM,
+        metavar="URL",
+    )
+    tofu_index_url: str = setting(
+        "https://get.opentofu.org/tofu/api.json",
+        "OpenTofu's list of releases (api.json, as get.opentofu.org serves it), read to find the newest version "
+        "that meets a constraint.",
+        Group.TERRAFORM,
+        metavar="URL",
+    )
     parallel_pool_size: int = setting(
         15, "How many terraform runs atlas executes at once.", Group.TERRAFORM, metavar="N", ge=1
     )
@@ -519,6 +562,16 @@ class Settings(BaseSettings):
         git_host_url(value)
         return value
 
+    @field_validator("tofu_download_url", "tofu_index_url")
+    @classmethod
+    def _check_tofu_urls(cls, value: str) -> str:
+        return http_url(value, "https://github.com/opentofu/opentofu/releases/download")
+
+    @field_validator("gh_team_allowlist")
+    @classmethod
+    def _check_team_allowlist(cls, entries: list[str]) -> list[str]:
+        return [str(right) for right in parse_team_rights(entries, KNOWN_COMMANDS)]
+
     @field_validator("tf_download_url")
     @classmethod
     def _check_download_url(cls, value: str) -> str:
@@ -558,16 +611,20 @@ class Settings(BaseSettings):
 
     @field_validator("repo_allowlist")
     @classmethod
-    def _check_allowlist(cls, globs: list[str]) -> list[str]:
-        for glob in globs:
+    def _check_allowlist(cls, entries: list[str]) -> list[str]:
+        for entry in entries:
+            glob = entry.removeprefix("!")
+            if not glob:
+                raise ValueError('entry "!" excludes nothing; write it like !github.com/acme/secrets')
             first, slashes = glob.split("/", 1)[0], glob.count("/")
             host_like = "." in first or ":" in first or first == "localhost" or any(c in first for c in "*?[")
             if glob != "*" and (slashes == 0 or (slashes == 1 and not host_like)):
                 raise ValueError(
                     f"entry {json.dumps(glob)} is not a HOST/OWNER/NAME glob; "
-                    f"write it like github.com/{glob.strip('/') or 'acme'}" + ("/*" if slashes == 0 else "")
+                    f"write it like {entry[: len(entry) - len(glob)]}github.com/{glob.strip('/') or 'acme'}"
+                    + ("/*" if slashes == 0 else "")
                 )
-        return globs
+        return entries
 
     @field_validator("allow_commands")
     @classmethod
@@ -676,9 +733,17 @@ class Settings(BaseSettings):
         return f"{urlsplit(self.gh_git_url).hostname}/{full_name}"
 
     def repo_allowed(self, repo_id: str) -> bool:
-        """Whether `--repo-allowlist` allows the repository `HOST/OWNER/NAME` (case-insensitive)."""
+        """Whether `--repo-allowlist` allows the repository `HOST/OWNER/NAME` (case-insensitive): an entry
+        matches it and no `!` entry does."""
         repo_id = repo_id.lower()
-        return any(fnmatch.fnmatchcase(repo_id, glob.lower()) for glob in self.repo_allowlist)
+        included = any(fnmatch.fnmatchcase(repo_id, glob.lower()) for glob in self.repo_allowlist
+                       if not glob.startswith("!"))
+        return included and not any(fnmatch.fnmatchcase(repo_id, glob[1:].lower()) for glob in self.repo_allowlist
+                                    if glob.startswith("!"))
+
+    def team_rights(self) -> tuple[TeamRight, ...]:
+        """`--gh-team-allowlist` as rights (empty: it restricts nothing)."""
+        return parse_team_rights(self.gh_team_allowlist, KNOWN_COMMANDS)
 
 
 def require_webhook_secret(settings: Settings) -> None:

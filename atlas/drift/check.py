@@ -209,10 +209,11 @@ def _plan(ctx: CommandContext, target: DriftTarget, workdir: Path, planfile: Pat
     """Plan the project (refresh on) into `planfile`; the record says in sync, drifted (and how) or failed."""
     settings, project = target.settings, target.project
     try:
-        runner = ctx.terraform_for(settings.terraform_version)
+        runner = ctx.runner_for(settings, workdir / project.dir)
         version = runner.version()
     except TerraformError as unusable:
-        return record.model_copy(update={"error": f"terraform version {settings.terraform_version!r}: {unusable}"})
+        return record.model_copy(update={"error": f"terraform version {settings.terraform_version!r}: {unusable}"
+                                         if settings.terraform_version else str(unusable)})
     context = StepContext.for_pull(target.pull, project, user_name=DRIFT_USER, terraform_version=version)
     stage = settings.workflow.plan
     plan_step = next((step for step in stage.steps if step.name is StepName.PLAN), None)

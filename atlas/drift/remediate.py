@@ -34,7 +34,7 @@ def remediate(ctx: CommandContext, target: DriftTarget, workdir: Path, planfile:
             remediation = waiting(attempt.conflicts[0].pull_number)
         else:
             try:
-                runner = ctx.terraform_for(target.settings.terraform_version)
+                runner = ctx.runner_for(target.settings, workdir / project.dir)
                 context = StepContext.for_pull(target.pull, project, user_name=DRIFT_USER)
                 result = run_stage(target.settings.workflow.apply, command=CommandName.APPLY, runner=runner,
                                    workdir=workdir, project=project, planfile=planfile, log=joblog, context=context)

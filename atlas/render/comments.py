@@ -208,6 +208,7 @@ class _PlanSection:
     no_changes: bool
     message: str
     flags: str
+    tool: str = ""
 
     @classmethod
     def of(cls, result: ProjectResult) -> _PlanSection:
@@ -230,11 +231,12 @@ class _PlanSection:
             no_changes=no_changes,
             message=message,
             flags=project_flags(result.project),
+            tool=result.tool,
         )
 
     @property
     def title(self) -> str:
-        return project_title(self.project)
+        return _titled(self.project, self.tool)
 
 
 @dataclass(frozen=True)
@@ -246,6 +248,7 @@ class _ApplySection:
     output: str
     result_line: str | None
     message: str
+    tool: str = ""
 
     @classmethod
     def of(cls, result: ProjectResult) -> _ApplySection:
@@ -263,11 +266,17 @@ class _ApplySection:
             output=output,
             result_line=found.group() if found else None,
             message=message,
+            tool=result.tool,
         )
 
     @property
     def title(self) -> str:
-        return project_title(self.project)
+        return _titled(self.project, self.tool)
+
+
+def _titled(project: Project, tool: str) -> str:
+    """The project's title, naming what ran it when that is not terraform (`… with OpenTofu 1.8.2`)."""
+    return f"{project_title(project)} with {tool}" if tool else project_title(project)
 
 
 def _plan_summary(summary: PlanSummary | None, output: str) -> tuple[str | None, PlanSummary | None]:

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from atlas import metrics
 from atlas.logs import secret_forms
+from atlas.models import Distribution
 from atlas.runtime.cancellation import CancelToken
 from atlas.runtime.filelock import file_lock
 from atlas.runtime.joblog import JobLog, Redactor
@@ -100,8 +101,10 @@ class TerraformRunner:
         concurrency: threading.Semaphore | None = None,
         grace_period: float = DEFAULT_GRACE_SECONDS,
         sandbox: Sandbox | None = None,
+        distribution: Distribution = Distribution.TERRAFORM,
     ) -> None:
         self.binary = binary
+        self.distribution = distribution
         self.plugin_cache_dir = plugin_cache_dir
         self.secrets = tuple(s for s in secrets if s)
         self.default_timeout = default_timeout

@@ -1,4 +1,5 @@
-"""Choosing the terraform binary for a project: by exact version or constraint, found locally or downloaded once.
+"""Choosing the terraform (or OpenTofu) binary for a project: by exact version or constraint, found locally or
+downloaded once.
 
 Versions and constraints follow Terraform's own rules for `required_version` (hashicorp/go-version):
 `~>` lets only the rightmost written component grow, so `~> 1.6.0` means `>= 1.6.0, < 1.7.0`,
@@ -11,6 +12,11 @@ cache, and the default terraform's own version. Only when none matches (or an ex
 missing) is the release server asked. A download is checked against the release's SHA256SUMS and
 unpacked into `<cache>/<version>/terraform` with a rename, under a thread lock and a file lock, so
 that every job and every process sharing the cache downloads a version once.
+
+OpenTofu is chosen the same way, from its own places: binaries named `tofu<version>`,
+`tofu_<version>` or `<version>/tofu` in the bin dir, its own cache, the default `tofu`, and
+OpenTofu's releases (the version list of get.opentofu.org, the archives and SHA256SUMS of its
+GitHub releases, `v<version>/tofu_<version>_<os>_<arch>.zip`).
 """
 
 from __future__ import annotations
@@ -44,6 +50,12 @@ log = logging.getLogger(__name__)
 DEFAULT_DOWNLOAD_URL = "https://releases.hashicorp.com"
 """HashiCorp's release server; a mirror must serve the same layout."""
 
+DEFAULT_TOFU_DOWNLOAD_URL = "https://github.com/opentofu/opentofu/releases/download"
+"""Where OpenTofu's release archives are: `<url>/v<version>/tofu_<version>_<os>_<arch>.zip`."""
+
+DEFAULT_TOFU_INDEX_URL = "https://get.opentofu.org/tofu/api.json"
+"""OpenTofu's list of every release and its files (the one its own downloader, tofudl, reads)."""
+
 DEFAULT_HTTP_TIMEOUT = 60.0
 """Seconds a request to the release server may stay silent before atlas gives up."""
 
@@ -61,7 +73,39 @@ _ARCHITECTURES = {
     "armv7l": "arm",
 }
 
-_BIN_DIR_NAME = re.compile(rf"terraform_?({VERSION_PATTERN})")
+
+
+@dataclass(frozen=True)
+class ReleaseLayout:
+    """How one distribution names its binaries and lays out its releases."""
+
+    name: str
+    """As comments and messages name it: Terraform or OpenTofu."""
+    binary: str
+    """The executable's name: terraform or tofu."""
+    download_flag: str
+    """The setting that points at the release server, for messages."""
+
+    def index_url(self, download_url: str, index_url: str) -> str:
+        return index_url if self.binary == "tofu" else f"{download_url}/terraform/index.json"
+
+    def release_url(self, download_url: str, version: Version) -> str:
+        if self.binary == "tofu":
+            return f"{download_url}/v{version}"
+        return f"{download_url}/terraform/{version}"
+
+    def archive_name(self, version: Version, platform_name: str) -> str:
+        return f"{self.binary}_{version}_{platform_name}.zip"
+
+    def sums_name(self, version: Version) -> str:
+        return f"{self.binary}_{version}_SHA256SUMS"
+
+    def bin_dir_name(self) -> re.Pattern[str]:
+        return re.compile(rf"{self.binary}_?({VERSION_PATTERN})")
+
+
+TERRAFORM = ReleaseLayout("Terraform", "terraform", "--tf-download-url")
+OPENTOFU = ReleaseLayout("OpenTofu", "tofu", "--tofu-download-url")
 
 
 class TerraformVersionError(TerraformError):
@@ -92,7 +136,7 @@ def current_platform() -> str:
 
 
 class TerraformVersions:
-    """Finds, or downloads once, the terraform binary a project asks for; safe to share between threads."""
+    """Finds, or downloads once, the terraform (or tofu) binary a project asks for; safe to share between threads."""
 
     def __init__(
         self,
@@ -104,10 +148,16 @@ class TerraformVersions:
         default_version: str | None = None,
         default_binary: str = "terraform",
         http_timeout: float = DEFAULT_HTTP_TIMEOUT,
+        layout: ReleaseLayout = TERRAFORM,
+        index_url: str = DEFAULT_TOFU_INDEX_URL,
     ) -> None:
         self.bin_dir = bin_dir
         self.cache_dir = cache_dir
+        self.layout = layout
         self.download_url = download_url.rstrip("/")
+        self.index_url = layout.index_url(self.download_url, index_url)
+        # Where messages say the releases were looked up: the server for terraform, the version list for OpenTofu.
+        self._source = self.index_url if layout is OPENTOFU else self.download_url
         self.allow_download = allow_download
         self.default_binary = default_binary
         self.http_timeout = http_timeout
@@ -128,12 +178,16 @@ class TerraformVersions:
             constraint = self.default_constraint
         else:
             return self.default_binary
+        return self.binary_matching(constraint)
+
+    def binary_matching(self, constraint: VersionConstraint) -> Path | str:
+        """The newest local binary that meets `constraint`, else the newest release that does, installed."""
         local = self.local_versions()
         chosen = constraint.newest(local)
         if chosen is not None:
             return local[chosen].binary
         if not self.allow_download:
-            raise TerraformVersionError(_not_installed_message(constraint, local))
+            raise TerraformVersionError(_not_installed_message(self.layout, constraint, local))
         version = constraint.exact or self._newest_release(constraint, local)
         return self.install(version)
 
@@ -143,9 +197,9 @@ class TerraformVersions:
         default = self.default_binary_version()
         if default is not None:
             found[default] = LocalTerraform(default, self.default_binary, f"the default, {self.default_binary}")
-        for version, binary in _cached_binaries(self.cache_dir):
+        for version, binary in _cached_binaries(self.cache_dir, self.layout):
             found[version] = LocalTerraform(version, binary, "the download cache")
-        for version, binary in _bin_dir_binaries(self.bin_dir):
+        for version, binary in _bin_dir_binaries(self.bin_dir, self.layout):
             found[version] = LocalTerraform(version, binary, "--tf-bin-dir")
         return found
 
@@ -167,29 +221,29 @@ class TerraformVersions:
         return version
 
     def releases(self) -> dict[Version, Release]:
-        """The versions the release server lists (`/terraform/index.json`)."""
-        url = f"{self.download_url}/terraform/index.json"
-        response = self._get(url, what="the list of terraform releases")
+        """The versions the release server lists (`/terraform/index.json`, or OpenTofu's `api.json`)."""
+        url = self.index_url
+        name = self.layout.binary
+        response = self._get(url, what=f"the list of {name} releases")
         try:
             listed = response.json()["versions"]
-            if not isinstance(listed, dict):
-                raise TypeError("versions is not an object")
+            entries = _tofu_index(listed, name) if name == "tofu" else _terraform_index(listed)
         except (ValueError, KeyError, TypeError) as error:
             raise TerraformVersionError(
-                f"{_shown(url)} is not a terraform release index ({error}); check --tf-download-url"
+                f"{_shown(url)} is not a {name} release index ({error}); check {self.layout.download_flag}"
             ) from None
         releases: dict[Version, Release] = {}
-        for name, entry in listed.items():
+        for text, platforms in entries:
             try:
-                version = Version.parse(str(name))
+                version = Version.parse(text)
             except ValueError:
                 continue
-            releases[version] = Release(version, frozenset(_build_platforms(entry)))
+            releases[version] = Release(version, frozenset(platforms))
         return releases
 
     def install(self, version: Version) -> Path:
         """Download `version` into the cache unless it is there; once per version across threads and processes."""
-        binary = self.cache_dir / str(version) / "terraform"
+        binary = self.cache_dir / str(version) / self.layout.binary
         with file_lock(self.cache_dir / ".locks" / f"{version}.lock"):
             if _is_executable(binary):
                 return binary
@@ -207,44 +261,45 @@ class TerraformVersions:
             versions = sorted((release.version for release in matching), reverse=True)
             names = ", ".join(str(version) for version in versions[:_SHOWN_RELEASES])
             raise TerraformVersionError(
-                f'terraform "{constraint}" matches {names} at {_shown(self.download_url)}, but none of them has a '
-                f"build for {self.platform}. Installed: {installed}. Put a {self.platform} binary named "
-                f"terraform<version> in --tf-bin-dir, or ask for another version."
+                f'{self.layout.binary} "{constraint}" matches {names} at {_shown(self._source)}, but none of them '
+                f"has a build for {self.platform}. Installed: {installed}. Put a {self.platform} binary named "
+                f"{self.layout.binary}<version> in --tf-bin-dir, or ask for another version."
             )
         newest = ", ".join(
             str(v) for v in sorted((v for v in releases if not v.prerelease), reverse=True)[:_SHOWN_RELEASES]
         )
         raise TerraformVersionError(
-            f'no terraform release matches "{constraint}": the newest at {_shown(self.download_url)} are '
+            f'no {self.layout.binary} release matches "{constraint}": the newest at {_shown(self._source)} are '
             f"{newest or 'none'}. Installed: {installed}. Change the version constraint to one that exists."
         )
 
     def _download(self, version: Version, binary: Path) -> None:
-        base = f"{self.download_url}/terraform/{version}"
-        archive_name = f"terraform_{version}_{self.platform}.zip"
-        sums_url = f"{base}/terraform_{version}_SHA256SUMS"
-        sums = self._get(sums_url, what=f"terraform {version}", missing=f"terraform {version} is not published").text
+        name = self.layout.binary
+        base = self.layout.release_url(self.download_url, version)
+        archive_name = self.layout.archive_name(version, self.platform)
+        sums_url = f"{base}/{self.layout.sums_name(version)}"
+        sums = self._get(sums_url, what=f"{name} {version}", missing=f"{name} {version} is not published").text
         expected = _expected_sha256(sums, archive_name)
         if expected is None:
             raise TerraformVersionError(
-                f"terraform {version} has no build for {self.platform} ({_shown(sums_url)} does not list "
-                f"{archive_name}). Put a {self.platform} binary named terraform{version} in --tf-bin-dir."
+                f"{name} {version} has no build for {self.platform} ({_shown(sums_url)} does not list "
+                f"{archive_name}). Put a {self.platform} binary named {name}{version} in --tf-bin-dir."
             )
         archive_url = f"{base}/{archive_name}"
-        log.info("downloading terraform %s from %s", version, _shown(archive_url))
+        log.info("downloading %s %s from %s", name, version, _shown(archive_url))
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         _remove_leftovers(self.cache_dir, version)
         staging = Path(tempfile.mkdtemp(prefix=f".partial-{version}-", dir=self.cache_dir))
         try:
             archive = staging / archive_name
-            actual = self._fetch(archive_url, archive, what=f"terraform {version}")
+            actual = self._fetch(archive_url, archive, what=f"{name} {version}")
             if actual != expected:
                 raise TerraformVersionError(
-                    f"refused terraform {version}: {_shown(archive_url)} does not match its SHA256SUMS "
+                    f"refused {name} {version}: {_shown(archive_url)} does not match its SHA256SUMS "
                     f"(expected sha256 {expected}, got {actual}); nothing was installed. The download was "
-                    "corrupted or tampered with: try again, or check --tf-download-url."
+                    f"corrupted or tampered with: try again, or check {self.layout.download_flag}."
                 )
-            _unpack_terraform(archive, staging / "terraform", archive_url)
+            _unpack_binary(archive, staging / name, archive_url)
             archive.unlink()
             staging.chmod(0o755)
             if binary.parent.exists():  # a directory without a usable binary: ours to replace
@@ -252,7 +307,7 @@ class TerraformVersions:
             staging.rename(binary.parent)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        log.info("installed terraform %s at %s", version, binary)
+        log.info("installed %s %s at %s", name, version, binary)
 
     def _get(self, url: str, *, what: str, missing: str | None = None) -> requests.Response:
         try:
@@ -284,8 +339,8 @@ class TerraformVersions:
 
     def _unreachable(self, url: str, what: str, reason: object) -> str:
         return (
-            f"cannot download {what} from {_shown(url)}: {_shown_reason(reason)}. Check --tf-download-url and the "
-            "network, or put the binary in --tf-bin-dir."
+            f"cannot download {what} from {_shown(url)}: {_shown_reason(reason)}. Check {self.layout.download_flag} "
+            "and the network, or put the binary in --tf-bin-dir."
         )
 
 
@@ -307,32 +362,56 @@ def binary_version(binary: str | Path) -> Version | None:
         return None
 
 
-def _bin_dir_binaries(bin_dir: Path) -> Iterator[tuple[Version, Path]]:
-    """`terraform1.5.7`, `terraform_1.5.7` and `1.5.7/terraform` in the bin dir."""
+def _bin_dir_binaries(bin_dir: Path, layout: ReleaseLayout = TERRAFORM) -> Iterator[tuple[Version, Path]]:
+    """`terraform1.5.7`, `terraform_1.5.7` and `1.5.7/terraform` in the bin dir (`tofu…` for OpenTofu)."""
     try:
         entries = list(bin_dir.iterdir())
     except OSError:
         return
+    pattern = layout.bin_dir_name()
     for entry in entries:
-        named = _BIN_DIR_NAME.fullmatch(entry.name)
+        named = pattern.fullmatch(entry.name)
         if named is not None and _is_executable(entry):
             yield Version.parse(named.group(1)), entry
-        elif VERSION.fullmatch(entry.name) and _is_executable(entry / "terraform"):
-            yield Version.parse(entry.name), entry / "terraform"
+        elif VERSION.fullmatch(entry.name) and _is_executable(entry / layout.binary):
+            yield Version.parse(entry.name), entry / layout.binary
 
 
-def _cached_binaries(cache_dir: Path) -> Iterator[tuple[Version, Path]]:
+def _cached_binaries(cache_dir: Path, layout: ReleaseLayout = TERRAFORM) -> Iterator[tuple[Version, Path]]:
     try:
         entries = list(cache_dir.iterdir())
     except OSError:
         return
     for entry in entries:
-        if VERSION.fullmatch(entry.name) and _is_executable(entry / "terraform"):
-            yield Version.parse(entry.name), entry / "terraform"
+        if VERSION.fullmatch(entry.name) and _is_executable(entry / layout.binary):
+            yield Version.parse(entry.name), entry / layout.binary
 
 
 def _is_executable(path: Path) -> bool:
     return path.is_file() and os.access(path, os.X_OK)
+
+
+def _terraform_index(listed: Any) -> list[tuple[str, list[str]]]:
+    """HashiCorp's `index.json` versions: `{"1.11.4": {"builds": [{"os": "linux", "arch": "amd64"}]}}`."""
+    if not isinstance(listed, dict):
+        raise TypeError("versions is not an object")
+    return [(str(name), list(_build_platforms(entry))) for name, entry in listed.items()]
+
+
+def _tofu_index(listed: Any, binary: str) -> list[tuple[str, list[str]]]:
+    """OpenTofu's `api.json` versions: `[{"id": "1.8.0", "files": ["tofu_1.8.0_linux_amd64.zip", …]}]`."""
+    if not isinstance(listed, list):
+        raise TypeError("versions is not a list")
+    found = []
+    for entry in listed:
+        if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
+            continue
+        files = entry["files"] if isinstance(entry.get("files"), list) else []
+        prefix = f"{binary}_{entry['id']}_"
+        platforms = [name[len(prefix):-len(".zip")] for name in files
+                     if isinstance(name, str) and name.startswith(prefix) and name.endswith(".zip")]
+        found.append((entry["id"], platforms))
+    return found
 
 
 def _build_platforms(entry: Any) -> Iterator[str]:
@@ -351,16 +430,15 @@ def _expected_sha256(sums: str, filename: str) -> str | None:
     return None
 
 
-def _unpack_terraform(archive: Path, destination: Path, url: str) -> None:
-    """Write the archive's top-level `terraform` to `destination`, executable; nothing else is extracted."""
+def _unpack_binary(archive: Path, destination: Path, url: str) -> None:
+    """Write the archive's top-level binary (named as `destination`) there, executable; nothing else is extracted."""
+    name = destination.name
     try:
         with zipfile.ZipFile(archive) as bundle:
             try:
-                member = bundle.getinfo("terraform")
+                member = bundle.getinfo(name)
             except KeyError:
-                raise TerraformVersionError(
-                    f"{_shown(url)} holds no terraform binary; check --tf-download-url"
-                ) from None
+                raise TerraformVersionError(f"{_shown(url)} holds no {name} binary; check its download URL") from None
             with bundle.open(member) as source, destination.open("wb") as out:
                 shutil.copyfileobj(source, out, _CHUNK_BYTES)
     except zipfile.BadZipFile as error:
@@ -374,10 +452,13 @@ def _remove_leftovers(cache_dir: Path, version: Version) -> None:
         shutil.rmtree(leftover, ignore_errors=True)
 
 
-def _not_installed_message(constraint: VersionConstraint, local: Mapping[Version, LocalTerraform]) -> str:
+def _not_installed_message(
+    layout: ReleaseLayout, constraint: VersionConstraint, local: Mapping[Version, LocalTerraform]
+) -> str:
     exact = constraint.exact
-    wanted = f"terraform {exact} is not" if exact is not None else f'no terraform matching "{constraint}" is'
-    name = f"terraform{exact}" if exact is not None else "terraform<version>"
+    binary = layout.binary
+    wanted = f"{binary} {exact} is not" if exact is not None else f'no {binary} matching "{constraint}" is'
+    name = f"{binary}{exact}" if exact is not None else f"{binary}<version>"
     return (
         f"{wanted} installed in --tf-bin-dir and downloads are disabled (--tf-download=false). "
         f"Installed: {_describe_local(local)}. Put a binary named {name} in --tf-bin-dir, or allow downloads."
