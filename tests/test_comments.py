@@ -527,3 +527,15 @@ def test_comment_parts_keep_the_last_parts_and_say_where_the_rest_is() -> None:
     assert "parts of this output are not posted (--max-comments-per-command 2)" in kept[0]
     assert kept[-1].endswith("is on its job page: https://atlas.example.test/jobs/1")
     assert comment_parts("short", max_comments=1) == ["short"]
+
+
+def test_a_template_overrides_dir_that_is_missing_is_reported_and_the_built_ins_stay(tmp_path: Path) -> None:
+    from atlas.render.comments import use_template_overrides
+
+    missing = tmp_path / "nowhere"
+    try:
+        assert use_template_overrides(missing) == [
+            f"{missing} is not a directory; atlas uses its built-in comment templates"]
+        assert render_error_comment("title", "details").startswith("**title**")
+    finally:
+        use_template_overrides(None)

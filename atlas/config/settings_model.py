@@ -542,13 +542,9 @@ class Settings(BaseSettings):
 
     @field_validator("markdown_template_overrides_dir")
     @classmethod
-    def _existing_template_dir(cls, value: Path | None) -> Path | None:
-        if value is None:
-            return None
-        value = value.expanduser().absolute()
-        if not value.is_dir():
-            raise ValueError(f"{value} is not a directory")
-        return value
+    def _absolute_template_dir(cls, value: Path | None) -> Path | None:
+        # Whether it exists is said at start-up (atlas.render.comments): a missing one leaves the built-ins.
+        return value.expanduser().absolute() if value is not None else None
 
     @field_validator("gh_token_file", "gh_webhook_secret_file", "api_secret_file", "web_password_file")
     @classmethod

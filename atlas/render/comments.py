@@ -386,6 +386,9 @@ def use_template_overrides(directory: Path | None) -> list[str]:
     Go `.tmpl` templates among them) and overrides that do not compile.
     """
     global _overrides
+    if directory is not None and not directory.is_dir():
+        _overrides = None
+        return [f"{directory} is not a directory; atlas uses its built-in comment templates"]
     _overrides = directory
     if directory is None:
         return []
