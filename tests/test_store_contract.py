@@ -299,6 +299,24 @@ def test_the_holder_keeps_its_locks_and_they_follow_its_new_head(store: LockStor
     assert (kept.user, kept.created_at) == (first.user, first.created_at)
 
 
+def test_a_lock_carries_the_job_that_took_it_and_an_interrupted_jobs_locks_are_settled(store: LockStore) -> None:
+    store.acquire(pull(1), [APP], "dev1", job_id="older-job")
+    taken = store.acquire(pull(1), [APP, NETWORK, STAGING], "dev1", job_id="dead-job")
+    assert {lock.project: lock.job_id for lock in taken.acquired} == {
+        APP: "older-job", NETWORK: "dead-job", STAGING: "dead-job"}
+    assert store.wait_for(pull(2), NETWORK, "dev2") == 1
+
+    nothing = store.settle_job_lock(lock_id_for(REPO.full_name, APP), "dead-job", release=True)
+    released = store.settle_job_lock(lock_id_for(REPO.full_name, NETWORK), "dead-job", release=True)
+    kept = store.settle_job_lock(lock_id_for(REPO.full_name, STAGING), "dead-job", release=False)
+
+    assert (nothing.released, kept.released) == ([], [])
+    assert [lock.project for lock in released.released] == [NETWORK]
+    assert [(lock.project, lock.pull_number, lock.job_id) for lock in released.handed_over] == [(NETWORK, 2, "")]
+    assert {lock.project: (lock.pull_number, lock.job_id) for lock in store.all()} == {
+        APP: (1, "older-job"), NETWORK: (2, ""), STAGING: (1, "")}
+
+
 def test_a_lock_knows_its_pull_request_and_has_a_url_safe_stable_id(open_locks: LockOpener) -> None:
     store = open_locks()
     lock = store.acquire(pull(7), [Project(dir="envs/prod/eu-west-1", workspace="blue")], "dev7").acquired[0]

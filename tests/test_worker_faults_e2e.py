@@ -105,3 +105,29 @@ def test_killing_atlas_worker_itself_ends_its_worker_processes_and_their_sandbox
     # The other worker's reaper reports it.
     told = world.wait_for_comment(pull, INTERRUPTED, timeout=30)
     assert "The atlas worker running this command stopped" in told
+
+
+def test_locks_only_the_killed_job_held_are_released_unless_the_pull_request_has_their_plan(
+    scale_world: ScaleWorld, eventually: Eventually,
+) -> None:
+    world = scale_world
+    world.create_repo(REPO)
+    slow = world.slow_terraform(only_in="db")
+    server = world.start_server()
+    worker = world.start_worker(terraform_bin=slow.binary)
+    pull = world.open_pull(REPO, "both", projects=("app", "db"))
+    assert server.pull_event(pull).status_code == 202
+    running_it = eventually(slow.started_by, 90, "the slow plan of db starting")
+    # app was planned (and its plan recorded) before db's plan began; the job took both locks.
+    locks = world.locks_of(pull)
+    assert [lock.project.dir for lock in locks] == ["app", "db"]
+    [job_id] = {lock.job_id for lock in locks}
+    assert job_id
+
+    os.kill(running_it, signal.SIGKILL)
+
+    told = world.wait_for_comment(pull, INTERRUPTED, timeout=30)
+    assert "Released the lock of `db` (workspace `default`)" in told, told
+    assert "Kept the lock of `app` (workspace `default`)" in told, told
+    assert [(lock.project.dir, lock.job_id) for lock in world.locks_of(pull)] == [("app", "")]
+    assert worker.worker_pids() != [running_it], "a new worker process replaced the killed one"

@@ -215,7 +215,7 @@ def _check_dependencies(job: Job, ctx: CommandContext, repo: RepoSettings, plans
 def _check_locks(job: Job, ctx: CommandContext, repo: RepoSettings, plans: list[PlanRecord]) -> None:
     """Apply only what this pull request holds; a free project is taken (`repo_locks: on_apply`, races)."""
     lockable = [p.project for p in plans if repo.project(p.project).repo_locks_mode is not RepoLocksMode.DISABLED]
-    attempt = ctx.locks.acquire(job.pull, lockable, job.requested_by or job.pull.author)
+    attempt = ctx.locks.acquire(job.pull, lockable, job.requested_by or job.pull.author, job_id=job.id)
     if attempt.conflicts:
         held = "; ".join(f"dir `{lock.project.dir}` workspace `{lock.project.workspace}` is locked by "
                          f"{lock_holder_text(lock)}" for lock in attempt.conflicts)

@@ -1,7 +1,10 @@
 """Jobs that stopped without finishing: a worker died, or the server restarted in the middle.
 
 Either way the pull request is told, its status turns to failure, and the next command works:
-the per-PR ordering lock frees itself, and project locks stay with the pull request.
+the per-PR ordering lock frees itself. Project locks the pull request held before the job stay
+held; of those the job took itself, each one whose plan the pull request has (or which an apply
+took, as the apply may have changed the infrastructure halfway) stays with the pull request, and
+the others are released, passing to the next pull request waiting; the comment says which.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import logging
 from atlas.commands.context import CommandContext
 from atlas.models import CommandName, Job, JobStatus
 from atlas.render.comments import render_error_comment
+from atlas.runtime.lock_handoff import plan_for_new_holders
+from atlas.stores.locks import ProjectLock
 from atlas.vcs import CommitState, VCSError
 
 log = logging.getLogger(__name__)
@@ -23,21 +28,59 @@ STATUS_CONTEXTS = {
 
 
 def report_interrupted(ctx: CommandContext, job: Job, why: str) -> None:
-    """Tell the pull request that a job was interrupted and can be retried."""
+    """Settle the locks the job took, and tell the pull request that it was interrupted and can be retried."""
     ctx.state.set_job_status(job.id, JobStatus.INTERRUPTED, why)
     pull = job.pull
     retry = "atlas plan" if job.command is CommandName.AUTOPLAN else f"atlas {str(job.command).replace('_', ' ')}"
+    released, kept = settle_locks(ctx, job)
     try:
         ctx.vcs.post_comment(pull.repo, pull.number, render_error_comment(
             f"atlas's `{job.command}` run was interrupted",
             f"{why}. Nothing is wrong with the pull request: comment `{retry}` to run it again. "
-            "Locks this pull request holds stay held."))
+            + _locks_text(released, kept)))
         context = STATUS_CONTEXTS.get(job.command)
         if context and pull.head_sha:
             ctx.vcs.set_status(pull.repo, pull.head_sha, CommitState.FAILURE, context,
                                f"interrupted: comment `{retry}` to retry")
     except VCSError as error:
         log.warning("could not report interrupted job %s on %s: %s", job.id, pull.key, error)
+
+
+def settle_locks(ctx: CommandContext, job: Job) -> tuple[list[ProjectLock], list[ProjectLock]]:
+    """The locks only `job` held (it took them): (released, kept by the pull request)."""
+    pull = job.pull
+    taken = [lock for lock in ctx.locks.for_pull(pull.repo.full_name, pull.number) if lock.job_id == job.id]
+    if not taken:
+        return [], []
+    planned = {plan.project for plan in ctx.state.plans(pull.repo.full_name, pull.number)}
+    released: list[ProjectLock] = []
+    kept: list[ProjectLock] = []
+    for lock in taken:
+        keep = job.command is CommandName.APPLY or lock.project in planned
+        try:
+            release = ctx.locks.settle_job_lock(lock.id, job.id, release=not keep)
+        except Exception:
+            log.exception("could not settle lock %s of interrupted job %s", lock.id, job.id)
+            continue
+        if keep:
+            kept.append(lock)
+        elif release.released:
+            released.append(lock)
+            plan_for_new_holders(ctx, release)
+    return released, kept
+
+
+def _locks_text(released: list[ProjectLock], kept: list[ProjectLock]) -> str:
+    if not released and not kept:
+        return "Locks this pull request holds stay held."
+    lines = []
+    for lock in released:
+        lines.append(f"- Released the lock of `{lock.project.dir}` (workspace `{lock.project.workspace}`), "
+                     "which this run had taken and has no plan of.")
+    for lock in kept:
+        lines.append(f"- Kept the lock of `{lock.project.dir}` (workspace `{lock.project.workspace}`) for this "
+                     "pull request, which has a plan of it (or an apply of it was cut short).")
+    return "Of the locks this run took:\n\n" + "\n".join(lines) + "\n\nOther locks this pull request holds stay held."
 
 
 def recover_after_restart(ctx: CommandContext) -> list[Job]:

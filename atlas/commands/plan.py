@@ -87,7 +87,7 @@ def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
 
     projects = [m.project for m in matches]
     lockable = [p for p in projects if repo.project(p).repo_locks_mode is RepoLocksMode.ON_PLAN]
-    attempt = ctx.locks.acquire(pull, lockable, job.requested_by or pull.author)
+    attempt = ctx.locks.acquire(pull, lockable, job.requested_by or pull.author, job_id=job.id)
     held_elsewhere = {lock.project: lock for lock in attempt.conflicts}
     results: dict[Project, ProjectResult] = {
         p: _wait_for_lock(job, ctx, p, held_elsewhere[p]) for p in projects if p in held_elsewhere}

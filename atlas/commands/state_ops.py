@@ -44,7 +44,7 @@ def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
         ctx.vcs.post_comment(pull.repo, pull.number, render_error_comment(
             "atlas did not import", f"This repository requires, before import:\n\n{listed}"))
         return CommandOutcome(JobStatus.SUCCEEDED, "refused: import requirements")
-    attempt = ctx.locks.acquire(pull, [project], job.requested_by or pull.author)
+    attempt = ctx.locks.acquire(pull, [project], job.requested_by or pull.author, job_id=job.id)
     if attempt.conflicts:
         holder = attempt.conflicts[0]
         ctx.vcs.post_comment(pull.repo, pull.number, render_error_comment(

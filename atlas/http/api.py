@@ -193,7 +193,7 @@ def _projects(repo: RepoSettings, wanted: ApiRequest, pull: PullRequest) -> list
 def _plan(ctx: CommandContext, job: Job, repo: RepoSettings, project: Project, joblog: Any) -> ProjectResult:
     pull = job.pull
     if pull.number:
-        attempt = ctx.locks.acquire(pull, [project], "api")
+        attempt = ctx.locks.acquire(pull, [project], "api", job_id=job.id)
         if attempt.conflicts:
             return _locked(project, attempt.conflicts[0].pull_number)
     workdir = ctx.working_copies.checkout(pull.repo, pull.number, project.workspace, pull.head_sha, ctx.token,

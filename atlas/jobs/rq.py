@@ -27,7 +27,8 @@ expires. The `Reaper` (a thread in every worker process; the web process may run
 jobs recorded as running without a heartbeat, takes each out of the running set in one atomic step
 (so one reaper reports it), marks it interrupted, frees the serialisation lock if the dead worker
 still held it, calls `on_abandoned(job)` and wakes the pull request's FIFO so its next job runs.
-The project locks stay with the pull request. The reaper also wakes FIFOs that hold jobs but have
+The project locks that job took are settled by `on_abandoned` before the FIFO wakes
+(`atlas.commands.interrupted`). The reaper also wakes FIFOs that hold jobs but have
 no lock and no recent wake-up (a worker that died between two jobs, a lock that expired).
 
 Stopping
@@ -258,7 +259,8 @@ class RQQueue:
     # What reapers do
 
     def reap_abandoned(self) -> list[Job]:
-        """Jobs recorded as running whose heartbeat expired: each recorded as interrupted and its FIFO woken."""
+        """Jobs recorded as running whose heartbeat expired, each recorded as interrupted; the caller reports
+        them, then wakes their FIFOs (`wake`)."""
         entries = self.redis.hgetall(self.keys.running).items()
         running = {text(job_id) or "": text(body) or "" for job_id, body in entries}
         if not running:
@@ -280,8 +282,11 @@ class RQQueue:
             # A job that recorded its end just before its worker died was not interrupted.
             if record is None or not record.status.finished:
                 self._state.set_job_status(job_id, JobStatus.INTERRUPTED, ABANDONED)
+                # Woken by the caller once reported, so that the next job cannot take the locks
+                # being settled from under the report.
                 abandoned.append(job)
-            self.wake(job.serial_key)
+            else:
+                self.wake(job.serial_key)
         return abandoned
 
     def wake_forgotten(self) -> list[str]:
@@ -500,6 +505,10 @@ class Reaper(threading.Thread):
                     self.on_abandoned(job)
                 except Exception:
                     log.exception("reporting abandoned job %s failed", job.id)
+                try:
+                    self.queue.wake(job.serial_key)
+                except RedisError as error:
+                    log.warning("could not wake the queue of %s: %s (the next sweep does)", job.pull.key, error)
         return abandoned
 
     def stop(self) -> None:

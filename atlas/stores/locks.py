@@ -53,11 +53,14 @@ class ProjectLock(BaseModel):
     created_at: datetime = Field(default_factory=utcnow)
     repo_html_url: str = ""
     repo_clone_url: str = ""
+    job_id: str = ""
+    """The job that took the lock while it runs; empty once the pull request holds it on its own."""
 
     @classmethod
-    def of(cls, pull: PullRequest, project: Project, user: str) -> ProjectLock:
-        """The lock `pull` holds (or would hold) on `project`, taken now because of `user`."""
+    def of(cls, pull: PullRequest, project: Project, user: str, job_id: str = "") -> ProjectLock:
+        """The lock `pull` holds (or would hold) on `project`, taken now because of `user` (by job `job_id`)."""
         return cls(
+            job_id=job_id,
             id=lock_id_for(pull.repo.full_name, project),
             repo=pull.repo.full_name,
             project=project,
@@ -100,8 +103,16 @@ class Release(BaseModel):
 
 
 class LockStore(Protocol):
-    def acquire(self, pull: PullRequest, projects: Sequence[Project], user: str) -> LockAttempt:
-        """Take (or keep, refreshing the head sha) every free project in one step; others are conflicts."""
+    def acquire(self, pull: PullRequest, projects: Sequence[Project], user: str, job_id: str = "") -> LockAttempt:
+        """Take (or keep, refreshing the head sha) every free project in one step; others are conflicts.
+
+        A lock taken now carries `job_id`; one the pull request already held keeps what it carried.
+        """
+        ...
+
+    def settle_job_lock(self, lock_id: str, job_id: str, *, release: bool) -> Release:
+        """After job `job_id` was interrupted: release the lock it took (handing it over), or leave it
+        to its pull request without the job; nothing when the lock is no longer that job's."""
         ...
 
     def wait_for(self, pull: PullRequest, project: Project, user: str) -> int:
@@ -188,8 +199,8 @@ class SQLiteLockStore:
 
     # Taking locks
 
-    def acquire(self, pull: PullRequest, projects: Sequence[Project], user: str) -> LockAttempt:
-        wanted = _unique(ProjectLock.of(pull, project, user) for project in projects)
+    def acquire(self, pull: PullRequest, projects: Sequence[Project], user: str, job_id: str = "") -> LockAttempt:
+        wanted = _unique(ProjectLock.of(pull, project, user, job_id) for project in projects)
         attempt = LockAttempt()
         if not wanted:
             return attempt
@@ -271,6 +282,17 @@ class SQLiteLockStore:
         with self._transaction() as db:
             held = _get(db, lock_id)
             return _release(db, [held] if held is not None else [])
+
+    def settle_job_lock(self, lock_id: str, job_id: str, *, release: bool) -> Release:
+        with self._transaction() as db:
+            held = _get(db, lock_id)
+            if held is None or not job_id or held.job_id != job_id:
+                return Release()
+            if release:
+                return _release(db, [held])
+            kept = held.model_copy(update={"job_id": ""})
+            db.execute("UPDATE locks SET body = ? WHERE id = ?", (kept.model_dump_json(), kept.id))
+            return Release()
 
     def pending_handoffs(self) -> list[ProjectLock]:
         # Joined on the pull request too: a handoff whose lock has changed hands since is moot.

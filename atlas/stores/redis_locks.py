@@ -56,8 +56,8 @@ class RedisLockStore:
 
     # Taking locks
 
-    def acquire(self, pull: PullRequest, projects: Sequence[Project], user: str) -> LockAttempt:
-        wanted = _unique(ProjectLock.of(pull, project, user) for project in projects)
+    def acquire(self, pull: PullRequest, projects: Sequence[Project], user: str, job_id: str = "") -> LockAttempt:
+        wanted = _unique(ProjectLock.of(pull, project, user, job_id) for project in projects)
         if not wanted:
             return LockAttempt()
 
@@ -162,6 +162,19 @@ class RedisLockStore:
             heirs = self._watch_heirs(pipe, held)
             pipe.multi()
             return self._release(pipe, held, heirs)
+
+        return transact(self.redis, step)
+
+    def settle_job_lock(self, lock_id: str, job_id: str, *, release: bool) -> Release:
+        def step(pipe: Pipeline) -> Release:
+            held = [lock for lock in self._watch_locks(pipe, [lock_id]) if job_id and lock.job_id == job_id]
+            heirs = self._watch_heirs(pipe, held) if release else {}
+            pipe.multi()
+            if release:
+                return self._release(pipe, held, heirs)
+            for lock in held:
+                self._put(pipe, lock.model_copy(update={"job_id": ""}))
+            return Release()
 
         return transact(self.redis, step)
 
