@@ -423,3 +423,23 @@ def test_a_dead_slack_never_raises(caplog: pytest.LogCaptureFixture) -> None:
     assert "giving up after 3 attempts" in caplog.text
     assert SLACK_TOKEN not in caplog.text
     notifier.close()
+
+
+def test_the_notify_package_imports_only_stdlib_pydantic_slack_sdk_and_logs() -> None:
+    import ast
+    import sys
+    from pathlib import Path
+
+    import atlas.notify
+
+    allowed = {"pydantic", "slack_sdk", "atlas.logs", "__future__"}
+    for file in Path(atlas.notify.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(file.read_text())):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else (
+                [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            )
+            for name in names:
+                top = name.split(".")[0]
+                ok = top in sys.stdlib_module_names or top in allowed or name in allowed
+                ok = ok or name.startswith("atlas.notify")
+                assert ok, f"{file.name} imports {name}"
