@@ -89,6 +89,8 @@ class WebhookReceiver:
     def answer(self, request: ReceivedRequest) -> tuple[int, dict[str, str], bytes]:
         with self._lock:
             status = self.statuses.pop(0) if self.statuses else 200
+        if 300 <= status < 400:
+            return status, {"Location": f"{self.url}/elsewhere"}, b"{}"
         return status, {}, b'{"received": true}' if status < 300 else b'{"error": "programmed failure"}'
 
     def received(self) -> list[ReceivedRequest]:

@@ -301,6 +301,18 @@ def test_retries_are_bounded_and_a_client_error_is_not_retried(caplog: pytest.Lo
         notifier.close()
 
 
+@pytest.mark.parametrize("status", [302, 307])
+def test_a_redirect_is_not_followed(status: int, caplog: pytest.LogCaptureFixture) -> None:
+    with running(WebhookReceiver(statuses=[status])) as receiver:
+        notifier = http_notifier(receiver.url, headers={"Authorization": "Bearer only-for-this-receiver"})
+        with caplog.at_level(logging.INFO, logger="atlas.notify"):
+            notifier.notify(apply_result())
+            assert notifier.flush(10)
+        assert [request.path for request in receiver.received()] == ["/"]
+        assert f"failed (HTTP {status}" in caplog.text and "giving up" in caplog.text
+        notifier.close()
+
+
 def test_a_dead_receiver_never_raises_and_its_log_holds_no_secret(caplog: pytest.LogCaptureFixture) -> None:
     url = f"http://127.0.0.1:{dead_port()}/hook/s3cr3t-path-token?key=query-secret-value"
     notifier = http_notifier(url, headers={"Authorization": "Bearer header-secret-value"})

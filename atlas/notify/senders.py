@@ -69,14 +69,26 @@ class Sender(Protocol):
     def send(self, delivery: Delivery) -> SendResult: ...
 
 
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is answered as a failure: following it would send the body and headers to another URL."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
 class HttpSender:
-    """POSTs the delivery's JSON body, signed when the webhook has a secret, with the configured headers."""
+    """POSTs the delivery's JSON body, signed when the webhook has a secret, with the configured headers.
+
+    Redirects are not followed (a 3xx is a failure, not retried): the configured headers may carry
+    credentials meant for the configured receiver only.
+    """
 
     def __init__(
         self, *, headers: Sequence[tuple[str, HeaderValues]] = (), timeout: float = DEFAULT_TIMEOUT
     ) -> None:
         self.headers = tuple(headers)
         self.timeout = timeout
+        self.opener = urllib.request.build_opener(_RefuseRedirects)
 
     def request(self, delivery: Delivery) -> urllib.request.Request:
         """The request for a delivery: body bytes as signed, atlas's headers, then the configured ones."""
@@ -100,7 +112,7 @@ class HttpSender:
 
     def send(self, delivery: Delivery) -> SendResult:
         try:
-            with urllib.request.urlopen(self.request(delivery), timeout=self.timeout) as response:
+            with self.opener.open(self.request(delivery), timeout=self.timeout) as response:
                 response.read(64 * 1024)
                 return SendResult(Outcome.DELIVERED, f"HTTP {response.status}")
         except urllib.error.HTTPError as error:
