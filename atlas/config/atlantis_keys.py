@@ -286,7 +286,7 @@ SERVER_KEYS: tuple[AtlantisKey, ...] = (
     _flag("disable-markdown-folding", R, reason="not supported: atlas folds long output in comments always"),
     _flag("disable-repo-locking", E, "repos:repos[].repo_locks.mode", "repo_locks: {mode: disabled} for id: /.*/"),
     _flag("disable-unlock-label", P, "setting:disable-unlock-label",
-          "refuse to unlock (and to release on close) a pull request that carries this label"),
+          "refuse `atlas unlock` on a pull request that carries this label"),
     _flag("discard-approval-on-plan", P, "setting:discard-approval-on-plan",
           "dismiss the pull request's approvals when a new plan runs"),
     _flag("emoji-reaction", P, "setting:emoji-reaction",
