@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 import yaml
 
-from atlas.cli import build_parser
+from atlas.cli.main import build_parser
 from atlas.config.atlantis_keys import KEYS, AtlantisKey, Status, Where, render_markdown
 from atlas.config.loading import parse_repo_config
 from atlas.config.raw import ConfigError
 from atlas.config.server import parse_server_config
-from atlas.settings import SettingsError, load_settings, setting_infos
+from atlas.config.settings import SettingsError, load_settings, setting_infos
 
 DATA = Path(__file__).parent / "data" / "atlantis"
 DOCS = Path(__file__).parents[1] / "docs" / "atlantis-compatibility.md"
