@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from atlas.cli.main import build_parser
-from atlas.config.atlantis_keys import KEYS, AtlantisKey, Status, Where, render_markdown
+from atlas.config.atlantis_keys import KEYS, AtlantisKey, Status, Where, refusal, render_markdown
 from atlas.config.loading import parse_repo_config
 from atlas.config.raw import ConfigError
 from atlas.config.server import parse_server_config
@@ -24,13 +24,9 @@ from atlas.config.settings import SettingsError, load_settings, setting_infos
 DATA = Path(__file__).parent / "data" / "atlantis"
 DOCS = Path(__file__).parents[1] / "docs" / "atlantis-compatibility.md"
 
-ACCEPTED_TODAY_THOUGH_REFUSED = {
-    (Where.REPOS, key)
-    for key in ("metrics", "metrics.statsd", "metrics.statsd.host", "metrics.statsd.port", "metrics.prometheus",
-                "metrics.prometheus.endpoint")
-}
-"""Refused by design but still accepted by the repos.yaml loader (as `metrics: Any`): a defect to fix there.
-Marked strict xfail, so the test fails, asking to empty this set, once the loader refuses them."""
+ACCEPTED_TODAY_THOUGH_REFUSED: set[tuple[Where, str]] = set()
+"""Keys refused by design that a loader still accepts: each a defect to fix there. Marked strict xfail,
+so the test fails, asking to take a key out of this set, once its loader refuses it."""
 
 
 def documented(*files: str) -> set[str]:
@@ -227,11 +223,14 @@ def test_refused_keys_are_refused_naming_them(key: AtlantisKey, tmp_path: Path) 
         with pytest.raises(SettingsError) as refused:
             load_setting(tmp_path, key.name)
         assert f'"{key.name}"' in str(refused.value)
+        assert str(refused.value).endswith(refusal(key)), "the start-up line gives the table's reason"
         return
     with pytest.raises(ConfigError) as error:
         load(key.where, key.name)
     named = error.value.key_path.replace("[0]", "[]")
     assert key.name == named or key.name.startswith(named + "."), str(error.value)
+    holders = [k for k in KEYS if k.where is key.where and (k.name == key.name or key.name.startswith(k.name + "."))]
+    assert error.value.problem in {refusal(holder) for holder in holders}, "the message gives the table's reason"
 
 
 def test_the_table_imports_nothing_from_atlas() -> None:
@@ -243,3 +242,19 @@ def test_the_table_imports_nothing_from_atlas() -> None:
     imported = [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
     imported += [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
     assert [name for name in imported if name.split(".")[0] == "atlas"] == []
+
+
+@pytest.mark.parametrize("key", cases(Status.PLANNED))
+def test_planned_keys_are_refused_until_built_saying_so(key: AtlantisKey, tmp_path: Path) -> None:
+    """Nothing atlas has not built is accepted: a planned key is refused, naming it, with what Atlantis does."""
+    if key.where is Where.SERVER:
+        with pytest.raises(SettingsError) as refused:
+            load_setting(tmp_path, key.name)
+        assert f'atlas does not support "{key.name}" yet' in str(refused.value)
+        return
+    with pytest.raises(ConfigError) as error:
+        load(key.where, key.name)
+    # A key inside a planned block is refused with its block.
+    holders = [k for k in KEYS if k.where is key.where and (k.name == key.name or key.name.startswith(k.name + "."))]
+    assert error.value.problem in {refusal(holder) for holder in holders}, str(error.value)
+    assert " yet" in error.value.problem

@@ -19,6 +19,7 @@ and rendered into docs/atlantis-compatibility.md by `python -m atlas.config.atla
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -422,6 +423,64 @@ SERVER_KEYS: tuple[AtlantisKey, ...] = (
 )
 
 KEYS: tuple[AtlantisKey, ...] = REPO_KEYS + REPOS_KEYS + SERVER_KEYS
+
+
+def _bare(path: str) -> str:
+    """A key path without list markers: `projects[].dir` and `projects.dir` name one key."""
+    return path.replace("[]", "")
+
+
+_UNREAD = {REPO: (Status.PLANNED, Status.REFUSED, Status.EQUIVALENT), REPOS: (Status.PLANNED, Status.REFUSED,
+           Status.EQUIVALENT), SERVER: (Status.PLANNED, Status.REFUSED, Status.EQUIVALENT)}
+"""Statuses of keys atlas's loaders refuse, naming them: planned (not built yet), refused, and Atlantis's
+names of what atlas takes under another name (the message says which)."""
+
+_REFUSED_BY_PATH: dict[tuple[Where, str], AtlantisKey] = {
+    (key.where, _bare(key.name)): key for key in KEYS if key.status in _UNREAD[key.where]
+}
+
+
+def unread_key(where: Where, path: str) -> AtlantisKey | None:
+    """The key at `path` (the table's notation) when atlas's loaders must refuse it; None for any other key.
+
+    A loader calls this for a key it does not read, or (for planned and refused keys) before reading
+    one, so that what atlas does not do is never accepted in silence.
+    """
+    return _REFUSED_BY_PATH.get((where, _bare(path)))
+
+
+def refusal(key: AtlantisKey) -> str:
+    """The one line atlas answers a planned, refused or renamed key with: what it does not take, and why."""
+    name = f'"{key.name}"' if key.where is SERVER else key.name.rsplit(".", 1)[-1]
+    reason = key.reason.removeprefix("not supported: ").removeprefix("not supported")
+    if key.status is Status.PLANNED:
+        return f"atlas does not support {name} yet" + (f": Atlantis documents it as: {reason}" if reason else "")
+    if key.status is Status.EQUIVALENT:
+        where = key.atlas.partition(":")[2]
+        atlas = {"setting": f"--{where}", "repos": f"repos.yaml {where}", "repo": f"atlas.yaml {where}"}.get(
+            key.atlas.partition(":")[0], where)
+        return f"atlas does not read {name}: use {atlas}" + (f" ({reason})" if reason else "")
+    return f"atlas does not support {name}" + (f": {reason}" if reason else "")
+
+
+def table_path(location: Sequence[str | int]) -> str:
+    """Where a value sits in a repo config or repos.yaml, in the table's notation.
+
+    `("projects", 0, "dir")` → `projects[].dir`; `("workflows", "w", "plan")` → `workflows.*.plan`;
+    `("workflows", "w", "plan", "steps", 2, "run", "shell")` → `steps[].run.shell`.
+    """
+    parts = list(location)
+    if parts[:1] == ["workflows"] and len(parts) > 1:
+        if len(parts) >= 5 and parts[3] == "steps":
+            return "steps[]" + "".join(f".{part}" for part in parts[5:] if isinstance(part, str))
+        stages = [str(part) for part in parts[2:] if isinstance(part, str)]
+        if len(stages) >= 2:
+            return "workflows.*.*." + ".".join(stages[1:])
+        return "workflows.*" + "".join(f".{stage}" for stage in stages)
+    text = ""
+    for part in parts:
+        text += "[]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
 
 _TITLES = {
     REPO: "Repo config (atlantis.yaml, version 3)",

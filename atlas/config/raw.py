@@ -22,6 +22,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
+from atlas.config.atlantis_keys import Where, refusal, table_path, unread_key
 from atlas.config.raw_steps import BUILT_IN_STEPS, COMMAND_STEPS, ParsedStep, parse_step
 from atlas.config.raw_values import (
     AUTODISCOVER_MODES,
@@ -238,9 +239,8 @@ class RawServerConfig(RawModel):
 
     repos: list[RawRepoEntry] | None = None
     workflows: dict[str, RawWorkflow | None] | None = None
-    # Accepted so that an Atlantis repos.yaml reads unchanged; atlas does not use them.
+    # Refused (unread_keys) until policy checks and team_authz are built; `metrics` is refused for good.
     policies: Any = None
-    metrics: Any = None
     team_authz: Any = None
 
 
@@ -268,6 +268,11 @@ def validate_raw(
         wrong_version = _version_problem(data.get("version"))
         if wrong_version:
             problems.append((document.position(("version",)), document.error(("version",), wrong_version)))
+    where = Where.REPO if model is RawRepoConfig else Where.REPOS
+    for location, message in unread_keys(data, where):
+        problems.append((document.position(location), document.error(location, message)))
+    if problems:
+        return None, problems
     try:
         raw = model.model_validate(data)
     except ValidationError as error:
@@ -276,6 +281,39 @@ def validate_raw(
             problems.append((document.position(loc), document.error(loc, _describe(detail, model))))
         return None, problems
     return (None if problems else raw), problems
+
+
+def unread_keys(data: object, where: Where) -> list[tuple[KeyPath, str]]:
+    """Every key of an Atlantis document that atlas does not do (yet), with the key table's one-line reason.
+
+    atlas/config/atlantis_keys.py decides: its planned and refused keys (and Atlantis's names of what
+    atlas reads under another name) are refused here, before the document is read, so that none is
+    ever accepted and ignored. A refused block is named once, not each key inside it.
+    """
+    found: list[tuple[KeyPath, str]] = []
+
+    def walk(node: object, location: KeyPath) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                here = (*location, str(key))
+                unread = unread_key(where, table_path(here))
+                if unread is not None:
+                    found.append((here, refusal(unread)))
+                else:
+                    walk(value, here)
+        elif isinstance(node, list):
+            for index, item in enumerate(node):
+                here = (*location, index)
+                # A step written as a bare name, such as `- policy_check`.
+                bare_step = isinstance(item, str) and location[-1:] == ("steps",)
+                unread = unread_key(where, table_path((*here, str(item)))) if bare_step else None
+                if unread is not None:
+                    found.append((here, refusal(unread)))
+                else:
+                    walk(item, here)
+
+    walk(data, ())
+    return found
 
 
 def _describe(detail: ErrorDetails, root: type[RawModel]) -> str:

@@ -30,6 +30,7 @@ from pydantic import (
 )
 from pydantic.fields import FieldInfo
 
+from atlas.config.atlantis_keys import Where, refusal, unread_key
 from atlas.config.setting_types import (
     ALIASES,
     CONFIG_ENV,
@@ -220,6 +221,9 @@ def _read_config_file(path: Path, infos: Mapping[str, SettingInfo]) -> dict[str,
     for key in data:
         name = _canonical(str(key))
         if name not in infos or not isinstance(key, str):
+            unread = unread_key(Where.SERVER, str(key).replace("_", "-"))
+            if unread is not None:
+                raise SettingsError(f"{path}: {refusal(unread)}")
             keys = [info.key for info in infos.values()]
             close = difflib.get_close_matches(str(key).replace("_", "-"), keys, n=1)
             hint = f' (did you mean "{close[0]}"?)' if close else ""
