@@ -82,7 +82,7 @@ LEAF: dict[str, Any] = {
     "apply_requirements": ["approved"], "import_requirements": ["approved"], "depends_on": [],
     "workflow": "default", "id": "/.*/", "repo_config_file": "atlantis.yaml", "allowed_overrides": ["workflow"],
     "allowed_workflows": ["default"], "allow_custom_workflows": True, "run": "echo hook", "description": "a hook",
-    "shell": "bash", "shellArgs": "-c", "commands": "plan", "remediate": True,
+    "shell": "bash", "shellArgs": "-c", "commands": "plan", "remediate": True, "delete_source_branch_on_merge": True,
     "autodiscover": {"mode": "auto"}, "repo_locks": {"mode": "on_plan"}, "autoplan": {"enabled": True},
     "projects": [{"dir": "."}], "repos": [{"id": "/.*/"}], "pre_workflow_hooks": [{"run": "echo"}],
     "post_workflow_hooks": [{"run": "echo"}], "drift": {"enabled": True},
@@ -171,6 +171,8 @@ def load_setting(tmp_path: Path, name: str) -> None:
     info = infos.get(name)
     if name in ("web-username", "web-password"):
         data = {"web-username": "operator", "web-password": "a-long-password"}
+    elif name == "markdown-template-overrides-dir":
+        data = {name: str(tmp_path)}
     elif name.endswith("-file"):
         secret = tmp_path / "secret"
         secret.write_text("s3cret-value\n")
@@ -258,3 +260,24 @@ def test_planned_keys_are_refused_until_built_saying_so(key: AtlantisKey, tmp_pa
     holders = [k for k in KEYS if k.where is key.where and (k.name == key.name or key.name.startswith(k.name + "."))]
     assert error.value.problem in {refusal(holder) for holder in holders}, str(error.value)
     assert " yet" in error.value.problem
+
+
+def _test_functions(file: Path) -> set[str]:
+    import ast
+
+    tree = ast.parse(file.read_text())
+    return {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")}
+
+
+@pytest.mark.parametrize("key", cases(Status.SUPPORTED, Status.EQUIVALENT))
+def test_every_supported_key_names_the_test_that_shows_its_effect(key: AtlantisKey) -> None:
+    """The table test proper: a key atlas claims to do points at the test that shows it done.
+
+    Flipping a planned key to supported takes its row a `test=` (or a SHOWN_BY line); without one, or
+    with one that names no test, this fails.
+    """
+    assert key.test, f"{key.where}:{key.name} is {key.status}: give its row test='tests/FILE.py::test_name'"
+    file, _, name = key.test.partition("::")
+    path = Path(__file__).parents[1] / file
+    assert path.is_file() and file.startswith("tests/test_"), f"{key.name}: {file} is no test file"
+    assert name in _test_functions(path), f"{key.name}: {file} has no test {name}"

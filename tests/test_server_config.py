@@ -581,9 +581,8 @@ def test_atlantis_documented_example_repos_yaml_reads_unchanged_but_for_keys_not
     # Keys atlas has not built yet are refused, each naming itself; without them the example reads as documented.
     with pytest.raises(ConfigError) as refused:
         server(documented)
-    assert "repos[0].delete_source_branch_on_merge: atlas does not support delete_source_branch_on_merge yet" in str(
-        refused.value)
-    unbuilt = ("delete_source_branch_on_merge: true", "custom_policy_check: false", "policy_check: false")
+    assert "repos[0].custom_policy_check: atlas does not support custom_policy_check yet" in str(refused.value)
+    unbuilt = ("custom_policy_check: false", "policy_check: false")
     config = server("\n".join(line for line in documented.splitlines() if line.strip() not in unbuilt))
 
     policy = config.for_repo("github.com/myorg/specific-repo", "main")

@@ -20,7 +20,7 @@ and rendered into docs/atlantis-compatibility.md by `python -m atlas.config.atla
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 
@@ -50,6 +50,9 @@ class AtlantisKey:
     """The atlas setting or key that does it (supported, equivalent, or planned where atlas's name differs)."""
     reason: str = ""
     """Refused: why, as atlas says it. Planned: what Atlantis documents, which atlas must do. Else a note."""
+    test: str = ""
+    """Supported or equivalent: the test that shows the key's effect, as `tests/FILE.py::test_name`
+    (SHOWN_BY gives it for keys whose row does not)."""
 
 
 S, E, P, R = Status.SUPPORTED, Status.EQUIVALENT, Status.PLANNED, Status.REFUSED
@@ -84,9 +87,10 @@ def _workflow_keys(where: Where) -> tuple[AtlantisKey, ...]:
         ok("steps[].run.shell"),
         ok("steps[].run.shellArgs"),
         ok("steps[].run.output", "show, hide or strip_refreshing"),
-        AtlantisKey(where, "steps[].run.output.filter_regex", P, prefix + "steps[].run.output.filter_regex",
+        AtlantisKey(where, "steps[].run.output.filter_regex", S, prefix + "steps[].run.output.filter_regex",
                     "each match of the regex in the step's output is replaced by <redacted> in the comment "
-                    "(several apply in order; the job's full output is unfiltered)"),
+                    "(several apply in order; the job's full output is unfiltered)",
+                    "tests/test_atlantis_flags_e2e.py::test_filter_regex_redacts_run_output_in_the_comment_and_the_job_log_keeps_it"),
         ok("steps[].env"),
         ok("steps[].env.name"),
         ok("steps[].env.value"),
@@ -101,16 +105,16 @@ def _workflow_keys(where: Where) -> tuple[AtlantisKey, ...]:
     )
 
 
-def _repo(name: str, status: Status = S, atlas: str = "", reason: str = "") -> AtlantisKey:
-    return AtlantisKey(REPO, name, status, atlas or (f"repo:{name}" if status in (S, P) else ""), reason)
+def _repo(name: str, status: Status = S, atlas: str = "", reason: str = "", test: str = "") -> AtlantisKey:
+    return AtlantisKey(REPO, name, status, atlas or (f"repo:{name}" if status in (S, P) else ""), reason, test)
 
 
-def _repos(name: str, status: Status = S, atlas: str = "", reason: str = "") -> AtlantisKey:
-    return AtlantisKey(REPOS, name, status, atlas or (f"repos:{name}" if status in (S, P) else ""), reason)
+def _repos(name: str, status: Status = S, atlas: str = "", reason: str = "", test: str = "") -> AtlantisKey:
+    return AtlantisKey(REPOS, name, status, atlas or (f"repos:{name}" if status in (S, P) else ""), reason, test)
 
 
-def _flag(name: str, status: Status = S, atlas: str = "", reason: str = "") -> AtlantisKey:
-    return AtlantisKey(SERVER, name, status, atlas or (f"setting:{name}" if status is S else ""), reason)
+def _flag(name: str, status: Status = S, atlas: str = "", reason: str = "", test: str = "") -> AtlantisKey:
+    return AtlantisKey(SERVER, name, status, atlas or (f"setting:{name}" if status is S else ""), reason, test)
 
 
 _DELETE_BRANCH = "after an automerge (or a merge atlas makes), delete the pull request's source branch"
@@ -122,6 +126,7 @@ _TEAM_AUTHZ = ("an external command decides, per command, whether a user (with t
                "exit 0 allows; `args` are passed to it")
 _METRICS = "atlas exports Prometheus metrics at /metrics itself; statsd and the metrics block are not supported"
 _HOOK = "a pre/post workflow hook key"
+_FLAGS_E2E = "tests/test_atlantis_flags_e2e.py::"
 _GITLAB = "GitLab support (this round): "
 
 REPO_KEYS: tuple[AtlantisKey, ...] = (
@@ -130,7 +135,8 @@ REPO_KEYS: tuple[AtlantisKey, ...] = (
     _repo("autodiscover"),
     _repo("autodiscover.mode"),
     _repo("autodiscover.ignore_paths"),
-    _repo("delete_source_branch_on_merge", P, reason=_DELETE_BRANCH),
+    _repo("delete_source_branch_on_merge", reason=_DELETE_BRANCH,
+          test=_FLAGS_E2E + "test_automerge_method_squashes_and_delete_source_branch_on_merge_deletes_the_branch"),
     _repo("parallel_plan"),
     _repo("parallel_apply"),
     _repo("abort_on_execution_order_fail"),
@@ -148,7 +154,8 @@ REPO_KEYS: tuple[AtlantisKey, ...] = (
     _repo("projects[].dir"),
     _repo("projects[].workspace"),
     _repo("projects[].execution_order_group"),
-    _repo("projects[].delete_source_branch_on_merge", P, reason=_DELETE_BRANCH),
+    _repo("projects[].delete_source_branch_on_merge", reason=_DELETE_BRANCH,
+          test=_FLAGS_E2E + "test_a_project_that_keeps_its_branch_overrides_repos_yaml_and_the_default_method_merges"),
     _repo("projects[].repo_locking"),
     _repo("projects[].repo_locks"),
     _repo("projects[].repo_locks.mode"),
@@ -185,7 +192,8 @@ REPOS_KEYS: tuple[AtlantisKey, ...] = (
     _repos("repos[].allowed_overrides"),
     _repos("repos[].allowed_workflows"),
     _repos("repos[].allow_custom_workflows"),
-    _repos("repos[].delete_source_branch_on_merge", P, reason=_DELETE_BRANCH),
+    _repos("repos[].delete_source_branch_on_merge", reason=_DELETE_BRANCH,
+           test=_FLAGS_E2E + "test_repos_yaml_delete_source_branch_on_merge_deletes_after_automerge"),
     _repos("repos[].repo_locking"),
     _repos("repos[].repo_locks"),
     _repos("repos[].repo_locks.mode"),
@@ -250,8 +258,9 @@ SERVER_KEYS: tuple[AtlantisKey, ...] = (
     _flag("atlantis-url", E, "setting:atlas-url"),
     _flag("autodiscover-mode", E, "repos:repos[].autodiscover.mode", "set it for id: /.*/ in repos.yaml"),
     _flag("automerge"),
-    _flag("automerge-method", P, "setting:automerge-method",
-          "merge, squash or rebase: the merge method of automerges (default: the VCS's)"),
+    _flag("automerge-method", S, "setting:automerge-method",
+          "merge, squash or rebase: the merge method of automerges (default: the VCS's)",
+          test=_FLAGS_E2E + "test_automerge_method_squashes_and_delete_source_branch_on_merge_deletes_the_branch"),
     _flag("autoplan-file-list", E, "repo:projects[].autoplan.when_modified",
           "atlas's default when_modified is Atlantis's; a project's own list replaces it"),
     _flag("autoplan-modules", R, reason="not supported: list module paths in a project's autoplan.when_modified "
@@ -270,8 +279,9 @@ SERVER_KEYS: tuple[AtlantisKey, ...] = (
     ),
     _flag("blocked-extra-args", R, reason="not supported: atlas decides which terraform flags a comment may pass "
                                           "(see --allow-backend-config-args)"),
-    _flag("checkout-depth", P, "setting:checkout-depth",
-          "with the merge checkout strategy, how many commits to fetch (0: all); branch clones are shallow"),
+    _flag("checkout-depth", S, "setting:checkout-depth",
+          "with the merge checkout strategy, how many commits to fetch (0: all); branch clones are shallow",
+          test=_FLAGS_E2E + "test_checkout_depth_bounds_the_history_the_merge_strategy_fetches"),
     _flag("checkout-strategy"),
     _flag("config", atlas="cli:--config"),
     _flag("data-dir"),
@@ -288,8 +298,9 @@ SERVER_KEYS: tuple[AtlantisKey, ...] = (
     _flag("disable-repo-locking", E, "repos:repos[].repo_locks.mode", "repo_locks: {mode: disabled} for id: /.*/"),
     _flag("disable-unlock-label", P, "setting:disable-unlock-label",
           "refuse `atlas unlock` on a pull request that carries this label"),
-    _flag("discard-approval-on-plan", P, "setting:discard-approval-on-plan",
-          "dismiss the pull request's approvals when a new plan runs"),
+    _flag("discard-approval-on-plan", S, "setting:discard-approval-on-plan",
+          "dismiss the pull request's approvals when a new plan runs",
+          test=_FLAGS_E2E + "test_discard_approval_on_plan_dismisses_approvals_when_a_new_plan_runs"),
     _flag("emoji-reaction", P, "setting:emoji-reaction",
           "react with this emoji to every comment command atlas processes (empty: none)"),
     _flag("enable-diff-markdown-format", R,
@@ -304,8 +315,9 @@ SERVER_KEYS: tuple[AtlantisKey, ...] = (
     _flag("enable-regexp-cmd", P, "setting:enable-regexp-cmd",
           "`-p` takes a regex over project names (limited by allowed_regexp_prefixes)"),
     _flag("executable-name", E, "setting:comment-prefix"),
-    _flag("fail-on-pre-workflow-hook-error", P, "setting:fail-on-pre-workflow-hook-error",
-          "a failing pre-workflow hook stops the command instead of being reported and passed"),
+    _flag("fail-on-pre-workflow-hook-error", S, "setting:fail-on-pre-workflow-hook-error",
+          "a failing pre-workflow hook stops the command instead of being reported and passed",
+          test=_FLAGS_E2E + "test_fail_on_pre_workflow_hook_error_stops_the_command_at_the_failing_hook"),
     _flag("gh-allow-mergeable-bypass-apply", R,
           reason="not supported: atlas's mergeable requirement reads GitHub's mergeable state as it is"),
     _flag("gh-app-id", P, "setting:gh-app-id", "authenticate as this GitHub App's installation"),
@@ -338,8 +350,9 @@ SERVER_KEYS: tuple[AtlantisKey, ...] = (
     _flag("gitlab-webhook-secret", P, "setting:gitlab-webhook-secret", _GITLAB + "the secret webhooks carry"),
     _flag("help", atlas="cli:--help"),
     _flag("hide-prev-plan-comments"),
-    _flag("hide-unchanged-plan-comments", P, "setting:hide-unchanged-plan-comments",
-          "do not comment the plans of projects without changes"),
+    _flag("hide-unchanged-plan-comments", S, "setting:hide-unchanged-plan-comments",
+          "do not comment the plans of projects without changes",
+          test=_FLAGS_E2E + "test_hide_unchanged_plan_comments_leaves_out_projects_without_changes"),
     _flag("ignore-vcs-status-names", R, reason="not supported: atlas reads no other atlas server's statuses"),
     _flag("include-git-untracked-files", R,
           reason="not supported: atlas selects projects from the pull request's changed files"),
@@ -349,10 +362,12 @@ SERVER_KEYS: tuple[AtlantisKey, ...] = (
           reason="not supported: atlas comments in English (templates: --markdown-template-overrides-dir)"),
     _flag("locking-db-type", E, "setting:redis-url", "locks are in Redis with --redis-url, else in SQLite"),
     _flag("log-level", reason="atlas's levels: debug, info, warning, error (Atlantis's warn is refused by name)"),
-    _flag("markdown-template-overrides-dir", P, "setting:markdown-template-overrides-dir",
-          "templates in this directory replace the built-in comment templates of the same name"),
-    _flag("max-comments-per-command", P, "setting:max-comments-per-command",
-          "at most this many comments per command (default 100, 0: no limit); the output's beginning is cut"),
+    _flag("markdown-template-overrides-dir", S, "setting:markdown-template-overrides-dir",
+          "templates in this directory replace the built-in comment templates of the same name",
+          test=_FLAGS_E2E + "test_markdown_template_overrides_replace_built_ins_and_a_broken_one_falls_back"),
+    _flag("max-comments-per-command", S, "setting:max-comments-per-command",
+          "at most this many comments per command (default 100, 0: no limit); the output's beginning is cut",
+          test=_FLAGS_E2E + "test_max_comments_per_command_keeps_the_end_and_links_the_whole_output"),
     _flag("parallel-apply", E, "repo:parallel_apply"),
     _flag("parallel-plan", E, "repo:parallel_plan"),
     _flag("parallel-pool-size"),
@@ -422,7 +437,266 @@ SERVER_KEYS: tuple[AtlantisKey, ...] = (
     ),
 )
 
-KEYS: tuple[AtlantisKey, ...] = REPO_KEYS + REPOS_KEYS + SERVER_KEYS
+
+
+SHOWN_BY: dict[str, str] = {
+    "repo:version": "test_repo_config_e2e.py::test_project_terraform_version_is_downloaded_verified_and_used",
+    "repo:automerge": "test_commands_e2e.py::test_automerge_merges_once_every_project_is_applied",
+    "repo:autodiscover": "test_project_selection.py::test_autodiscover_modes",
+    "repo:autodiscover.mode": "test_project_selection.py::test_autodiscover_modes",
+    "repo:autodiscover.ignore_paths": "test_project_selection.py::test_autodiscover_modes",
+    "repo:delete_source_branch_on_merge":
+        "test_atlantis_flags_e2e.py::test_repos_yaml_delete_source_branch_on_merge_deletes_after_automerge",
+    "repo:parallel_plan": "test_repo_config.py::test_every_documented_key_is_read",
+    "repo:parallel_apply": "test_repo_config.py::test_every_documented_key_is_read",
+    "repo:abort_on_execution_order_fail":
+        "test_repo_config_e2e.py::test_execution_order_groups_apply_in_order_and_abort_on_failure",
+    "repo:repo_locks": "test_repo_config_e2e.py::test_repo_locks_disabled_takes_no_lock",
+    "repo:repo_locks.mode": "test_project_selection.py::test_autodiscover_modes",
+    "repo:silence_pr_comments": "test_repo_config.py::test_every_documented_key_is_read",
+    "repo:projects": "test_repo_config_e2e.py::test_atlantis_yaml_unchanged_selects_projects_by_when_modified",
+    "repo:projects[].name": "test_repo_config_e2e.py::test_depends_on_makes_apply_wait_for_the_named_project",
+    "repo:projects[].branch":
+        "test_atlantis_flags_e2e.py::test_automerge_method_squashes_and_delete_source_branch_on_merge_deletes_the_branch",
+    "repo:projects[].dir": "test_repo_config_e2e.py::test_an_absolute_project_dir_is_refused_with_the_reason",
+    "repo:projects[].workspace": "test_steps.py::test_plan_adds_the_workspaces_tfvars_file_when_there_is_one",
+    "repo:projects[].execution_order_group":
+        "test_repo_config_e2e.py::test_execution_order_groups_apply_in_order_and_abort_on_failure",
+    "repo:projects[].delete_source_branch_on_merge":
+        "test_atlantis_flags_e2e.py::test_repos_yaml_delete_source_branch_on_merge_deletes_after_automerge",
+    "repo:projects[].repo_locking": "test_server_config.py::test_repo_locking_false_turns_repo_locks_off",
+    "repo:projects[].repo_locks": "test_repo_config_e2e.py::test_repo_locks_disabled_takes_no_lock",
+    "repo:projects[].repo_locks.mode": "test_project_selection.py::test_autodiscover_modes",
+    "repo:projects[].autoplan": "test_project_selection.py::test_autoplan_disabled_projects_plan_only_when_asked",
+    "repo:projects[].autoplan.enabled":
+        "test_comment_commands.py::test_a_command_not_enabled_on_the_server_is_refused_with_the_allowed_list",
+    "repo:projects[].autoplan.when_modified":
+        "test_project_selection.py::test_a_module_change_plans_the_projects_whose_when_modified_reaches_it",
+    "repo:projects[].terraform_version":
+        "test_repo_config_e2e.py::test_project_terraform_version_is_downloaded_verified_and_used",
+    "repo:projects[].plan_requirements": "test_repo_config.py::test_every_documented_key_is_read",
+    "repo:projects[].apply_requirements":
+        "test_repo_config_e2e.py::test_server_apply_requirements_from_repos_yaml_hold",
+    "repo:projects[].import_requirements": "test_repo_config.py::test_every_documented_key_is_read",
+    "repo:projects[].silence_pr_comments": "test_repo_config.py::test_every_documented_key_is_read",
+    "repo:projects[].depends_on": "test_repo_config_e2e.py::test_depends_on_makes_apply_wait_for_the_named_project",
+    "repo:projects[].workflow": "test_repo_config_e2e.py::test_custom_workflow_is_refused_unless_the_server_allows_it",
+    "repo:workflows": "test_server_config.py::test_a_repo_defined_workflow_needs_allow_custom_workflows",
+    "repo:workflows.*.plan": "test_repo_config_e2e.py::test_import_and_state_rm_run_and_discard_the_plan",
+    "repo:workflows.*.apply": "test_repo_config_e2e.py::test_server_apply_requirements_from_repos_yaml_hold",
+    "repo:workflows.*.import": "test_repo_config_e2e.py::test_import_is_off_unless_allowed",
+    "repo:workflows.*.state_rm": "test_steps.py::test_state_rm_forgets_a_resource_so_the_next_plan_creates_it_again",
+    "repo:workflows.*.*.steps": "test_repo_config.py::test_a_stage_a_workflow_omits_keeps_the_default_steps",
+    "repo:steps[].init": "test_steps.py::test_init_downloads_a_module_over_git_inside_the_sandbox",
+    "repo:steps[].plan": "test_repo_config_e2e.py::test_import_and_state_rm_run_and_discard_the_plan",
+    "repo:steps[].apply": "test_repo_config_e2e.py::test_server_apply_requirements_from_repos_yaml_hold",
+    "repo:steps[].show": "test_steps.py::test_show_writes_the_plan_as_json_to_showfile_for_later_steps",
+    "repo:steps[].import": "test_repo_config_e2e.py::test_import_is_off_unless_allowed",
+    "repo:steps[].state_rm": "test_steps.py::test_state_rm_forgets_a_resource_so_the_next_plan_creates_it_again",
+    "repo:steps[].*.extra_args": "test_steps.py::test_init_and_plan_take_extra_args_and_the_comments_flags",
+    "repo:steps[].run": "test_repo_config_e2e.py::test_workflow_hooks_run_around_the_command_and_failures_are_reported",
+    "repo:steps[].run.command":
+        "test_embedded_restart_e2e.py::test_a_server_killed_mid_plan_reports_the_running_command_and_runs_the_queued_one_after_restart",
+    "repo:steps[].run.shell": "test_repo_config.py::test_steps_in_every_documented_form_become_workflow_steps",
+    "repo:steps[].run.shellArgs": "test_repo_config.py::test_steps_in_every_documented_form_become_workflow_steps",
+    "repo:steps[].run.output":
+        "test_atlantis_flags_e2e.py::test_max_comments_per_command_keeps_the_end_and_links_the_whole_output",
+    "repo:steps[].run.output.filter_regex":
+        "test_atlantis_flags_e2e.py::test_a_filter_regex_that_does_not_compile_is_a_comment_naming_the_key",
+    "repo:steps[].env": "test_steps.py::test_a_failing_env_command_fails_the_stage",
+    "repo:steps[].env.name": "test_repo_config_e2e.py::test_depends_on_makes_apply_wait_for_the_named_project",
+    "repo:steps[].env.value": "test_steps.py::test_multienv_sets_every_printed_variable_and_names_them_without_values",
+    "repo:steps[].env.command":
+        "test_embedded_restart_e2e.py::test_a_server_killed_mid_plan_reports_the_running_command_and_runs_the_queued_one_after_restart",
+    "repo:steps[].env.shell": "test_repo_config.py::test_steps_in_every_documented_form_become_workflow_steps",
+    "repo:steps[].env.shellArgs": "test_repo_config.py::test_steps_in_every_documented_form_become_workflow_steps",
+    "repo:steps[].multienv": "test_steps.py::test_multienv_sets_every_printed_variable_and_names_them_without_values",
+    "repo:steps[].multienv.command":
+        "test_embedded_restart_e2e.py::test_a_server_killed_mid_plan_reports_the_running_command_and_runs_the_queued_one_after_restart",
+    "repo:steps[].multienv.shell": "test_repo_config.py::test_steps_in_every_documented_form_become_workflow_steps",
+    "repo:steps[].multienv.shellArgs": "test_repo_config.py::test_steps_in_every_documented_form_become_workflow_steps",
+    "repo:steps[].multienv.output":
+        "test_atlantis_flags_e2e.py::test_max_comments_per_command_keeps_the_end_and_links_the_whole_output",
+    "repos:repos": "test_repo_config_e2e.py::test_server_apply_requirements_from_repos_yaml_hold",
+    "repos:repos[].id": "test_repo_config_e2e.py::test_repos_yaml_requirements_cannot_be_overridden_unless_allowed",
+    "repos:repos[].branch":
+        "test_atlantis_flags_e2e.py::test_automerge_method_squashes_and_delete_source_branch_on_merge_deletes_the_branch",
+    "repos:repos[].repo_config_file": "test_server_config.py::test_every_repo_key_is_read",
+    "repos:repos[].plan_requirements": "test_server_config.py::test_every_repo_key_is_read",
+    "repos:repos[].apply_requirements": "test_repo_config_e2e.py::test_server_apply_requirements_from_repos_yaml_hold",
+    "repos:repos[].import_requirements": "test_server_config.py::test_every_repo_key_is_read",
+    "repos:repos[].workflow": "test_repo_config_e2e.py::test_custom_workflow_is_refused_unless_the_server_allows_it",
+    "repos:repos[].allowed_overrides": "test_repo_config_e2e.py::test_repo_locks_disabled_takes_no_lock",
+    "repos:repos[].allowed_workflows": "test_server_config.py::test_every_repo_key_is_read",
+    "repos:repos[].allow_custom_workflows":
+        "test_server_config.py::test_a_repo_defined_workflow_needs_allow_custom_workflows",
+    "repos:repos[].delete_source_branch_on_merge":
+        "test_atlantis_flags_e2e.py::test_repos_yaml_delete_source_branch_on_merge_deletes_after_automerge",
+    "repos:repos[].repo_locking": "test_server_config.py::test_repo_locking_false_turns_repo_locks_off",
+    "repos:repos[].repo_locks": "test_repo_config_e2e.py::test_repo_locks_disabled_takes_no_lock",
+    "repos:repos[].repo_locks.mode": "test_project_selection.py::test_autodiscover_modes",
+    "repos:repos[].autodiscover": "test_project_selection.py::test_autodiscover_modes",
+    "repos:repos[].autodiscover.mode": "test_project_selection.py::test_autodiscover_modes",
+    "repos:repos[].autodiscover.ignore_paths":
+        "test_server_config.py::test_atlantis_documented_example_repos_yaml_reads_unchanged_but_for_keys_not_built_yet",
+    "repos:repos[].silence_pr_comments": "test_server_config.py::test_every_repo_key_is_read",
+    "repos:repos[].pre_workflow_hooks":
+        "test_repo_config_e2e.py::test_workflow_hooks_run_around_the_command_and_failures_are_reported",
+    "repos:repos[].pre_workflow_hooks[].run":
+        "test_repo_config_e2e.py::test_workflow_hooks_run_around_the_command_and_failures_are_reported",
+    "repos:repos[].pre_workflow_hooks[].description":
+        "test_repo_config_e2e.py::test_workflow_hooks_run_around_the_command_and_failures_are_reported",
+    "repos:repos[].pre_workflow_hooks[].shell": "test_server_config.py::test_every_repo_key_is_read",
+    "repos:repos[].pre_workflow_hooks[].shellArgs": "test_server_config.py::test_every_repo_key_is_read",
+    "repos:repos[].pre_workflow_hooks[].commands":
+        "test_comment_commands.py::test_allowed_commands_accept_command_spellings",
+    "repos:repos[].post_workflow_hooks":
+        "test_repo_config_e2e.py::test_workflow_hooks_run_around_the_command_and_failures_are_reported",
+    "repos:repos[].post_workflow_hooks[].run":
+        "test_repo_config_e2e.py::test_workflow_hooks_run_around_the_command_and_failures_are_reported",
+    "repos:repos[].post_workflow_hooks[].description":
+        "test_repo_config_e2e.py::test_workflow_hooks_run_around_the_command_and_failures_are_reported",
+    "repos:repos[].post_workflow_hooks[].shell": "test_server_config.py::test_every_repo_key_is_read",
+    "repos:repos[].post_workflow_hooks[].shellArgs": "test_server_config.py::test_every_repo_key_is_read",
+    "repos:repos[].post_workflow_hooks[].commands":
+        "test_comment_commands.py::test_allowed_commands_accept_command_spellings",
+    "repos:workflows": "test_server_config.py::test_a_repo_defined_workflow_needs_allow_custom_workflows",
+    "repos:workflows.*.plan": "test_repo_config_e2e.py::test_import_and_state_rm_run_and_discard_the_plan",
+    "repos:workflows.*.apply": "test_repo_config_e2e.py::test_server_apply_requirements_from_repos_yaml_hold",
+    "repos:workflows.*.import": "test_repo_config_e2e.py::test_import_is_off_unless_allowed",
+    "repos:workflows.*.state_rm": "test_steps.py::test_state_rm_forgets_a_resource_so_the_next_plan_creates_it_again",
+    "repos:workflows.*.*.steps": "test_steps.py::test_show_writes_the_plan_as_json_to_showfile_for_later_steps",
+    "repos:steps[].init": "test_steps.py::test_init_downloads_a_module_over_git_inside_the_sandbox",
+    "repos:steps[].plan": "test_repo_config_e2e.py::test_import_and_state_rm_run_and_discard_the_plan",
+    "repos:steps[].apply": "test_repo_config_e2e.py::test_server_apply_requirements_from_repos_yaml_hold",
+    "repos:steps[].show": "test_steps.py::test_show_writes_the_plan_as_json_to_showfile_for_later_steps",
+    "repos:steps[].import": "test_repo_config_e2e.py::test_import_is_off_unless_allowed",
+    "repos:steps[].state_rm": "test_steps.py::test_state_rm_forgets_a_resource_so_the_next_plan_creates_it_again",
+    "repos:steps[].*.extra_args": "test_steps.py::test_init_and_plan_take_extra_args_and_the_comments_flags",
+    "repos:steps[].run":
+        "test_repo_config_e2e.py::test_workflow_hooks_run_around_the_command_and_failures_are_reported",
+    "repos:steps[].run.command":
+        "test_embedded_restart_e2e.py::test_a_server_killed_mid_plan_reports_the_running_command_and_runs_the_queued_one_after_restart",
+    "repos:steps[].run.shell": "test_server_config.py::test_every_repo_key_is_read",
+    "repos:steps[].run.shellArgs": "test_server_config.py::test_every_repo_key_is_read",
+    "repos:steps[].run.output":
+        "test_atlantis_flags_e2e.py::test_max_comments_per_command_keeps_the_end_and_links_the_whole_output",
+    "repos:steps[].run.output.filter_regex":
+        "test_atlantis_flags_e2e.py::test_a_filter_regex_that_does_not_compile_is_a_comment_naming_the_key",
+    "repos:steps[].env": "test_steps.py::test_a_failing_env_command_fails_the_stage",
+    "repos:steps[].env.name": "test_repo_config_e2e.py::test_depends_on_makes_apply_wait_for_the_named_project",
+    "repos:steps[].env.value": "test_steps.py::test_multienv_sets_every_printed_variable_and_names_them_without_values",
+    "repos:steps[].env.command":
+        "test_embedded_restart_e2e.py::test_a_server_killed_mid_plan_reports_the_running_command_and_runs_the_queued_one_after_restart",
+    "repos:steps[].env.shell": "test_server_config.py::test_every_repo_key_is_read",
+    "repos:steps[].env.shellArgs": "test_server_config.py::test_every_repo_key_is_read",
+    "repos:steps[].multienv": "test_steps.py::test_multienv_sets_every_printed_variable_and_names_them_without_values",
+    "repos:steps[].multienv.command":
+        "test_embedded_restart_e2e.py::test_a_server_killed_mid_plan_reports_the_running_command_and_runs_the_queued_one_after_restart",
+    "repos:steps[].multienv.shell": "test_server_config.py::test_every_repo_key_is_read",
+    "repos:steps[].multienv.shellArgs": "test_server_config.py::test_every_repo_key_is_read",
+    "repos:steps[].multienv.output":
+        "test_atlantis_flags_e2e.py::test_max_comments_per_command_keeps_the_end_and_links_the_whole_output",
+    "repos:external_stores": "test_artifacts.py::test_the_settings_choose_the_store",
+    "repos:external_stores.plan_store": "test_artifacts.py::test_the_settings_choose_the_store",
+    "repos:external_stores.plan_store.type": "test_scale_e2e.py::test_a_plan_made_on_one_worker_is_applied_by_another",
+    "repos:external_stores.plan_store.s3": "test_artifacts.py::test_s3_store_names_the_bucket_it_cannot_use",
+    "repos:external_stores.plan_store.s3.bucket": "test_artifacts.py::test_s3_store_names_the_bucket_it_cannot_use",
+    "repos:external_stores.plan_store.s3.region":
+        "test_sandbox.py::test_host_paths_are_reachable_read_write_or_read_only",
+    "repos:external_stores.plan_store.s3.prefix": "test_redis_locks.py::test_lock_keys_stay_under_the_prefix",
+    "repos:external_stores.plan_store.s3.endpoint": "test_artifacts.py::test_the_settings_choose_the_store",
+    "server:allow-commands": "test_commands_e2e.py::test_disallowed_command_lists_the_allowed_ones",
+    "server:allow-draft-prs": "test_events.py::test_reopen_and_push_trigger_autoplan",
+    "server:allow-fork-prs": "test_commands_e2e.py::test_fork_pull_request_is_planned_when_allowed",
+    "server:api-secret": "test_audit.py::test_the_audit_api_needs_the_api_secret",
+    "server:atlantis-url":
+        "test_deploy_files.py::test_the_ingress_serves_events_and_the_pages_at_the_atlas_url_behind_basic_auth",
+    "server:autodiscover-mode": "test_project_selection.py::test_autodiscover_modes",
+    "server:automerge": "test_commands_e2e.py::test_automerge_merges_once_every_project_is_applied",
+    "server:automerge-method":
+        "test_atlantis_flags_e2e.py::test_automerge_method_squashes_and_delete_source_branch_on_merge_deletes_the_branch",
+    "server:autoplan-file-list":
+        "test_project_selection.py::test_a_module_change_plans_the_projects_whose_when_modified_reaches_it",
+    "server:checkout-depth":
+        "test_atlantis_flags_e2e.py::test_checkout_depth_bounds_the_history_the_merge_strategy_fetches",
+    "server:checkout-strategy": "test_commands_e2e.py::test_merge_checkout_strategy_plans_the_merge_result",
+    "server:config":
+        "test_drift_e2e.py::test_the_repo_config_turns_drift_detection_off_for_a_project_where_repos_yaml_allows_it",
+    "server:data-dir": "test_settings.py::test_own_paths_are_the_data_dir_config_repos_yaml_and_secret_files",
+    "server:default-tf-version": "test_tfversions.py::test_a_default_version_is_resolved_like_any_other",
+    "server:disable-apply-all": "test_commands_e2e.py::test_disable_apply_all_asks_for_a_project",
+    "server:disable-repo-locking": "test_project_selection.py::test_autodiscover_modes",
+    "server:discard-approval-on-plan":
+        "test_atlantis_flags_e2e.py::test_discard_approval_on_plan_dismisses_approvals_when_a_new_plan_runs",
+    "server:enable-drift-detection":
+        "test_comment_commands.py::test_a_command_not_enabled_on_the_server_is_refused_with_the_allowed_list",
+    "server:enable-drift-remediation":
+        "test_drift_e2e.py::test_a_plan_that_destroys_is_remediated_only_with_remediate_destroy",
+    "server:enable-external-stores": "test_artifacts.py::test_the_settings_choose_the_store",
+    "server:executable-name": "test_commands_e2e.py::test_comment_prefix_can_include_atlantis",
+    "server:fail-on-pre-workflow-hook-error":
+        "test_atlantis_flags_e2e.py::test_fail_on_pre_workflow_hook_error_stops_the_command_at_the_failing_hook",
+    "server:gh-hostname": "test_settings.py::test_an_api_url_without_a_known_git_host_is_refused",
+    "server:gh-token": "test_settings.py::test_empty_values_leave_the_setting_unset",
+    "server:gh-token-file": "test_settings.py::test_a_secret_and_its_file_together_are_refused",
+    "server:gh-user": "test_settings.py::test_a_key_given_twice_in_the_file_is_an_error",
+    "server:gh-webhook-secret": "test_autoplan_e2e.py::test_token_is_nowhere_on_disk_or_in_logs_after_a_run",
+    "server:help": "test_commands_e2e.py::test_help_answers_with_usage",
+    "server:hide-prev-plan-comments": "test_commands_e2e.py::test_hide_previous_plan_comments_on_replan",
+    "server:hide-unchanged-plan-comments":
+        "test_atlantis_flags_e2e.py::test_hide_unchanged_plan_comments_leaves_out_projects_without_changes",
+    "server:locking-db-type":
+        "test_scale_e2e.py::test_with_redis_stopped_deliveries_get_503_and_the_server_says_why_until_it_is_back",
+    "server:log-level":
+        "test_settings.py::test_a_flag_beats_the_environment_which_beats_the_file_which_beats_the_default",
+    "server:markdown-template-overrides-dir":
+        "test_atlantis_flags_e2e.py::test_markdown_template_overrides_replace_built_ins_and_a_broken_one_falls_back",
+    "server:max-comments-per-command":
+        "test_atlantis_flags_e2e.py::test_max_comments_per_command_keeps_the_end_and_links_the_whole_output",
+    "server:parallel-apply": "test_repo_config.py::test_every_documented_key_is_read",
+    "server:parallel-plan": "test_repo_config.py::test_every_documented_key_is_read",
+    "server:parallel-pool-size": "test_locks_e2e.py::test_concurrent_pull_requests_racing_for_one_project_one_wins",
+    "server:port": "test_worker.py::test_an_unreachable_redis_is_reported_without_its_password",
+    "server:redis-db":
+        "test_scale_e2e.py::test_with_redis_stopped_deliveries_get_503_and_the_server_says_why_until_it_is_back",
+    "server:redis-host":
+        "test_scale_e2e.py::test_with_redis_stopped_deliveries_get_503_and_the_server_says_why_until_it_is_back",
+    "server:redis-insecure-skip-verify":
+        "test_scale_e2e.py::test_with_redis_stopped_deliveries_get_503_and_the_server_says_why_until_it_is_back",
+    "server:redis-password":
+        "test_scale_e2e.py::test_with_redis_stopped_deliveries_get_503_and_the_server_says_why_until_it_is_back",
+    "server:redis-port":
+        "test_scale_e2e.py::test_with_redis_stopped_deliveries_get_503_and_the_server_says_why_until_it_is_back",
+    "server:redis-tls-enabled":
+        "test_scale_e2e.py::test_with_redis_stopped_deliveries_get_503_and_the_server_says_why_until_it_is_back",
+    "server:redis-username":
+        "test_scale_e2e.py::test_with_redis_stopped_deliveries_get_503_and_the_server_says_why_until_it_is_back",
+    "server:repo-allowlist": "test_api_e2e.py::test_a_repository_outside_the_allowlist_gets_403",
+    "server:repo-config": "test_server_config.py::test_without_a_repo_config_the_policy_applies_to_every_project",
+    "server:tf-download":
+        "test_repo_config_e2e.py::test_a_version_that_cannot_be_had_fails_the_project_with_a_clear_comment",
+    "server:tf-download-url": "test_repo_config_e2e.py::test_project_terraform_version_is_downloaded_verified_and_used",
+    "server:var-file-allowlist": "test_settings.py::test_var_file_directories_are_reachable_read_only_in_the_sandbox",
+    "server:web-basic-auth":
+        "test_web_pages.py::test_a_web_password_without_a_username_is_refused_rather_than_leaving_the_pages_open",
+    "server:web-password":
+        "test_web_pages.py::test_a_web_password_without_a_username_is_refused_rather_than_leaving_the_pages_open",
+    "server:web-username":
+        "test_operator_unlock_e2e.py::test_the_cli_unlock_and_the_lock_pages_discard_leave_the_same_result",
+}
+"""`where:name` → the test (under tests/) that shows a supported or equivalent key's effect, for rows that
+name none. A row's own `test` wins; new rows give theirs in the row."""
+
+
+def _shown(key: AtlantisKey) -> AtlantisKey:
+    if key.test or key.status not in (Status.SUPPORTED, Status.EQUIVALENT):
+        return key
+    test = SHOWN_BY.get(f"{key.where}:{key.name}", "")
+    return replace(key, test=f"tests/{test}" if test else "")
+
+
+KEYS: tuple[AtlantisKey, ...] = tuple(_shown(key) for key in REPO_KEYS + REPOS_KEYS + SERVER_KEYS)
 
 
 def _bare(path: str) -> str:
@@ -512,8 +786,8 @@ def render_markdown() -> str:
             "",
             ", ".join(f"{count} {status}" for status, count in counts.items()) + ".",
             "",
-            "| Atlantis | status | atlas | notes |",
-            "| --- | --- | --- | --- |",
+            "| Atlantis | status | atlas | notes | shown by |",
+            "| --- | --- | --- | --- | --- |",
         ]
         for key in keys:
             shown = f"--{key.name}" if where is SERVER and not key.name.startswith("webhooks") else key.name
@@ -524,7 +798,8 @@ def render_markdown() -> str:
                 atlas = f"repos.yaml {atlas}"
             elif key.atlas.startswith("repo:") and where is not REPO:
                 atlas = f"atlas.yaml {atlas}"
-            cells = [f"`{shown}`", key.status.value, f"`{atlas}`" if atlas else "", key.reason.replace("|", "\\|")]
+            cells = [f"`{shown}`", key.status.value, f"`{atlas}`" if atlas else "", key.reason.replace("|", "\\|"),
+                     f"`{key.test}`" if key.test else ""]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
