@@ -8,6 +8,7 @@ a message naming it (or the block that holds it). What each key does is tested w
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,7 @@ LEAF: dict[str, Any] = {
     "workflow": "default", "id": "/.*/", "repo_config_file": "atlantis.yaml", "allowed_overrides": ["workflow"],
     "allowed_workflows": ["default"], "allow_custom_workflows": True, "run": "echo hook", "description": "a hook",
     "shell": "bash", "shellArgs": "-c", "commands": "plan", "remediate": True, "delete_source_branch_on_merge": True,
+    "terraform_distribution": "opentofu",
     "autodiscover": {"mode": "auto"}, "repo_locks": {"mode": "on_plan"}, "autoplan": {"enabled": True},
     "projects": [{"dir": "."}], "repos": [{"id": "/.*/"}], "pre_workflow_hooks": [{"run": "echo"}],
     "post_workflow_hooks": [{"run": "echo"}], "drift": {"enabled": True},
@@ -179,7 +181,8 @@ def load_setting(tmp_path: Path, name: str) -> None:
         data = {name: str(secret)}
     elif info is not None:
         value = SETTING_VALUES.get(name, info.example if info.example is not None else info.default)
-        data = {name: True if info.is_bool else (str(value) if hasattr(value, "__fspath__") else value)}
+        value = str(value) if hasattr(value, "__fspath__") or isinstance(value, StrEnum) else value
+        data = {name: True if info.is_bool else value}
     else:
         data = {name: "x"}
     file = tmp_path / "server.yaml"
