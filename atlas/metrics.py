@@ -22,6 +22,7 @@ from prometheus_client import (
     Counter,
     Histogram,
     generate_latest,
+    start_http_server,
 )
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
@@ -149,3 +150,8 @@ def server_registry(gauges: Collector) -> CollectorRegistry:
 def exposition(registry: CollectorRegistry) -> bytes:
     """The registry's metrics in Prometheus's text format."""
     return generate_latest(registry)
+
+
+def serve_http(port: int, host: str = "0.0.0.0") -> None:
+    """Serve this process's metrics at `http://host:port/metrics` from a thread (a worker process's own)."""
+    start_http_server(port, addr=host, registry=REGISTRY)

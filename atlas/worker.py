@@ -29,6 +29,7 @@ from typing import Any
 from redis.exceptions import RedisError
 from rq import SimpleWorker
 
+from atlas import metrics
 from atlas.bootstrap import worker_runtime
 from atlas.commands.context import CommandContext
 from atlas.commands.dispatch import run_job
@@ -77,6 +78,7 @@ def run(
     concurrency: int = 1,
     executor_factory: ExecutorFactory = run_commands,
     abandoned_factory: AbandonedHookFactory = report_abandoned,
+    metrics_port: int | None = None,
 ) -> int:
     """`atlas worker`: check the settings, log the start, then fork and supervise the worker processes."""
     redis_url = redis_url_of(settings)
@@ -86,6 +88,9 @@ def run(
         )
     if concurrency < 1:
         raise SettingsError(f"--concurrency must be at least 1, got {concurrency}")
+    if metrics_port is not None and not 0 < metrics_port <= 65535 - (concurrency - 1):
+        raise SettingsError(f"--metrics-port must leave room for {concurrency} port(s) below 65536, "
+                            f"got {metrics_port}")
     require(settings, "gh_token", "workers need a GitHub token to read pull requests and comment")
     sandbox = prepare_process(settings)
     log_startup(settings, "worker", sandbox)
@@ -98,7 +103,8 @@ def run(
         return 1
     finally:
         probe.close()  # before forking: worker processes open their own connections
-    pool = WorkerPool(settings, redis_url, concurrency, executor_factory, abandoned_factory)
+    pool = WorkerPool(settings, redis_url, concurrency, executor_factory, abandoned_factory,
+                      metrics_port=metrics_port)
     log.info("starting %d worker process(es) on Redis at %s", concurrency, location,
              extra={"queue": pool.queue_name, "concurrency": concurrency})
     return pool.run()
@@ -114,8 +120,13 @@ class WorkerPool:
         concurrency: int,
         executor_factory: ExecutorFactory,
         abandoned_factory: AbandonedHookFactory,
+        *,
+        metrics_port: int | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics_port = metrics_port
+        self._slots: dict[int, int] = {}
+        """Worker process pid -> its slot (0..concurrency-1), which names its metrics port."""
         self.redis_url = redis_url
         self.concurrency = concurrency
         self.executor_factory = executor_factory
@@ -131,8 +142,8 @@ class WorkerPool:
         # What a dead worker process's terraform started (providers, a `run` step's commands) is
         # re-parented here rather than to init, so that it can be ended with its worker.
         self._subreaper = become_subreaper()
-        for _ in range(self.concurrency):
-            self._spawn()
+        for slot in range(self.concurrency):
+            self._spawn(slot)
         while self._children:
             try:
                 pid, status = os.wait()
@@ -141,6 +152,7 @@ class WorkerPool:
             if pid not in self._children:
                 continue  # an orphan of a dead worker process, ended below
             started = self._children.pop(pid)
+            slot = self._slots.pop(pid, 0)
             if self._subreaper and status != 0:
                 ended = end_orphans(lambda: self._children.keys())
                 if ended:
@@ -152,11 +164,11 @@ class WorkerPool:
             if time.monotonic() - started < RESPAWN_PAUSE_SECONDS:
                 time.sleep(RESPAWN_PAUSE_SECONDS)
             if not self._stop_signals:
-                self._spawn()
+                self._spawn(slot)
         log.info("atlas worker stopped")
         return 0
 
-    def _spawn(self) -> None:
+    def _spawn(self, slot: int) -> None:
         # Held back until the child has dropped this process's handlers, which would signal its siblings.
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
         parent = os.getpid()
@@ -170,6 +182,9 @@ class WorkerPool:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             status = 1
             try:
+                if self.metrics_port is not None:
+                    metrics.serve_http(self.metrics_port + slot)
+                    log.info("worker process %d serves its metrics on port %d", os.getpid(), self.metrics_port + slot)
                 status = serve(self.settings, self.redis_url, self.executor_factory, self.abandoned_factory)
             except BaseException:
                 log.exception("worker process %d failed", os.getpid())
@@ -177,6 +192,7 @@ class WorkerPool:
                 logging.shutdown()
                 os._exit(status)
         self._children[pid] = time.monotonic()
+        self._slots[pid] = slot
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
     def _request_stop(self, signum: int, frame: FrameType | None) -> None:

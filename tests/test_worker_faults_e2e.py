@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import requests
+
+from tests.redis_plugin import free_port
 
 if TYPE_CHECKING:
     from tests.scale_world import ScaleWorld
@@ -131,3 +134,23 @@ def test_locks_only_the_killed_job_held_are_released_unless_the_pull_request_has
     assert "Kept the lock of `app` (workspace `default`)" in told, told
     assert [(lock.project.dir, lock.job_id) for lock in world.locks_of(pull)] == [("app", "")]
     assert worker.worker_pids() != [running_it], "a new worker process replaced the killed one"
+
+
+def test_each_worker_process_serves_its_own_metrics_with_the_jobs_it_ran(
+    scale_world: ScaleWorld, eventually: Eventually,
+) -> None:
+    world = scale_world
+    world.create_repo(REPO)
+    port = free_port()
+    server = world.start_server()
+    world.start_worker(concurrency=2, extra_args=("--metrics-port", str(port)))
+    pull = world.open_pull(REPO, "more-replicas")
+    assert server.pull_event(pull).status_code == 202
+    world.wait_for_comment(pull, "Ran Plan")
+
+    def scraped() -> str | None:
+        said = "".join(requests.get(f"http://127.0.0.1:{port + slot}/metrics", timeout=10).text for slot in (0, 1))
+        return said if 'atlas_jobs_total{command="autoplan",outcome="succeeded"} 1.0' in said else None
+
+    metrics = eventually(scraped, 20, "a worker process's /metrics counting the plan it ran")
+    assert 'atlas_terraform_duration_seconds_count{command="plan"} 1.0' in metrics

@@ -16,13 +16,22 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
         default=1,
         help="Worker processes to start; each runs one job at a time. (default: 1)",
     )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        default=None,
+        help="Serve each worker process's Prometheus metrics (its jobs, terraform runs, GitHub calls) at "
+             "http://HOST:PORT/metrics, the Nth worker process on PORT+N-1; scrape each as a target. "
+             "(default: none)",
+    )
 
 
 def run_worker(args: argparse.Namespace) -> int:
     # Imported here, so that rq loads only for the command that needs it.
     from atlas.worker import run
 
-    return run(settings_from_args(args), concurrency=args.concurrency)
+    return run(settings_from_args(args), concurrency=args.concurrency, metrics_port=args.metrics_port)
 
 
 SUBCOMMAND = Subcommand(
