@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
+from atlas.config.raw import ConfigError
 from atlas.config.settings import SettingsError, load_settings
 from tests.atlas_plugin import RunningAtlas
 from tests.commands_world import REPO, app_change, comment, last_bot_comment, lock_holders, open_and_plan, statuses
@@ -118,3 +120,12 @@ def test_a_malformed_team_allowlist_stops_start_up_naming_the_entry(value: str, 
 def test_atlantis_command_names_are_accepted() -> None:
     settings = load_settings({"gh_team_allowlist": "ops:state, ops:import, *:unlock"}, env={})
     assert settings.gh_team_allowlist == ["ops:state rm", "ops:import", "*:unlock"]
+
+
+def test_repos_yaml_team_authz_is_refused_naming_the_alternative(start_atlas: Start, tmp_path: Path) -> None:
+    repos_yaml = tmp_path / "repos.yaml"
+    repos_yaml.write_text("repos:\n- id: /.*/\nteam_authz:\n  command: /scripts/authz.sh\n  args: [--strict]\n")
+    with pytest.raises(ConfigError) as raised:
+        start_atlas(repo_config=str(repos_yaml))
+    message = str(raised.value)
+    assert f"{repos_yaml}: team_authz: is not supported" in message and "--gh-team-allowlist" in message

@@ -122,8 +122,9 @@ _POLICY_CHECK = "run the policy sets of repos.yaml `policies` (conftest) after e
 _CUSTOM_POLICY = "allow policy tools other than conftest in custom policy_check workflows (their output is not parsed)"
 _POLICIES = ("conftest policy sets run after each plan; failures need approval by their owners "
              "(`atlas approve_policies`) before apply")
-_TEAM_AUTHZ = ("an external command decides, per command, whether a user (with their teams) may run it: "
-               "exit 0 allows; `args` are passed to it")
+_TEAM_AUTHZ = ("not supported: atlas runs no external authorisation command; say which teams may run which "
+               "commands with --gh-team-allowlist (TEAM:COMMAND pairs such as platform:plan, platform-leads:apply), "
+               "on top of --allow-users/--allow-teams")
 _METRICS = "atlas exports Prometheus metrics at /metrics itself; statsd and the metrics block are not supported"
 _HOOK = "a pre/post workflow hook key"
 _FLAGS_E2E = "tests/test_atlantis_flags_e2e.py::"
@@ -225,9 +226,9 @@ REPOS_KEYS: tuple[AtlantisKey, ...] = (
         for key in ("metrics", "metrics.statsd", "metrics.statsd.host", "metrics.statsd.port", "metrics.prometheus",
                     "metrics.prometheus.endpoint")
     ),
-    _repos("team_authz", P, reason=_TEAM_AUTHZ),
-    _repos("team_authz.command", P, reason=_TEAM_AUTHZ),
-    _repos("team_authz.args", P, reason=_TEAM_AUTHZ),
+    _repos("team_authz", R, reason=_TEAM_AUTHZ),
+    _repos("team_authz.command", R, reason=_TEAM_AUTHZ),
+    _repos("team_authz.args", R, reason=_TEAM_AUTHZ),
     _repos("external_stores", E, "setting:plans-s3-bucket", "atlas keeps plans in S3 with --plans-s3-*"),
     _repos("external_stores.plan_store", E, "setting:plans-s3-bucket"),
     _repos("external_stores.plan_store.type", E, "setting:plans-s3-bucket", "s3 is the only type, as in Atlantis"),
