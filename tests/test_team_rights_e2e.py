@@ -128,4 +128,4 @@ def test_repos_yaml_team_authz_is_refused_naming_the_alternative(start_atlas: St
     with pytest.raises(ConfigError) as raised:
         start_atlas(repo_config=str(repos_yaml))
     message = str(raised.value)
-    assert f"{repos_yaml}: team_authz: is not supported" in message and "--gh-team-allowlist" in message
+    assert f"{repos_yaml}: team_authz: atlas does not support" in message and "--gh-team-allowlist" in message

@@ -257,7 +257,7 @@ SERVER_KEYS: tuple[AtlantisKey, ...] = (
     _flag("allow-draft-prs"),
     _flag("allow-fork-prs"),
     _flag("api-secret"),
-    _flag("atlantis-url", E, "setting:atlas-url"),
+    _flag("atlantis-url", S, "setting:atlas-url", "read under this name too (as --atlantis-url and in config.yaml)"),
     _flag("autodiscover-mode", E, "repos:repos[].autodiscover.mode", "set it for id: /.*/ in repos.yaml"),
     _flag("automerge"),
     _flag("automerge-method", S, "setting:automerge-method",
@@ -317,7 +317,8 @@ SERVER_KEYS: tuple[AtlantisKey, ...] = (
     _flag("enable-profiling-api", R, reason="not supported: atlas has no profiling endpoints"),
     _flag("enable-regexp-cmd", P, "setting:enable-regexp-cmd",
           "`-p` takes a regex over project names (limited by allowed_regexp_prefixes)"),
-    _flag("executable-name", E, "setting:comment-prefix"),
+    _flag("executable-name", S, "setting:comment-prefix",
+          "read under this name too (as --executable-name and in config.yaml)"),
     _flag("fail-on-pre-workflow-hook-error", S, "setting:fail-on-pre-workflow-hook-error",
           "a failing pre-workflow hook stops the command instead of being reported and passed",
           test=_FLAGS_E2E + "test_fail_on_pre_workflow_hook_error_stops_the_command_at_the_failing_hook"),
@@ -386,8 +387,7 @@ SERVER_KEYS: tuple[AtlantisKey, ...] = (
         for name in ("redis-db", "redis-host", "redis-insecure-skip-verify", "redis-password", "redis-port",
                      "redis-tls-enabled", "redis-username")
     ),
-    _flag("repo-allowlist", reason="DEFECT: an entry starting with ! (Atlantis: excludes) is accepted and matches "
-                                   "nothing, so it excludes nothing; it must exclude, or be refused"),
+    _flag("repo-allowlist", reason="an entry starting with ! excludes what it matches, as in Atlantis"),
     _flag("repo-config"),
     _flag("repo-config-json", R, reason="not supported: write the repos.yaml to a file and pass --repo-config"),
     _flag("restrict-file-list", R, reason="not supported: atlas plans only projects the pull request changes, "

@@ -27,9 +27,13 @@ ENV_PREFIX = "ATLAS_"
 CONFIG_ENV = "ATLAS_CONFIG"
 """The environment variable that names the config file when `--config` is not given."""
 
-ALIASES = {"default_tf_distribution": "tf_distribution"}
-"""Other names of settings, as flags (`--default-tf-distribution`) and config-file keys: Atlantis's
-current name for what its older name, and atlas's, call `tf-distribution`."""
+ALIASES = {
+    "default_tf_distribution": "tf_distribution",
+    "atlantis_url": "atlas_url",
+    "executable_name": "comment_prefix",
+}
+"""Other names of settings, as flags and config-file keys: Atlantis's names of settings atlas has under
+another name, so that an Atlantis config.yaml (or command line) reads unchanged."""
 
 
 class SettingsError(Exception):

@@ -218,20 +218,41 @@ def _read_config_file(path: Path, infos: Mapping[str, SettingInfo]) -> dict[str,
         raise SettingsError(f"{path}: must be a mapping of setting names to values, got {_kind(data)}")
 
     seen: dict[str, str] = {}
+    refused: list[str] = []
+    lines = _key_lines(text)
     for key in data:
         name = _canonical(str(key))
         if name not in infos or not isinstance(key, str):
+            where = f"line {lines[str(key)]}: " if str(key) in lines else ""
             unread = unread_key(Where.SERVER, str(key).replace("_", "-"))
             if unread is not None:
-                raise SettingsError(f"{path}: {refusal(unread)}")
+                refused.append(f"{where}{refusal(unread)}")
+                continue
             keys = [info.key for info in infos.values()]
             close = difflib.get_close_matches(str(key).replace("_", "-"), keys, n=1)
             hint = f' (did you mean "{close[0]}"?)' if close else ""
-            raise SettingsError(f'{path}: unknown setting "{key}"{hint}')
+            refused.append(f'{where}unknown setting "{key}"{hint}')
+            continue
         if name in seen:
             raise SettingsError(f'{path}: setting "{key}" is given twice, also as "{seen[name]}"')
         seen[name] = key
+    if len(refused) == 1:  # one problem is one line, as every settings error is
+        only = refused[0].partition(": ")[2] if refused[0].startswith("line ") else refused[0]
+        raise SettingsError(f"{path}: {only}")
+    if refused:
+        raise SettingsError(f"{path}: {len(refused)} settings atlas does not take:\n  " + "\n  ".join(refused))
     return {str(key): value for key, value in data.items()}
+
+
+def _key_lines(text: str) -> dict[str, int]:
+    """The line each top-level key of a YAML mapping is on, for messages that point at it."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return {}
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    return {str(key.value): key.start_mark.line + 1 for key, _ in node.value if isinstance(key, yaml.ScalarNode)}
 
 
 def _kind(value: object) -> str:
