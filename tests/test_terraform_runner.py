@@ -7,10 +7,13 @@ process, not what terraform prints; `version()` runs the real terraform.
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import re
+import signal
 import stat
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -423,3 +426,34 @@ def test_percent_encoded_and_hex_secrets_are_redacted_and_scrubbed_from_the_envi
     monkeypatch.setenv("BASIC_AUTH", base64.b64encode(f"user:{secret}".encode()).decode())
 
     assert "BASIC_AUTH" not in make_runner(tmp_path, "terraform", secrets=[secret]).build_env()
+
+
+def test_a_run_dies_with_the_process_that_started_it_even_when_that_one_is_sigkilled(tmp_path: Path) -> None:
+    # The runner in a process of its own, from a thread as jobs run; the run writes its pid, then sleeps.
+    pid_file = tmp_path / "terraform.pid"
+    binary = fake_terraform(tmp_path, f'echo $$ > "{pid_file}"\nexec sleep 300\n')
+    program = (
+        "import threading, pathlib\n"
+        "from atlas.runtime.joblog import JobLog\n"
+        "from atlas.runtime.terraform import TerraformRunner\n"
+        f"runner = TerraformRunner({binary!r}, plugin_cache_dir=pathlib.Path({str(tmp_path / 'cache')!r}))\n"
+        f"log = JobLog(pathlib.Path({str(tmp_path / 'job.log')!r}))\n"
+        f"thread = threading.Thread(target=runner.run, args=(['plan'], pathlib.Path({str(tmp_path)!r}), log))\n"
+        "thread.start(); thread.join()\n"
+    )
+    supervisor = subprocess.Popen([sys.executable, "-c", program], env={**os.environ, "PYTHONPATH": os.getcwd()})
+    try:
+        assert wait_until(lambda: pid_file.exists() and pid_file.read_text().strip() != "", 30), "the run started"
+        run = int(pid_file.read_text())
+        assert is_alive(run)
+
+        os.kill(supervisor.pid, signal.SIGKILL)  # its process only: the run has a process group of its own
+        supervisor.wait(10)
+
+        assert wait_until(lambda: not is_alive(run), 1.0), "the run outlived the process that started it"
+    finally:
+        if supervisor.poll() is None:
+            supervisor.kill()
+        if pid_file.exists() and pid_file.read_text().strip():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(int(pid_file.read_text()), signal.SIGKILL)
