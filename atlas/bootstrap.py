@@ -8,6 +8,7 @@ the server (`server_runtime`), an rq worker (`worker_runtime`) and the admin CLI
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from atlas.github.ratelimit import SharedWriteBudget, WriteBudget
 from atlas.jobs.queue import EmbeddedQueue, JobQueue
 from atlas.jobs.rq import RQQueue
 from atlas.models import Distribution, Job
+from atlas.notify import Notifier
 from atlas.render.comments import use_template_overrides
 from atlas.runtime.sandbox import Sandbox, choose_sandbox
 from atlas.runtime.terraform import TerraformRunner
@@ -136,8 +138,22 @@ def command_context(
         working_copies=backends.working_copies, locks=backends.locks, versions=backends.versions,
         tofu_versions=backends.tofu_versions,
         artifacts=backends.artifacts, server_config=backends.server_config,
-        submit=submit, cancel_elsewhere=cancel_elsewhere,
+        submit=submit, cancel_elsewhere=cancel_elsewhere, notifier=build_notifier(settings),
     )
+
+
+def build_notifier(settings: Settings) -> Notifier:
+    """The notifier of `--webhooks` (with `--slack-token` and `--webhook-http-headers`); one per process."""
+    notifier = Notifier(
+        settings.webhooks,
+        slack_token=settings.slack_token.get_secret_value() if settings.slack_token else None,
+        slack_base_url=settings.slack_api_url,
+        http_headers=settings.webhook_http_headers,
+        secrets=settings.secrets(),
+    )
+    # Deliveries still queued get a few seconds to go when the process exits.
+    atexit.register(notifier.close, 5.0)
+    return notifier
 
 
 def rq_queue(settings: Settings, state: StateStore) -> RQQueue:

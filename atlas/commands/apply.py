@@ -17,6 +17,7 @@ from atlas.commands.context import CommandContext
 from atlas.commands.hooks import run_hooks
 from atlas.commands.locking import lock_holder_text
 from atlas.commands.merge import apply_merged
+from atlas.commands.notifications import notify_apply
 from atlas.commands.outcome import CommandOutcome, record_phase
 from atlas.commands.project_run import run_project_stage
 from atlas.commands.requirements import unmet
@@ -121,6 +122,7 @@ def apply_one(job: Job, ctx: CommandContext, repo: RepoSettings, plan: PlanRecor
                                    command=CommandName.APPLY, extra_args=())
         planfile.unlink(missing_ok=True)
     _record(job, ctx, plan, result)
+    notify_apply(ctx, job, result, user=job.requested_by or pull.author)
     return result
 
 

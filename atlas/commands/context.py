@@ -14,6 +14,7 @@ from pathlib import Path
 from atlas.config.server import ProjectSettings, ServerConfig
 from atlas.config.settings import Settings
 from atlas.models import Distribution, Job, PlanRecord, Project, PullRequest
+from atlas.notify import Notifier
 from atlas.runtime.cancellation import RunningJobs
 from atlas.runtime.joblog import JobLog
 from atlas.runtime.required_version import required_version
@@ -52,6 +53,8 @@ class CommandContext:
     # None where every job runs in this process (the embedded queue).
     cancel_elsewhere: CancelElsewhere | None
     running: RunningJobs = field(default_factory=RunningJobs)
+    # Sends apply results (and drift findings) to the configured webhooks; never fails the caller.
+    notifier: Notifier = field(default_factory=lambda: Notifier(()))
 
     def terraform_for(self, version: str | None, distribution: str | None = None) -> TerraformRunner:
         """The runner for a project's distribution (None: `--tf-distribution`) and version or constraint

@@ -22,6 +22,7 @@ import logging
 import shutil
 
 from atlas.commands.context import CommandContext
+from atlas.commands.notifications import notify_apply
 from atlas.commands.outcome import CommandOutcome, record_phase
 from atlas.commands.project_run import run_project_stage
 from atlas.config.repo_settings import RepoSettings, load_repo_settings
@@ -160,6 +161,7 @@ def _plan_and_apply(job: Job, ctx: CommandContext, cancel: CancelToken, repo: Re
         outcome = run_project_stage(ctx, job, repo, project, workdir, planfile, joblog, cancel,
                                     command=CommandName.APPLY, extra_args=())
         applied.append(outcome)
+        notify_apply(ctx, job, outcome, user=pull.merged_by or job.requested_by or pull.author, head_sha=sha)
         if outcome.ok:
             record_phase(ctx, job, project, ProjectPhase.APPLIED,
                          f"applied merge commit {sha[:7]} merged by {pull.merged_by or 'unknown'}", head_sha=sha)

@@ -106,6 +106,7 @@ SECRET_FILES = {
     "gh_webhook_secret": "gh_webhook_secret_file",
     "api_secret": "api_secret_file",
     "web_password": "web_password_file",
+    "slack_token": "slack_token_file",
 }
 """Each secret setting that may be read from a file instead, and the setting naming that file."""
 

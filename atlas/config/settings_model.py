@@ -48,7 +48,26 @@ from atlas.config.team_rights import TeamRight, parse_team_rights
 from atlas.config.valid import ApplyOnMerge
 from atlas.config.versions import VersionConstraint, VersionSyntaxError
 from atlas.models import Distribution
+from atlas.notify.config import HttpWebhook, SlackWebhook, parse_http_headers, parse_webhooks, webhook_secrets
 from atlas.vocabulary import KNOWN_COMMANDS
+
+
+def _webhooks(value: object) -> object:
+    """`webhooks:` as written (a YAML list, or JSON text from a flag or variable) → validated webhooks."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"is not valid JSON: {error.msg}") from None
+    if isinstance(value, list) and all(isinstance(item, SlackWebhook | HttpWebhook) for item in value):
+        return value
+    return list(parse_webhooks(value))
+
+
+def _http_headers(value: object) -> object:
+    if isinstance(value, list):
+        return value
+    return list(parse_http_headers(value))
 
 
 class Settings(BaseSettings):
@@ -431,6 +450,37 @@ class Settings(BaseSettings):
         metavar="VERSION",
         example="1.11.4",
     )
+    webhooks: Annotated[list[SlackWebhook | HttpWebhook], BeforeValidator(_webhooks)] = setting(
+        [],
+        "Notifications, as Atlantis's server config writes them: a list of {event, kind, channel or url, "
+        "workspace-regex, branch-regex}; event apply (after each project's apply), drift (a drift check that "
+        "found drift or failed) or remediation; kind slack (needs --slack-token) or http (a JSON POST, signed "
+        "with X-Atlas-Signature-256 when the entry has a secret). In the config file a YAML list; as a flag or "
+        "variable, JSON. See docs/notifications.md.",
+        Group.SERVER,
+        metavar="JSON",
+        example=[{"event": "apply", "kind": "slack", "channel": "C0123456789"}],
+    )
+    slack_token: SecretStr | None = setting(
+        None, "Slack bot token (xoxb-…) that webhooks of kind slack post with.", Group.SERVER, metavar="TOKEN",
+        example="xoxb-xxxxxxxx",
+    )
+    slack_token_file: Path | None = setting(
+        None, "File holding the Slack token, instead of --slack-token.", Group.SERVER, metavar="FILE",
+        example="/var/run/secrets/atlas/slack-token",
+    )
+    slack_api_url: str = setting(
+        "https://slack.com/api/", "Base URL of Slack's Web API (a Slack-compatible endpoint or proxy).",
+        Group.SERVER, metavar="URL",
+    )
+    webhook_http_headers: Annotated[list[tuple[str, tuple[str, ...]]], BeforeValidator(_http_headers)] = setting(
+        [],
+        'Headers sent with every http webhook, as Atlantis takes them: a JSON object of names to a value or a '
+        'list of values, such as {"Authorization": "Bearer …"}. Their values are kept out of logs.',
+        Group.SERVER,
+        metavar="JSON",
+        example={"X-Team": "platform"},
+    )
     tf_distribution: Annotated[Distribution, BeforeValidator(lower)] = setting(
         Distribution.TERRAFORM,
         "What projects run when their repo config names no terraform_distribution: terraform, or opentofu "
@@ -546,7 +596,8 @@ class Settings(BaseSettings):
         # Whether it exists is said at start-up (atlas.render.comments): a missing one leaves the built-ins.
         return value.expanduser().absolute() if value is not None else None
 
-    @field_validator("gh_token_file", "gh_webhook_secret_file", "api_secret_file", "web_password_file")
+    @field_validator("gh_token_file", "gh_webhook_secret_file", "api_secret_file", "web_password_file",
+                     "slack_token_file")
     @classmethod
     def _absolute_secret_file(cls, value: Path | None) -> Path | None:
         return value.expanduser().absolute() if value is not None else None
@@ -662,6 +713,10 @@ class Settings(BaseSettings):
         if self.sandbox is SandboxMode.OFF and self.sandbox_paths:
             raise ValueError("sandbox_paths: --sandbox-paths has no effect with --sandbox off; remove it, "
                              "or use --sandbox auto or required")
+        slack = [webhook for webhook in self.webhooks if isinstance(webhook, SlackWebhook)]
+        if slack and self.slack_token is None:
+            raise ValueError(f"webhooks: webhooks[{slack[0].index}] is a slack webhook, which needs --slack-token "
+                             "(ATLAS_SLACK_TOKEN), the Slack bot's token")
         return self
 
     def __eq__(self, other: object) -> bool:
@@ -717,6 +772,8 @@ class Settings(BaseSettings):
                     found.append(password)
                 continue
             found.append(value.get_secret_value())
+        found += webhook_secrets(self.webhooks)
+        found += [value for _, values in self.webhook_http_headers for value in values]
         return found
 
     @property
