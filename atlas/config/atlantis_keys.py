@@ -128,6 +128,8 @@ _TEAM_AUTHZ = ("not supported: atlas runs no external authorisation command; say
 _METRICS = "atlas exports Prometheus metrics at /metrics itself; statsd and the metrics block are not supported"
 _HOOK = "a pre/post workflow hook key"
 _FLAGS_E2E = "tests/test_atlantis_flags_e2e.py::"
+_NOTIFY_E2E = "tests/test_notify_e2e.py::"
+_NOTIFY_APPLY = _NOTIFY_E2E + "test_an_apply_sends_a_signed_webhook_and_a_slack_message"
 _GITLAB = "GitLab support (this round): "
 
 REPO_KEYS: tuple[AtlantisKey, ...] = (
@@ -402,7 +404,8 @@ SERVER_KEYS: tuple[AtlantisKey, ...] = (
     _flag("silence-vcs-status-no-projects", P, "setting:silence-vcs-status-no-projects",
           "set no commit status for any command when the pull request changes no project"),
     _flag("skip-clone-no-changes", R, reason="not supported"),
-    _flag("slack-token", P, "setting:slack-token", "the Slack bot token webhooks of kind slack post with"),
+    _flag("slack-token", S, "setting:slack-token", "the Slack bot token webhooks of kind slack post with",
+          test=_NOTIFY_E2E + "test_an_apply_sends_a_signed_webhook_and_a_slack_message"),
     _flag("ssl-cert-file", R, reason=_SSL),
     _flag("ssl-key-file", R, reason=_SSL),
     _flag("stats-namespace", R, reason=_METRICS),
@@ -423,13 +426,14 @@ SERVER_KEYS: tuple[AtlantisKey, ...] = (
           "basic auth is on when --web-username and --web-password are set"),
     _flag("web-password"),
     _flag("web-username"),
-    _flag("webhook-http-headers", P, "setting:webhook-http-headers",
-          "a JSON object of headers (value or list of values) added to every http webhook"),
+    _flag("webhook-http-headers", S, "setting:webhook-http-headers",
+          "a JSON object of headers (value or list of values) added to every http webhook",
+          test=_NOTIFY_E2E + "test_an_apply_sends_a_signed_webhook_and_a_slack_message"),
     _flag("websocket-check-origin", R, reason="not supported: atlas streams job output without websockets"),
     _flag("write-git-creds", R, reason="not supported: atlas never writes its token to disk; modules from private "
                                        "repositories need credentials of their own"),
     *(
-        _flag(name, P, "setting:webhooks", reason)
+        _flag(name, S, "setting:webhooks", reason, test=_NOTIFY_APPLY)
         for name, reason in (
             ("webhooks", "a list of notifications sent after each apply (atlas.notify)"),
             ("webhooks[].event", "apply (atlas adds drift and remediation)"),

@@ -459,7 +459,7 @@ class Settings(BaseSettings):
         "variable, JSON. See docs/notifications.md.",
         Group.SERVER,
         metavar="JSON",
-        example=[{"event": "apply", "kind": "slack", "channel": "C0123456789"}],
+        example=[{"event": "apply", "kind": "http", "url": "https://hooks.example.com/atlas"}],
     )
     slack_token: SecretStr | None = setting(
         None, "Slack bot token (xoxb-…) that webhooks of kind slack post with.", Group.SERVER, metavar="TOKEN",
