@@ -252,5 +252,24 @@ def test_token_is_nowhere_on_disk_or_in_logs_after_a_run(
     assert leaks == []
     assert github_emulator.token not in atlas.log_text()
     assert "x-access-token" not in atlas.log_text()
-    assert list(atlas.settings.data_dir.rglob(".git/config")), "the working copy exists and was searched"
+    assert list(atlas.settings.data_dir.rglob(".mirrors/*/*.git/config")), "the working copy exists and was searched"
     assert all(github_emulator.token not in c["body"] for c in github_emulator.comments("acme/infra", pull.number))
+
+
+def test_one_autoplan_checks_out_once_and_writes_one_plan_header(
+    start_atlas: Callable[..., RunningAtlas],
+    fixture_repo: Callable[..., EmulatedRepo],
+    github_emulator: GitHubEmulator,
+) -> None:
+    atlas = start_atlas()
+    fixture_repo("multi-project")
+    pull = github_emulator.open_pull("acme/infra", "more-replicas", APP_CHANGE)
+
+    atlas.pull_event(pull, "opened")
+    atlas.wait_idle()
+
+    [job_log] = sorted((atlas.settings.data_dir / "jobs").glob("*.log"))
+    lines = job_log.read_text().splitlines()
+    assert sum(line.startswith("$ git checkout") for line in lines) == 1, lines
+    assert sum(line.startswith("$ git clean") for line in lines) == 1, lines
+    assert lines.count("=== plan app/default ===") == 1, lines

@@ -92,17 +92,21 @@ def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
     results: dict[Project, ProjectResult] = {
         p: _wait_for_lock(job, ctx, p, held_elsewhere[p]) for p in projects if p in held_elsewhere}
     base_notes: set[str] = set()
+    workdirs: dict[str, Path] = {"default": workdir}
+    for workspace in dict.fromkeys(p.workspace for p in projects if p not in held_elsewhere):
+        workdirs[workspace], note = _prepare_workspace(job, ctx, workspace, workdirs.get(workspace), joblog)
+        if note:
+            base_notes.add(note)
     parallel = repo.flag(repo.effective.parallel_plan, False)
     for group in repo.ordered([p for p in projects if p not in held_elsewhere]):
         if cancel.cancelled:
             break
         workers = min(len(group), ctx.settings.parallel_pool_size) if parallel else 1
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="atlas-plan") as pool:
-            for project, (result, note) in zip(group, pool.map(
-                    lambda p: _plan_one(job, ctx, repo, p, joblog, cancel), group), strict=True):
+            for project, result in zip(group, pool.map(
+                    lambda p: _plan_one(job, ctx, repo, p, workdirs[p.workspace], joblog, cancel), group),
+                    strict=True):
                 results[project] = result
-                if note:
-                    base_notes.add(note)
 
     if cancel.cancelled:
         set_status(job, ctx, CommitState.FAILURE, "plan cancelled")
@@ -119,23 +123,31 @@ def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
     return outcome
 
 
-def _plan_one(job: Job, ctx: CommandContext, repo: RepoSettings, project: Project, joblog: JobLog,
-              cancel: CancelToken) -> tuple[ProjectResult, str]:
-    """Plan one project in its workspace's working copy; the result and a note about the checkout."""
+def _prepare_workspace(job: Job, ctx: CommandContext, workspace: str, checked_out: Path | None,
+                       joblog: JobLog) -> tuple[Path, str]:
+    """The working copy the workspace's projects plan in, checked out (and merged) once per job.
+
+    `checked_out` is a copy this job already brought to the head; it is not checked out again.
+    """
     pull = job.pull
-    workdir = ctx.working_copies.checkout(pull.repo, pull.number, project.workspace, pull.head_sha, ctx.token,
-                                          log=joblog)
-    note = ""
-    if ctx.settings.checkout_strategy == "merge":
-        base_sha = ctx.working_copies.merge_base_branch(pull.repo, pull.number, project.workspace, pull.base_ref,
-                                                        ctx.token, log=joblog)
-        note = (f"This plan is of the result of merging this pull request into `{pull.base_ref}` at "
-                f"`{base_sha[:7]}` (`--checkout-strategy merge`).")
-    planfile = ctx.planfile(pull, project)
+    workdir = checked_out or ctx.working_copies.checkout(
+        pull.repo, pull.number, workspace, pull.head_sha, ctx.token, log=joblog)
+    if ctx.settings.checkout_strategy != "merge":
+        return workdir, ""
+    base_sha = ctx.working_copies.merge_base_branch(pull.repo, pull.number, workspace, pull.base_ref,
+                                                    ctx.token, log=joblog)
+    return workdir, (f"This plan is of the result of merging this pull request into `{pull.base_ref}` at "
+                     f"`{base_sha[:7]}` (`--checkout-strategy merge`).")
+
+
+def _plan_one(job: Job, ctx: CommandContext, repo: RepoSettings, project: Project, workdir: Path,
+              joblog: JobLog, cancel: CancelToken) -> ProjectResult:
+    """Plan one project in its workspace's working copy, prepared for this job."""
+    planfile = ctx.planfile(job.pull, project)
     result = run_project_stage(ctx, job, repo, project, workdir, planfile, joblog, cancel,
                                command=CommandName.PLAN)
     record_plan(job, ctx, repo, result, workdir, joblog)
-    return result, note
+    return result
 
 
 def projects_to_plan(job: Job, ctx: CommandContext, repo: RepoSettings, workdir: Path) -> list[ProjectMatch]:

@@ -49,7 +49,6 @@ def run_project_stage(
     # Complete, not only the project: with parallel_plan this runs in a pool thread, which does not
     # inherit the job's logging context.
     with job_context(repo=job.pull.repo.full_name, pr=job.pull.number, job_id=job.id, project=project.label):
-        log.section(f"{command} {project.dir}/{project.workspace}")
         result = run_stage(stage, command=command, runner=runner, workdir=workdir, project=project,
                            planfile=planfile, log=log, context=context, cancel=cancel,
                            extra_args=job.args.extra_args if extra_args is None else extra_args,
