@@ -354,7 +354,9 @@ def test_checkout_depth_bounds_the_history_the_merge_strategy_fetches(
     assert "(`--checkout-strategy merge`)" in said and "Plan: 1 to add" in said
     copy = working_copy(atlas, pull)
     assert commits_of(copy, "refs/remotes/origin/main") == expected
-    assert (copy / ".git" / "shallow").exists() == bool(depth)
+    shallow = subprocess.run(["git", "rev-parse", "--is-shallow-repository"], cwd=copy, capture_output=True,
+                             text=True, check=True).stdout.strip()
+    assert shallow == ("true" if depth else "false")
 
 
 def test_a_merge_base_deeper_than_checkout_depth_is_fetched_and_the_plan_still_merges(

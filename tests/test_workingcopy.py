@@ -244,8 +244,10 @@ def test_no_file_under_the_root_holds_the_token_after_a_checkout(
     world.checkout(github_emulator.push("acme/infra", world.pull.number, {"x.tf": ""}))
 
     assert files_containing(world.root, world.token) == []
-    assert world.token not in (path / ".git" / "config").read_text()
-    assert "extraheader" not in (path / ".git" / "config").read_text().lower()
+    config = world.copies.mirror_for("acme/infra") / "config"
+    assert (path / ".git").is_file(), "the copy is a work tree of the mirror"
+    assert world.token not in config.read_text()
+    assert "extraheader" not in config.read_text().lower()
 
 
 def test_concurrent_checkouts_of_one_copy_take_turns(tmp_path: Path, github_emulator: GitHubEmulator) -> None:
@@ -342,3 +344,70 @@ def test_paths_are_sanitised_against_traversal_and_stay_distinct(tmp_path: Path)
         copies.path_for("no-slash", 1, "default")
     with pytest.raises(ValueError):
         copies.path_for("acme/infra", -1, "default")
+
+
+def disk_bytes(root: Path) -> int:
+    return sum(p.lstat().st_size for p in root.rglob("*") if p.is_file() or p.is_symlink())
+
+
+def test_two_pull_requests_share_one_mirror_and_each_copy_holds_only_its_files(
+    tmp_path: Path, github_emulator: GitHubEmulator
+) -> None:
+    world = World(tmp_path, github_emulator)
+    first = world.checkout()
+    second_pull = github_emulator.open_pull("acme/infra", "grow-db", {"db/size.tf": "locals {\n  size = 2\n}\n"})
+    second_log = JobLog(tmp_path / "data" / "jobs" / "second.log")
+    second = world.copies.checkout(world.repo, second_pull.number, "default", second_pull.head_sha, world.token,
+                                   log=second_log)
+
+    mirror = world.copies.mirror_for("acme/infra")
+    assert [p.parent for p in world.root.rglob("objects") if p.is_dir()] == [mirror]
+    for copy in (first, second):
+        assert (copy / ".git").is_file()
+        assert Path(git_out(copy, "rev-parse", "--path-format=absolute", "--git-common-dir")) == mirror
+        tracked = sum((copy / name).lstat().st_size for name in git_out(copy, "ls-files").splitlines())
+        # The copy is its commit's files plus git's per-work-tree index and HEAD, not the history.
+        assert disk_bytes(copy) <= tracked * 1.5 + 4096
+    fetches = [line for line in second_log.read().splitlines() if line.startswith("$ git fetch")]
+    assert fetches == [f"$ git fetch --no-tags --depth=1 origin {second_pull.head_sha}"]
+    assert git_out(second, "rev-parse", "HEAD") == second_pull.head_sha
+
+
+def test_a_commit_already_in_the_mirror_is_not_fetched_again(tmp_path: Path, github_emulator: GitHubEmulator) -> None:
+    world = World(tmp_path, github_emulator)
+    world.checkout()
+    log = JobLog(tmp_path / "data" / "jobs" / "other-workspace.log")
+
+    world.checkout(workspace="staging", log=log)
+
+    assert not [line for line in log.read().splitlines() if line.startswith("$ git fetch")]
+
+
+def test_remove_pull_removes_the_work_tree_and_prunes_it_from_the_mirror(
+    tmp_path: Path, github_emulator: GitHubEmulator
+) -> None:
+    world = World(tmp_path, github_emulator)
+    path = world.checkout()
+    mirror = world.copies.mirror_for("acme/infra")
+
+    world.copies.remove_pull("acme/infra", world.pull.number)
+
+    assert not path.exists()
+    assert str(path) not in git_out(mirror, "worktree", "list")
+    assert not (mirror / "worktrees").exists() or not list((mirror / "worktrees").iterdir())
+    again = world.checkout()
+    assert git_out(again, "rev-parse", "HEAD") == world.pull.head_sha
+
+
+def test_a_full_clone_from_an_older_layout_is_replaced_by_a_work_tree(
+    tmp_path: Path, github_emulator: GitHubEmulator
+) -> None:
+    world = World(tmp_path, github_emulator)
+    path = world.copies.path_for("acme/infra", world.pull.number, "default")
+    path.mkdir(parents=True)
+    subprocess.run(["git", "init", "-q"], cwd=path, check=True)
+
+    world.checkout()
+
+    assert (path / ".git").is_file()
+    assert git_out(path, "rev-parse", "HEAD") == world.pull.head_sha

@@ -1,8 +1,13 @@
 """Isolated git working copies, one per (repository, pull request, workspace), at exactly the commit to plan.
 
-Copies live at `<data-dir>/repos/<owner>/<name>/<pull>/<workspace>` and are reused: a new push to
-the pull request fetches into the existing copy, so terraform's `.terraform` directory (providers,
-modules, backend settings) survives and re-plans skip most of `init`.
+Each repository has one bare mirror at `<data-dir>/repos/.mirrors/<owner>/<name>.git`, the only
+place its objects are fetched into and kept; every copy, at
+`<data-dir>/repos/<owner>/<name>/<pull>/<workspace>`, is a `git worktree` of that mirror, so it
+costs the files of its commit, not the repository's history, and a commit already fetched for one
+pull request (or one event) is not fetched again for the next. Fetches into a mirror, and changes to
+its list of work trees, are serialised across threads and processes by the mirror's file lock.
+Copies are reused: a new push to the pull request fetches into the mirror and checks out in the
+existing copy, so terraform's `.terraform` directory (providers, modules, backend settings) survives.
 
 The GitHub token reaches git only as an `Authorization` header in the environment of the one
 `git fetch` that needs it: never in argv (visible to every local user in `ps`), the remote URL,
@@ -86,6 +91,11 @@ class WorkingCopies:
         _check_url(url)
         return url
 
+    def mirror_for(self, repo_full_name: str) -> Path:
+        """Where the bare mirror of one repository lives (a dot directory: no owner's name starts with one)."""
+        owner, _, name = repo_full_name.partition("/")
+        return self.root / ".mirrors" / _safe_component(owner) / f"{_safe_component(name)}.git"
+
     def path_for(self, repo_full_name: str, pull_number: int, workspace: str) -> Path:
         """Where the working copy of one pull request in one workspace lives."""
         return self._pull_dir(repo_full_name, pull_number) / _safe_component(workspace)
@@ -108,24 +118,50 @@ class WorkingCopies:
             raise WorkingCopyError(f"{sha!r} is not a full commit sha")
         url = self.clone_url(repo.full_name)
         path = self.path_for(repo.full_name, pull_number, workspace)
-        git = _Git(self, path, token, log)
+        mirror = self.mirror_for(repo.full_name)
         with self._locked(path):
-            if not (path / ".git").is_dir():
-                # Nothing usable here (first checkout, or a clone that died half-way): start afresh.
-                shutil.rmtree(path, ignore_errors=True)
-                path.mkdir(parents=True)
-                git.check(["-c", "init.defaultBranch=atlas", "init", "-q"])
-                git.check(["remote", "add", "origin", url])
-            else:
-                git.check(["remote", "set-url", "origin", url])
-            if not git.has_commit(sha):
-                self._fetch(git, repo, url, pull_number, sha)
+            # No fetch lock of its own: the mirror's lock is held around all of this.
+            mirror_git = _Git(self, mirror, token, log)
+            with file_lock(_lock_path(mirror)):
+                self._ensure_mirror(mirror_git, url)
+                if not mirror_git.has_commit(sha):
+                    self._fetch(mirror_git, repo, url, pull_number, sha)
+                self._ensure_worktree(mirror_git, path, sha)
+            git = _Git(self, path, token, log, fetch_lock=_lock_path(mirror))
             git.check(["checkout", "-q", "--force", "--detach", sha])
             git.check(["clean", "-ffdx", "-e", ".terraform"])
             head = git.check(["rev-parse", "HEAD"], echo=False).strip()
             if head != sha:
                 raise WorkingCopyError(f"the working copy is at {head[:12]}, not at {sha[:12]}")
         return path
+
+    def _ensure_mirror(self, git: _Git, url: str) -> None:
+        """The bare mirror, created on first use; its remote is the configured host's URL, never a token."""
+        if not (git.path / "HEAD").is_file():
+            shutil.rmtree(git.path, ignore_errors=True)
+            git.path.mkdir(parents=True)
+            git.check(["-c", "init.defaultBranch=atlas", "init", "-q", "--bare"])
+            # Objects that only a work tree's HEAD or index reach must never be collected.
+            git.check(["config", "gc.auto", "0"], echo=False)
+            git.check(["remote", "add", "origin", url], echo=False)
+        else:
+            git.check(["remote", "set-url", "origin", url], echo=False)
+
+    def _ensure_worktree(self, mirror: _Git, path: Path, sha: str) -> None:
+        """`path` as a work tree of the mirror (called with the mirror locked).
+
+        A full clone left by an older layout, or a work tree whose mirror is gone, is replaced.
+        """
+        dot_git = path / ".git"
+        if dot_git.is_file():
+            code, common = mirror.run(["-C", str(path), "rev-parse", "--path-format=absolute", "--git-common-dir"],
+                                      echo=False)
+            if code == 0 and Path(common.strip()) == mirror.path.resolve():
+                return
+        shutil.rmtree(path, ignore_errors=True)
+        mirror.check(["worktree", "prune"], echo=False)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        mirror.check(["worktree", "add", "-q", "--force", "--detach", str(path), sha])
 
     def merge_base_branch(
         self, repo: Repo, pull_number: int, workspace: str, base_ref: str, token: str | None,
@@ -137,7 +173,7 @@ class WorkingCopies:
         the copy at the head and raises, naming the conflicting files.
         """
         path = self.path_for(repo.full_name, pull_number, workspace)
-        git = _Git(self, path, token, log)
+        git = _Git(self, path, token, log, fetch_lock=_lock_path(self.mirror_for(repo.full_name)))
         with self._locked(path):
             depth = self.merge_depth
             if depth:
@@ -175,7 +211,7 @@ class WorkingCopies:
     ) -> bool:
         """Whether the base branch has commits the checked-out pull request lacks (it diverged)."""
         path = self.path_for(repo.full_name, pull_number, workspace)
-        git = _Git(self, path, token, log)
+        git = _Git(self, path, token, log, fetch_lock=_lock_path(self.mirror_for(repo.full_name)))
         with self._locked(path):
             base_sha = self._fetch_branch(git, repo, base_ref)
             code, _ = git.run(["merge-base", "--is-ancestor", base_sha, "HEAD"], echo=False)
@@ -183,7 +219,7 @@ class WorkingCopies:
 
     def _fetch_branch(self, git: _Git, repo: Repo, branch: str, *, depth: int = 0) -> str:
         """Fetch a branch with its last `depth` commits (0: with the whole history); its tip sha."""
-        shallow = (git.path / ".git" / "shallow").exists()
+        shallow = git.is_shallow()
         history = [f"--depth={depth}"] if depth else ["--unshallow"] if shallow else []
         ref = f"refs/remotes/origin/{branch}"
         code, output = git.run(
@@ -206,6 +242,11 @@ class WorkingCopies:
                 shutil.rmtree(path, ignore_errors=True)
                 # Unlinked while held: a process waiting on it notices and locks the new file instead.
                 _lock_path(path).unlink(missing_ok=True)
+        mirror = self.mirror_for(repo_full_name)
+        if (mirror / "HEAD").is_file():
+            # The mirror forgets the removed work trees; their objects stay for the next pull request.
+            with file_lock(_lock_path(mirror)):
+                _Git(self, mirror, None, None).run(["worktree", "prune"], echo=False)
         # Fails when a new checkout for this pull request arrived meanwhile, which is fine.
         with contextlib.suppress(OSError):
             pull_dir.rmdir()
@@ -231,7 +272,7 @@ class WorkingCopies:
                 f"or cannot read {repo.full_name} ({_last_line(output)})"
             )
         # Servers speaking protocol v0 only hand out commits that a ref points at.
-        unshallow = ["--unshallow"] if (git.path / ".git" / "shallow").exists() else []
+        unshallow = ["--unshallow"] if git.is_shallow() else []
         code, output = git.run(
             ["fetch", "--no-tags", *unshallow, "origin", "+refs/heads/*:refs/remotes/origin/*"], auth=True
         )
@@ -261,9 +302,12 @@ def _last_line(output: str) -> str:
 class _Git:
     """Runs git in one working copy with a scrubbed environment, redacting everything it prints."""
 
-    def __init__(self, copies: WorkingCopies, path: Path, token: str | None, log: JobLog | None) -> None:
+    def __init__(self, copies: WorkingCopies, path: Path, token: str | None, log: JobLog | None,
+                 *, fetch_lock: Path | None = None) -> None:
         self.copies = copies
         self.path = path
+        # Held around every fetch: all copies of a repository fetch into its one mirror.
+        self.fetch_lock = fetch_lock
         self.log = log
         self.auth_header: str | None = None
         secrets = list(copies.secrets)
@@ -293,6 +337,12 @@ class _Git:
 
     def run(self, args: Sequence[str], *, auth: bool = False, echo: bool = True) -> tuple[int, str]:
         """Run `git <args>`: its exit code and its (redacted) output."""
+        if auth and self.fetch_lock is not None:
+            with file_lock(self.fetch_lock):
+                return self._run(args, auth=auth, echo=echo)
+        return self._run(args, auth=auth, echo=echo)
+
+    def _run(self, args: Sequence[str], *, auth: bool, echo: bool) -> tuple[int, str]:
         if self.log is not None and echo:
             self.log.write(self.redact(f"$ git {' '.join(args)}"))
         try:
@@ -321,6 +371,9 @@ class _Git:
         if code != 0:
             raise WorkingCopyError(f"git {args[0]} failed: {_last_line(output)}")
         return output
+
+    def is_shallow(self) -> bool:
+        return self.run(["rev-parse", "--is-shallow-repository"], echo=False)[1].strip() == "true"
 
     def has_commit(self, sha: str) -> bool:
         code, _ = self.run(["cat-file", "-e", f"{sha}^{{commit}}"], echo=False)
