@@ -11,18 +11,19 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from atlas.commands.context import CancelElsewhere, CommandContext, JobSubmit
 from atlas.commands.dispatch import run_job
 from atlas.config.server import ServerConfig, load_server_config
-from atlas.config.settings import Settings
+from atlas.config.settings import Settings, SettingsError
 from atlas.github.client import GitHubClient
 from atlas.github.ratelimit import SharedWriteBudget, WriteBudget
 from atlas.jobs.queue import EmbeddedQueue, JobQueue
 from atlas.jobs.rq import RQQueue
 from atlas.models import Distribution, Job
 from atlas.notify import Notifier
+from atlas.policy.engine import PolicySetCache
 from atlas.render.comments import use_template_overrides
 from atlas.runtime.sandbox import Sandbox, choose_sandbox
 from atlas.runtime.terraform import TerraformRunner
@@ -51,6 +52,7 @@ class Backends:
     tofu_versions: TerraformVersions
     working_copies: WorkingCopies
     server_config: ServerConfig
+    policy_cache: PolicySetCache = field(default_factory=PolicySetCache)
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,7 @@ def open_backends(settings: Settings) -> Backends:
             s3_bucket=settings.plans_s3_bucket, s3_endpoint=settings.plans_s3_endpoint,
             s3_prefix=settings.plans_s3_prefix, s3_region=settings.plans_s3_region, data_dir=data_dir,
         ),
-        server_config=load_server_config(settings.repo_config) if settings.repo_config else ServerConfig(),
+        server_config=server_config_of(settings),
         versions=TerraformVersions(
             settings.tf_bin_dir or data_dir / "bin",
             data_dir / "terraform-versions",
@@ -129,6 +131,21 @@ def open_backends(settings: Settings) -> Backends:
     )
 
 
+def server_config_of(settings: Settings) -> ServerConfig:
+    """repos.yaml (`--repo-config`), its `policies:` checked against `--enable-policy-checks`."""
+    config = load_server_config(settings.repo_config) if settings.repo_config else ServerConfig()
+    if settings.enable_policy_checks and config.policies is None:
+        raise SettingsError(
+            "enable_policy_checks: --enable-policy-checks needs policy sets: add a `policies:` block with "
+            "`policy_sets` to the repos.yaml given with --repo-config")
+    if config.policies is not None:
+        for notice in config.policies.notices:
+            log.warning("%s", notice)
+        if not settings.enable_policy_checks:
+            log.warning("%s: policies: the policy sets are not used without --enable-policy-checks", config.file)
+    return config
+
+
 def command_context(
     settings: Settings, backends: Backends, *, submit: JobSubmit | None, cancel_elsewhere: CancelElsewhere | None,
 ) -> CommandContext:
@@ -137,7 +154,7 @@ def command_context(
         settings=settings, state=backends.state, vcs=backends.vcs, terraform=backends.terraform,
         working_copies=backends.working_copies, locks=backends.locks, versions=backends.versions,
         tofu_versions=backends.tofu_versions,
-        artifacts=backends.artifacts, server_config=backends.server_config,
+        artifacts=backends.artifacts, server_config=backends.server_config, policy_cache=backends.policy_cache,
         submit=submit, cancel_elsewhere=cancel_elsewhere, notifier=build_notifier(settings),
     )
 

@@ -126,6 +126,7 @@ class CommandName(StrEnum):
     CANCEL = "cancel"
     IMPORT = "import"
     STATE_RM = "state_rm"
+    APPROVE_POLICIES = "approve_policies"
     HELP = "help"
     VERSION = "version"
     CLEANUP = "cleanup"
@@ -140,6 +141,8 @@ class CommandArgs(BaseModel):
     workspace: str | None = None
     project: str | None = None
     verbose: bool = False
+    clear_policy_approval: bool = False
+    """`approve_policies --clear-policy-approval`: withdraw the commenter's approvals."""
     extra_args: tuple[str, ...] = ()
     positional: tuple[str, ...] = ()
     # Set when atlas plans by itself after a lock this pull request waited for was released.

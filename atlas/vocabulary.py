@@ -74,6 +74,11 @@ SPECS: tuple[CommandSpec, ...] = (
         CommandName.STATE_RM, "state rm", "Remove objects from Terraform state, without destroying them.",
         RUN_FLAGS, ("ADDRESS",), variadic=True, extra_args=True, example="-d app aws_s3_bucket.logs",
         runs_pull_request_code=True, stage="state_rm"),
+    CommandSpec(
+        CommandName.APPROVE_POLICIES, "approve_policies",
+        "As an owner, approve the failing policy sets of this pull request's projects (or the one the flags "
+        "select); --clear-policy-approval withdraws your approvals.",
+        ("dir", "workspace", "project", "clear_policy_approval"), example="-p prod"),
     CommandSpec(CommandName.HELP, "help", "Show this help.", always_allowed=True),
     CommandSpec(CommandName.VERSION, "version", "Show the versions of atlas and Terraform.", always_allowed=True),
     CommandSpec(CommandName.AUTOPLAN, runs_pull_request_code=True, stage="plan"),

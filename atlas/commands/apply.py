@@ -13,6 +13,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from atlas.commands import policy_check
 from atlas.commands.context import CommandContext
 from atlas.commands.hooks import run_hooks
 from atlas.commands.locking import lock_holder_text
@@ -58,6 +59,7 @@ def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
         plans = _plans_to_apply(job, ctx, repo, prefix)
         _refuse_apply_only_on_merge(repo, plans)
         _check_requirements(job, ctx, repo, plans)
+        _check_policies(job, ctx, repo, plans)
         _check_dependencies(job, ctx, repo, plans)
         _check_locks(job, ctx, repo, plans)
     except ConfigError as error:
@@ -194,6 +196,13 @@ def _check_requirements(job: Job, ctx: CommandContext, repo: RepoSettings, plans
     failures = unmet(ctx, job.pull, requirements, ignore_contexts=(STATUS_CONTEXT,))
     if failures:
         raise ApplyRefused("This server requires, before apply:\n\n" + "\n".join(f"- {f}" for f in failures))
+
+
+def _check_policies(job: Job, ctx: CommandContext, repo: RepoSettings, plans: list[PlanRecord]) -> None:
+    """Policy checks gate applies (`policies_passed`, implied when they are on): failing sets need approvals."""
+    refusals = policy_check.blocked(ctx, repo, job.pull, [plan.project for plan in plans])
+    if refusals:
+        raise ApplyRefused("\n\n".join(refusals))
 
 
 def _check_dependencies(job: Job, ctx: CommandContext, repo: RepoSettings, plans: list[PlanRecord]) -> None:

@@ -15,6 +15,7 @@ from atlas.config.server import ProjectSettings, ServerConfig
 from atlas.config.settings import Settings
 from atlas.models import Distribution, Job, PlanRecord, Project, PullRequest
 from atlas.notify import Notifier
+from atlas.policy.engine import PolicySetCache
 from atlas.runtime.cancellation import RunningJobs
 from atlas.runtime.joblog import JobLog
 from atlas.runtime.required_version import required_version
@@ -55,6 +56,8 @@ class CommandContext:
     running: RunningJobs = field(default_factory=RunningJobs)
     # Sends apply results (and drift findings) to the configured webhooks; never fails the caller.
     notifier: Notifier = field(default_factory=lambda: Notifier(()))
+    policy_cache: PolicySetCache = field(default_factory=PolicySetCache)
+    """Compiled policy sets, shared by this process's jobs until a set's files change."""
 
     def terraform_for(self, version: str | None, distribution: str | None = None) -> TerraformRunner:
         """The runner for a project's distribution (None: `--tf-distribution`) and version or constraint

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 
 from atlas import metrics
-from atlas.commands import apply, cancel, cleanup, plan, reply, state_ops, unlock
+from atlas.commands import apply, approve_policies, cancel, cleanup, plan, reply, state_ops, unlock
 from atlas.commands.authorisation import refusal_for
 from atlas.commands.context import CommandContext
 from atlas.commands.outcome import CommandOutcome
@@ -40,6 +40,7 @@ RUNNERS: dict[CommandName, CommandRunner] = {
     CommandName.CANCEL: cancel.run,
     CommandName.IMPORT: state_ops.run,
     CommandName.STATE_RM: state_ops.run,
+    CommandName.APPROVE_POLICIES: approve_policies.run,
     CommandName.HELP: reply.help_,
     CommandName.VERSION: reply.version,
     CommandName.REFUSE: reply.refuse,

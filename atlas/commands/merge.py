@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import shutil
 
+from atlas.commands import policy_check
 from atlas.commands.context import CommandContext
 from atlas.commands.notifications import notify_apply
 from atlas.commands.outcome import CommandOutcome, record_phase
@@ -144,6 +145,13 @@ def _plan_and_apply(job: Job, ctx: CommandContext, cancel: CancelToken, repo: Re
             planfile=str(planfile), summary=result.summary, job_id=job.id, changes=dump_changes(changes),
             after_merge=True,
         ))
+        refused = policy_check.gate_merge_plan(ctx, job, repo, project, workdir, planfile, joblog)
+        if refused is not None:
+            failed.append(project)
+            record_phase(ctx, job, project, ProjectPhase.APPLY_FAILED, "policies failed", head_sha=sha)
+            ctx.vcs.post_comment(pull.repo, pull.number, _after_merge_heading(pull) + render_error_comment(
+                "atlas did not apply the merge commit", refused))
+            continue
         mode = repo.apply_on_merge(project)
         if compare and mode != "always":
             difference = compare_plans(load_changes(plan.changes) if plan.changes else {}, changes)

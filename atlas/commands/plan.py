@@ -14,6 +14,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from atlas.commands import policy_check
 from atlas.commands.context import CommandContext
 from atlas.commands.hooks import run_hooks
 from atlas.commands.locking import lock_holder_text
@@ -25,6 +26,7 @@ from atlas.config.repo_settings import RepoSettings, load_repo_settings
 from atlas.config.valid import RepoLocksMode
 from atlas.intake.comment_parser import CommentError, resolve_dir
 from atlas.models import CommandName, Job, JobStatus, PlanRecord, Project, ProjectResult, ProjectStatus
+from atlas.policy.approvals import PolicyStanding
 from atlas.render.comments import (
     comment_parts,
     render_changed_plans_comment,
@@ -97,6 +99,7 @@ def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
         workdirs[workspace], note = _prepare_workspace(job, ctx, workspace, workdirs.get(workspace), joblog)
         if note:
             base_notes.add(note)
+    checks: dict[Project, PolicyStanding] = {}
     parallel = repo.flag(repo.effective.parallel_plan, False)
     for group in repo.ordered([p for p in projects if p not in held_elsewhere]):
         if cancel.cancelled:
@@ -104,7 +107,7 @@ def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
         workers = min(len(group), ctx.settings.parallel_pool_size) if parallel else 1
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="atlas-plan") as pool:
             for project, result in zip(group, pool.map(
-                    lambda p: _plan_one(job, ctx, repo, p, workdirs[p.workspace], joblog, cancel), group),
+                    lambda p: _plan_one(job, ctx, repo, p, workdirs[p.workspace], joblog, cancel, checks), group),
                     strict=True):
                 results[project] = result
 
@@ -116,6 +119,7 @@ def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
         _discard_approvals(job, ctx)
     if "plan" not in repo.project(projects[0]).silence_pr_comments:
         _post_plan_comment(job, ctx, ordered, sorted(base_notes))
+    policy_check.report(ctx, job, [(r.project, checks[r.project]) for r in ordered if r.project in checks])
     for result in ordered:
         _set_project_status(job, ctx, result)
     outcome = _set_summary_status(job, ctx)
@@ -141,12 +145,14 @@ def _prepare_workspace(job: Job, ctx: CommandContext, workspace: str, checked_ou
 
 
 def _plan_one(job: Job, ctx: CommandContext, repo: RepoSettings, project: Project, workdir: Path,
-              joblog: JobLog, cancel: CancelToken) -> ProjectResult:
+              joblog: JobLog, cancel: CancelToken, checks: dict[Project, PolicyStanding]) -> ProjectResult:
     """Plan one project in its workspace's working copy, prepared for this job."""
     planfile = ctx.planfile(job.pull, project)
     result = run_project_stage(ctx, job, repo, project, workdir, planfile, joblog, cancel,
                                command=CommandName.PLAN)
     record_plan(job, ctx, repo, result, workdir, joblog)
+    if result.ok and result.summary is not None and policy_check.enabled_for(ctx, repo, project):
+        checks[project] = policy_check.check_project(ctx, job, repo, project, workdir, planfile, joblog)
     return result
 
 

@@ -239,7 +239,8 @@ class RawServerConfig(RawModel):
 
     repos: list[RawRepoEntry] | None = None
     workflows: dict[str, RawWorkflow | None] | None = None
-    # Refused (unread_keys) until policy checks and team_authz are built; `metrics` is refused for good.
+    # Validated by atlas.policy.sets.parse_policies (atlas.config.server); team_authz is refused (unread_keys)
+    # until it is built, and `metrics` for good.
     policies: Any = None
     team_authz: Any = None
 

@@ -17,7 +17,7 @@ from pydantic_core import PydanticCustomError
 from atlas.config.versions import VersionConstraint, VersionSyntaxError
 from atlas.config.yaml_doc import written_text
 
-REQUIREMENTS = ("approved", "mergeable", "undiverged")
+REQUIREMENTS = ("approved", "mergeable", "undiverged", "policies_passed")
 
 
 SILENCEABLE_STAGES = ("plan", "apply")

@@ -98,6 +98,8 @@ def load_repo_settings(ctx: ConfigSources, pull: PullRequest, workdir: Path) -> 
         repo_id=pull.repo.allowlist_id,
         apply_requirements=tuple(settings.apply_requirements),
         apply_on_merge=ApplyOnMerge(settings.apply_on_merge),
+        # --enable-policy-checks checks every repository's plans unless repos.yaml says policy_check: false.
+        policy_check=settings.enable_policy_checks,
     )
     policy = ctx.server_config.for_repo(pull.repo.allowlist_id, pull.base_ref, defaults=defaults)
     repo_config = load_repo_config(workdir, policy.repo_config_file,

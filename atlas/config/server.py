@@ -42,6 +42,7 @@ from atlas.config.valid import (
 )
 from atlas.config.workflow import DEFAULT_WORKFLOW, Workflow
 from atlas.models import Project
+from atlas.policy.sets import PolicyConfigError, PolicySets, parse_policies
 
 T = TypeVar("T")
 
@@ -165,6 +166,8 @@ class ServerConfig(BaseModel):
     file: str = ""
     repos: tuple[RepoEntry, ...] = ()
     workflows: dict[str, Workflow] = Field(default_factory=dict)
+    policies: PolicySets | None = None
+    """The `policies:` block (policy sets, their owners), used when --enable-policy-checks is on."""
 
     def for_repo(
         self, repo_id: str, base_branch: str | None = None, *, defaults: RepoPolicy | None = None
@@ -225,10 +228,18 @@ def parse_server_config(text: str, file: str) -> ServerConfig:
         problems.sort(key=lambda problem: problem[0])
         raise problems[0][1]
     assert isinstance(raw, RawServerConfig)
+    policies = None
+    if raw.policies is not None:
+        try:
+            policies = parse_policies(raw.policies, base_dir=str(Path(file).parent) if file else None)
+        except PolicyConfigError as error:
+            path, _, problem = error.problems[0].partition(": ")
+            raise ConfigError(file, path, problem) from None
     return ServerConfig(
         file=file,
         repos=tuple(_entry(entry) for entry in raw.repos or ()),
         workflows={name: workflow_from(name, workflow) for name, workflow in (raw.workflows or {}).items()},
+        policies=policies,
     )
 
 

@@ -155,7 +155,7 @@ class Settings(BaseSettings):
 
     # Commands and locks
     allow_commands: CommaList = setting(
-        ["plan", "apply", "unlock", "cancel", "help", "version"],
+        ["plan", "apply", "unlock", "cancel", "approve_policies", "help", "version"],
         "Commands that exist on this server; others get a comment listing the allowed ones. "
         "help and version are always allowed.",
         Group.COMMANDS,
@@ -233,6 +233,16 @@ class Settings(BaseSettings):
         False,
         "Stop a command when one of its pre-workflow hooks fails; otherwise the failure is reported "
         "(comment and hook status) and the command goes on, as Atlantis does.",
+        Group.COMMANDS,
+    )
+    enable_policy_checks: bool = setting(
+        False,
+        "After every plan, judge each project's plan with repos.yaml's policy sets (Rego); a project whose "
+        "policies fail cannot be applied until an owner comments 'atlas approve_policies'.",
+        Group.COMMANDS,
+    )
+    quiet_policy_checks: bool = setting(
+        False, "Comment on policy checks only when a project's policies fail (statuses are always set).",
         Group.COMMANDS,
     )
     disable_apply_all: bool = setting(
@@ -676,7 +686,9 @@ class Settings(BaseSettings):
     @field_validator("allow_commands")
     @classmethod
     def _check_commands(cls, names: list[str]) -> list[str]:
-        names = [name.strip().lower().replace("_", " ") for name in names]
+        names = [name.strip().lower() for name in names]
+        # Atlantis writes state_rm; approve_policies keeps its underscore in comments too.
+        names = [name if name in KNOWN_COMMANDS else name.replace("_", " ") for name in names]
         unknown = [name for name in names if name not in KNOWN_COMMANDS]
         if unknown:
             raise ValueError(f"unknown command {json.dumps(unknown[0])}; known: {', '.join(KNOWN_COMMANDS)}")

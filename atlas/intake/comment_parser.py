@@ -34,6 +34,7 @@ class CommentCommand:
     workspace: str | None = None
     project: str | None = None
     verbose: bool = False
+    clear_policy_approval: bool = False
     extra_args: tuple[str, ...] = ()
     """What followed `--`, passed on to terraform."""
     positional: tuple[str, ...] = ()
@@ -50,6 +51,8 @@ class CommentCommand:
                 words += [flag, value]
         if self.verbose:
             words.append("--verbose")
+        if self.clear_policy_approval:
+            words.append("--clear-policy-approval")
         words += self.positional
         if self.extra_args:
             words += ["--", *self.extra_args]
@@ -102,6 +105,8 @@ FLAGS: dict[str, Flag] = {
     "workspace": Flag("w", "workspace", "WORKSPACE", "The project's Terraform workspace (default: default)."),
     "project": Flag("p", "project", "PROJECT", "The project named PROJECT in the repo config (instead of -d, -w)."),
     "verbose": Flag(None, "verbose", None, "Add atlas's log of the run to the comment."),
+    "clear_policy_approval": Flag(None, "clear-policy-approval", None,
+                                  "Withdraw your approvals of failing policy sets instead of giving them."),
 }
 """atlas's flags by name; a command lists the names it accepts."""
 
@@ -248,7 +253,7 @@ def _parse_words(
     if separator and not spec.extra_args:
         raise CommentError(f"{_code(name)} passes no arguments to terraform, so it takes no `--`.", prefix=prefix)
 
-    values, verbose, positional = _read_flags(before, spec, name, prefix)
+    values, switches, positional = _read_flags(before, spec, name, prefix)
     _check_positional(positional, spec, name, prefix)
     if "project" in values and ("dir" in values or "workspace" in values):
         raise CommentError(
@@ -272,7 +277,8 @@ def _parse_words(
         dir=directory,
         workspace=workspace,
         project=project,
-        verbose=verbose,
+        verbose="verbose" in switches,
+        clear_policy_approval="clear_policy_approval" in switches,
         extra_args=tuple(extra),
         positional=tuple(positional),
         prefix=prefix,
@@ -310,11 +316,11 @@ def _command_named(words: list[str], prefix: str, allowed: Sequence[str] | None)
 
 def _read_flags(
     words: list[str], spec: CommandSpec, name: str, prefix: str
-) -> tuple[dict[str, str], bool, list[str]]:
-    """The flag values (by flag name), --verbose, and the positional arguments in `words`."""
+) -> tuple[dict[str, str], set[str], list[str]]:
+    """The flag values (by flag name), the flags without values given, and the positional arguments in `words`."""
     values: dict[str, str] = {}
     seen: set[str] = set()
-    verbose = False
+    switches: set[str] = set()
     positional: list[str] = []
     index = 0
     while index < len(words):
@@ -339,7 +345,7 @@ def _read_flags(
             if has_value:
                 raise CommentError(f"{_code(spelling)} takes no value; write just {_code(spelling)}.",
                                    prefix=prefix)
-            verbose = True
+            switches.add(flag_name)
             continue
         if has_value:
             value = inline
@@ -358,7 +364,7 @@ def _read_flags(
                 prefix=prefix,
             )
         values[flag_name] = value
-    return values, verbose, positional
+    return values, switches, positional
 
 
 def _unknown_flag(word: str, spelling: str, spec: CommandSpec, name: str, value: str | None) -> str:

@@ -207,7 +207,7 @@ def job_for_comment(
         return Ignored(f"comment is not an atlas command ({parsed.reason})")
     return job(parsed.kind, args=CommandArgs(
         dir=parsed.dir, workspace=parsed.workspace, project=parsed.project, verbose=parsed.verbose,
-        extra_args=parsed.extra_args, positional=parsed.positional,
+        clear_policy_approval=parsed.clear_policy_approval, extra_args=parsed.extra_args, positional=parsed.positional,
     ))
 
 

@@ -38,6 +38,9 @@ class AuditAction(StrEnum):
     UNLOCK = "unlock"
     DRIFT_CHECK = "drift_check"
     REMEDIATION = "remediation"
+    POLICY_CHECK = "policy_check"
+    POLICY_APPROVAL = "policy_approval"
+    POLICY_APPROVAL_WITHDRAWN = "policy_approval_withdrawn"
 
 
 class AuditEntry(BaseModel):

@@ -42,6 +42,7 @@ from redis.typing import EncodableT, FieldT
 
 from atlas.models import DriftRecord, Job, JobStatus, PlanRecord, Project, PullRequest, Repo, utcnow
 from atlas.stores.audit import AuditEntry
+from atlas.stores.policy import PolicyApprovalRecord, PolicyCheckRecord
 from atlas.stores.state import JobRecord, ProjectState
 
 DEFAULT_PREFIX = "atlas:"
@@ -117,6 +118,11 @@ def text(value: object) -> str | None:
 def project_field(project: Project) -> str:
     """A hash field naming a project unambiguously, whatever its dir and workspace contain."""
     return json.dumps([project.dir, project.workspace])
+
+
+def _approval_of(field: list[str], project: list[str], user: str) -> bool:
+    """Whether a policy approval's field ([dir, workspace, set, user]) is the user's for the project."""
+    return field[:2] == project and field[3:] == [user.casefold()]
 
 
 def pull_key(repo: str, number: int) -> str:
@@ -269,7 +275,8 @@ class RedisStateStore:
 
     def forget_pull(self, repo: str, number: int) -> None:
         pull = pull_key(repo, number)
-        self.redis.delete(self._key("project-states", pull), self._key("comment-records", pull))
+        self.redis.delete(self._key("project-states", pull), self._key("comment-records", pull),
+                          self._key("policy-checks", pull), self._key("policy-approvals", pull))
 
     def add_comment_record(self, repo: str, number: int, kind: str, node_id: str) -> None:
         key = self._key("comment-records", pull_key(repo, number))
@@ -322,6 +329,44 @@ class RedisStateStore:
     def claim_slot(self, key: str, ttl_seconds: float) -> bool:
         ttl = max(int(ttl_seconds * 1000), 1)
         return bool(self.redis.set(self._key("slot", key), utcnow().isoformat(), nx=True, px=ttl))
+
+    # Policy checks and approvals
+
+    def save_policy_check(self, record: PolicyCheckRecord) -> None:
+        pull = pull_key(record.repo, record.pull_number)
+        approvals = self._key("policy-approvals", pull)
+        project = [record.project.dir, record.project.workspace]
+
+        def step(pipe: Pipeline) -> None:
+            watch(pipe, approvals)
+            stale = [f for f in pipe.hkeys(approvals) if json.loads(text(f) or "[]")[:2] == project]
+            pipe.multi()
+            pipe.hset(self._key("policy-checks", pull), json.dumps(project), record.model_dump_json())
+            if stale:
+                pipe.hdel(approvals, *stale)
+
+        transact(self.redis, step)
+
+    def policy_checks(self, repo: str, number: int) -> list[PolicyCheckRecord]:
+        bodies = self.redis.hvals(self._key("policy-checks", pull_key(repo, number)))
+        records = [PolicyCheckRecord.model_validate_json(body) for body in bodies]
+        return sorted(records, key=lambda r: (r.project.dir, r.project.workspace))
+
+    def add_policy_approval(self, record: PolicyApprovalRecord) -> None:
+        field = json.dumps([record.project.dir, record.project.workspace, record.policy_set, record.user.casefold()])
+        self.redis.hset(self._key("policy-approvals", pull_key(record.repo, record.pull_number)), field,
+                        record.model_dump_json())
+
+    def remove_policy_approvals(self, repo: str, number: int, project: Project, user: str) -> int:
+        key = self._key("policy-approvals", pull_key(repo, number))
+        wanted = [project.dir, project.workspace]
+        mine = [f for f in self.redis.hkeys(key) if _approval_of(json.loads(text(f) or "[]"), wanted, user)]
+        return int(self.redis.hdel(key, *mine)) if mine else 0
+
+    def policy_approvals(self, repo: str, number: int) -> list[PolicyApprovalRecord]:
+        bodies = self.redis.hvals(self._key("policy-approvals", pull_key(repo, number)))
+        records = [PolicyApprovalRecord.model_validate_json(body) for body in bodies]
+        return sorted(records, key=lambda r: (r.project.dir, r.project.workspace, r.policy_set, r.user))
 
     def save_drift(self, record: DriftRecord) -> None:
         field = json.dumps([record.repo, record.project.dir, record.project.workspace])

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from atlas.models import DriftRecord, Job, JobStatus, PlanRecord, Project, PullRequest, Repo, utcnow
 from atlas.stores.audit import AuditEntry
+from atlas.stores.policy import PolicyApprovalRecord, PolicyCheckRecord, PolicyStore
 from atlas.stores.sqlite import SQLiteDatabase
 
 
@@ -50,7 +51,7 @@ class JobRecord(BaseModel):
     finished_at: datetime | None = None
 
 
-class StateStore(Protocol):
+class StateStore(PolicyStore, Protocol):
     def claim_delivery(self, delivery_id: str, event: str) -> bool:
         """Record a delivery id; False when it was already claimed (a redelivery)."""
         ...
@@ -215,6 +216,24 @@ CREATE TABLE IF NOT EXISTS audit (
     body TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_by_time ON audit (at);
+CREATE TABLE IF NOT EXISTS policy_checks (
+    repo TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    dir TEXT NOT NULL,
+    workspace TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (repo, number, dir, workspace)
+);
+CREATE TABLE IF NOT EXISTS policy_approvals (
+    repo TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    dir TEXT NOT NULL,
+    workspace TEXT NOT NULL,
+    policy_set TEXT NOT NULL,
+    user TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (repo, number, dir, workspace, policy_set, user)
+);
 CREATE TABLE IF NOT EXISTS plans (
     repo TEXT NOT NULL,
     number INTEGER NOT NULL,
@@ -348,6 +367,8 @@ class SQLiteStateStore:
         with self._transaction() as db:
             db.execute("DELETE FROM project_states WHERE repo = ? AND number = ?", (repo, number))
             db.execute("DELETE FROM comment_records WHERE repo = ? AND number = ?", (repo, number))
+            db.execute("DELETE FROM policy_checks WHERE repo = ? AND number = ?", (repo, number))
+            db.execute("DELETE FROM policy_approvals WHERE repo = ? AND number = ?", (repo, number))
 
     def add_comment_record(self, repo: str, number: int, kind: str, node_id: str) -> None:
         with self._transaction() as db:
@@ -411,6 +432,40 @@ class SQLiteStateStore:
                 "INSERT OR IGNORE INTO slot_claims (key, expires_at) VALUES (?, ?)", (key, now + ttl_seconds)
             )
             return cursor.rowcount == 1
+
+    def save_policy_check(self, record: PolicyCheckRecord) -> None:
+        key = (record.repo, record.pull_number, record.project.dir, record.project.workspace)
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO policy_checks (repo, number, dir, workspace, body) VALUES (?, ?, ?, ?, ?)",
+                (*key, record.model_dump_json()))
+            db.execute("DELETE FROM policy_approvals WHERE repo = ? AND number = ? AND dir = ? AND workspace = ?", key)
+
+    def policy_checks(self, repo: str, number: int) -> list[PolicyCheckRecord]:
+        rows = self._connection().execute(
+            "SELECT body FROM policy_checks WHERE repo = ? AND number = ? ORDER BY dir, workspace", (repo, number))
+        return [PolicyCheckRecord.model_validate_json(row[0]) for row in rows]
+
+    def add_policy_approval(self, record: PolicyApprovalRecord) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO policy_approvals (repo, number, dir, workspace, policy_set, user, body) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (record.repo, record.pull_number, record.project.dir, record.project.workspace, record.policy_set,
+                 record.user.casefold(), record.model_dump_json()))
+
+    def remove_policy_approvals(self, repo: str, number: int, project: Project, user: str) -> int:
+        with self._transaction() as db:
+            cursor = db.execute(
+                "DELETE FROM policy_approvals WHERE repo = ? AND number = ? AND dir = ? AND workspace = ? AND user = ?",
+                (repo, number, project.dir, project.workspace, user.casefold()))
+            return cursor.rowcount
+
+    def policy_approvals(self, repo: str, number: int) -> list[PolicyApprovalRecord]:
+        rows = self._connection().execute(
+            "SELECT body FROM policy_approvals WHERE repo = ? AND number = ? ORDER BY dir, workspace, policy_set, user",
+            (repo, number))
+        return [PolicyApprovalRecord.model_validate_json(row[0]) for row in rows]
 
     def save_drift(self, record: DriftRecord) -> None:
         with self._transaction() as db:

@@ -1,0 +1,230 @@
+"""Policy checks: each project's saved plan judged by the server's Rego policy sets, and the gate on applies.
+
+After every plan of a project whose repository has policy checks on (`--enable-policy-checks`, and
+repos.yaml `policy_check` not false), `check_project` hands `terraform show -json` of the saved plan
+to every policy set of repos.yaml's `policies:` (the namespaces a `policy_check` step's `extra_args`
+select), keeps the results in the state store, where every worker reads them, and records failures
+in the audit log. A new check of a project clears the approvals of the one before.
+
+`blocked` says which projects cannot be applied: a failing (or unloadable) set without
+`approve_count` owners' approvals, or no check of the plan being applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import TypeAdapter
+
+from atlas.commands.context import CommandContext
+from atlas.config.repo_settings import RepoSettings
+from atlas.config.workflow import StepName
+from atlas.models import Job, Project, PullRequest
+from atlas.policy.approvals import PolicyApproval, PolicyStanding, refusal, standing
+from atlas.policy.engine import evaluate_policy_sets
+from atlas.policy.results import PolicyOutcome, PolicyProblem, PolicySetResult
+from atlas.policy.sets import PolicyConfigError, PolicySet, PolicySets, namespaces_from_extra_args
+from atlas.render.comments import split_comment
+from atlas.render.policy_check import render_policy_check_comment
+from atlas.runtime.joblog import JobLog
+from atlas.runtime.plans import show_json
+from atlas.stores.audit import AuditAction, AuditEntry, record
+from atlas.stores.policy import PolicyCheckRecord
+from atlas.vcs import CommitState
+
+STATUS_CONTEXT = "atlas/policy_check"
+
+_RESULTS = TypeAdapter(list[PolicySetResult])
+
+
+def policies_of(ctx: CommandContext) -> PolicySets | None:
+    """The server's policy sets when policy checks are on, else None."""
+    if not ctx.settings.enable_policy_checks:
+        return None
+    return ctx.server_config.policies
+
+
+def enabled_for(ctx: CommandContext, repo: RepoSettings, project: Project) -> bool:
+    """Whether the project's plans are policy checked (and its applies gated by the checks)."""
+    return policies_of(ctx) is not None and repo.project(project).policy_check
+
+
+def check_project(ctx: CommandContext, job: Job, repo: RepoSettings, project: Project, workdir: Path,
+                  planfile: Path, joblog: JobLog) -> PolicyStanding:
+    """Judge the project's saved plan, keep the results (clearing approvals) and weigh them."""
+    policies = policies_of(ctx)
+    assert policies is not None, "check_project runs only with policy checks on"
+    pull = job.pull
+    results = _evaluate(ctx, policies, repo, project, workdir, planfile, joblog)
+    for result in results:
+        joblog.write(f"atlas: policy set {result.policy_set}: {result.outcome.value}"
+                     f" ({len(result.failures)} failures, {len(result.warnings)} warnings)")
+        for problem in result.errors:
+            joblog.write(f"atlas: policy set {result.policy_set}: {problem}")
+    ctx.state.save_policy_check(PolicyCheckRecord(
+        repo=pull.repo.full_name, pull_number=pull.number, project=project, head_sha=pull.head_sha,
+        results=_RESULTS.dump_json(results).decode()))
+    failing = [r for r in results if not r.passed]
+    record(ctx, AuditEntry(
+        action=AuditAction.POLICY_CHECK, repo=pull.repo.full_name, user=job.requested_by or pull.author,
+        outcome="failed" if failing else "passed", sha=pull.head_sha, pull_number=pull.number, project=project,
+        trigger=job.command.value, job_id=job.id,
+        detail="; ".join(f"{r.policy_set}: {r.outcome.value}" for r in results),
+        output="\n".join(f"{r.policy_set}: {m.message}" for r in failing for m in r.failures)
+        + "".join(f"\n{r.policy_set}: {p}" for r in failing for p in r.errors)))
+    return standing(results, (), policies, head_sha=pull.head_sha, pull_author=pull.author)
+
+
+def gate_merge_plan(ctx: CommandContext, job: Job, repo: RepoSettings, project: Project, workdir: Path,
+                    planfile: Path, joblog: JobLog) -> str | None:
+    """Judge the plan of the merge commit before it is applied: a refusal when its policies fail and the
+    owners did not approve those sets at the pull request's head; None when it may be applied."""
+    policies = policies_of(ctx)
+    if policies is None or not enabled_for(ctx, repo, project):
+        return None
+    pull = job.pull
+    results = _evaluate(ctx, policies, repo, project, workdir, planfile, joblog)
+    approvals = [PolicyApproval(policy_set=a.policy_set, user=a.user, head_sha=a.head_sha)
+                 for a in ctx.state.policy_approvals(pull.repo.full_name, pull.number) if a.project == project]
+    verdict = standing(results, approvals, policies, head_sha=pull.head_sha, pull_author=pull.author)
+    if verdict.allows_apply:
+        return None
+    record(ctx, AuditEntry(
+        action=AuditAction.POLICY_CHECK, repo=pull.repo.full_name, user=pull.merged_by or pull.author,
+        outcome="failed", sha=pull.merge_commit_sha, pull_number=pull.number, project=project, trigger="merge",
+        job_id=job.id, detail="; ".join(f"{s.result.policy_set}: {s.result.outcome.value}" for s in verdict.blocking)))
+    return refusal(project.label, verdict.blocking, command_prefix=ctx.settings.comment_prefix[0])
+
+
+def _evaluate(ctx: CommandContext, policies: PolicySets, repo: RepoSettings, project: Project, workdir: Path,
+              planfile: Path, joblog: JobLog) -> list[PolicySetResult]:
+    joblog.section(f"policy check {project.dir}/{project.workspace}")
+    try:
+        policy_sets = _sets_for_project(policies, repo, project)
+    except PolicyConfigError as error:
+        return [_error_result(s, "; ".join(error.problems)) for s in policies.policy_sets]
+    try:
+        document = show_json(ctx.terraform_for(repo.project(project).terraform_version), workdir, project,
+                             planfile, joblog)
+    except Exception as error:  # fail closed: a plan atlas cannot show is not a plan that passed
+        return [_error_result(s, f"terraform show -json of the saved plan failed: {error}")
+                for s in policies.policy_sets]
+    return evaluate_policy_sets(policy_sets, document, cache=ctx.policy_cache)
+
+
+@dataclass(frozen=True)
+class ProjectPolicy:
+    """A project's latest policy check at the pull request's head, weighed against its approvals."""
+
+    project: Project
+    standing: PolicyStanding | None
+    """None when there is no check of the plan at the head (plan again)."""
+
+
+def current_standings(ctx: CommandContext, pull: PullRequest, projects: Iterable[Project]) -> list[ProjectPolicy]:
+    """Each project's standing from the state store (shared by every worker)."""
+    policies = policies_of(ctx)
+    assert policies is not None
+    checks = {c.project: c for c in ctx.state.policy_checks(pull.repo.full_name, pull.number)}
+    by_project: dict[Project, list[PolicyApproval]] = {}
+    for approval in ctx.state.policy_approvals(pull.repo.full_name, pull.number):
+        by_project.setdefault(approval.project, []).append(PolicyApproval(
+            policy_set=approval.policy_set, user=approval.user, head_sha=approval.head_sha))
+    standings = []
+    for project in projects:
+        check = checks.get(project)
+        if check is None or check.head_sha != pull.head_sha:
+            standings.append(ProjectPolicy(project, None))
+            continue
+        results = _RESULTS.validate_json(check.results)
+        standings.append(ProjectPolicy(project, standing(
+            results, by_project.get(project, []), policies, head_sha=pull.head_sha, pull_author=pull.author)))
+    return standings
+
+
+def blocked(ctx: CommandContext, repo: RepoSettings, pull: PullRequest, projects: Sequence[Project]) -> list[str]:
+    """A refusal for each project whose policies do not let it be applied; empty when all may be."""
+    prefix = ctx.settings.comment_prefix[0]
+    gated = [p for p in projects if enabled_for(ctx, repo, p)]
+    if not gated:
+        return []
+    refusals = []
+    for entry in current_standings(ctx, pull, gated):
+        if entry.standing is None:
+            refusals.append(f"{entry.project.label} has no policy check of its plan at {pull.head_sha[:7]}: "
+                            f"comment `{prefix} plan` to plan and check it again.")
+        elif not entry.standing.allows_apply:
+            refusals.append(refusal(entry.project.label, entry.standing.blocking, command_prefix=prefix))
+    return refusals
+
+
+def _sets_for_project(policies: PolicySets, repo: RepoSettings, project: Project) -> list[PolicySet]:
+    """The policy sets as the project's `policy_check` step selects their namespaces (`extra_args`)."""
+    stage = repo.project(project).workflow.policy_check
+    steps = [step for step in stage.steps if step.name is StepName.POLICY_CHECK]
+    others = [step.name.value for step in stage.steps if step.name not in (StepName.POLICY_CHECK, StepName.SHOW)]
+    if others:
+        raise PolicyConfigError([
+            f"the workflow's policy_check stage has {', '.join(others)} step(s): atlas evaluates policies "
+            "in-process and runs only `show` and `policy_check` steps there"])
+    extra_args: list[str] = [arg for step in steps for arg in step.extra_args]
+    selected = []
+    for policy_set in policies.policy_sets:
+        namespaces = namespaces_from_extra_args(extra_args, default=policy_set.namespaces)
+        # None (`--all-namespaces`) reaches the engine as "every package the files declare".
+        selected.append(policy_set.model_copy(update={"namespaces": namespaces}))
+    return selected
+
+
+def _error_result(policy_set: PolicySet, message: str) -> PolicySetResult:
+    return PolicySetResult(policy_set=policy_set.name, directory=policy_set.path, outcome=PolicyOutcome.ERROR,
+                           errors=(PolicyProblem(message=message),))
+
+
+
+def report(ctx: CommandContext, job: Job, checks: Sequence[tuple[Project, PolicyStanding]]) -> None:
+    """The policy check comment (only on failures with --quiet-policy-checks) and the statuses:
+    `atlas/policy_check: PROJECT` per project and `atlas/policy_check` over the pull request's head."""
+    if not checks:
+        return
+    pull = job.pull
+    failing = [project for project, s in checks if not s.allows_apply]
+    if failing or not ctx.settings.quiet_policy_checks:
+        body = render_policy_check_comment(checks, command_prefix=ctx.settings.comment_prefix[0],
+                                           head_sha=pull.head_sha, job_url=ctx.job_url(job.id))
+        for part in split_comment(body, label="atlas policy check"):
+            ctx.vcs.post_comment(pull.repo, pull.number, part)
+    for project, project_standing in checks:
+        set_project_status(ctx, job, project, project_standing)
+    set_summary_status(ctx, job)
+
+
+def set_summary_status(ctx: CommandContext, job: Job) -> None:
+    """`atlas/policy_check` from every project checked at the pull request's head, approvals counted."""
+    pull = job.pull
+    projects = [c.project for c in ctx.state.policy_checks(pull.repo.full_name, pull.number)
+                if c.head_sha == pull.head_sha]
+    standings = [e.standing for e in current_standings(ctx, pull, projects) if e.standing is not None]
+    if not standings:
+        return
+    blocked_count = sum(1 for s in standings if not s.allows_apply)
+    state = CommitState.FAILURE if blocked_count else CommitState.SUCCESS
+    description = (f"{blocked_count}/{len(standings)} projects fail their policies, approval needed" if blocked_count
+                   else f"{len(standings)} projects passed or approved")
+    ctx.vcs.set_status(pull.repo, pull.head_sha, state, STATUS_CONTEXT, description, target_url=ctx.job_url(job.id))
+
+
+def set_project_status(ctx: CommandContext, job: Job, project: Project, project_standing: PolicyStanding) -> None:
+    state, description = _status_of(project_standing)
+    ctx.vcs.set_status(job.pull.repo, job.pull.head_sha, state, f"{STATUS_CONTEXT}: {project.label}", description,
+                       target_url=ctx.job_url(job.id))
+
+
+def _status_of(project_standing: PolicyStanding) -> tuple[CommitState, str]:
+    if project_standing.allows_apply:
+        approved = any(s.approved for s in project_standing.sets)
+        return CommitState.SUCCESS, "policies approved" if approved else "policies passed"
+    names = ", ".join(s.result.policy_set for s in project_standing.blocking)
+    return CommitState.FAILURE, f"failed: {names}; approval needed"[:140]
