@@ -134,7 +134,7 @@ def test_every_command_in_the_table_parses_by_its_words() -> None:
 
 def test_comment_commands_are_spelt_as_allow_commands_names_them() -> None:
     assert [spec.spelling for spec in COMMANDS.values()] == [
-        "plan", "apply", "unlock", "cancel", "import", "state rm", "help", "version"
+        "plan", "apply", "unlock", "cancel", "import", "state rm", "approve_policies", "help", "version"
     ]
     assert spelling(CommandName.STATE_RM) == "state rm"
 
@@ -512,7 +512,7 @@ def test_usage_lists_every_command_with_its_flags() -> None:
         assert re.search(rf"^  {spec.spelling}\b.*  {re.escape(spec.summary)}$", body, re.MULTILINE)
     assert "  import ADDRESS ID  " in body
     assert "  state rm ADDRESS...  " in body
-    assert "Flags of plan, apply, import, state rm:\n" in body
+    assert "Flags of plan, apply, import, state rm, approve_policies:\n" in body
     for synopsis in ("-d, --dir DIR", "-w, --workspace WORKSPACE", "-p, --project PROJECT", "--verbose", "-- ARGS..."):
         assert re.search(rf"^  {re.escape(synopsis)}  ", body, re.MULTILINE)
     assert "\n  atlas plan -d app -w staging\n" in body
