@@ -88,8 +88,14 @@ LEAF: dict[str, Any] = {
     "autodiscover": {"mode": "auto"}, "repo_locks": {"mode": "on_plan"}, "autoplan": {"enabled": True},
     "projects": [{"dir": "."}], "repos": [{"id": "/.*/"}], "pre_workflow_hooks": [{"run": "echo"}],
     "post_workflow_hooks": [{"run": "echo"}], "drift": {"enabled": True},
+    "policy_check": True, "owners": {"users": ["olga"]}, "users": ["olga"], "teams": ["platform"], "approve_count": 1,
+    "policy_sets": [{"name": "p", "path": "policies", "source": "local"}], "path": "policies", "source": "local",
+    "prevent_self_approve": True, "conftest_version": "v0.46.0",
+    "policies": {"policy_sets": [{"name": "p", "path": "policies", "source": "local"}]},
 }
 CONTEXT_LEAF = {("autodiscover", "mode"): "enabled", ("repo_locks", "mode"): "on_apply"}
+POLICY_SETS = [{"name": "p", "path": "policies", "source": "local"}]
+"""What a `policies:` block needs besides the key under test."""
 LIST_ITEM: dict[str, dict[str, Any]] = {
     "projects": {"dir": "."}, "repos": {"id": "/.*/"}, "pre_workflow_hooks": {"run": "echo"},
     "post_workflow_hooks": {"run": "echo"}, "policy_sets": {"name": "p", "path": "policies", "source": "local"},
@@ -148,6 +154,8 @@ def document(where: Where, path: str) -> dict[str, Any]:
             node[name] = CONTEXT_LEAF.get((parent, name), LEAF.get(name, "x"))
         else:
             node = node.setdefault(name, {})
+    if isinstance(base.get("policies"), dict):
+        base["policies"].setdefault("policy_sets", POLICY_SETS)
     return base
 
 

@@ -75,13 +75,16 @@ def _workflow_keys(where: Where) -> tuple[AtlantisKey, ...]:
         ok("workflows.*.apply"),
         ok("workflows.*.import"),
         ok("workflows.*.state_rm"),
-        AtlantisKey(where, "workflows.*.policy_check", P, prefix + "workflows.*.policy_check",
-                    "the steps run after each plan when policy checks are on (default: show, policy_check)"),
+        AtlantisKey(where, "workflows.*.policy_check", S, prefix + "workflows.*.policy_check",
+                    "the steps run after each plan when policy checks are on (default: show, policy_check)",
+                    _POLICY_TEST),
         ok("workflows.*.*.steps"),
         *(ok(f"steps[].{name}") for name in built_in),
         ok("steps[].*.extra_args", "extra arguments of a built-in step (init, plan, apply, show, import, state_rm)"),
-        AtlantisKey(where, "steps[].policy_check", P, prefix + "steps[].policy_check",
-                    "runs conftest against the plan's JSON with the policy sets of repos.yaml `policies`"),
+        AtlantisKey(where, "steps[].policy_check", S, prefix + "steps[].policy_check",
+                    "judges the plan's JSON with the policy sets of repos.yaml `policies`, in-process (Rego); "
+                    "extra_args may name --namespace NAME or --all-namespaces",
+                    _POLICY_TEST),
         ok("steps[].run"),
         ok("steps[].run.command"),
         ok("steps[].run.shell"),
@@ -117,6 +120,8 @@ def _flag(name: str, status: Status = S, atlas: str = "", reason: str = "", test
     return AtlantisKey(SERVER, name, status, atlas or (f"setting:{name}" if status is S else ""), reason, test)
 
 
+_POLICY_TEST = ("tests/test_policy_checks_e2e.py::"
+                "test_a_failing_policy_blocks_apply_until_an_owner_approves_and_the_author_cannot")
 _DELETE_BRANCH = "after an automerge (or a merge atlas makes), delete the pull request's source branch"
 _POLICY_CHECK = "run the policy sets of repos.yaml `policies` (conftest) after each plan; failing sets block apply"
 _CUSTOM_POLICY = "allow policy tools other than conftest in custom policy_check workflows (their output is not parsed)"
@@ -201,7 +206,7 @@ REPOS_KEYS: tuple[AtlantisKey, ...] = (
     _repos("repos[].repo_locking"),
     _repos("repos[].repo_locks"),
     _repos("repos[].repo_locks.mode"),
-    _repos("repos[].policy_check", P, reason=_POLICY_CHECK),
+    _repos("repos[].policy_check", reason=_POLICY_CHECK, test=_POLICY_TEST),
     _repos("repos[].custom_policy_check", P, reason=_CUSTOM_POLICY),
     _repos("repos[].autodiscover"),
     _repos("repos[].autodiscover.mode"),
@@ -213,15 +218,22 @@ REPOS_KEYS: tuple[AtlantisKey, ...] = (
         for key in ("", "[].run", "[].description", "[].shell", "[].shellArgs", "[].commands")
     ),
     *_workflow_keys(REPOS),
-    _repos("policies", P, reason=_POLICIES),
+    _repos("policies", reason=_POLICIES, test=_POLICY_TEST),
+    *(
+        _repos(f"policies.{key}", reason=_POLICIES, test=_POLICY_TEST)
+        for key in (
+            "owners", "owners.users", "owners.teams", "approve_count", "policy_sets", "policy_sets[].name",
+            "policy_sets[].path", "policy_sets[].source", "policy_sets[].owners", "policy_sets[].approve_count",
+            "policy_sets[].prevent_self_approve",
+        )
+    ),
+    _repos("policies.conftest_version", reason="accepted with a notice at start-up: atlas evaluates Rego "
+           "in-process and downloads no conftest", test="tests/test_policy_sets.py::"
+           "test_conftest_version_is_accepted_and_reported_as_not_used"),
     *(
         _repos(f"policies.{key}", P, reason=_POLICIES)
-        for key in (
-            "conftest_version", "owners", "owners.users", "owners.teams", "approve_count", "sticky_policy_approvals",
-            "policy_item_regex", "policy_sets", "policy_sets[].name", "policy_sets[].path", "policy_sets[].source",
-            "policy_sets[].owners", "policy_sets[].approve_count", "policy_sets[].prevent_self_approve",
-            "policy_sets[].sticky_policy_approvals", "policy_sets[].policy_item_regex",
-        )
+        for key in ("sticky_policy_approvals", "policy_item_regex", "policy_sets[].sticky_policy_approvals",
+                    "policy_sets[].policy_item_regex")
     ),
     *(
         _repos(key, R, reason=_METRICS)
@@ -255,7 +267,7 @@ _REDIS = "atlas takes one Redis URL (redis://[:password@]host:port/db, rediss://
 
 SERVER_KEYS: tuple[AtlantisKey, ...] = (
     _flag("allow-commands", reason="atlas's names: plan, apply, unlock, cancel, help, version, import, state rm; "
-                                   "Atlantis's state, approve_policies, policy_check and all are refused by name"),
+                                   "approve_policies; Atlantis's state, policy_check and all are refused by name"),
     _flag("allow-draft-prs"),
     _flag("allow-fork-prs"),
     _flag("api-secret"),
@@ -314,8 +326,8 @@ SERVER_KEYS: tuple[AtlantisKey, ...] = (
           "atlas checks drift on a schedule (--drift-schedule) for projects with drift: enabled"),
     _flag("enable-drift-remediation", E, "repos:repos[].drift.remediate"),
     _flag("enable-external-stores", E, "setting:plans-s3-bucket"),
-    _flag("enable-policy-checks", P, "setting:enable-policy-checks",
-          "run the policy sets of repos.yaml `policies` after every plan"),
+    _flag("enable-policy-checks", reason="run the policy sets of repos.yaml `policies` after every plan",
+          test=_POLICY_TEST),
     _flag("enable-profiling-api", R, reason="not supported: atlas has no profiling endpoints"),
     _flag("enable-regexp-cmd", P, "setting:enable-regexp-cmd",
           "`-p` takes a regex over project names (limited by allowed_regexp_prefixes)"),
@@ -381,8 +393,8 @@ SERVER_KEYS: tuple[AtlantisKey, ...] = (
     _flag("pending-apply-status", P, "setting:pending-apply-status",
           _GITLAB + "keep the apply status pending while planned changes are unapplied"),
     _flag("port"),
-    _flag("quiet-policy-checks", P, "setting:quiet-policy-checks",
-          "comment policy check results only when a check fails with an error"),
+    _flag("quiet-policy-checks", reason="comment policy check results only when a project's policies fail",
+          test="tests/test_policy_checks_e2e.py::test_warnings_do_not_block_and_quiet_checks_comment_only_on_failures"),
     _flag("redis-cluster-addresses", R, reason="not supported: " + _REDIS),
     *(
         _flag(name, E, "setting:redis-url", _REDIS)
