@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from atlas.config.workflow import Step, StepName
+from atlas.runtime.init_inputs import forget, init_fingerprint, record, recorded
 from atlas.runtime.plan_output import clean_plan_output, summarise_plan
 from atlas.runtime.stage_run import (
     PLAN_COMMANDS,
@@ -20,7 +21,7 @@ from atlas.runtime.stage_run import (
     strip_refreshing,
 )
 from atlas.runtime.step_env import parse_multienv
-from atlas.runtime.terraform import RunResult
+from atlas.runtime.terraform import RunResult, TerraformError
 
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 
@@ -30,7 +31,21 @@ def _init(run: StageRun, step: Step) -> None:
     # Start init from the default workspace: a selected workspace whose state is gone would make
     # init ask a question that automation cannot answer.
     (run.project_dir / ".terraform" / "environment").unlink(missing_ok=True)
-    run.terraform("init", ["init", "-input=false", "-no-color", "-upgrade=false", *step.extra_args])
+    args = ["init", "-input=false", "-no-color", "-upgrade=false", *step.extra_args]
+    try:
+        version = run.runner.version()
+    except TerraformError:
+        version = ""  # unknown: init, and record nothing
+    fingerprint = init_fingerprint(run.project_dir, binary=run.runner.binary, version=version,
+                                   args=args, env=run.runner.build_env(run.terraform_env()))
+    if version and fingerprint == recorded(run.project_dir):
+        run.log.write("atlas: init skipped: nothing init depends on (lock file, modules, backend, providers, "
+                      "terraform version, init arguments) changed since this working copy's last init")
+    else:
+        forget(run.project_dir)
+        run.terraform("init", args)
+        if version:
+            record(run.project_dir, fingerprint)
     run.ensure_workspace()
 
 
