@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.atlas_plugin import FIXTURES, RunningAtlas, assert_golden, normalise
-from tests.emulator import EmulatedRepo, GitHubEmulator
+from tests.emulator import EmulatedRepo, GitHubEmulator, webhook_payload
 
 APP_CHANGE = {
     "app/main.tf": (FIXTURES / "multi-project/app/main.tf").read_text().replace("replicas = 2", "replicas = 3")
@@ -273,3 +273,25 @@ def test_one_autoplan_checks_out_once_and_writes_one_plan_header(
     assert sum(line.startswith("$ git checkout") for line in lines) == 1, lines
     assert sum(line.startswith("$ git clean") for line in lines) == 1, lines
     assert lines.count("=== plan app/default ===") == 1, lines
+
+
+def test_disable_autoplan_plans_only_on_a_comment(
+    start_atlas: Callable[..., RunningAtlas],
+    fixture_repo: Callable[..., EmulatedRepo],
+    github_emulator: GitHubEmulator,
+) -> None:
+    atlas = start_atlas(disable_autoplan=True)
+    fixture_repo("multi-project")
+    github_emulator.set_permission("acme/infra", "alice", "write")
+    pull = github_emulator.open_pull("acme/infra", "more-replicas", APP_CHANGE, author="alice")
+
+    response = atlas.pull_event(pull, "opened")
+    assert response.status_code == 200 and "--disable-autoplan" in response.text
+    atlas.wait_idle()
+    assert comment_bodies(github_emulator, "acme/infra", pull.number) == []
+    assert plan_statuses(github_emulator, "acme/infra", pull.head_sha) == []
+
+    payload = webhook_payload("issue_comment", pull, "created", body="atlas plan", commenter="alice")
+    assert atlas.deliver("issue_comment", payload).status_code == 202
+    atlas.wait_idle()
+    assert "Plan: 1 to add" in comment_bodies(github_emulator, "acme/infra", pull.number)[-1]

@@ -145,6 +145,10 @@ class Settings(BaseSettings):
     allow_draft_prs: bool = setting(
         False, "Plan draft pull requests too, instead of waiting until they are ready.", Group.GITHUB
     )
+    disable_autoplan: bool = setting(
+        False, "Never plan a pull request by itself on open or push: projects are planned only on a comment "
+        "such as 'atlas plan'. Closing and merging still clean up.", Group.GITHUB
+    )
     comment_prefix: CommaList = setting(
         ["atlas"],
         "Words that address atlas at the start of a pull-request comment (as in 'atlas plan'); "

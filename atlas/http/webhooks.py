@@ -165,6 +165,8 @@ def _job_for(event: PullRequestEvent | CommentEvent, settings: Settings, deliver
             bot_login=settings.gh_user,
             delivery_id=delivery_id,
         )
+    if settings.disable_autoplan and event.action != "closed":
+        return Ignored("autoplan is off on this server (--disable-autoplan): comment `atlas plan` to plan")
     return job_for_event(event, allow_draft_prs=settings.allow_draft_prs, delivery_id=delivery_id)
 
 
