@@ -63,15 +63,32 @@ class GitAccess:
 
 
 class GitHttpBackend:
-    """A WSGI app serving `/{owner}/{name}.git/...` from bare repositories under `project_root`."""
+    """A WSGI app serving `/{owner}/{name}.git/...` from bare repositories under `project_root`.
 
-    def __init__(self, project_root: Path, access: GitAccess) -> None:
+    `path` and `users` say which URLs name a repository and which basic-auth users carry a token;
+    GitHub's by default, another host's (GitLab's nested groups, its `oauth2` user) when given.
+    """
+
+    def __init__(
+        self,
+        project_root: Path,
+        access: GitAccess,
+        *,
+        path: re.Pattern[str] = GIT_PATH,
+        users: tuple[str, ...] = (GIT_USER,),
+        realm: str = "GitHub",
+        unauthorized_body: bytes = _UNAUTHORIZED_BODY,
+    ) -> None:
         self.project_root = project_root
         self.access = access
+        self.path = path
+        self.users = users
+        self.realm = realm
+        self.unauthorized_body = unauthorized_body
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
-        match = GIT_PATH.match(path)
+        match = self.path.match(path)
         if match is None:
             return _plain(start_response, "404 Not Found", b"Not Found\n")
         full_name = f"{match['owner']}/{match['name']}"
@@ -82,12 +99,12 @@ class GitHttpBackend:
         credentials = basic_credentials(environ.get("HTTP_AUTHORIZATION"))
         if credentials is not None:
             user, password = credentials
-            login = self.access.login_for_token(password) if user == GIT_USER else None
+            login = self.access.login_for_token(password) if user in self.users else None
             if login is None:
-                return _unauthorized(start_response)
+                return self._unauthorized(start_response)
         found = self.access.repository(full_name)
         if login is None and (found is None or found[1] or is_push):
-            return _unauthorized(start_response)
+            return self._unauthorized(start_response)
         if found is None:
             return _plain(start_response, "404 Not Found", b"Repository not found.\n")
 
@@ -146,6 +163,17 @@ class GitHttpBackend:
         start_response(status, headers)
         return self._stream(proc, pump, drain, errors, full_name if is_push else None)
 
+    def _unauthorized(self, start_response: StartResponse) -> list[bytes]:
+        start_response(
+            "401 Unauthorized",
+            [
+                ("Content-Type", "text/plain; charset=utf-8"),
+                ("Content-Length", str(len(self.unauthorized_body))),
+                ("WWW-Authenticate", f'Basic realm="{self.realm}"'),
+            ],
+        )
+        return [self.unauthorized_body]
+
     def _stream(
         self,
         proc: subprocess.Popen[bytes],
@@ -183,15 +211,3 @@ def _copy_and_close(source: IO[bytes], sink: IO[bytes]) -> None:
 def _plain(start_response: StartResponse, status: str, body: bytes) -> list[bytes]:
     start_response(status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))])
     return [body]
-
-
-def _unauthorized(start_response: StartResponse) -> list[bytes]:
-    start_response(
-        "401 Unauthorized",
-        [
-            ("Content-Type", "text/plain; charset=utf-8"),
-            ("Content-Length", str(len(_UNAUTHORIZED_BODY))),
-            ("WWW-Authenticate", 'Basic realm="GitHub"'),
-        ],
-    )
-    return [_UNAUTHORIZED_BODY]
