@@ -296,8 +296,9 @@ def create_api_app(emulator: GitLabEmulator) -> Flask:
         name = body().get("name")
         if not isinstance(name, str) or not name:
             raise ApiError(400, "400 Bad request - name is missing")
-        return json_response(shapes.award_emoji(emulator.award(awards, name, g.user, awardable_id, awardable_type)),
-                             201)
+        return json_response(
+            shapes.award_emoji(emulator.award(awards, name, g.user, awardable_id, awardable_type)), 201
+        )
 
     @app.get("/api/v4/projects/<int:project_id>/merge_requests/<int:iid>/award_emoji")
     def list_mr_awards(project_id: int, iid: int) -> Response:
@@ -332,7 +333,8 @@ def create_api_app(emulator: GitLabEmulator) -> Flask:
     def commit_statuses(project_id: int, sha: str) -> Response:
         project = project_or_404(project_id)
         wanted = [
-            s for s in project.statuses
+            s
+            for s in project.statuses
             if s.sha == sha
             and request.args.get("ref") in (None, s.ref)
             and request.args.get("name") in (None, s.name)
@@ -354,7 +356,8 @@ def create_api_app(emulator: GitLabEmulator) -> Flask:
         labels = [label for label in request.args.get("labels", "").split(",") if label]
         search = request.args.get("search")
         found = [
-            issue for issue in sorted(project.issues.values(), key=lambda i: i.iid, reverse=True)
+            issue
+            for issue in sorted(project.issues.values(), key=lambda i: i.iid, reverse=True)
             if state in ("all", issue.state)
             and all(label in issue.labels for label in labels)
             and (not search or search.lower() in (issue.title + issue.description).lower())

@@ -57,7 +57,10 @@ GIT_USERS = ("oauth2",)
 """The basic-auth user GitLab documents for cloning with an OAuth or personal access token."""
 
 _PROJECT_SEGMENT = re.compile(rf"^{API_PREFIX}/(?P<kind>projects|groups)/(?P<id>[^/?]+)(?P<rest>/[^?]*)?")
-_UNAUTHORIZED_GIT = b"HTTP Basic: Access denied. If a password was provided for Git authentication, the password was incorrect or you're required to use a token instead of a password.\n"
+_UNAUTHORIZED_GIT = (
+    b"HTTP Basic: Access denied. If a password was provided for Git authentication, the password was "
+    b"incorrect or you're required to use a token instead of a password.\n"
+)
 
 
 class EmulatorError(RuntimeError):
@@ -80,8 +83,16 @@ class GitLabEmulator:
         self._ids = {
             kind: itertools.count(start)
             for kind, start in {
-                "user": 101, "group": 11, "project": 278_964, "mr": 155_016_530, "note": 1_244_000,
-                "award": 2_000, "status": 93_000, "pipeline": 538_317_940, "issue": 84_000, "rule": 1,
+                "user": 101,
+                "group": 11,
+                "project": 278_964,
+                "mr": 155_016_530,
+                "note": 1_244_000,
+                "award": 2_000,
+                "status": 93_000,
+                "pipeline": 538_317_940,
+                "issue": 84_000,
+                "rule": 1,
             }.items()
         }
         self._users: dict[str, User] = {}
@@ -250,20 +261,30 @@ class GitLabEmulator:
             # atlas's token belongs to a member that can comment, set statuses and merge.
             project.members[self.bot.id] = ACCESS_LEVELS["maintainer"]
             project.git.commit(
-                f"refs/heads/{default_branch}", contents, parent=None, message="Initial commit",
+                f"refs/heads/{default_branch}",
+                contents,
+                parent=None,
+                message="Initial commit",
                 author=_author(self.user(group_path.split("/")[0])),
             )
             return project
 
-    def _new_project(self, full_path: str, default_branch: str, visibility: str, parent: Project | None = None) -> Project:
+    def _new_project(
+        self, full_path: str, default_branch: str, visibility: str, parent: Project | None = None
+    ) -> Project:
         group_path, _, name = full_path.rpartition("/")
         git_path = self.repos_root / group_path / f"{name}.git"
         git = parent.git.clone_to(git_path) if parent is not None else BareRepo(git_path)
         if parent is None:
             git.init(default_branch)
         project = Project(
-            id=next(self._ids["project"]), full_path=full_path, namespace=self.group(group_path), git=git,
-            default_branch=default_branch, visibility=visibility, forked_from=parent,
+            id=next(self._ids["project"]),
+            full_path=full_path,
+            namespace=self.group(group_path),
+            git=git,
+            default_branch=default_branch,
+            visibility=visibility,
+            forked_from=parent,
         )
         self._projects[full_path.lower()] = project
         return project
@@ -285,8 +306,12 @@ class GitLabEmulator:
         with self.lock:
             project = self.project(path)
             project.approval_rules.append(
-                ApprovalRule(id=next(self._ids["rule"]), name=name, approvals_required=approvals_required,
-                             eligible=tuple(eligible))
+                ApprovalRule(
+                    id=next(self._ids["rule"]),
+                    name=name,
+                    approvals_required=approvals_required,
+                    eligible=tuple(eligible),
+                )
             )
 
     def require_pipeline_success(self, path: str, required: bool = True) -> None:
@@ -326,17 +351,30 @@ class GitLabEmulator:
                 source = self.find_project(fork_path) or self._new_project(
                     fork_path, project.default_branch, project.visibility, parent=project
                 )
+                source.members[user.id] = ACCESS_LEVELS["owner"]
             iid = project.next_mr_iid
             project.next_mr_iid += 1
             sha = project.git.commit(
-                f"refs/merge-requests/{iid}/head", changes, parent=base_sha,
-                message=title if not draft else f"Draft: {title}", author=_author(user),
+                f"refs/merge-requests/{iid}/head",
+                changes,
+                parent=base_sha,
+                message=title if not draft else f"Draft: {title}",
+                author=_author(user),
             )
             self._publish(project, source, source_branch, iid, sha)
             mr = MergeRequest(
-                id=next(self._ids["mr"]), iid=iid, project=project, source_project=source,
-                source_branch=source_branch, target_branch=target, title=title, description=description,
-                author=user, sha=sha, base_sha=base_sha, draft=draft,
+                id=next(self._ids["mr"]),
+                iid=iid,
+                project=project,
+                source_project=source,
+                source_branch=source_branch,
+                target_branch=target,
+                title=title,
+                description=description,
+                author=user,
+                sha=sha,
+                base_sha=base_sha,
+                draft=draft,
             )
             project.merge_requests[iid] = mr
             return mr
@@ -347,7 +385,9 @@ class GitLabEmulator:
         if source is project:
             project.git.update_ref(f"refs/heads/{branch}", sha)
         else:
-            source.git.git("fetch", "--quiet", str(project.git.path), f"+refs/merge-requests/{iid}/head:refs/heads/{branch}")
+            source.git.git(
+                "fetch", "--quiet", str(project.git.path), f"+refs/merge-requests/{iid}/head:refs/heads/{branch}"
+            )
 
     def merge_request(self, path: str, iid: int) -> MergeRequest:
         with self.lock:
@@ -360,9 +400,7 @@ class GitLabEmulator:
         """A new commit with `changes` on the merge request's source branch; the new head sha."""
         with self.lock:
             mr = self.merge_request(path, iid)
-            sha = mr.project.git.commit(
-                mr.head_ref, changes, parent=mr.sha, message=message, author=_author(mr.author)
-            )
+            sha = mr.project.git.commit(mr.head_ref, changes, parent=mr.sha, message=message, author=_author(mr.author))
             self._publish(mr.project, mr.source_project, mr.source_branch, iid, sha)
             mr.previous_sha, mr.sha = mr.sha, sha
             mr.updated_at = now()
@@ -375,8 +413,13 @@ class GitLabEmulator:
             parent = project.git.resolve(f"refs/heads/{branch}") or project.git.resolve(
                 f"refs/heads/{project.default_branch}"
             )
-            sha = project.git.commit(f"refs/heads/{branch}", changes, parent=parent, message=message,
-                                     author=_author(self.user(project.namespace.full_path.split("/")[0])))
+            sha = project.git.commit(
+                f"refs/heads/{branch}",
+                changes,
+                parent=parent,
+                message=message,
+                author=_author(self.user(project.namespace.full_path.split("/")[0])),
+            )
             self._sync_merge_requests(path)
             return sha
 
@@ -456,7 +499,8 @@ class GitLabEmulator:
             states = []
             for rule in mr.project.approval_rules:
                 counted = [
-                    user for user, _ in mr.approvals
+                    user
+                    for user, _ in mr.approvals
                     if user.id != mr.author.id
                     and (not rule.eligible or user.username.lower() in {e.lower() for e in rule.eligible})
                 ]
@@ -575,18 +619,32 @@ class GitLabEmulator:
 
     def create_note(self, mr: MergeRequest, body: str, author: User, *, system: bool = False) -> Note:
         with self.lock:
-            note = Note(id=next(self._ids["note"]), body=body, author=author, noteable_type="MergeRequest",
-                        noteable_id=mr.id, noteable_iid=mr.iid, system=system)
+            note = Note(
+                id=next(self._ids["note"]),
+                body=body,
+                author=author,
+                noteable_type="MergeRequest",
+                noteable_id=mr.id,
+                noteable_iid=mr.iid,
+                system=system,
+            )
             mr.notes[note.id] = note
             return note
 
-    def award(self, awards: list[AwardEmoji], name: str, user: User, awardable_id: int, awardable_type: str) -> AwardEmoji:
+    def award(
+        self, awards: list[AwardEmoji], name: str, user: User, awardable_id: int, awardable_type: str
+    ) -> AwardEmoji:
         """Add the award; GitLab refuses a user's second award of the same emoji with 404."""
         with self.lock:
             if any(a.name == name and a.user.id == user.id for a in awards):
                 raise Refused(404, "404 Award Emoji Name has already been taken")
-            award = AwardEmoji(id=next(self._ids["award"]), name=name, user=user, awardable_id=awardable_id,
-                               awardable_type=awardable_type)
+            award = AwardEmoji(
+                id=next(self._ids["award"]),
+                name=name,
+                user=user,
+                awardable_id=awardable_id,
+                awardable_type=awardable_type,
+            )
             awards.append(award)
             return award
 
@@ -597,12 +655,15 @@ class GitLabEmulator:
 
     # Statuses and pipelines
 
-    def add_pipeline(self, path: str, sha: str, ref: str | None = None, source: str = "merge_request_event") -> Pipeline:
+    def add_pipeline(
+        self, path: str, sha: str, ref: str | None = None, source: str = "merge_request_event"
+    ) -> Pipeline:
         """A pipeline on `sha`, as CI would create one for a merge request."""
         with self.lock:
             project = self.project(path)
-            pipeline = Pipeline(id=next(self._ids["pipeline"]), iid=len(project.pipelines) + 1, sha=sha, ref=ref,
-                                source=source)
+            pipeline = Pipeline(
+                id=next(self._ids["pipeline"]), iid=len(project.pipelines) + 1, sha=sha, ref=ref, source=source
+            )
             project.pipelines.append(pipeline)
             return pipeline
 
@@ -624,11 +685,18 @@ class GitLabEmulator:
                 event = "enqueue" if state == "pending" else "run"
                 raise Refused(
                     400,
-                    f'Cannot transition status via :{event} from :{state} (Reason(s): Status cannot transition via "{event}")',
+                    f"Cannot transition status via :{event} from :{state} "
+                    f'(Reason(s): Status cannot transition via "{event}")',
                 )
             status = CommitStatus(
-                id=next(self._ids["status"]), sha=sha, ref=ref or pipeline.ref, name=name, status=str(state),
-                description=options.get("description"), target_url=options.get("target_url"), author=author,
+                id=next(self._ids["status"]),
+                sha=sha,
+                ref=ref or pipeline.ref,
+                name=name,
+                status=str(state),
+                description=options.get("description"),
+                target_url=options.get("target_url"),
+                author=author,
                 pipeline_id=pipeline.id,
             )
             if state in FINISHED_STATES:
@@ -653,8 +721,8 @@ class GitLabEmulator:
     def _merge_waiting(self, project: Project) -> None:
         """Merge requests set to merge when the pipeline succeeds merge once it has."""
         for mr in project.merge_requests.values():
-            if mr.merge_when_pipeline_succeeds and mr.state == "opened":
-                if self.detailed_merge_status(mr) == "mergeable":
+            waiting = mr.merge_when_pipeline_succeeds and mr.state == "opened"
+            if waiting and self.detailed_merge_status(mr) == "mergeable":
                     assert mr.merged_by is not None
                     self._merge_now(mr, mr.merged_by, mr.auto_merge_options)
 
@@ -665,10 +733,19 @@ class GitLabEmulator:
 
     # Issues
 
-    def create_issue(self, project: Project, title: str, description: str, labels: Iterable[str], author: User) -> Issue:
+    def create_issue(
+        self, project: Project, title: str, description: str, labels: Iterable[str], author: User
+    ) -> Issue:
         with self.lock:
-            issue = Issue(id=next(self._ids["issue"]), iid=project.next_issue_iid, project=project, title=title,
-                          description=description, author=author, labels=list(dict.fromkeys(labels)))
+            issue = Issue(
+                id=next(self._ids["issue"]),
+                iid=project.next_issue_iid,
+                project=project,
+                title=title,
+                description=description,
+                author=author,
+                labels=list(dict.fromkeys(labels)),
+            )
             project.next_issue_iid += 1
             project.issues[issue.iid] = issue
             return issue
@@ -676,7 +753,8 @@ class GitLabEmulator:
     def issues(self, path: str, *, state: str = "all") -> list[dict[str, Any]]:
         with self.lock:
             return [
-                i.snapshot() for i in sorted(self.project(path).issues.values(), key=lambda i: i.iid)
+                i.snapshot()
+                for i in sorted(self.project(path).issues.values(), key=lambda i: i.iid)
                 if state in ("all", i.state)
             ]
 
@@ -721,8 +799,7 @@ class GitLabEmulator:
         raw = str(environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ.get("PATH_INFO", ""))
         raw_path = raw.split("?", 1)[0]
         headers = {
-            key[5:].replace("_", "-").title(): str(value)
-            for key, value in environ.items() if key.startswith("HTTP_")
+            key[5:].replace("_", "-").title(): str(value) for key, value in environ.items() if key.startswith("HTTP_")
         }
 
         def recording_start_response(

@@ -23,8 +23,17 @@ if TYPE_CHECKING:
 
 MERGE_REQUEST_HOOK = "Merge Request Hook"
 NOTE_HOOK = "Note Hook"
-MERGE_REQUEST_ACTIONS = ("open", "close", "reopen", "update", "approved", "unapproved", "approval", "unapproval",
-                         "merge")
+MERGE_REQUEST_ACTIONS = (
+    "open",
+    "close",
+    "reopen",
+    "update",
+    "approved",
+    "unapproved",
+    "approval",
+    "unapproval",
+    "merge",
+)
 """`object_attributes.action` values GitLab documents for merge request events."""
 USER_AGENT = "GitLab/18.6.0"
 INSTANCE = "https://gitlab.example.com"
@@ -78,9 +87,16 @@ def note_hook(emulator: GitLabEmulator, path: str, iid: int, note: Note, *, acti
         web_url = f"{emulator.base_url}/{mr.project.full_path}"
         attributes = payload["object_attributes"]
         attributes.update(
-            id=note.id, note=note.body, noteable_type="MergeRequest", author_id=note.author.id,
-            created_at=hook_time(note.created_at), updated_at=hook_time(note.updated_at), project_id=mr.project.id,
-            noteable_id=mr.id, system=note.system, action=action,
+            id=note.id,
+            note=note.body,
+            noteable_type="MergeRequest",
+            author_id=note.author.id,
+            created_at=hook_time(note.created_at),
+            updated_at=hook_time(note.updated_at),
+            project_id=mr.project.id,
+            noteable_id=mr.id,
+            system=note.system,
+            action=action,
             url=f"{web_url}/-/merge_requests/{mr.iid}#note_{note.id}",
         )
         merge_request = shapes.hook_merge_request(mr)
