@@ -90,7 +90,7 @@ def test_projects_in_nested_groups_are_read_by_their_encoded_path(world: GitLabE
     assert repo.html_url == f"{world.base_url}/{PATH}"
     assert (repo.default_branch, repo.private) == ("main", True)
     project_id = world.project(PATH).id
-    assert any(f"/projects/platform%2Fnetwork%2Fcore" in r.path for r in world.requests)
+    assert any("/projects/platform%2Fnetwork%2Fcore" in r.path for r in world.requests)
     assert world.find_project(str(project_id)) is world.project(PATH)
 
 
@@ -100,7 +100,11 @@ def test_get_pull_reads_the_merge_request(world: GitLabEmulator, client: GitLabC
     assert (pull.number, pull.head_sha, pull.head_ref, pull.base_ref) == (1, mr.sha, "feature/vpc", "main")
     assert pull.base_sha == world.branch_sha(PATH, "main")
     assert (pull.author, pull.title, pull.is_open, pull.is_fork, pull.merged) == (
-        "alice", "Add the VPC", True, False, False
+        "alice",
+        "Add the VPC",
+        True,
+        False,
+        False,
     )
     assert pull.html_url == f"{world.base_url}/{PATH}/-/merge_requests/1"
     assert pull.head_clone_url == repo.clone_url
@@ -147,12 +151,17 @@ def test_resolve_ref_and_branch_head(world: GitLabEmulator, client: GitLabClient
 # Notes, award emoji, hiding
 
 
-def test_notes_are_posted_and_listed_without_system_notes(world: GitLabEmulator, client: GitLabClient, repo: Repo) -> None:
+def test_notes_are_posted_and_listed_without_system_notes(
+    world: GitLabEmulator, client: GitLabClient, repo: Repo
+) -> None:
     world.add_note(PATH, 1, "atlas plan", "bob")
     world.add_note(PATH, 1, "added 1 commit", "alice", system=True)
     posted = client.post_comment(repo, 1, "Ran Plan for 1 project")
     listed = client.list_comments(repo, 1)
-    assert [(login, body) for _, login, body in listed] == [("bob", "atlas plan"), ("atlas-bot", "Ran Plan for 1 project")]
+    assert [(login, body) for _, login, body in listed] == [
+        ("bob", "atlas plan"),
+        ("atlas-bot", "Ran Plan for 1 project"),
+    ]
     assert listed[-1][0] == posted
     assert posted.html_url.endswith(f"/{PATH}/-/merge_requests/1#note_{posted.id}")
     assert parse_note_node_id(posted.node_id) == (world.project(PATH).id, 1, posted.id)
@@ -169,7 +178,9 @@ def test_a_note_of_a_million_characters_is_posted_and_a_longer_one_refused(
     assert len(world.requests) == before
 
 
-def test_the_reaction_is_an_award_emoji_on_the_note_given_once(world: GitLabEmulator, client: GitLabClient, repo: Repo) -> None:
+def test_the_reaction_is_an_award_emoji_on_the_note_given_once(
+    world: GitLabEmulator, client: GitLabClient, repo: Repo
+) -> None:
     note = world.add_note(PATH, 1, "atlas apply", "bob")
     client.react(repo, note.id, "eyes", number=1)
     client.react(repo, note.id, "eyes", number=1)
@@ -190,7 +201,9 @@ def test_hiding_folds_the_earlier_plan_note_under_an_outdated_summary(
     assert body.endswith("```\n\n</details>") and body.count("<details>") == 1
 
 
-def test_hiding_a_note_at_the_limit_keeps_it_within_the_limit(world: GitLabEmulator, client: GitLabClient, repo: Repo) -> None:
+def test_hiding_a_note_at_the_limit_keeps_it_within_the_limit(
+    world: GitLabEmulator, client: GitLabClient, repo: Repo
+) -> None:
     posted = client.post_comment(repo, 1, "y" * NOTE_LIMIT)
     client.hide_comment(posted.node_id)
     assert len(world.notes(PATH, 1)[0]["body"]) == NOTE_LIMIT
@@ -203,7 +216,7 @@ def test_statuses_go_on_the_head_pipeline_with_the_source_branch(
     world: GitLabEmulator, client: GitLabClient, repo: Repo
 ) -> None:
     mr = world.merge_request(PATH, 1)
-    pipeline = world.add_pipeline(PATH, mr.sha, ref=f"refs/merge-requests/1/head")
+    pipeline = world.add_pipeline(PATH, mr.sha, ref="refs/merge-requests/1/head")
     client.set_status(repo, mr.sha, CommitState.PENDING, "atlas/plan", "Planning 1 project", number=1)
     client.set_status(repo, mr.sha, CommitState.PENDING, "atlas/plan", "Planning 1 project", number=1)
     client.set_status(repo, mr.sha, CommitState.SUCCESS, "atlas/plan", "1 planned", "https://atlas/job/1", number=1)
@@ -223,7 +236,9 @@ def test_a_status_without_the_merge_request_makes_an_external_pipeline(
     assert status["status"] == "failed" and len(status["description"]) == 255
 
 
-def test_a_status_refused_for_another_reason_is_an_error(world: GitLabEmulator, client: GitLabClient, repo: Repo) -> None:
+def test_a_status_refused_for_another_reason_is_an_error(
+    world: GitLabEmulator, client: GitLabClient, repo: Repo
+) -> None:
     with pytest.raises(VCSError, match="404"):
         client.set_status(repo, "0" * 40, CommitState.SUCCESS, "atlas/plan", "done")
 
@@ -231,7 +246,9 @@ def test_a_status_refused_for_another_reason_is_an_error(world: GitLabEmulator, 
 # Approvals and mergeability
 
 
-def test_approvals_count_once_the_approval_rules_are_met(world: GitLabEmulator, client: GitLabClient, repo: Repo) -> None:
+def test_approvals_count_once_the_approval_rules_are_met(
+    world: GitLabEmulator, client: GitLabClient, repo: Repo
+) -> None:
     world.add_approval_rule(PATH, "Platform", 2, eligible=("bob", "carol", "dave"))
     world.approve(PATH, 1, "bob")
     world.approve(PATH, 1, "eve")
@@ -313,7 +330,9 @@ def test_auto_merge_waits_for_the_pipeline(world: GitLabEmulator, client: GitLab
 # Issues, permissions, teams, identity
 
 
-def test_drift_issues_are_created_found_updated_and_closed(world: GitLabEmulator, client: GitLabClient, repo: Repo) -> None:
+def test_drift_issues_are_created_found_updated_and_closed(
+    world: GitLabEmulator, client: GitLabClient, repo: Repo
+) -> None:
     created = client.create_issue(repo, "Drift in vpc", "2 resources differ", ["atlas-drift"])
     client.create_issue(repo, "Drift in vpc (old)", "other", ["atlas-drift"])
     assert (created.number, created.state, created.labels) == (1, "open", ("atlas-drift",))
@@ -324,13 +343,19 @@ def test_drift_issues_are_created_found_updated_and_closed(world: GitLabEmulator
     client.update_issue(repo, 1, "3 resources differ")
     client.close_issue(repo, 1)
     assert world.issues(PATH)[0] | {} == {
-        "iid": 1, "title": "Drift in vpc", "description": "3 resources differ", "labels": ["atlas-drift"],
-        "state": "closed", "author": "atlas-bot",
+        "iid": 1,
+        "title": "Drift in vpc",
+        "description": "3 resources differ",
+        "labels": ["atlas-drift"],
+        "state": "closed",
+        "author": "atlas-bot",
     }
     assert client.find_issue(repo, "Drift in vpc", "atlas-drift") is None
 
 
-def test_permission_maps_gitlab_roles_including_inherited_ones(world: GitLabEmulator, client: GitLabClient, repo: Repo) -> None:
+def test_permission_maps_gitlab_roles_including_inherited_ones(
+    world: GitLabEmulator, client: GitLabClient, repo: Repo
+) -> None:
     world.add_member("platform", "olga", "owner")
     world.add_member(PATH, "dev", "developer")
     world.add_member(PATH, "rep", "reporter")
@@ -367,7 +392,9 @@ def test_a_bad_token_is_a_401_that_never_shows_the_token(world: GitLabEmulator) 
     assert "401" in str(raised.value) and "glpat-not-a-real-token" not in str(raised.value)
 
 
-def test_a_rate_limited_request_is_retried_after_retry_after(world: GitLabEmulator, client: GitLabClient, repo: Repo) -> None:
+def test_a_rate_limited_request_is_retried_after_retry_after(
+    world: GitLabEmulator, client: GitLabClient, repo: Repo
+) -> None:
     world.fail_next("POST", r"/notes$", 429, body="Retry later\n", headers={"Retry-After": "0"}, times=2)
     client.post_comment(repo, 1, "after the limit")
     assert [r.status for r in world.requests if r.path.endswith("/notes")] == [429, 429, 201]

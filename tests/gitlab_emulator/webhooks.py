@@ -102,6 +102,7 @@ def note_hook(emulator: GitLabEmulator, path: str, iid: int, note: Note, *, acti
         merge_request = shapes.hook_merge_request(mr)
         for key in ("action", "oldrev"):
             merge_request.pop(key, None)
+        merge_request.update(position=0, assignee=None)
         payload.update(
             user=shapes.hook_user(note.author),
             project_id=mr.project.id,
