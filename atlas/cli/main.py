@@ -10,13 +10,14 @@ import sys
 from collections.abc import Sequence
 
 from atlas import __version__
-from atlas.cli import config, drift, locks, projects, server, version, worker
+from atlas.cli import config, drift, locks, policy, projects, server, version, worker
 from atlas.cli.subcommand import EXIT_USAGE, ArgumentParser, HelpFormatter, Subcommand
 from atlas.config.settings import SettingsError
 from atlas.runtime.sandbox import mark_undumpable
 
 SUBCOMMANDS: dict[str, Subcommand] = {
-    module.SUBCOMMAND.name: module.SUBCOMMAND for module in (server, version, locks, worker, projects, config, drift)
+    module.SUBCOMMAND.name: module.SUBCOMMAND
+    for module in (server, version, locks, worker, projects, config, drift, policy)
 }
 """Every `atlas` subcommand by name; a new one is a module with a `SUBCOMMAND`, listed here."""
 
