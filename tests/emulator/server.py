@@ -15,10 +15,10 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from http import HTTPStatus
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
@@ -42,8 +42,6 @@ from tests.emulator.state import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 API_PREFIX = "/api/v3"
@@ -62,6 +60,14 @@ ROLES = ("admin", "maintain", "write", "triage", "read", "none")
 
 _REPO_BY_ID = re.compile(rf"^{API_PREFIX}/repositories/(?P<id>\d+)(?P<rest>/.*)?$")
 _GITHUB_IDENT = Author("GitHub", "noreply@github.com")
+
+
+class EmulatorExtension(Protocol):
+    """Endpoints added to the emulator (tests/emulator/app.py: the GitHub App and check runs)."""
+
+    def handles(self, environ: WSGIEnvironment) -> bool: ...
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]: ...
 
 
 class EmulatorError(RuntimeError):
@@ -98,6 +104,9 @@ class GitHubEmulator:
         self.bot_login = bot_login
         self.token = "ghp_" + secrets.token_hex(18)
         self._tokens: dict[str, str] = {self.token: bot_login}
+        # Further judges of tokens (a GitHub App's installation tokens) and routes (its endpoints).
+        self._token_sources: list[Callable[[str], str | None]] = []
+        self._extensions: list[EmulatorExtension] = []
         self.lock = threading.RLock()
         self._repos: dict[str, EmulatedRepo] = {}
         self._users: dict[str, int] = {}
@@ -181,7 +190,23 @@ class GitHubEmulator:
 
     def login_for_token(self, token: str) -> str | None:
         with self.lock:
-            return self._tokens.get(token)
+            login = self._tokens.get(token)
+            sources = list(self._token_sources)
+        for source in sources:
+            if login is not None:
+                break
+            login = source(token)
+        return login
+
+    def add_token_source(self, source: Callable[[str], str | None]) -> None:
+        """Also accept the tokens `source` names a login for, for the API and git alike."""
+        with self.lock:
+            self._token_sources.append(source)
+
+    def add_extension(self, extension: EmulatorExtension) -> None:
+        """Serve the requests `extension.handles` with it, ahead of the built-in API."""
+        with self.lock:
+            self._extensions.append(extension)
 
     def user_id(self, login: str) -> int:
         with self.lock:
@@ -847,6 +872,11 @@ class GitHubEmulator:
             repo = self.find_repo_by_id(int(by_id["id"]))
             if repo is not None:
                 environ["PATH_INFO"] = f"{API_PREFIX}/repos/{repo.full_name}{by_id['rest'] or ''}"
+        with self.lock:
+            extensions = list(self._extensions)
+        for extension in extensions:
+            if extension.handles(environ):
+                return extension(environ, recording_start_response)
         if path.startswith("/api/"):
             return self._api(environ, recording_start_response)
         return self._git(environ, recording_start_response)
