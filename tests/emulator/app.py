@@ -212,6 +212,67 @@ class GitHubAppEmulator:
                 if run.repo.full_name.lower() == full_name.lower() and head_sha in (None, run.head_sha)
             ]
 
+    # Webhook deliveries
+
+    def check_run_payload(
+        self, full_name: str, run_id: int, action: str, sender: str, identifier: str | None = None
+    ) -> dict[str, Any]:
+        """The `check_run` delivery GitHub sends when `sender` re-runs the run or presses a button.
+
+        Built from the recorded delivery (tests/data/github/app/webhooks), with the run, the
+        repository, the sender and the installation as the emulator knows them.
+        """
+        with self.emulator.lock, self._lock:
+            repo = self.emulator.repo(full_name)
+            run = self._run_or_404(repo, run_id)
+            name = "check_run.requested_action" if action == "requested_action" else "check_run.rerequested"
+            payload: dict[str, Any] = recorded(f"webhooks/{name}.json")
+            payload["action"] = action
+            body = self._check_run_body(run)
+            suite = {**payload["check_run"]["check_suite"], **self._suite_body(run.repo, run.head_sha)}
+            payload["check_run"] = {**payload["check_run"], **body, "check_suite": suite}
+            if action == "requested_action":
+                payload["requested_action"] = {"identifier": identifier}
+            else:
+                payload.pop("requested_action", None)
+            return self._delivery(payload, repo, sender)
+
+    def check_suite_payload(self, full_name: str, head_sha: str, sender: str) -> dict[str, Any]:
+        """The `check_suite` `rerequested` delivery GitHub sends when `sender` re-runs all checks."""
+        with self.emulator.lock, self._lock:
+            repo = self.emulator.repo(full_name)
+            payload: dict[str, Any] = recorded("webhooks/check_suite.rerequested.json")
+            payload["check_suite"] = {**payload["check_suite"], **self._suite_body(repo, head_sha)}
+            return self._delivery(payload, repo, sender)
+
+    def _suite_body(self, repo: EmulatedRepo, head_sha: str) -> dict[str, Any]:
+        suite_id = self._suite(repo, head_sha)
+        pulls = self._pulls_at(repo, head_sha)
+        return {
+            "id": suite_id,
+            "node_id": node_id("CS", suite_id),
+            "head_sha": head_sha,
+            "after": head_sha,
+            "head_branch": pulls[0]["head"]["ref"] if pulls else None,
+            "url": f"{self.emulator.api_url}/repos/{repo.full_name}/check-suites/{suite_id}",
+            "pull_requests": pulls,
+            "app": self._app_body(),
+        }
+
+    def _delivery(self, payload: dict[str, Any], repo: EmulatedRepo, sender: str) -> dict[str, Any]:
+        installation = next((i for i in self._installations.values() if i.covers(repo.full_name)), None)
+        payload["repository"] = {**payload["repository"], **self.emulator.shapes.repo(repo)}
+        payload["sender"] = self.emulator.shapes.user(sender)
+        if self.emulator.is_org(repo.owner):
+            payload["organization"] = self.emulator.shapes.org(repo.owner)
+        else:
+            payload.pop("organization", None)
+        if installation is None:
+            payload.pop("installation", None)
+        else:
+            payload["installation"] = {"id": installation.id, "node_id": node_id("IN", installation.id)}
+        return payload
+
     # Tokens
 
     def login_for_token(self, token: str) -> str | None:
@@ -525,7 +586,7 @@ class GitHubAppEmulator:
         body = dict(template)
         body.update(
             id=run.id,
-            node_id=node_id("CR_", run.id),
+            node_id=node_id("CR", run.id),
             head_sha=run.head_sha,
             external_id=run.external_id,
             url=f"{repo_api}/check-runs/{run.id}",
@@ -545,21 +606,25 @@ class GitHubAppEmulator:
             name=run.name,
             check_suite={"id": run.check_suite_id},
             app=self._app_body(),
-            pull_requests=[
-                {
-                    "url": f"{repo_api}/pulls/{pull.number}",
-                    "id": pull.id,
-                    "number": pull.number,
-                    "head": {"ref": pull.head_ref, "sha": pull.head_sha,
-                             "repo": {"id": pull.head_repo.id, "url": pull.head_repo.url, "name": pull.head_repo.name}},
-                    "base": {"ref": pull.base_ref, "sha": pull.base_sha,
-                             "repo": {"id": run.repo.id, "url": run.repo.url, "name": run.repo.name}},
-                }
-                for pull in run.repo.pulls.values()
-                if pull.state == "open" and pull.head_sha == run.head_sha and pull.head_repo is run.repo
-            ],
+            pull_requests=self._pulls_at(run.repo, run.head_sha),
         )
         return body
+
+    def _pulls_at(self, repo: EmulatedRepo, head_sha: str) -> list[dict[str, Any]]:
+        """The open pull requests with this head, as check runs list them (none from forks, as on GitHub)."""
+        return [
+            {
+                "url": f"{self.emulator.api_url}/repos/{repo.full_name}/pulls/{pull.number}",
+                "id": pull.id,
+                "number": pull.number,
+                "head": {"ref": pull.head_ref, "sha": pull.head_sha,
+                         "repo": {"id": pull.head_repo.id, "url": pull.head_repo.url, "name": pull.head_repo.name}},
+                "base": {"ref": pull.base_ref, "sha": pull.base_sha,
+                         "repo": {"id": repo.id, "url": repo.url, "name": repo.name}},
+            }
+            for pull in sorted(repo.pulls.values(), key=lambda p: p.number)
+            if pull.state == "open" and pull.head_sha == head_sha and pull.head_repo is repo
+        ]
 
     def _app_body(self) -> dict[str, Any]:
         body: dict[str, Any] = rehome(recorded("rest/app.json"), self._rehoming())
@@ -567,7 +632,7 @@ class GitHubAppEmulator:
         body.update(
             id=self.app_id,
             slug=self.slug,
-            node_id=node_id("A_", self.app_id),
+            node_id=node_id("A", self.app_id),
             name=self.name,
             owner=owner,
             html_url=f"{self.emulator.base_url}/apps/{self.slug}",
