@@ -30,6 +30,7 @@ from atlas.github_app.auth import (
 )
 from tests.emulator import GitHubEmulator
 from tests.emulator.app import GitHubAppEmulator
+from tests.redis_plugin import free_port
 
 REPO = "acme/infra"
 
@@ -156,6 +157,12 @@ def test_keys_that_are_not_pem_or_not_rsa_are_named_as_such(github_app: GitHubAp
         AppCredentials(1, ec_pem)
     with pytest.raises(AppKeyError, match=r"cannot read the GitHub App private key file /nonexistent/key\.pem"):
         AppCredentials.from_key_file(1, "/nonexistent/key.pem")
+    encrypted = serialization.load_pem_private_key(github_app.private_key_pem.encode(), None).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"passphrase"),
+    )
+    with pytest.raises(AppKeyError, match="is encrypted"):
+        AppCredentials(1, encrypted)
     with pytest.raises(AppKeyError, match="must be a number"):
         AppCredentials("my-app", github_app.private_key_pem)
 
@@ -371,3 +378,10 @@ def test_an_uninstalled_app_says_so_when_minting(
     github_app.uninstall(installation)
     with pytest.raises(InstallationNotFound, match=f"no installation {installation}"):
         app.token(installation)
+
+
+def test_an_unreachable_github_is_a_clear_error(github_app: GitHubAppEmulator) -> None:
+    app = GitHubApp(AppCredentials(github_app.app_id, github_app.private_key_pem), f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(AppAuthError, match=r"cannot reach GitHub at http://127\.0\.0\.1:"):
+        app.token(1)
+    app.close()

@@ -28,6 +28,7 @@ from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
 
 import jwt
+import requests
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
@@ -507,6 +508,8 @@ class GitHubApp:
             if error.status == 401:
                 hint = " (check --gh-app-id and the key, and that this machine's clock is right)"
             raise AppAuthError(f"GitHub refused the App {action}: {error.status} {reason}{hint}".rstrip()) from None
+        except requests.RequestException as error:
+            raise AppAuthError(f"cannot reach GitHub at {self.api_url} {action}: {type(error).__name__}") from None
 
 
 class InstallationAuth(Auth.Auth):

@@ -179,7 +179,7 @@ def fenced(body: str, language: str = "diff", limit: int = OUTPUT_MAX_CHARS, job
         return opening + inner + closing
     # The pointer goes after the block, where it renders as text.
     cut = fit_text(inner, room, job_url)
-    kept, _, note = cut.partition("\n\n… ")
+    kept, _, note = cut.rpartition("\n\n… ")
     return opening + kept + closing + ("\n\n… " + note if note else "")
 
 
