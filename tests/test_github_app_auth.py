@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from github import BadCredentialsException
 from redis import Redis
 
-from atlas.github_app.auth import (
+from atlas.github.app_auth import (
     JWT_MAX_LIFETIME,
     AppAuthError,
     AppCredentials,

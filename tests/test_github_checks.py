@@ -13,8 +13,8 @@ import pytest
 import requests
 from github import Auth, Github
 
-from atlas.github_app.auth import AppCredentials, GitHubApp
-from atlas.github_app.checks import (
+from atlas.github.app_auth import AppCredentials, GitHubApp
+from atlas.github.checks import (
     ANNOTATIONS_PER_REQUEST,
     APPLY_ACTION,
     OUTPUT_MAX_CHARS,

@@ -24,7 +24,7 @@ import requests
 from github import Github, GithubException
 from github.CheckRun import CheckRun as GithubCheckRun
 
-from atlas.ratelimit import WriteBudget
+from atlas.github.ratelimit import WriteBudget
 from atlas.vcs import VCSError
 
 T = TypeVar("T")

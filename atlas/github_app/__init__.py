@@ -1,1 +1,0 @@
-"""GitHub App authentication and the Checks API (to become part of `atlas.github`)."""
