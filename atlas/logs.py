@@ -12,7 +12,9 @@ import json
 import logging
 import re
 import sys
+import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -27,6 +29,32 @@ _URLSAFE = str.maketrans("+/", "-_")
 # Of base64("\0" * k + secret), the characters before these indexes mix in bits of whatever came
 # before the secret; what follows them is the same wherever in a longer text the secret sits.
 _BASE64_CLEAN_START = (0, 2, 3)
+
+RUNTIME_SECRETS_KEPT = 500
+"""How many secrets learnt after start-up are redacted (hourly installation tokens: weeks of them)."""
+
+_runtime_secrets: deque[str] = deque(maxlen=RUNTIME_SECRETS_KEPT)
+_runtime_lock = threading.Lock()
+_runtime_version = 0
+
+
+def add_runtime_secret(secret: str) -> None:
+    """Redact `secret` from now on in this process's logs and job logs (a token minted after start-up)."""
+    global _runtime_version
+    if not secret:
+        return
+    with _runtime_lock:
+        if secret in _runtime_secrets:
+            return
+        _runtime_secrets.append(secret)
+        _runtime_version += 1
+
+
+def runtime_secrets() -> tuple[int, tuple[str, ...]]:
+    """The secrets `add_runtime_secret` was given, and a version that changes when they do."""
+    with _runtime_lock:
+        return _runtime_version, tuple(_runtime_secrets)
+
 
 _job_fields: ContextVar[Mapping[str, object] | None] = ContextVar("atlas_job_fields", default=None)
 
@@ -123,12 +151,24 @@ class SecretRedactor(logging.Filter):
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
-        self.pattern = secret_pattern(secrets)
+        self.secrets = tuple(secrets)
+        self._version = -1
+        self.pattern: re.Pattern[str] | None = None
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """Take in the secrets learnt since the pattern was built (`add_runtime_secret`)."""
+        version, learnt = runtime_secrets()
+        if version != self._version:
+            self.pattern = secret_pattern((*self.secrets, *learnt))
+            self._version = version
 
     def redact(self, text: str) -> str:
+        self._refresh()
         return self.pattern.sub(REDACTED, text) if self.pattern else text
 
     def filter(self, record: logging.LogRecord) -> bool:
+        self._refresh()
         if self.pattern is None:
             return True
         try:

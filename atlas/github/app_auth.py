@@ -416,6 +416,27 @@ class GitHubApp:
             self._installations[key] = found
         return found
 
+    def remember_installation(self, full_name: str, installation_id: int) -> None:
+        """Note the repository's installation, as a delivery names it, so that no lookup is needed."""
+        with self._lock:
+            self._installations[full_name.lower()] = installation_id
+
+    def owner_installation_id(self, owner: str) -> int:
+        """The installation on an organisation or user account (`GET /orgs/{org}/installation`)."""
+        key = owner.lower() + "/"
+        with self._lock:
+            known = self._installations.get(key)
+        if known is not None:
+            return known
+        with self._refused_as_error(f"finding the App's installation on {owner}"):
+            try:
+                found = int(self._integration.get_org_installation(quote(owner, safe="")).id)
+            except UnknownObjectException:
+                raise InstallationNotFound(f"GitHub App {self.app_id} is not installed on {owner}") from None
+        with self._lock:
+            self._installations[key] = found
+        return found
+
     # Tokens
 
     def token(self, installation_id: int) -> str:

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from atlas.logs import secret_forms
+from atlas.logs import runtime_secrets, secret_forms
 
 logger = logging.getLogger(__name__)
 
@@ -29,9 +29,19 @@ class Redactor:
         self.secrets: tuple[str, ...] = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
         # Longest first, so a form containing another one is replaced whole.
         self.forms: tuple[str, ...] = tuple(sorted(secret_forms(self.secrets), key=len, reverse=True))
+        self._version = -1
+        self._all_forms = self.forms
+
+    def _current_forms(self) -> tuple[str, ...]:
+        """The forms of the given secrets and of those the process learnt since (`add_runtime_secret`)."""
+        version, learnt = runtime_secrets()
+        if version != self._version:
+            self._all_forms = tuple(sorted(secret_forms((*self.secrets, *learnt)), key=len, reverse=True))
+            self._version = version
+        return self._all_forms
 
     def __call__(self, text: str) -> str:
-        for form in self.forms:
+        for form in self._current_forms():
             if form in text:
                 text = text.replace(form, REDACTED)
         return text
