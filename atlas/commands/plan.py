@@ -249,7 +249,7 @@ def _post_plan_comment(job: Job, ctx: CommandContext, results: list[ProjectResul
     if ctx.settings.hide_prev_plan_comments:
         for node_id in ctx.state.take_comment_records(pull.repo.full_name, pull.number, "plan"):
             try:
-                ctx.vcs.hide_comment(node_id, "OUTDATED")
+                ctx.vcs.hide_comment(node_id, "OUTDATED", repo=pull.repo)
             except Exception as error:  # hiding is cosmetic; the new plan must still be posted
                 log.warning("could not hide an earlier plan comment: %s", error)
     render = render_changed_plans_comment if ctx.settings.hide_unchanged_plan_comments else render_plan_comment

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -17,12 +18,13 @@ from typing import Concatenate, ParamSpec, TypeVar
 from urllib.parse import quote
 
 import requests
-from github import Auth, Github, GithubException, UnknownObjectException
+from github import Auth, BadCredentialsException, Github, GithubException, UnknownObjectException
 from github.Issue import Issue as GithubIssue
 from github.PullRequest import PullRequest as GithubPull
 from github.Repository import Repository as GithubRepository
 
 from atlas import metrics
+from atlas.github.app_auth import AppAuthError, GitHubApp
 from atlas.github.ratelimit import (
     DEFAULT_BACKOFF_BASE,
     DEFAULT_MAX_RATE_LIMIT_WAIT,
@@ -30,6 +32,7 @@ from atlas.github.ratelimit import (
     GitHubRetry,
     WriteBudget,
 )
+from atlas.logs import redact, runtime_secrets
 from atlas.models import PullRequest, Repo
 from atlas.vcs import ChangedFile, CommitState, FileStatus, Issue, Permission, PostedComment, VCSError
 
@@ -119,7 +122,13 @@ def _counted(method: Callable[Concatenate[GitHubClient, P], T]) -> Callable[Conc
     @functools.wraps(method)
     def counted(self: GitHubClient, /, *args: P.args, **kwargs: P.kwargs) -> T:
         try:
-            result = method(self, *args, **kwargs)
+            try:
+                result = method(self, *args, **kwargs)
+            except VCSError as error:
+                # An installation token GitHub refused (revoked, or expired early): replace it once, retry once.
+                if not (isinstance(error.__cause__, BadCredentialsException) and self._replace_refused_token()):
+                    raise
+                result = method(self, *args, **kwargs)
         except Exception:
             metrics.record_github_call(name, ok=False)
             raise
@@ -138,6 +147,8 @@ class GitHubClient:
         api_url: str = GITHUB_API_URL,
         *,
         write_budget: WriteBudget | None = None,
+        app: GitHubApp | None = None,
+        installation_budget: Callable[[int], WriteBudget] | None = None,
         max_retries: int = DEFAULT_MAX_RETRIES,
         timeout: float = 30,
         backoff_base: float = DEFAULT_BACKOFF_BASE,
@@ -148,20 +159,29 @@ class GitHubClient:
         self.api_url = api_url.rstrip("/")
         self.write_budget = write_budget or WriteBudget.for_token(token)
         self._mergeable_poll_interval = mergeable_poll_interval
+        self._retry_settings = (max_retries, backoff_base, max_rate_limit_wait, max(math.ceil(timeout), 1))
+        self._github = self._client(Auth.Token(token) if token else None, self.write_budget)
+        # App mode: one client and one write budget per installation, since GitHub counts per installation.
+        self.app = app
+        self._installation_budget = installation_budget or (
+            lambda installation: WriteBudget.for_token(f"github-app-installation:{installation}"))
+        self._installations: dict[int, tuple[Github, WriteBudget]] = {}
+        self._sessions_lock = threading.Lock()
+        self._used = threading.local()
+
+    def _client(self, auth: Auth.Auth | None, budget: WriteBudget) -> Github:
+        max_retries, backoff_base, max_rate_limit_wait, timeout = self._retry_settings
         retry = GitHubRetry.policy(
-            max_retries,
-            backoff_base=backoff_base,
-            max_rate_limit_wait=max_rate_limit_wait,
-            write_budget=self.write_budget,
+            max_retries, backoff_base=backoff_base, max_rate_limit_wait=max_rate_limit_wait, write_budget=budget,
         )
-        self._github = Github(
+        return Github(
             base_url=self.api_url,
-            auth=Auth.Token(token) if token else None,
+            auth=auth,
             # Pacing is the write budget's job; PyGithub's fixed sleeps would slow every request.
             seconds_between_requests=None,
             seconds_between_writes=None,
             retry=retry,
-            timeout=max(math.ceil(timeout), 1),
+            timeout=timeout,
             per_page=PER_PAGE,
             # Objects are built from URLs without a GET; data is fetched when first read.
             lazy=True,
@@ -173,6 +193,57 @@ class GitHubClient:
     def close(self) -> None:
         """Close the pooled HTTP connections."""
         self._github.close()
+        with self._sessions_lock:
+            for github, _ in self._installations.values():
+                github.close()
+
+    # Who atlas is on each repository: the token, or the App's installation there
+
+    def _session(self, installation: int) -> tuple[Github, WriteBudget]:
+        assert self.app is not None
+        # Noted per thread, so that a refused token is replaced for the installation that used it.
+        self._used.installation, self._used.token = installation, self.app.token(installation)
+        with self._sessions_lock:
+            session = self._installations.get(installation)
+            if session is None:
+                budget = self._installation_budget(installation)
+                session = self._installations[installation] = (
+                    self._client(self.app.auth(installation), budget), budget)
+            return session
+
+    def _for_repo(self, full_name: str) -> tuple[Github, WriteBudget]:
+        if self.app is None:
+            return self._github, self.write_budget
+        try:
+            return self._session(self.app.installation_id(full_name))
+        except AppAuthError as error:
+            raise VCSError(str(error)) from None
+
+    def _for_owner(self, owner: str) -> Github:
+        if self.app is None:
+            return self._github
+        try:
+            return self._session(self.app.owner_installation_id(owner))[0]
+        except AppAuthError as error:
+            raise VCSError(str(error)) from None
+
+    def _gh(self, full_name: str) -> Github:
+        return self._for_repo(full_name)[0]
+
+    def _budget(self, full_name: str) -> WriteBudget:
+        return self._for_repo(full_name)[1]
+
+    def _replace_refused_token(self) -> bool:
+        """Replace the installation token this thread last used, after GitHub refused it; False in token mode."""
+        installation, token = getattr(self._used, "installation", None), getattr(self._used, "token", None)
+        if self.app is None or installation is None or token is None:
+            return False
+        log.info("GitHub refused the installation token; replacing it", extra={"installation": installation})
+        try:
+            self.app.replace_token(installation, token)
+        except AppAuthError:
+            return False
+        return True
 
     @contextmanager
     def _calling(self, action: str) -> Iterator[None]:
@@ -183,12 +254,14 @@ class GitHubClient:
             raise VCSError(self._scrub(_describe(action, error))) from error
         except requests.RequestException as error:
             raise VCSError(self._scrub(f"GitHub {action} failed: {type(error).__name__}: {error}")) from error
+        except AppAuthError as error:
+            raise VCSError(str(error)) from None
 
     def _scrub(self, text: str) -> str:
-        return text.replace(self._token, "***") if self._token else text
+        return redact(text, (self._token, *runtime_secrets()[1]))
 
     def _repo(self, repo: Repo) -> GithubRepository:
-        return self._github.get_repo(repo.full_name)
+        return self._gh(repo.full_name).get_repo(repo.full_name)
 
     def _repo_url(self, repo: Repo) -> str:
         return f"/repos/{repo.full_name}"
@@ -233,7 +306,7 @@ class GitHubClient:
     @_counted
     def get_repo(self, full_name: str) -> Repo:
         with self._calling(f"reading repository {full_name}"):
-            found = self._github.get_repo(full_name)
+            found = self._gh(full_name).get_repo(full_name)
             return Repo(
                 full_name=found.full_name,
                 clone_url=found.clone_url,
@@ -261,7 +334,7 @@ class GitHubClient:
         """The user's role on the repository; `none` for users GitHub does not know there."""
         with self._calling(f"reading the permission of {user} on {repo.full_name}"):
             try:
-                _, data = self._github.requester.requestJsonAndCheck(
+                _, data = self._gh(repo.full_name).requester.requestJsonAndCheck(
                     "GET", f"{self._repo_url(repo)}/collaborators/{quote(user, safe='')}/permission"
                 )
             except UnknownObjectException:
@@ -278,7 +351,7 @@ class GitHubClient:
     def is_team_member(self, org: str, team_slug: str, user: str) -> bool:
         """Whether the user is an active member (or maintainer) of the team; False if no such team."""
         with self._calling(f"reading membership of {user} in {org}/{team_slug}"):
-            team = self._github.get_organization(org).get_team_by_slug(team_slug)
+            team = self._for_owner(org).get_organization(org).get_team_by_slug(team_slug)
             try:
                 membership = team.get_team_membership(user)
             except UnknownObjectException:
@@ -333,26 +406,26 @@ class GitHubClient:
     @_counted
     def post_comment(self, repo: Repo, number: int, body: str) -> PostedComment:
         with self._calling(f"commenting on {repo.full_name}#{number}"):
-            self.write_budget.acquire()
+            self._budget(repo.full_name).acquire()
             comment = self._repo(repo).get_issue(number).create_comment(body)
             return PostedComment(id=comment.id, node_id=comment.node_id, html_url=comment.html_url)
 
     @_counted
     def create_issue(self, repo: Repo, title: str, body: str, labels: Sequence[str] = ()) -> Issue:
         with self._calling(f"opening an issue in {repo.full_name}"):
-            self.write_budget.acquire()
+            self._budget(repo.full_name).acquire()
             return issue_from_api(self._repo(repo).create_issue(title=title, body=body, labels=list(labels)))
 
     @_counted
     def update_issue(self, repo: Repo, number: int, body: str) -> None:
         with self._calling(f"updating issue {repo.full_name}#{number}"):
-            self.write_budget.acquire()
+            self._budget(repo.full_name).acquire()
             self._repo(repo).get_issue(number).edit(body=body)
 
     @_counted
     def close_issue(self, repo: Repo, number: int) -> None:
         with self._calling(f"closing issue {repo.full_name}#{number}"):
-            self.write_budget.acquire()
+            self._budget(repo.full_name).acquire()
             self._repo(repo).get_issue(number).edit(state="closed", state_reason="completed")
 
     @_counted
@@ -373,15 +446,16 @@ class GitHubClient:
         if target_url:
             body["target_url"] = target_url
         with self._calling(f"setting status {context} on {repo.full_name}@{sha[:12]}"):
-            self.write_budget.acquire()
+            self._budget(repo.full_name).acquire()
             # Straight to the endpoint: PyGithub's Commit.create_status would first GET the commit.
-            self._github.requester.requestJsonAndCheck("POST", f"{self._repo_url(repo)}/statuses/{sha}", input=body)
+            self._gh(repo.full_name).requester.requestJsonAndCheck(
+                "POST", f"{self._repo_url(repo)}/statuses/{sha}", input=body)
 
     @_counted
     def react(self, repo: Repo, comment_id: int, reaction: str) -> None:
         with self._calling(f"reacting to comment {comment_id} on {repo.full_name}"):
-            self.write_budget.acquire()
-            self._github.requester.requestJsonAndCheck(
+            self._budget(repo.full_name).acquire()
+            self._gh(repo.full_name).requester.requestJsonAndCheck(
                 "POST",
                 f"{self._repo_url(repo)}/issues/comments/{comment_id}/reactions",
                 input={"content": reaction},
@@ -391,7 +465,7 @@ class GitHubClient:
     def merge(self, repo: Repo, number: int, sha: str, method: str | None = None) -> None:
         """Merge exactly `sha` (GitHub answers 409 if the head moved since); no method: GitHub's default."""
         with self._calling(f"merging {repo.full_name}#{number}"):
-            self.write_budget.acquire()
+            self._budget(repo.full_name).acquire()
             pull = self._repo(repo).get_pull(number)
             result = pull.merge(sha=sha, merge_method=method) if method else pull.merge(sha=sha)
             if not result.merged:
@@ -400,9 +474,9 @@ class GitHubClient:
     @_counted
     def delete_branch(self, repo: Repo, branch: str) -> None:
         with self._calling(f"deleting branch {branch} of {repo.full_name}"):
-            self.write_budget.acquire()
+            self._budget(repo.full_name).acquire()
             # Straight to the endpoint: PyGithub's GitRef.delete would first GET the ref.
-            self._github.requester.requestJsonAndCheck(
+            self._gh(repo.full_name).requester.requestJsonAndCheck(
                 "DELETE", f"{self._repo_url(repo)}/git/refs/heads/{quote(branch, safe='/')}")
 
     @_counted
@@ -416,19 +490,23 @@ class GitHubClient:
             for login, (review_id, state) in sorted(latest.items()):
                 if state != "APPROVED":
                     continue
-                self.write_budget.acquire()
-                self._github.requester.requestJsonAndCheck(
+                self._budget(repo.full_name).acquire()
+                self._gh(repo.full_name).requester.requestJsonAndCheck(
                     "PUT", f"{self._repo_url(repo)}/pulls/{number}/reviews/{review_id}/dismissals",
                     input={"message": message, "event": "DISMISS"})
                 dismissed.append(login)
             return dismissed
 
     @_counted
-    def hide_comment(self, node_id: str, classifier: str = "OUTDATED") -> None:
-        """Minimize a comment (GraphQL `minimizeComment`; github.com `/graphql`, GHES `/api/graphql`)."""
+    def hide_comment(self, node_id: str, classifier: str = "OUTDATED", *, repo: Repo | None = None) -> None:
+        """Minimize a comment (GraphQL `minimizeComment`; github.com `/graphql`, GHES `/api/graphql`).
+
+        `repo` is where the comment is: in App mode, whose installation hides it.
+        """
         with self._calling(f"hiding comment {node_id}"):
-            self.write_budget.acquire()
-            _, data = self._github.requester.graphql_named_mutation(
+            github, budget = self._for_repo(repo.full_name) if repo is not None else (self._github, self.write_budget)
+            budget.acquire()
+            _, data = github.requester.graphql_named_mutation(
                 "minimizeComment",
                 {"subjectId": node_id, "classifier": classifier},
                 "minimizedComment { isMinimized }",
