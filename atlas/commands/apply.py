@@ -53,7 +53,8 @@ def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
     joblog = ctx.job_log(job.id)
     workdir = ctx.working_copies.path_for(pull.repo.full_name, pull.number, "default")
     if not (workdir / ".git").is_dir():
-        workdir = ctx.working_copies.checkout(pull.repo, pull.number, "default", pull.head_sha, ctx.token, log=joblog)
+        workdir = ctx.working_copies.checkout(pull.repo, pull.number, "default", pull.head_sha,
+                                              ctx.token_for(pull.repo), log=joblog)
     try:
         repo = load_repo_settings(ctx, pull, workdir)
         plans = _plans_to_apply(job, ctx, repo, prefix)
@@ -113,7 +114,7 @@ def apply_one(job: Job, ctx: CommandContext, repo: RepoSettings, plan: PlanRecor
     workdir = ctx.working_copies.path_for(pull.repo.full_name, pull.number, plan.project.workspace)
     if not (workdir / ".git").is_dir():
         workdir = ctx.working_copies.checkout(pull.repo, pull.number, plan.project.workspace, plan.head_sha,
-                                              ctx.token, log=joblog)
+                                              ctx.token_for(pull.repo), log=joblog)
     try:
         planfile = _fetch_plan(ctx, job, plan)
     except ArtifactError as error:

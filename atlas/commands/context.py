@@ -13,7 +13,7 @@ from pathlib import Path
 
 from atlas.config.server import ProjectSettings, ServerConfig
 from atlas.config.settings import Settings
-from atlas.models import Distribution, Job, PlanRecord, Project, PullRequest
+from atlas.models import Distribution, Job, PlanRecord, Project, PullRequest, Repo
 from atlas.notify import Notifier
 from atlas.policy.engine import PolicySetCache
 from atlas.runtime.cancellation import RunningJobs
@@ -30,6 +30,10 @@ from atlas.vcs import VCSClient
 JobSubmit = Callable[[Job], None]
 """Queues a job (the queue's `enqueue`): commands queue follow-up work with it, such as the plan of
 a pull request that was waiting for a lock."""
+
+GitToken = Callable[[str], "str | None"]
+"""The token git clones and fetches a repository (`OWNER/NAME`) with: the configured token, or the
+GitHub App installation's current one; None for no credentials."""
 
 CancelElsewhere = Callable[[str], None]
 """Asks whichever process runs a pull request's job to interrupt it (rq workers)."""
@@ -58,6 +62,8 @@ class CommandContext:
     notifier: Notifier = field(default_factory=lambda: Notifier(()))
     policy_cache: PolicySetCache = field(default_factory=PolicySetCache)
     """Compiled policy sets, shared by this process's jobs until a set's files change."""
+    # None: the configured --gh-token for every repository.
+    git_token: GitToken | None = None
 
     def terraform_for(self, version: str | None, distribution: str | None = None) -> TerraformRunner:
         """The runner for a project's distribution (None: `--tf-distribution`) and version or constraint
@@ -94,7 +100,14 @@ class CommandContext:
             raise TerraformVersionError(f'{distribution.display_name} {source} "{version}": {error}') from None
 
     @property
-    def token(self) -> str | None:
+    def can_write_to_github(self) -> bool:
+        """Whether atlas has credentials to comment with (a token, or a GitHub App)."""
+        return self.git_token is not None or self.settings.gh_token is not None
+
+    def token_for(self, repo: Repo) -> str | None:
+        """The token for git on the repository, for one git command (never stored)."""
+        if self.git_token is not None:
+            return self.git_token(repo.full_name)
         return self.settings.gh_token.get_secret_value() if self.settings.gh_token else None
 
     def job_url(self, job_id: str) -> str:

@@ -62,7 +62,7 @@ def settings_at_merge(ctx: CommandContext, job: Job) -> RepoSettings:
     """The repository's settings as the merge commit has them (raises ConfigError)."""
     pull = job.pull
     workdir = ctx.working_copies.checkout(pull.repo, pull.number, "merged-default", pull.merge_commit_sha,
-                                          ctx.token, log=ctx.job_log(job.id))
+                                          ctx.token_for(pull.repo), log=ctx.job_log(job.id))
     return load_repo_settings(ctx, pull, workdir)
 
 
@@ -129,7 +129,7 @@ def _plan_and_apply(job: Job, ctx: CommandContext, cancel: CancelToken, repo: Re
         if any(dependency in failed for dependency in repo.depends_on(project)):
             continue
         workdir = ctx.working_copies.checkout(pull.repo, pull.number, f"merged-{project.workspace}", sha,
-                                              ctx.token, log=joblog)
+                                              ctx.token_for(pull.repo), log=joblog)
         planfile = ctx.planfile(pull, project).with_suffix(".merged.tfplan")
         result = run_project_stage(ctx, job, repo, project, workdir, planfile, joblog, cancel,
                                    command=CommandName.PLAN, extra_args=())

@@ -56,7 +56,8 @@ def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
     pull = job.pull
     ctx.state.save_pull(pull)
     joblog = ctx.job_log(job.id)
-    workdir = ctx.working_copies.checkout(pull.repo, pull.number, "default", pull.head_sha, ctx.token, log=joblog)
+    workdir = ctx.working_copies.checkout(pull.repo, pull.number, "default", pull.head_sha,
+                                          ctx.token_for(pull.repo), log=joblog)
     try:
         repo = load_repo_settings(ctx, pull, workdir)
     except ConfigError as error:
@@ -135,11 +136,11 @@ def _prepare_workspace(job: Job, ctx: CommandContext, workspace: str, checked_ou
     """
     pull = job.pull
     workdir = checked_out or ctx.working_copies.checkout(
-        pull.repo, pull.number, workspace, pull.head_sha, ctx.token, log=joblog)
+        pull.repo, pull.number, workspace, pull.head_sha, ctx.token_for(pull.repo), log=joblog)
     if ctx.settings.checkout_strategy != "merge":
         return workdir, ""
     base_sha = ctx.working_copies.merge_base_branch(pull.repo, pull.number, workspace, pull.base_ref,
-                                                    ctx.token, log=joblog)
+                                                    ctx.token_for(pull.repo), log=joblog)
     return workdir, (f"This plan is of the result of merging this pull request into `{pull.base_ref}` at "
                      f"`{base_sha[:7]}` (`--checkout-strategy merge`).")
 

@@ -26,7 +26,8 @@ def unmet(ctx: CommandContext, pull: PullRequest, requirements: Iterable[str],
         elif requirement == "mergeable":
             held = ctx.vcs.is_mergeable(pull.repo, pull.number, ignore_contexts=ignore_contexts)
         elif requirement == "undiverged":
-            held = not ctx.working_copies.is_behind_base(pull.repo, pull.number, "default", pull.base_ref, ctx.token)
+            held = not ctx.working_copies.is_behind_base(pull.repo, pull.number, "default", pull.base_ref,
+                                                         ctx.token_for(pull.repo))
         else:
             continue
         if not held:

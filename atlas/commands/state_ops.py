@@ -26,7 +26,8 @@ TITLES = {CommandName.IMPORT: "Import", CommandName.STATE_RM: "State rm"}
 def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
     pull, prefix = job.pull, ctx.settings.comment_prefix[0]
     joblog = ctx.job_log(job.id)
-    workdir = ctx.working_copies.checkout(pull.repo, pull.number, "default", pull.head_sha, ctx.token, log=joblog)
+    workdir = ctx.working_copies.checkout(pull.repo, pull.number, "default", pull.head_sha,
+                                          ctx.token_for(pull.repo), log=joblog)
     try:
         repo = load_repo_settings(ctx, pull, workdir)
         matches = projects_to_plan(job, ctx, repo, workdir)
@@ -52,7 +53,8 @@ def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
             f"dir `{project.dir}` workspace `{project.workspace}` is locked by {lock_holder_text(holder)}."))
         return CommandOutcome(JobStatus.SUCCEEDED, "refused: locked")
 
-    project_dir = ctx.working_copies.checkout(pull.repo, pull.number, project.workspace, pull.head_sha, ctx.token,
+    project_dir = ctx.working_copies.checkout(pull.repo, pull.number, project.workspace, pull.head_sha,
+                                              ctx.token_for(pull.repo),
                                               log=joblog)
     result = run_project_stage(ctx, job, repo, project, project_dir, ctx.planfile(pull, project), joblog, cancel)
     discarded = ctx.forget_plans(pull.repo.full_name, pull.number, project)

@@ -107,7 +107,7 @@ def discard_and_unlock(
         detail=f"discarded {len(plans)} plan(s) and released the lock"
                + (f"; handed over to #{result.heir}" if result.heir else ""),
     ))
-    if ctx.token:
+    if ctx.can_write_to_github:
         try:
             ctx.vcs.post_comment(lock.vcs_repo(), lock.pull_number, unlock_comment(ctx, lock, result.heir, operator))
         except VCSError as error:

@@ -49,7 +49,8 @@ def project_log(ctx: CommandContext, repo: Repo, project: Project) -> JobLog:
 
 
 def checkout(ctx: CommandContext, repo: Repo, sha: str, workspace: str, joblog: JobLog) -> Path:
-    return ctx.working_copies.checkout(repo, DRIFT_PULL_NUMBER, f"drift-{workspace}", sha, ctx.token, log=joblog)
+    return ctx.working_copies.checkout(repo, DRIFT_PULL_NUMBER, f"drift-{workspace}", sha, ctx.token_for(repo),
+                                       log=joblog)
 
 
 _THREAD_LOCKS: dict[Path, threading.Lock] = {}

@@ -146,7 +146,7 @@ def _run(ctx: CommandContext, settings: Settings, command: CommandName, wanted: 
     job = Job(command=command, pull=pull, requested_by="api", args=CommandArgs())
     ctx.state.save_job(job, JobStatus.RUNNING)
     joblog = ctx.job_log(job.id)
-    workdir = ctx.working_copies.checkout(repo, pull.number, "default", sha, ctx.token, log=joblog)
+    workdir = ctx.working_copies.checkout(repo, pull.number, "default", sha, ctx.token_for(repo), log=joblog)
     settings_for_repo = load_repo_settings(ctx, pull, workdir)
     projects = _projects(settings_for_repo, wanted, pull)
     if command is CommandName.PLAN:
@@ -196,7 +196,8 @@ def _plan(ctx: CommandContext, job: Job, repo: RepoSettings, project: Project, j
         attempt = ctx.locks.acquire(pull, [project], "api", job_id=job.id)
         if attempt.conflicts:
             return _locked(project, attempt.conflicts[0].pull_number)
-    workdir = ctx.working_copies.checkout(pull.repo, pull.number, project.workspace, pull.head_sha, ctx.token,
+    workdir = ctx.working_copies.checkout(pull.repo, pull.number, project.workspace, pull.head_sha,
+                                          ctx.token_for(pull.repo),
                                           log=joblog)
     result = run_project_stage(ctx, job, repo, project, workdir, ctx.planfile(pull, project), joblog, CancelToken(),
                                command=CommandName.PLAN)
