@@ -70,6 +70,7 @@ def create_app(settings: Settings) -> Flask:
         ATLAS_CONTEXT=ctx,
         ATLAS_STATE=ctx.state,
         ATLAS_QUEUE=queue,
+        ATLAS_GITHUB_APP=runtime.github_app,
     )
     app.register_blueprint(webhooks.blueprint)
     app.register_blueprint(api.blueprint)

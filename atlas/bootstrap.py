@@ -9,18 +9,24 @@ the server (`server_runtime`), an rq worker (`worker_runtime`) and the admin CLI
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from redis import Redis
 
 from atlas.commands.context import CancelElsewhere, CommandContext, JobSubmit
 from atlas.commands.dispatch import run_job
 from atlas.config.server import ServerConfig, load_server_config
 from atlas.config.settings import Settings, SettingsError
+from atlas.github.app_auth import AppCredentials, AppKeyError, GitHubApp, MemoryTokenCache, RedisTokenCache, TokenCache
 from atlas.github.client import GitHubClient
 from atlas.github.ratelimit import SharedWriteBudget, WriteBudget
 from atlas.jobs.queue import EmbeddedQueue, JobQueue
 from atlas.jobs.rq import RQQueue
+from atlas.logs import add_runtime_secret
 from atlas.models import Distribution, Job
 from atlas.notify import Notifier
 from atlas.policy.engine import PolicySetCache
@@ -53,6 +59,8 @@ class Backends:
     working_copies: WorkingCopies
     server_config: ServerConfig
     policy_cache: PolicySetCache = field(default_factory=PolicySetCache)
+    # App mode (`--gh-app-id`): the App whose installations' tokens atlas acts with.
+    github_app: GitHubApp | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,27 @@ class ServerRuntime:
 
     context: CommandContext
     queue: JobQueue
+    github_app: GitHubApp | None = None
+
+
+def github_app(settings: Settings, redis: Redis | None = None) -> GitHubApp | None:
+    """The GitHub App of `--gh-app-id`, its tokens shared through Redis in Redis mode; None in token mode.
+
+    A key that cannot be used is one SettingsError line that names the problem, never the key.
+    """
+    if settings.gh_app_id is None or settings.gh_app_key is None:
+        return None
+    source = f"--gh-app-key-file {settings.gh_app_key_file}" if settings.gh_app_key_file else "--gh-app-key"
+    try:
+        credentials = AppCredentials(settings.gh_app_id, settings.gh_app_key.get_secret_value(), source=source)
+    except AppKeyError as error:
+        raise SettingsError(str(error)) from None
+    cache: TokenCache = MemoryTokenCache()
+    if redis is not None:
+        # So that N workers share one token per installation instead of minting N.
+        cache = RedisTokenCache(redis, credentials.app_id, credentials.sealing_key(), key_prefix=DEFAULT_PREFIX)
+    return GitHubApp(credentials, settings.gh_api_url, cache, slug=settings.gh_app_slug,
+                     on_token=add_runtime_secret, default_installation=settings.gh_app_installation_id)
 
 
 def build_sandbox(settings: Settings) -> Sandbox:
@@ -80,19 +109,29 @@ def open_backends(settings: Settings) -> Backends:
     locks: LockStore
     token = settings.gh_token.get_secret_value() if settings.gh_token else ""
     budget: WriteBudget | None = None
+    installation_budget: Callable[[int], WriteBudget] | None = None
+    app: GitHubApp | None
     if settings.redis_url is not None:
         redis = connect(settings.redis_url.get_secret_value())
         state, locks = RedisStateStore(redis), RedisLockStore(redis)
         # GitHub's limit is per token, across every process that uses it.
         budget = SharedWriteBudget(redis, token)
+        app = github_app(settings, redis)
+        if app is not None:
+            # An App's limit is per installation, across every process acting as it.
+            app_id = app.app_id
+            installation_budget = functools.partial(_shared_installation_budget, redis, app_id)
     else:
         state, locks = SQLiteStateStore(data_dir / "atlas.db"), SQLiteLockStore(data_dir / "atlas.db")
+        app = github_app(settings)
     # --default-tf-version names a version of the server's default distribution.
     tofu_default = settings.tf_distribution is Distribution.OPENTOFU
     return Backends(
         state=state,
         locks=locks,
-        vcs=GitHubClient(token, settings.gh_api_url, write_budget=budget),
+        vcs=GitHubClient(token, settings.gh_api_url, write_budget=budget, app=app,
+                         installation_budget=installation_budget),
+        github_app=app,
         terraform=TerraformRunner(
             settings.tofu_bin if tofu_default else settings.terraform_bin,
             plugin_cache_dir=data_dir / "plugin-cache",
@@ -146,6 +185,19 @@ def server_config_of(settings: Settings) -> ServerConfig:
     return config
 
 
+def _shared_installation_budget(redis: Redis, app_id: str, installation: int) -> WriteBudget:
+    return SharedWriteBudget(redis, f"github-app:{app_id}:installation:{installation}")
+
+
+def installation_token(app: GitHubApp) -> Callable[[str], str | None]:
+    """The current token of the installation on a repository, for one git command."""
+
+    def token(repo_full_name: str) -> str | None:
+        return app.token(app.installation_id(repo_full_name))
+
+    return token
+
+
 def command_context(
     settings: Settings, backends: Backends, *, submit: JobSubmit | None, cancel_elsewhere: CancelElsewhere | None,
 ) -> CommandContext:
@@ -156,6 +208,8 @@ def command_context(
         tofu_versions=backends.tofu_versions,
         artifacts=backends.artifacts, server_config=backends.server_config, policy_cache=backends.policy_cache,
         submit=submit, cancel_elsewhere=cancel_elsewhere, notifier=build_notifier(settings),
+        git_token=installation_token(backends.github_app) if backends.github_app is not None else None,
+        remember_installation=backends.github_app.remember_installation if backends.github_app is not None else None,
     )
 
 
@@ -189,7 +243,7 @@ def server_runtime(settings: Settings) -> ServerRuntime:
     if settings.redis_url is not None:
         shared = rq_queue(settings, backends.state)
         context = command_context(settings, backends, submit=shared.enqueue, cancel_elsewhere=shared.request_cancel)
-        return ServerRuntime(context=context, queue=shared)
+        return ServerRuntime(context=context, queue=shared, github_app=backends.github_app)
     made: list[CommandContext] = []
 
     def execute(job: Job) -> None:
@@ -197,7 +251,7 @@ def server_runtime(settings: Settings) -> ServerRuntime:
 
     embedded = EmbeddedQueue(execute, backends.state, workers=max(4, settings.parallel_pool_size))
     made.append(command_context(settings, backends, submit=embedded.enqueue, cancel_elsewhere=None))
-    return ServerRuntime(context=made[0], queue=embedded)
+    return ServerRuntime(context=made[0], queue=embedded, github_app=backends.github_app)
 
 
 def worker_runtime(settings: Settings) -> tuple[CommandContext, RQQueue]:

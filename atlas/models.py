@@ -180,6 +180,8 @@ class Job(BaseModel):
     # For REFUSE: the Markdown to answer with. For CLEANUP: whether the pull request was merged.
     message: str = ""
     merged: bool = False
+    # The GitHub App installation the delivery named (App mode), whose token the job acts with.
+    installation_id: int | None = None
     created_at: datetime = Field(default_factory=utcnow)
 
     @property

@@ -34,12 +34,12 @@ from atlas.bootstrap import worker_runtime
 from atlas.commands.context import CommandContext
 from atlas.commands.dispatch import run_job
 from atlas.commands.interrupted import report_interrupted
-from atlas.config.settings import ENV_PREFIX, Settings, SettingsError
+from atlas.config.settings import ENV_PREFIX, Settings, SettingsError, require_github_auth
 from atlas.jobs.queue import JobExecutor
 from atlas.jobs.rq import AbandonedHook, QueueKeys, Reaper, SerialRunner, install_runner
 from atlas.models import Job
 from atlas.runtime.lifetime import become_subreaper, end_orphans, tie_to_parent
-from atlas.startup import log_startup, prepare_process, require
+from atlas.startup import log_startup, prepare_process
 from atlas.stores.redis_state import DEFAULT_PREFIX, connect, redis_location
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ def run(
     if metrics_port is not None and not 0 < metrics_port <= 65535 - (concurrency - 1):
         raise SettingsError(f"--metrics-port must leave room for {concurrency} port(s) below 65536, "
                             f"got {metrics_port}")
-    require(settings, "gh_token", "workers need a GitHub token to read pull requests and comment")
+    require_github_auth(settings, "workers read pull requests and comment")
     sandbox = prepare_process(settings)
     log_startup(settings, "worker", sandbox)
     location = redis_location(redis_url)

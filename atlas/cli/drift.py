@@ -16,9 +16,9 @@ from atlas.cli.subcommand import (
     local_user,
     settings_from_args,
 )
-from atlas.config.settings import SettingsError
+from atlas.config.settings import SettingsError, require_github_auth
 from atlas.models import DriftStatus
-from atlas.startup import prepare_process, require
+from atlas.startup import prepare_process
 
 if TYPE_CHECKING:
     from atlas.drift.check import RepoCheck
@@ -68,7 +68,7 @@ def run_drift(args: argparse.Namespace) -> int:
         return fail(f"--repo takes OWNER/NAME, not {bad[0]!r}")
     try:
         settings = settings_from_args(args)
-        require(settings, "gh_token", "drift checks read repositories and report on GitHub")
+        require_github_auth(settings, "drift checks read repositories and report on GitHub")
         sandbox = prepare_process(settings)
         if sandbox.warning:
             log.warning("SECURITY: %s", sandbox.warning)

@@ -6,8 +6,8 @@ import argparse
 import logging
 
 from atlas.cli.subcommand import DOCS_POINTER, Subcommand, add_settings_arguments, settings_from_args
-from atlas.config.settings import require_webhook_secret
-from atlas.startup import log_startup, prepare_process, require
+from atlas.config.settings import require_github_auth, require_webhook_secret
+from atlas.startup import log_startup, prepare_process
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_server(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
-    require(settings, "gh_token", "the server needs a GitHub token to read pull requests and comment")
+    require_github_auth(settings, "the server reads pull requests and comments")
     require_webhook_secret(settings)
     sandbox = prepare_process(settings)
     log_startup(settings, "server", sandbox)

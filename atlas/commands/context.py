@@ -64,6 +64,8 @@ class CommandContext:
     """Compiled policy sets, shared by this process's jobs until a set's files change."""
     # None: the configured --gh-token for every repository.
     git_token: GitToken | None = None
+    # App mode: notes the installation a job's delivery named for its repository (`OWNER/NAME`, id).
+    remember_installation: Callable[[str, int], None] | None = None
 
     def terraform_for(self, version: str | None, distribution: str | None = None) -> TerraformRunner:
         """The runner for a project's distribution (None: `--tf-distribution`) and version or constraint

@@ -58,6 +58,9 @@ def run_job(job: Job, ctx: CommandContext) -> None:
             log.info("job %s was cancelled while queued; skipping it", job.id)
             return
         ctx.state.set_job_status(job.id, JobStatus.RUNNING)
+        if job.installation_id is not None and ctx.remember_installation is not None:
+            # The delivery named it: no process needs to look it up.
+            ctx.remember_installation(job.pull.repo.full_name, job.installation_id)
         started = time.monotonic()
         token = ctx.running.start(job)
         try:

@@ -103,6 +103,7 @@ Source = Literal["flag", "env", "file"]
 
 SECRET_FILES = {
     "gh_token": "gh_token_file",
+    "gh_app_key": "gh_app_key_file",
     "gh_webhook_secret": "gh_webhook_secret_file",
     "api_secret": "api_secret_file",
     "web_password": "web_password_file",

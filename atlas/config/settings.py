@@ -42,7 +42,7 @@ from atlas.config.setting_types import (
     read_secret_file,
     unwrap_optional,
 )
-from atlas.config.settings_model import Settings, require_webhook_secret
+from atlas.config.settings_model import Settings, require_github_auth, require_webhook_secret
 
 __all__ = [
     "ALIASES",
@@ -57,6 +57,7 @@ __all__ = [
     "git_host_url",
     "load_settings",
     "read_secret_file",
+    "require_github_auth",
     "require_webhook_secret",
     "setting_info",
     "setting_infos",

@@ -98,6 +98,51 @@ class Settings(BaseSettings):
         metavar="FILE",
         example="/var/run/secrets/atlas/gh-token",
     )
+    gh_app_id: int | None = setting(
+        None,
+        "Run as this GitHub App (its App ID, on the App's settings page) instead of with --gh-token: atlas "
+        "signs JWTs with --gh-app-key-file and acts with each installation's token.",
+        Group.GITHUB,
+        metavar="ID",
+        example=123456,
+        gt=0,
+    )
+    gh_app_key: SecretStr | None = setting(
+        None,
+        "The GitHub App's private key itself (the PEM GitHub generated), for secret stores that hand "
+        "values over in the environment; else --gh-app-key-file.",
+        Group.GITHUB,
+        metavar="PEM",
+    )
+    gh_app_key_file: Path | None = setting(
+        None,
+        "File holding the GitHub App's private key (the .pem GitHub generated), instead of --gh-app-key.",
+        Group.GITHUB,
+        metavar="FILE",
+        example="/var/run/secrets/atlas/gh-app.pem",
+    )
+    gh_app_slug: str | None = setting(
+        None,
+        "The GitHub App's slug (its URL name); atlas comments as SLUG[bot]. Read from GET /app when unset.",
+        Group.GITHUB,
+        metavar="SLUG",
+        example="atlas-acme",
+    )
+    gh_app_installation_id: int | None = setting(
+        None,
+        "The App's installation to act as when a delivery names none and none is found for the repository "
+        "(GET /repos/OWNER/NAME/installation); deliveries normally name theirs.",
+        Group.GITHUB,
+        metavar="ID",
+        gt=0,
+    )
+    gh_checks: bool | None = setting(
+        None,
+        "Report each project's plan and apply as a GitHub check run (atlas/plan: DIR, with annotations, "
+        "Re-run and an Apply button), beside the commit statuses. Needs a GitHub App; on by default with one.",
+        Group.GITHUB,
+        default_text="on with --gh-app-id, else off",
+    )
     gh_webhook_secret: SecretStr | None = setting(
         None,
         "Secret of the GitHub webhook; atlas rejects deliveries whose signature does not match it. "
@@ -610,8 +655,8 @@ class Settings(BaseSettings):
         # Whether it exists is said at start-up (atlas.render.comments): a missing one leaves the built-ins.
         return value.expanduser().absolute() if value is not None else None
 
-    @field_validator("gh_token_file", "gh_webhook_secret_file", "api_secret_file", "web_password_file",
-                     "slack_token_file")
+    @field_validator("gh_token_file", "gh_app_key_file", "gh_webhook_secret_file", "api_secret_file",
+                     "web_password_file", "slack_token_file")
     @classmethod
     def _absolute_secret_file(cls, value: Path | None) -> Path | None:
         return value.expanduser().absolute() if value is not None else None
@@ -721,6 +766,17 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_together(self) -> Settings:
+        if self.gh_app_id is not None and self.gh_app_key is None:
+            raise ValueError("gh_app_id: --gh-app-id needs the App's private key: --gh-app-key-file or --gh-app-key")
+        if self.gh_app_id is None:
+            for name in ("gh_app_key", "gh_app_slug", "gh_app_installation_id"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name}: {flag_of(name)} needs --gh-app-id (the GitHub App's id)")
+        if self.gh_app_id is not None and self.gh_token is not None:
+            raise ValueError("gh_token: give either --gh-token or a GitHub App (--gh-app-id), not both")
+        if self.gh_checks and self.gh_app_id is None:
+            raise ValueError("gh_checks: --gh-checks needs a GitHub App (--gh-app-id): GitHub lets only Apps "
+                             "create check runs")
         if (self.web_username is None) != (self.web_password is None):
             raise ValueError("web_username: --web-username and --web-password must be set together")
         if self.web_workers > 1 and self.redis_url is None:
@@ -793,6 +849,16 @@ class Settings(BaseSettings):
         return found
 
     @property
+    def github_app_mode(self) -> bool:
+        """Whether atlas acts as a GitHub App (`--gh-app-id`) rather than with `--gh-token`."""
+        return self.gh_app_id is not None
+
+    @property
+    def checks_enabled(self) -> bool:
+        """Whether projects get check runs: `--gh-checks`, on by default in App mode."""
+        return self.github_app_mode if self.gh_checks is None else self.gh_checks
+
+    @property
     def gh_git_url(self) -> str:
         """Where atlas clones repositories from: the git host of `--gh-api-url`, never a payload's URL."""
         return git_host_url(self.gh_api_url)
@@ -813,6 +879,15 @@ class Settings(BaseSettings):
     def team_rights(self) -> tuple[TeamRight, ...]:
         """`--gh-team-allowlist` as rights (empty: it restricts nothing)."""
         return parse_team_rights(self.gh_team_allowlist, KNOWN_COMMANDS)
+
+
+def require_github_auth(settings: Settings, why: str) -> None:
+    """SettingsError unless atlas has one way to act on GitHub: a token or a GitHub App (`why` needs it)."""
+    if settings.gh_token is None and settings.gh_app_id is None:
+        raise SettingsError(
+            f"GitHub credentials are required ({why}): give a token (--gh-token, ATLAS_GH_TOKEN, or "
+            "--gh-token-file) or a GitHub App (--gh-app-id with --gh-app-key-file or --gh-app-key)"
+        )
 
 
 def require_webhook_secret(settings: Settings) -> None:

@@ -335,6 +335,7 @@ class GitHubApp:
         refresh_margin: timedelta = REFRESH_MARGIN,
         timeout: int = 30,
         on_token: Callable[[str], None] | None = None,
+        default_installation: int | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         """`on_token` is called with each token the process comes to hold (minted here or read from
@@ -356,6 +357,8 @@ class GitHubApp:
         self._held: dict[int, InstallationToken] = {}
         self._installations: dict[str, int] = {}
         self._on_token = on_token
+        # --gh-app-installation-id: for a repository GitHub names no installation for.
+        self.default_installation = default_installation
         self._clock = clock
 
     def __repr__(self) -> str:
@@ -408,6 +411,8 @@ class GitHubApp:
             try:
                 found = int(self._integration.get_repo_installation(quote(owner, safe=""), quote(name, safe="")).id)
             except UnknownObjectException:
+                if self.default_installation is not None:
+                    return self.default_installation
                 raise InstallationNotFound(
                     f"GitHub App {self.app_id} is not installed on {full_name} (or may not see it): install it "
                     "there, or add the repository to the installation"

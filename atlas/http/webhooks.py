@@ -19,6 +19,7 @@ from urllib.parse import parse_qs
 from flask import Blueprint, Response, current_app, request
 
 from atlas.config.settings import Settings
+from atlas.github.app_auth import AppAuthError, GitHubApp
 from atlas.intake.events import (
     CommentEvent,
     Ignored,
@@ -134,8 +135,12 @@ def receive_event() -> Response:
     if delivery_id is not None and (len(delivery_id) > MAX_DELIVERY_ID_CHARS or not delivery_id.isprintable()
                                     or not delivery_id.isascii()):
         return text(400, "X-GitHub-Delivery is not a delivery id (GitHub sends a GUID)")
+    app: GitHubApp | None = current_app.config.get("ATLAS_GITHUB_APP")
     try:
-        event = parse_event(event_name, decode_payload(body, request.content_type or ""))
+        payload = decode_payload(body, request.content_type or "")
+        if event_name in INSTALLATION_EVENTS:
+            return _installation_event(event_name, payload, delivery_id)
+        event = parse_event(event_name, payload)
     except PayloadError as error:
         return text(400, f"bad payload: {error}")
 
@@ -149,20 +154,77 @@ def receive_event() -> Response:
     if not settings.repo_allowed(repo_id):
         log.warning("refused delivery %s: repository %s is not in --repo-allowlist", delivery_id, repo_id)
         return text(403, f"repository {repo_id} is not in this server's --repo-allowlist")
-    job = _job_for(event, settings, delivery_id)
+    installation_id: int | None = None
+    bot_login = settings.gh_user
+    if app is not None:
+        try:
+            installation_id = _installation_with_token(app, event.repo.full_name, payload)
+        except AppAuthError as error:
+            # Answered 200: GitHub redelivering it cannot help until the installation is fixed.
+            log.warning("ignored delivery %s for %s: %s", delivery_id, repo_id, error)
+            return text(200, f"ignored: atlas cannot act on {event.repo.full_name} as the GitHub App: {error}")
+        try:
+            bot_login = bot_login or app.bot_login
+        except AppAuthError as error:
+            log.error("refused delivery %s: cannot read the GitHub App's identity (%s)", delivery_id, error)
+            return text(503, f"cannot read the GitHub App's identity now ({error}); redeliver later")
+    job = _job_for(event, settings, delivery_id, bot_login)
     if isinstance(job, Ignored):
         return text(200, f"ignored: {job.reason}")
+    if installation_id is not None:
+        job = job.model_copy(update={"installation_id": installation_id})
     return _queue(job, delivery_id, event_name)
 
 
-def _job_for(event: PullRequestEvent | CommentEvent, settings: Settings, delivery_id: str | None) -> Job | Ignored:
+INSTALLATION_EVENTS = ("installation", "installation_repositories")
+"""A GitHub App being installed, changed or removed, or repositories added to or removed from it."""
+
+
+def _installation_event(event_name: str, payload: Mapping[str, Any], delivery_id: str | None) -> Response:
+    """Log what changed about the App's installation; there is nothing to run."""
+    action = payload.get("action")
+    installation = payload.get("installation")
+    if not isinstance(action, str) or not isinstance(installation, Mapping):
+        raise PayloadError(f"the {event_name} delivery has no action or installation")
+    account = installation.get("account")
+    login = account.get("login") if isinstance(account, Mapping) else None
+
+    def names(key: str) -> list[str]:
+        repos = payload.get(key)
+        if not isinstance(repos, list):
+            return []
+        return [str(r.get("full_name")) for r in repos if isinstance(r, Mapping) and r.get("full_name")]
+
+    added, removed = names("repositories_added"), names("repositories_removed")
+    if event_name == "installation":
+        added = names("repositories")
+    log.info(
+        "GitHub App installation %s on %s: %s %s (delivery %s)%s%s",
+        installation.get("id"), login or "?", event_name, action, delivery_id,
+        f"; repositories added: {', '.join(added)}" if added else "",
+        f"; repositories removed: {', '.join(removed)}" if removed else "",
+    )
+    return text(200, f"noted: {event_name} {action} for installation {installation.get('id')}")
+
+
+def _installation_with_token(app: GitHubApp, full_name: str, payload: Mapping[str, Any]) -> int:
+    """The installation the delivery is for, once atlas holds a token of it; AppAuthError with the reason."""
+    installation_id = app.installation_id(full_name, payload)
+    app.remember_installation(full_name, installation_id)
+    app.token(installation_id)
+    return installation_id
+
+
+def _job_for(
+    event: PullRequestEvent | CommentEvent, settings: Settings, delivery_id: str | None, bot_login: str | None,
+) -> Job | Ignored:
     if isinstance(event, CommentEvent):
         return job_for_comment(
             event,
             prefixes=settings.comment_prefix,
             allowed_commands=settings.allow_commands,
             allow_backend_config=settings.allow_backend_config_args,
-            bot_login=settings.gh_user,
+            bot_login=bot_login,
             delivery_id=delivery_id,
         )
     if settings.disable_autoplan and event.action != "closed":

@@ -1,0 +1,161 @@
+"""atlas as a GitHub App, end to end: installation tokens for the API and git, its bot's identity,
+installation events, and deliveries for installations it cannot act for."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.atlas_plugin import FIXTURES, RunningAtlas
+from tests.emulator import EmulatedRepo, GitHubEmulator
+from tests.emulator.app import GitHubAppEmulator, Installation
+from tests.emulator.payloads import webhook_payload
+
+REPO = "acme/infra"
+APP_CHANGE = {
+    "app/main.tf": (FIXTURES / "multi-project/app/main.tf").read_text().replace("replicas = 2", "replicas = 3")
+}
+
+
+@pytest.fixture
+def github_app(github_emulator: GitHubEmulator) -> GitHubAppEmulator:
+    return GitHubAppEmulator(github_emulator, token_lifetime=timedelta(minutes=30))
+
+
+def app_settings(app: GitHubAppEmulator, **more: Any) -> dict[str, Any]:
+    """start_atlas overrides for App mode: no token and no --gh-user, the App's id and key instead."""
+    return {"gh_token": None, "gh_user": None, "gh_app_id": app.app_id, "gh_app_key": app.private_key_pem, **more}
+
+
+def as_installation(payload: dict[str, Any], installation: Installation) -> dict[str, Any]:
+    payload["installation"] = {"id": installation.id, "node_id": f"IN_{installation.id}"}
+    return payload
+
+
+def bodies(emulator: GitHubEmulator, number: int) -> list[tuple[str, str]]:
+    return [(c["user"], c["body"]) for c in emulator.comments(REPO, number)]
+
+
+def test_a_pull_request_is_planned_as_the_app_with_an_installation_token_for_the_api_and_git(
+    start_atlas: Callable[..., RunningAtlas],
+    fixture_repo: Callable[..., EmulatedRepo],
+    github_emulator: GitHubEmulator,
+    github_app: GitHubAppEmulator,
+) -> None:
+    installation = github_app.install("acme")
+    atlas = start_atlas(**app_settings(github_app))
+    fixture_repo("multi-project")
+    pull = github_emulator.open_pull(REPO, "more-replicas", APP_CHANGE)
+
+    response = atlas.deliver("pull_request", as_installation(webhook_payload("pull_request", pull, "opened"),
+                                                             installation))
+    assert response.status_code == 202, response.text
+    atlas.wait_idle()
+
+    [(author, body)] = bodies(github_emulator, pull.number)
+    assert author == github_app.bot_login
+    assert "Plan: 1 to add, 0 to change, 0 to destroy." in body
+    states = [s["state"] for s in github_emulator.statuses(REPO, pull.head_sha) if s["context"] == "atlas/plan"]
+    assert states == ["pending", "success"]
+    # One token for the installation, minted once and used for the API and the clone alike.
+    assert [t.installation_id for t in github_app.minted] == [installation.id]
+    token = github_app.minted[0].token
+    log = atlas.log_text()
+    assert token not in log and github_app.private_key_pem.splitlines()[1] not in log
+    for path in Path(atlas.settings.data_dir).rglob("*"):
+        if path.is_file() and path.stat().st_size < 5_000_000:
+            assert token.encode() not in path.read_bytes(), path
+
+
+def test_the_apps_own_comments_are_ignored_by_its_bot_login(
+    start_atlas: Callable[..., RunningAtlas],
+    fixture_repo: Callable[..., EmulatedRepo],
+    github_emulator: GitHubEmulator,
+    github_app: GitHubAppEmulator,
+) -> None:
+    installation = github_app.install("acme")
+    atlas = start_atlas(**app_settings(github_app))
+    fixture_repo("multi-project")
+    pull = github_emulator.open_pull(REPO, "more-replicas", APP_CHANGE)
+
+    payload = webhook_payload("issue_comment", pull, "created", body="atlas plan", commenter=github_app.bot_login)
+    response = atlas.deliver("issue_comment", as_installation(payload, installation))
+    assert response.status_code == 200, response.text
+    assert "ignored" in response.text
+
+
+def test_a_second_command_after_the_token_expired_gets_a_new_token(
+    start_atlas: Callable[..., RunningAtlas],
+    fixture_repo: Callable[..., EmulatedRepo],
+    github_emulator: GitHubEmulator,
+    github_app: GitHubAppEmulator,
+) -> None:
+    installation = github_app.install("acme")
+    atlas = start_atlas(**app_settings(github_app))
+    fixture_repo("multi-project")
+    pull = github_emulator.open_pull(REPO, "more-replicas", APP_CHANGE)
+    assert atlas.deliver("pull_request", as_installation(webhook_payload("pull_request", pull, "opened"),
+                                                         installation)).status_code == 202
+    atlas.wait_idle()
+    [first] = github_app.minted
+    # GitHub lets it expire sooner than atlas expected (its clock, or a revocation): it answers 401.
+    github_app.expire(first.token)
+    github_emulator.set_permission(REPO, "alice", "write")
+
+    payload = webhook_payload("issue_comment", pull, "created", body="atlas plan -d app", commenter="alice")
+    response = atlas.deliver("issue_comment", as_installation(payload, installation))
+    assert response.status_code == 202, response.text
+    atlas.wait_idle()
+
+    assert len(github_app.minted) == 2
+    comments = bodies(github_emulator, pull.number)
+    assert [author for author, _ in comments].count(github_app.bot_login) == 2
+    assert "Plan: 1 to add, 0 to change, 0 to destroy." in comments[-1][1]
+
+
+def test_installation_events_are_answered_and_logged(
+    start_atlas: Callable[..., RunningAtlas], github_app: GitHubAppEmulator,
+) -> None:
+    installation = github_app.install("acme")
+    atlas = start_atlas(**app_settings(github_app))
+    payload = {
+        "action": "added",
+        "installation": {"id": installation.id, "account": {"login": "acme"}},
+        "repository_selection": "selected",
+        "repositories_added": [{"id": 1, "full_name": "acme/network", "name": "network"}],
+        "repositories_removed": [],
+        "sender": {"login": "alice"},
+    }
+    response = atlas.deliver("installation_repositories", payload)
+    assert response.status_code == 200, response.text
+    created = {"action": "created", "installation": {"id": installation.id, "account": {"login": "acme"}},
+               "repositories": [{"full_name": REPO}], "sender": {"login": "alice"}}
+    assert atlas.deliver("installation", created).status_code == 200
+    log = atlas.log_text()
+    assert f"installation {installation.id} on acme: installation_repositories added" in log
+    assert "repositories added: acme/network" in log
+    assert f"installation {installation.id} on acme: installation created" in log
+
+
+def test_a_delivery_for_an_installation_atlas_cannot_get_a_token_for_is_answered_200_with_the_reason(
+    start_atlas: Callable[..., RunningAtlas],
+    fixture_repo: Callable[..., EmulatedRepo],
+    github_emulator: GitHubEmulator,
+    github_app: GitHubAppEmulator,
+) -> None:
+    installation = github_app.install("acme")
+    atlas = start_atlas(**app_settings(github_app))
+    fixture_repo("multi-project")
+    pull = github_emulator.open_pull(REPO, "more-replicas", APP_CHANGE)
+    github_app.uninstall(installation.id)
+
+    response = atlas.deliver("pull_request", as_installation(webhook_payload("pull_request", pull, "opened"),
+                                                             installation))
+    assert response.status_code == 200, response.text
+    assert f"no installation {installation.id}" in response.text
+    assert f"no installation {installation.id}" in atlas.log_text()
+    assert github_emulator.comments(REPO, pull.number) == []
