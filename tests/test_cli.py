@@ -82,8 +82,9 @@ def free_port() -> int:
         (
             [],
             {},
-            "atlas: error: --gh-token (ATLAS_GH_TOKEN) is required: the server needs a GitHub token to read "
-            "pull requests and comment",
+            "atlas: error: GitHub credentials are required (the server reads pull requests and comments): give a "
+            "token (--gh-token, ATLAS_GH_TOKEN, or --gh-token-file) or a GitHub App (--gh-app-id with "
+            "--gh-app-key-file or --gh-app-key)",
         ),
         (
             ["--prot", "4000"],

@@ -76,8 +76,9 @@ def test_help_lists_the_concurrency_and_every_server_setting(tmp_path: Path) -> 
         ((), {"ATLAS_GH_TOKEN": "t"},
          "atlas: error: --redis-url (ATLAS_REDIS_URL) is required: workers take their jobs from Redis\n"),
         ((), {"ATLAS_REDIS_URL": "redis://127.0.0.1:1/0"},
-         "atlas: error: --gh-token (ATLAS_GH_TOKEN) is required: workers need a GitHub token to read pull "
-         "requests and comment\n"),
+         "atlas: error: GitHub credentials are required (workers read pull requests and comment): give a token "
+         "(--gh-token, ATLAS_GH_TOKEN, or --gh-token-file) or a GitHub App (--gh-app-id with --gh-app-key-file or "
+         "--gh-app-key)\n"),
         (("--concurrency", "0"), {"ATLAS_GH_TOKEN": "t", "ATLAS_REDIS_URL": "redis://127.0.0.1:1/0"},
          "atlas: error: --concurrency must be at least 1, got 0\n"),
     ],
