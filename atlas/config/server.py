@@ -4,6 +4,9 @@ of a repository's projects once its own config is applied within those limits.
 As in Atlantis: every `repos:` entry whose `id` matches (exactly, or a `/regex/`) applies in order,
 a later entry overriding the keys it sets; hooks of all matching entries run, in order; before any
 entry applies, no requirements, no overrides and no custom workflows are allowed.
+
+Over 500 lines on purpose: the repos.yaml models, their validation and the merge of matching
+entries into one repository's effective settings are read together, in the order Atlantis applies them.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from atlas.models import CommandName
-from atlas.vocabulary import COMMENT_COMMANDS, CommandSpec
+from atlas.vocabulary import COMMENT_COMMANDS, FLAGS, CommandSpec
 
 
 @dataclass(frozen=True)
@@ -79,36 +79,6 @@ class CommentError(Exception):
         self.usage = usage
         self.prefix = prefix
 
-
-@dataclass(frozen=True)
-class Flag:
-    """A flag of atlas's own (before `--`), with how the usage text describes it."""
-
-    short: str | None
-    long: str
-    metavar: str | None
-    description: str
-
-    @property
-    def spellings(self) -> tuple[str, ...]:
-        return (f"-{self.short}", f"--{self.long}") if self.short else (f"--{self.long}",)
-
-    @property
-    def synopsis(self) -> str:
-        """`-d, --dir DIR`, as the usage text lists it."""
-        names = ", ".join(self.spellings)
-        return f"{names} {self.metavar}" if self.metavar else names
-
-
-FLAGS: dict[str, Flag] = {
-    "dir": Flag("d", "dir", "DIR", "The project in directory DIR, relative to the repository root."),
-    "workspace": Flag("w", "workspace", "WORKSPACE", "The project's Terraform workspace (default: default)."),
-    "project": Flag("p", "project", "PROJECT", "The project named PROJECT in the repo config (instead of -d, -w)."),
-    "verbose": Flag(None, "verbose", None, "Add atlas's log of the run to the comment."),
-    "clear_policy_approval": Flag(None, "clear-policy-approval", None,
-                                  "Withdraw your approvals of failing policy sets instead of giving them."),
-}
-"""atlas's flags by name; a command lists the names it accepts."""
 
 COMMANDS = COMMENT_COMMANDS
 """The comment commands and their argument rules, from the command vocabulary."""

@@ -6,6 +6,10 @@ comment is here too, because only the renderer knows how to close and reopen wha
 An operator may replace any of the templates with a file of the same name in
 `--markdown-template-overrides-dir`; an override that fails to render is logged as an error and
 the built-in template is used instead, so a broken override never loses a comment.
+
+Over 500 lines on purpose: the template environment, the values the templates are given and the
+splitting of long bodies share one set of rules for fences and collapsed sections; apart, each
+would have to restate them.
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ from pathlib import Path
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, StrictUndefined, TemplateSyntaxError
 
-from atlas.intake.comment_parser import COMMANDS, FLAGS
 from atlas.models import CommandName, PlanSummary, Project, ProjectResult, ProjectStatus
 from atlas.runtime.plan_compare import PlanDifference, attribute_differences, describe_actions, format_value
+from atlas.vocabulary import COMMENT_COMMANDS as COMMANDS
+from atlas.vocabulary import FLAGS
 
 log = logging.getLogger(__name__)
 
