@@ -27,8 +27,10 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("atlas.render",),
     ("atlas.runtime", "atlas.policy"),
     ("atlas.config",),
-    ("atlas.stores", "atlas.jobs", "atlas.github", "atlas.gitlab"),
-    ("atlas.vcs", "atlas.metrics", "atlas.logs", "atlas.vocabulary"),
+    ("atlas.jobs",),
+    ("atlas.stores", "atlas.github", "atlas.gitlab"),
+    ("atlas.vcs",),
+    ("atlas.metrics", "atlas.logs", "atlas.vocabulary"),
     ("atlas.models",),
     ("atlas",),
 )

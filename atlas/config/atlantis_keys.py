@@ -15,6 +15,8 @@ Each key has a status:
 `repos:PATH` (a repos.yaml key) or `cli:FLAG` (a command-line flag only). This module imports
 nothing from atlas: it is data, checked against atlas's loaders by tests/test_atlantis_keys_inventory.py,
 and rendered into docs/atlantis-compatibility.md by `python -m atlas.config.atlantis_keys`.
+
+Over 500 lines on purpose: it is one table, a row per documented key, read top to bottom.
 """
 
 from __future__ import annotations
