@@ -29,8 +29,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("atlas.config",),
     ("atlas.jobs",),
     ("atlas.stores", "atlas.github", "atlas.gitlab"),
-    ("atlas.vcs",),
-    ("atlas.metrics", "atlas.logs", "atlas.vocabulary"),
+    ("atlas.metrics",),
+    ("atlas.vcs", "atlas.logs", "atlas.vocabulary"),
     ("atlas.models",),
     ("atlas",),
 )
