@@ -15,6 +15,9 @@ GitLab's status and message, never the token. Where GitLab is not GitHub:
 - `is_mergeable` reads `detailed_merge_status`;
 - GitLab cannot hide a note: `hide_comment` folds the earlier note into a collapsed
   `<details>` block titled as outdated, which is as close as GitLab allows.
+
+Over 500 lines on purpose: it implements the whole VCS client protocol for one host, one method per
+protocol method, as the GitHub client does.
 """
 
 from __future__ import annotations

@@ -35,6 +35,9 @@ Stopping
 --------
 SIGTERM makes `atlas worker` finish the job it is running (rq's warm shutdown). The drain stops
 after that job, releases the lock and wakes the FIFO, so another worker runs the rest.
+
+Over 500 lines on purpose: the per-pull-request FIFOs, the drain that runs them and the reaper that
+reports dead workers share one set of Redis keys and must be read together.
 """
 
 from __future__ import annotations

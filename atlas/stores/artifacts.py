@@ -13,6 +13,9 @@ Three stores, chosen by `artifact_store_from`:
 - `S3ArtifactStore`: an S3 (or S3-compatible) bucket, for plans larger than Redis should hold.
 
 Every store names a project's plan `artifact_name(project)`, under `OWNER/NAME/PR/`.
+
+Over 500 lines on purpose: the protocol and its three stores (disk, Redis, S3) are read side by side,
+so that what each keeps of a plan, and how it checks it, can be compared.
 """
 
 from __future__ import annotations

@@ -15,14 +15,11 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Concatenate, ParamSpec, Protocol, TypeVar
+from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
 from pydantic import BaseModel, Field
 
 from atlas.models import Job, JobStatus, Project, new_id, utcnow
-
-if TYPE_CHECKING:
-    from atlas.commands.context import CommandContext
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +75,23 @@ class _Outcome(Protocol):
 Outcome = TypeVar("Outcome", bound=_Outcome)
 
 
-def record(ctx: CommandContext, entry: AuditEntry) -> None:
+class AuditWriter(Protocol):
+    """Where entries are kept: every state store has it."""
+
+    def record_audit(self, entry: AuditEntry) -> None: ...
+
+
+class HasAuditLog(Protocol):
+    """What recording needs of a command's context (its state store), and nothing more."""
+
+    @property
+    def state(self) -> AuditWriter: ...
+
+
+Context = TypeVar("Context", bound=HasAuditLog)
+
+
+def record(ctx: HasAuditLog, entry: AuditEntry) -> None:
     """Keep `entry` in the audit log; a failure to write it is logged, never raised."""
     try:
         ctx.state.record_audit(entry.model_copy(update={"plan": clip(entry.plan), "output": clip(entry.output)}))
@@ -120,15 +133,15 @@ def entry_for_job(action: AuditAction, job: Job, outcome: str, detail: str) -> A
 def audited(
     action: AuditAction,
 ) -> Callable[
-    [Callable[Concatenate[Job, CommandContext, P], Outcome]], Callable[Concatenate[Job, CommandContext, P], Outcome]
+    [Callable[Concatenate[Job, Context, P], Outcome]], Callable[Concatenate[Job, Context, P], Outcome]
 ]:
     """Record every run of a command runner `run(job, ctx, …)` in the audit log, however it ends."""
 
     def decorate(
-        run: Callable[Concatenate[Job, CommandContext, P], Outcome],
-    ) -> Callable[Concatenate[Job, CommandContext, P], Outcome]:
+        run: Callable[Concatenate[Job, Context, P], Outcome],
+    ) -> Callable[Concatenate[Job, Context, P], Outcome]:
         @functools.wraps(run)
-        def recorded(job: Job, ctx: CommandContext, /, *args: P.args, **kwargs: P.kwargs) -> Outcome:
+        def recorded(job: Job, ctx: Context, /, *args: P.args, **kwargs: P.kwargs) -> Outcome:
             try:
                 outcome = run(job, ctx, *args, **kwargs)
             except Exception as error:

@@ -3,6 +3,9 @@
 `StateStore` is the interface; `SQLiteStateStore` is the embedded default (one file under the
 data dir, safe for several threads and several processes on the same data dir). A later issue adds
 a Redis implementation behind the same interface.
+
+Over 500 lines on purpose: the role protocols and the SQLite store that implements them all are
+kept together, so that the schema and the methods that read it change in one place.
 """
 
 from __future__ import annotations
