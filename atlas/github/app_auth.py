@@ -9,6 +9,9 @@ A token GitHub refuses (401) is replaced once and the call retried (`GitHubApp.c
 
 Neither the key nor a token appears in an error message or a repr; `GitHubApp(on_token=…)` hands
 each token to the log redaction before it is used, so that none reaches a log either.
+
+Over 500 lines on purpose: signing, minting, caching in process and in Redis, and replacing a refused
+token are one lifecycle of one credential, read in order.
 """
 
 from __future__ import annotations

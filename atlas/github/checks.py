@@ -7,6 +7,9 @@ through PyGithub within GitHub's limits (65,535 characters of summary and text, 
 request, three action buttons); `parse_check_event` turns `check_run` `rerequested` /
 `requested_action` and `check_suite` `rerequested` deliveries into the `CheckRequest` atlas runs,
 or says why a delivery asks for nothing.
+
+Over 500 lines on purpose: check runs, their output limits, annotations and the check events that
+come back are GitHub's one Checks API, kept together as its documentation is.
 """
 
 from __future__ import annotations

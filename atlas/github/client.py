@@ -3,6 +3,9 @@
 PyGithub's blanket pacing is switched off and replaced by `atlas.github.ratelimit`: writes are counted
 against the token's budget and only wait when it is spent, and retries follow what GitHub asks.
 Every failure leaves as `VCSError` with GitHub's status and message, never the token.
+
+Over 500 lines on purpose: it implements the whole VCS client protocol for GitHub, one method per
+protocol method, each counting its own calls.
 """
 
 from __future__ import annotations
