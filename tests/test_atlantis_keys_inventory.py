@@ -193,6 +193,9 @@ def load_setting(tmp_path: Path, name: str) -> None:
         data = {name: True if info.is_bool else value}
     else:
         data = {name: "x"}
+    if name.startswith("gh-app-"):
+        # The App's settings go with its id and key (which the server parses at start-up).
+        data = {"gh-app-id": 42, **data, **({} if name == "gh-app-key-file" else {"gh-app-key": "PEM"})}
     file = tmp_path / "server.yaml"
     file.write_text(yaml.safe_dump(data))
     load_settings(config_file=file, env={})
