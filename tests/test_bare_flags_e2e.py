@@ -17,7 +17,8 @@ from tests.emulator import EmulatedRepo, GitHubEmulator, webhook_payload
 
 Start = Callable[..., RunningAtlas]
 
-BOOLEANS = [info for info in setting_infos() if info.is_bool]
+BOOLEANS = [info for info in setting_infos() if info.is_bool and info.name != "gh_checks"]
+"""Every boolean setting but `--gh-checks`, which is refused without a GitHub App (test_github_app_settings)."""
 
 
 def server_settings(*argv: str) -> Settings:

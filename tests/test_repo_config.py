@@ -363,7 +363,7 @@ def test_a_stage_a_workflow_omits_keeps_the_default_steps() -> None:
         pytest.param(
             "version: 3\nprojects:\n- dir: a\n  apply_requirements: [approved, reviewed]\n",
             'atlantis.yaml: projects[0].apply_requirements: unknown requirement "reviewed"; known: approved, '
-            "mergeable, undiverged",
+            "mergeable, undiverged, policies_passed",
             id="requirement",
         ),
         pytest.param(
