@@ -24,7 +24,8 @@ from atlas.config.settings import Settings, require_webhook_secret
 from atlas.drift.scheduler import start_scheduler
 from atlas.http import api, webhooks
 from atlas.jobs.queue import JobQueue, QueueUnavailable
-from atlas.jobs.rq import Reaper, RQQueue
+from atlas.jobs.reaper import Reaper
+from atlas.jobs.rq import RQQueue
 from atlas.runtime.lock_handoff import submit_handoff_plan
 
 log = logging.getLogger(__name__)

@@ -15,8 +15,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from redis import Redis
-
 from atlas.commands.context import CancelElsewhere, CommandContext, JobSubmit
 from atlas.commands.dispatch import run_job
 from atlas.config.server import ServerConfig, load_server_config
@@ -24,7 +22,8 @@ from atlas.config.settings import Settings, SettingsError
 from atlas.github.app_auth import AppCredentials, AppKeyError, GitHubApp, MemoryTokenCache, RedisTokenCache, TokenCache
 from atlas.github.client import GitHubClient
 from atlas.github.ratelimit import SharedWriteBudget, WriteBudget
-from atlas.jobs.queue import EmbeddedQueue, JobQueue
+from atlas.jobs.embedded import EmbeddedQueue
+from atlas.jobs.queue import JobQueue
 from atlas.jobs.rq import RQQueue
 from atlas.logs import add_runtime_secret
 from atlas.models import Distribution, Job
@@ -35,11 +34,17 @@ from atlas.runtime.sandbox import Sandbox, choose_sandbox
 from atlas.runtime.terraform import TerraformRunner
 from atlas.runtime.tfversions import OPENTOFU, TerraformVersions
 from atlas.runtime.workingcopy import WorkingCopies
-from atlas.stores.artifacts import ArtifactStore, artifact_store_from
-from atlas.stores.locks import LockStore, SQLiteLockStore
-from atlas.stores.redis_locks import RedisLockStore
-from atlas.stores.redis_state import DEFAULT_PREFIX, RedisStateStore, connect
-from atlas.stores.state import SQLiteStateStore, StateStore
+from atlas.stores.locks import LockStore
+from atlas.stores.plans import ArtifactStore
+from atlas.stores.redis.artifacts import RedisArtifactStore
+from atlas.stores.redis.backend import RedisBackend
+from atlas.stores.redis.locks import RedisLockStore
+from atlas.stores.redis.state import RedisStateStore
+from atlas.stores.s3 import S3ArtifactStore
+from atlas.stores.sqlite.artifacts import LocalArtifactStore
+from atlas.stores.sqlite.locks import SQLiteLockStore
+from atlas.stores.sqlite.state import SQLiteStateStore
+from atlas.stores.state import StateStore
 from atlas.vcs import VCSClient
 
 log = logging.getLogger(__name__)
@@ -58,6 +63,8 @@ class Backends:
     tofu_versions: TerraformVersions
     working_copies: WorkingCopies
     server_config: ServerConfig
+    redis: RedisBackend | None
+    """Redis at `--redis-url` with atlas's keys below `--redis-key-prefix`: the one backend of this process."""
     policy_cache: PolicySetCache = field(default_factory=PolicySetCache)
     # App mode (`--gh-app-id`): the App whose installations' tokens atlas acts with.
     github_app: GitHubApp | None = None
@@ -72,7 +79,7 @@ class ServerRuntime:
     github_app: GitHubApp | None = None
 
 
-def github_app(settings: Settings, redis: Redis | None = None) -> GitHubApp | None:
+def github_app(settings: Settings, redis: RedisBackend | None = None) -> GitHubApp | None:
     """The GitHub App of `--gh-app-id`, its tokens shared through Redis in Redis mode; None in token mode.
 
     A key that cannot be used is one SettingsError line that names the problem, never the key.
@@ -87,7 +94,7 @@ def github_app(settings: Settings, redis: Redis | None = None) -> GitHubApp | No
     cache: TokenCache = MemoryTokenCache()
     if redis is not None:
         # So that N workers share one token per installation instead of minting N.
-        cache = RedisTokenCache(redis, credentials.app_id, credentials.sealing_key(), key_prefix=DEFAULT_PREFIX)
+        cache = RedisTokenCache(redis.redis, credentials.app_id, credentials.sealing_key(), key_prefix=redis.prefix)
     return GitHubApp(credentials, settings.gh_api_url, cache, slug=settings.gh_app_slug,
                      on_token=add_runtime_secret, default_installation=settings.gh_app_installation_id)
 
@@ -111,8 +118,8 @@ def open_backends(settings: Settings) -> Backends:
     budget: WriteBudget | None = None
     installation_budget: Callable[[int], WriteBudget] | None = None
     app: GitHubApp | None
-    if settings.redis_url is not None:
-        redis = connect(settings.redis_url.get_secret_value())
+    redis = redis_backend(settings)
+    if redis is not None:
         state, locks = RedisStateStore(redis), RedisLockStore(redis)
         # GitHub's limit is per token, across every process that uses it.
         budget = SharedWriteBudget(redis, token)
@@ -143,11 +150,7 @@ def open_backends(settings: Settings) -> Backends:
         ),
         working_copies=WorkingCopies(data_dir / "repos", git_url=settings.gh_git_url, secrets=settings.secrets(),
                                      merge_depth=settings.checkout_depth),
-        artifacts=artifact_store_from(
-            redis_url=settings.redis_url.get_secret_value() if settings.redis_url else None,
-            s3_bucket=settings.plans_s3_bucket, s3_endpoint=settings.plans_s3_endpoint,
-            s3_prefix=settings.plans_s3_prefix, s3_region=settings.plans_s3_region, data_dir=data_dir,
-        ),
+        artifacts=artifact_store(settings, redis),
         server_config=server_config_of(settings),
         versions=TerraformVersions(
             settings.tf_bin_dir or data_dir / "bin",
@@ -167,6 +170,7 @@ def open_backends(settings: Settings) -> Backends:
             default_binary=settings.tofu_bin,
             layout=OPENTOFU,
         ),
+        redis=redis,
     )
 
 
@@ -185,7 +189,7 @@ def server_config_of(settings: Settings) -> ServerConfig:
     return config
 
 
-def _shared_installation_budget(redis: Redis, app_id: str, installation: int) -> WriteBudget:
+def _shared_installation_budget(redis: RedisBackend, app_id: str, installation: int) -> WriteBudget:
     return SharedWriteBudget(redis, f"github-app:{app_id}:installation:{installation}")
 
 
@@ -196,6 +200,21 @@ def installation_token(app: GitHubApp) -> Callable[[str], str | None]:
         return app.token(app.installation_id(repo_full_name))
 
     return token
+def redis_backend(settings: Settings) -> RedisBackend | None:
+    """Redis at `--redis-url` with atlas's keys below `--redis-key-prefix`; None without a Redis URL."""
+    if settings.redis_url is None:
+        return None
+    return RedisBackend(settings.redis_url.get_secret_value(), settings.redis_key_prefix)
+
+
+def artifact_store(settings: Settings, redis: RedisBackend | None) -> ArtifactStore:
+    """The plan store the settings ask for: an S3 bucket when one is named, else Redis when set, else local files."""
+    if settings.plans_s3_bucket:
+        return S3ArtifactStore(settings.plans_s3_bucket, settings.plans_s3_prefix,
+                               endpoint_url=settings.plans_s3_endpoint or None, region=settings.plans_s3_region)
+    if redis is not None:
+        return RedisArtifactStore(redis)
+    return LocalArtifactStore(settings.data_dir / "plans")
 
 
 def command_context(
@@ -227,10 +246,10 @@ def build_notifier(settings: Settings) -> Notifier:
     return notifier
 
 
-def rq_queue(settings: Settings, state: StateStore) -> RQQueue:
-    """The rq queue of `--redis-url` (which must be set)."""
-    assert settings.redis_url is not None
-    return RQQueue(settings.redis_url.get_secret_value(), state, prefix=DEFAULT_PREFIX)
+def rq_queue(backends: Backends) -> RQQueue:
+    """The rq queue on the backends' Redis (`--redis-url` must be set)."""
+    assert backends.redis is not None
+    return RQQueue(backends.redis, backends.state)
 
 
 def server_runtime(settings: Settings) -> ServerRuntime:
@@ -241,7 +260,7 @@ def server_runtime(settings: Settings) -> ServerRuntime:
     """
     backends = open_backends(settings)
     if settings.redis_url is not None:
-        shared = rq_queue(settings, backends.state)
+        shared = rq_queue(backends)
         context = command_context(settings, backends, submit=shared.enqueue, cancel_elsewhere=shared.request_cancel)
         return ServerRuntime(context=context, queue=shared, github_app=backends.github_app)
     made: list[CommandContext] = []
@@ -257,7 +276,7 @@ def server_runtime(settings: Settings) -> ServerRuntime:
 def worker_runtime(settings: Settings) -> tuple[CommandContext, RQQueue]:
     """An rq worker process's context and the queue it takes jobs from (`--redis-url` must be set)."""
     backends = open_backends(settings)
-    queue = rq_queue(settings, backends.state)
+    queue = rq_queue(backends)
     context = command_context(settings, backends, submit=queue.enqueue, cancel_elsewhere=queue.request_cancel)
     return context, queue
 
@@ -272,6 +291,6 @@ def cli_context(settings: Settings) -> CommandContext:
     """
     backends = open_backends(settings)
     if settings.redis_url is not None:
-        queue = rq_queue(settings, backends.state)
+        queue = rq_queue(backends)
         return command_context(settings, backends, submit=queue.enqueue, cancel_elsewhere=queue.request_cancel)
     return command_context(settings, backends, submit=None, cancel_elsewhere=None)

@@ -252,23 +252,6 @@ class ProjectResult(BaseModel):
         return self.status is ProjectStatus.SUCCEEDED
 
 
-class PlanRecord(BaseModel):
-    """A saved plan that `apply` can use: which commit it was made at and where its file is."""
-
-    repo: str
-    pull_number: int
-    project: Project
-    head_sha: str
-    planfile: str
-    summary: PlanSummary
-    job_id: str
-    created_at: datetime = Field(default_factory=utcnow)
-    # The planned changes as plan_compare.dump_changes wrote them, to compare with the plan after merge.
-    changes: str = ""
-    # Made at the merge commit after the pull request merged (apply-on-merge), not on the pull request.
-    after_merge: bool = False
-
-
 class DriftStatus(StrEnum):
     """What a drift check found: the infrastructure matches the default branch, differs, or could not be planned.
 

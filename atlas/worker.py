@@ -35,12 +35,14 @@ from atlas.commands.context import CommandContext
 from atlas.commands.dispatch import run_job
 from atlas.commands.interrupted import report_interrupted
 from atlas.config.settings import ENV_PREFIX, Settings, SettingsError, require_github_auth
+from atlas.jobs.drain import SerialRunner
 from atlas.jobs.queue import JobExecutor
-from atlas.jobs.rq import AbandonedHook, QueueKeys, Reaper, SerialRunner, install_runner
+from atlas.jobs.reaper import Reaper
+from atlas.jobs.rq import AbandonedHook, QueueKeys, install_runner
 from atlas.models import Job
 from atlas.runtime.lifetime import become_subreaper, end_orphans, tie_to_parent
 from atlas.startup import log_startup, prepare_process
-from atlas.stores.redis_state import DEFAULT_PREFIX, connect, redis_location
+from atlas.stores.redis.backend import RedisBackend
 
 log = logging.getLogger(__name__)
 
@@ -94,15 +96,13 @@ def run(
     require_github_auth(settings, "workers read pull requests and comment")
     sandbox = prepare_process(settings)
     log_startup(settings, "worker", sandbox)
-    location = redis_location(redis_url)
-    probe = connect(redis_url)
+    redis = RedisBackend(redis_url, settings.redis_key_prefix)
+    location = redis.location
     try:
-        probe.ping()
+        redis.ping()  # on a connection of its own, closed before forking: worker processes open their own
     except RedisError as error:
         log.error("cannot reach Redis at %s: %s", location, error)
         return 1
-    finally:
-        probe.close()  # before forking: worker processes open their own connections
     pool = WorkerPool(settings, redis_url, concurrency, executor_factory, abandoned_factory,
                       metrics_port=metrics_port)
     log.info("starting %d worker process(es) on Redis at %s", concurrency, location,
@@ -131,7 +131,7 @@ class WorkerPool:
         self.concurrency = concurrency
         self.executor_factory = executor_factory
         self.abandoned_factory = abandoned_factory
-        self.queue_name = QueueKeys(DEFAULT_PREFIX).rq_queue_name
+        self.queue_name = QueueKeys(RedisBackend(redis_url, settings.redis_key_prefix)).rq_queue_name
         self._children: dict[int, float] = {}
         self._stop_signals = 0
         self._subreaper = False
@@ -224,7 +224,7 @@ def serve(
     reaper.start()
     worker = AtlasWorker(
         [queue.keys.rq_queue_name],
-        connection=connect(redis_url, decode_responses=False),
+        connection=queue.backend.binary,
         name=name,
         stopping=stopping,
         log_job_description=False,

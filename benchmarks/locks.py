@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from atlas.models import Project, PullRequest, Repo
-from atlas.stores.locks import SQLiteLockStore
+from atlas.stores.sqlite.locks import SQLiteLockStore
 
 REPO = Repo(
     full_name="acme/infra", clone_url="https://github.com/acme/infra.git", html_url="https://github.com/acme/infra"

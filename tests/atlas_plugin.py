@@ -28,7 +28,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from atlas.app import create_app
 from atlas.config.settings import Settings, load_settings
 from atlas.http.front import Front, FrontLimits
-from atlas.jobs.queue import EmbeddedQueue
+from atlas.jobs.embedded import EmbeddedQueue
 from tests.conftest import require_sandbox
 from tests.emulator import EmulatedPull, EmulatedRepo, GitHubEmulator, deliver, webhook_payload
 

@@ -35,7 +35,7 @@ from atlas.commands.context import CommandContext
 from atlas.jobs.queue import JobExecutor
 from atlas.jobs.rq import AbandonedHook
 from atlas.models import CommandName, Job, JobStatus, PullRequest, Repo
-from atlas.stores.redis_state import connect, text
+from atlas.stores.redis.backend import connect, text
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 INSTALL_HINT = "install redis-server (apt-get install redis-server)"

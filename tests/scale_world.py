@@ -30,10 +30,11 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from atlas.stores.locks import ProjectLock
-from atlas.stores.redis_locks import RedisLockStore
-from atlas.stores.redis_state import connect
+from atlas.stores.redis.backend import connect
+from atlas.stores.redis.locks import RedisLockStore
 from tests.atlas_plugin import FIXTURES, REPO_ROOT, WEBHOOK_SECRET
 from tests.emulator import EmulatedPull, EmulatedRepo, GitHubEmulator, deliver, webhook_payload
+from tests.redis_backends import backend_of
 from tests.redis_plugin import INSTALL_HINT as REDIS_INSTALL_HINT
 from tests.redis_plugin import free_port
 
@@ -371,7 +372,7 @@ class ScaleWorld:
         assert self.redis_url is not None, "locks are in Redis only in a world with Redis"
         client = connect(self.redis_url)
         try:
-            return RedisLockStore(client).for_pull(pull.repo.full_name, pull.number)
+            return RedisLockStore(backend_of(client)).for_pull(pull.repo.full_name, pull.number)
         finally:
             client.close()
 

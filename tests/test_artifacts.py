@@ -14,21 +14,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from pydantic import SecretStr
 from redis import Redis
 
+from atlas.bootstrap import open_backends
+from atlas.config.settings import Settings
 from atlas.models import Project
-from atlas.stores.artifacts import (
-    PLAN_TTL_SECONDS,
-    ArtifactError,
-    ArtifactStore,
-    LocalArtifactStore,
-    PlanArtifact,
-    RedisArtifactStore,
-    S3ArtifactStore,
-    artifact_name,
-    artifact_store_from,
-)
-from atlas.stores.redis_state import connect
+from atlas.stores.plans import ArtifactError, ArtifactStore, PlanRecord, artifact_name
+from atlas.stores.redis.artifacts import PLAN_TTL_SECONDS, RedisArtifactStore
+from atlas.stores.redis.backend import RedisBackend, connect
+from atlas.stores.s3 import S3ArtifactStore
+from atlas.stores.sqlite.artifacts import LocalArtifactStore
 
 if TYPE_CHECKING:
     # Not imported at run time: pytest must import the plugin first, to rewrite its asserts.
@@ -46,14 +42,14 @@ class StoreUnderTest:
     """A store, and a way to change what it holds behind its back, as a broken disk or an intruder would."""
 
     store: ArtifactStore
-    overwrite_plan: Callable[[PlanArtifact, bytes], object]
-    remove_plan: Callable[[PlanArtifact], object]
+    overwrite_plan: Callable[[PlanRecord, bytes], object]
+    remove_plan: Callable[[PlanRecord], object]
 
 
 def local_store(tmp_path: Path) -> StoreUnderTest:
     root = tmp_path / "data" / "plans"
 
-    def path(meta: PlanArtifact) -> Path:
+    def path(meta: PlanRecord) -> Path:
         return root / meta.repo / str(meta.pull_number) / artifact_name(meta.project)
 
     return StoreUnderTest(LocalArtifactStore(root), lambda meta, data: path(meta).write_bytes(data),
@@ -61,17 +57,18 @@ def local_store(tmp_path: Path) -> StoreUnderTest:
 
 
 def redis_store(redis_url: str) -> StoreUnderTest:
-    client = connect(redis_url, decode_responses=False)
+    backend = RedisBackend(redis_url)
+    client = backend.binary
 
-    def key(meta: PlanArtifact) -> str:
+    def key(meta: PlanRecord) -> str:
         return f"atlas:plan-file:{meta.repo}#{meta.pull_number}:{artifact_name(meta.project)}"
 
-    return StoreUnderTest(RedisArtifactStore(client), lambda meta, data: client.set(key(meta), data),
+    return StoreUnderTest(RedisArtifactStore(backend), lambda meta, data: client.set(key(meta), data),
                           lambda meta: client.delete(key(meta)))
 
 
 def s3_store(bucket: S3Bucket) -> StoreUnderTest:
-    def key(meta: PlanArtifact) -> str:
+    def key(meta: PlanRecord) -> str:
         return f"team-a/plans/{meta.repo}/{meta.pull_number}/{artifact_name(meta.project)}"
 
     return StoreUnderTest(
@@ -97,13 +94,13 @@ def write_plan(path: Path, data: bytes) -> Path:
 
 
 def describe(planfile: Path, *, project: Project = APP, pull_number: int = 7, head_sha: str = HEAD,
-             job_id: str = "job-1") -> PlanArtifact:
-    return PlanArtifact.for_file(planfile, repo=REPO, pull_number=pull_number, project=project, head_sha=head_sha,
+             job_id: str = "job-1") -> PlanRecord:
+    return PlanRecord.for_file(planfile, repo=REPO, pull_number=pull_number, project=project, head_sha=head_sha,
                                  terraform_version="1.11.4", job_id=job_id)
 
 
 def saved(store: ArtifactStore, tmp_path: Path, data: bytes, *, project: Project = APP, pull_number: int = 7,
-          head_sha: str = HEAD, job_id: str = "job-1") -> PlanArtifact:
+          head_sha: str = HEAD, job_id: str = "job-1") -> PlanRecord:
     """Put a plan file of `data` that a worker made in its own working directory."""
     planfile = write_plan(tmp_path / "planning-worker" / f"{project.dir.replace('/', '_')}.tfplan", data)
     meta = describe(planfile, project=project, pull_number=pull_number, head_sha=head_sha, job_id=job_id)
@@ -308,8 +305,8 @@ def test_a_repository_name_cannot_escape_the_store(tmp_path: Path) -> None:
 
 
 def test_redis_plans_expire_and_are_shared_by_every_connection(redis_url: str, tmp_path: Path) -> None:
-    planner = RedisArtifactStore.from_url(redis_url, ttl_seconds=3600)
-    applier = RedisArtifactStore.from_url(redis_url)
+    planner = RedisArtifactStore(RedisBackend(redis_url), ttl_seconds=3600)
+    applier = RedisArtifactStore(RedisBackend(redis_url))
     meta = saved(planner, tmp_path, b"shared plan")
 
     fetched = applier.fetch(applier.get(REPO, 7, APP) or pytest.fail("no plan"), tmp_path / "fresh")
@@ -324,17 +321,12 @@ def test_redis_plans_expire_and_are_shared_by_every_connection(redis_url: str, t
 
 
 def test_redis_refuses_a_plan_larger_than_it_stores(redis_client: Redis, redis_url: str, tmp_path: Path) -> None:
-    store = RedisArtifactStore(connect(redis_url, decode_responses=False), max_bytes=1024)
+    store = RedisArtifactStore(RedisBackend(redis_url), max_bytes=1024)
     planfile = write_plan(tmp_path / "big.tfplan", b"x" * 4096)
 
     with pytest.raises(ArtifactError, match=r"more than Redis stores in one value .*S3 bucket"):
         store.put(describe(planfile), planfile)
     assert redis_client.keys("*") == []
-
-
-def test_redis_store_needs_a_client_that_returns_bytes(redis_client: Redis) -> None:
-    with pytest.raises(ValueError, match="decode_responses=False"):
-        RedisArtifactStore(redis_client)
 
 
 def test_s3_store_keeps_each_plan_with_its_metadata_beside_it(s3_bucket: S3Bucket, tmp_path: Path) -> None:
@@ -357,12 +349,13 @@ def test_s3_store_names_the_bucket_it_cannot_use(s3_bucket: S3Bucket, tmp_path: 
 
 
 def test_the_settings_choose_the_store(redis_url: str, s3_bucket: S3Bucket, tmp_path: Path) -> None:
-    local = artifact_store_from(redis_url=None, s3_bucket=None, s3_endpoint=None, data_dir=tmp_path)
+    token, redis_at = SecretStr("x"), SecretStr(redis_url)
+    local = open_backends(Settings(data_dir=tmp_path, gh_token=token)).artifacts
     assert isinstance(local, LocalArtifactStore) and local.root == tmp_path / "plans"
 
-    redis = artifact_store_from(redis_url=redis_url, s3_bucket=None, s3_endpoint=None, data_dir=tmp_path)
+    redis = open_backends(Settings(data_dir=tmp_path, gh_token=token, redis_url=redis_at)).artifacts
     assert isinstance(redis, RedisArtifactStore)
 
-    s3 = artifact_store_from(redis_url=redis_url, s3_bucket=s3_bucket.name, s3_endpoint=s3_bucket.endpoint,
-                             data_dir=tmp_path)
+    s3 = open_backends(Settings(data_dir=tmp_path, gh_token=token, redis_url=redis_at, plans_s3_bucket=s3_bucket.name,
+                                plans_s3_endpoint=s3_bucket.endpoint)).artifacts
     assert isinstance(s3, S3ArtifactStore) and s3.bucket == s3_bucket.name

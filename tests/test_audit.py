@@ -16,11 +16,14 @@ from redis import Redis
 
 from atlas.models import DriftRecord, DriftStatus, Project, PullRequest, Repo, utcnow
 from atlas.stores.audit import AuditAction, AuditEntry
-from atlas.stores.redis_state import RedisStateStore, connect
-from atlas.stores.state import SQLiteStateStore, StateStore
+from atlas.stores.redis.backend import connect
+from atlas.stores.redis.state import RedisStateStore
+from atlas.stores.sqlite.state import SQLiteStateStore
+from atlas.stores.state import StateStore
 from tests.atlas_plugin import RunningAtlas
 from tests.commands_world import DEVELOPER, REPO, app_change, comment, open_and_plan
 from tests.emulator import EmulatedRepo, GitHubEmulator, webhook_payload
+from tests.redis_backends import backend_of
 
 StateOpener = Callable[[], StateStore]
 
@@ -37,7 +40,7 @@ def open_state(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[State
         if request.param == "sqlite":
             return SQLiteStateStore(tmp_path / "atlas.db")
         clients.append(connect(url))
-        return RedisStateStore(clients[-1])
+        return RedisStateStore(backend_of(clients[-1]))
 
     yield open_store
     for client in clients:

@@ -7,9 +7,12 @@ from datetime import timedelta
 
 from redis import Redis
 
-from atlas.jobs.rq import Heartbeat, RQQueue
+from atlas.jobs.drain import Heartbeat
+from atlas.jobs.rq import RQQueue
 from atlas.models import CommandName, Job, PullRequest, Repo
-from atlas.stores.redis_state import RedisStateStore
+from atlas.stores.redis.backend import RedisBackend
+from atlas.stores.redis.state import RedisStateStore
+from tests.redis_backends import backend_of
 
 REPO = Repo(full_name="acme/infra", clone_url="http://git.invalid/acme/infra.git",
             html_url="http://git.invalid/acme/infra")
@@ -23,7 +26,7 @@ def running_job(number: int) -> Job:
 def test_a_cancel_request_interrupts_the_job_at_its_workers_next_heartbeat(
     redis_url: str, redis_client: Redis,
 ) -> None:
-    queue = RQQueue(redis_url, RedisStateStore(redis_client))
+    queue = RQQueue(RedisBackend(redis_url), RedisStateStore(backend_of(redis_client)))
     job = running_job(7)
     redis_client.set(queue.keys.pull_lock(job.serial_key), "token-of-this-worker")
     interrupted = threading.Event()
@@ -39,7 +42,7 @@ def test_a_cancel_request_interrupts_the_job_at_its_workers_next_heartbeat(
 
 
 def test_a_cancel_request_does_not_reach_jobs_queued_after_it(redis_url: str, redis_client: Redis) -> None:
-    queue = RQQueue(redis_url, RedisStateStore(redis_client))
+    queue = RQQueue(RedisBackend(redis_url), RedisStateStore(backend_of(redis_client)))
     earlier = running_job(8)
     queue.request_cancel(earlier.pull.key)
     later = earlier.model_copy(update={"created_at": earlier.created_at + timedelta(minutes=1)})

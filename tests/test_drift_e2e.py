@@ -192,7 +192,7 @@ def test_remediation_applies_the_default_branch_and_closes_its_issue_in_the_same
     assert "<summary>Plan applied</summary>" in record
     assert world.drift_statuses()[-1] == ("success", "2 projects in sync (1 remediated)")
 
-    from atlas.stores.state import SQLiteStateStore
+    from atlas.stores.sqlite.state import SQLiteStateStore
 
     entries = SQLiteStateStore(world.data_dir / "atlas.db").audit_entries(action=AuditAction.REMEDIATION)
     [entry] = entries

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from atlas.models import Project, PullRequest, Repo
-from atlas.stores.locks import LockAttempt, SQLiteLockStore
+from atlas.stores.locks import LockAttempt
+from atlas.stores.sqlite.locks import SQLiteLockStore
 
 REPO = Repo(
     full_name="acme/infra", clone_url="https://github.com/acme/infra.git", html_url="https://github.com/acme/infra"

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from atlas.models import Project, PullRequest, Repo
-from atlas.stores.locks import SQLiteLockStore, lock_id_for
+from atlas.stores.locks import lock_id_for
+from atlas.stores.sqlite.locks import SQLiteLockStore
 from tests.emulator import EmulatedPull, GitHubEmulator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

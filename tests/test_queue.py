@@ -6,9 +6,10 @@ import threading
 import time
 from pathlib import Path
 
-from atlas.jobs.queue import EmbeddedQueue, QueueUnavailable
+from atlas.jobs.embedded import EmbeddedQueue
+from atlas.jobs.queue import QueueUnavailable
 from atlas.models import CommandName, Job, JobStatus, PullRequest, Repo
-from atlas.stores.state import SQLiteStateStore
+from atlas.stores.sqlite.state import SQLiteStateStore
 
 REPO = Repo(
     full_name="acme/infra", clone_url="http://git.invalid/acme/infra.git", html_url="http://git.invalid/acme/infra"

@@ -11,8 +11,9 @@ from redis import Redis
 
 from atlas.models import Project, PullRequest, Repo
 from atlas.stores.locks import LockAttempt
-from atlas.stores.redis_locks import RedisLockStore
-from atlas.stores.redis_state import connect
+from atlas.stores.redis.backend import RedisBackend
+from atlas.stores.redis.locks import RedisLockStore
+from tests.redis_backends import backend_of
 
 pytest_plugins = ["tests.redis_plugin"]
 
@@ -35,7 +36,7 @@ def in_turns(number: int) -> list[Project]:
 
 
 def _race_in_process(url: str, number: int, start: ProcessBarrier, results: Any) -> None:
-    store = RedisLockStore(connect(url))
+    store = RedisLockStore(RedisBackend(url))
     start.wait()
     attempt: LockAttempt = store.acquire(pull(number), in_turns(number), f"dev{number}")
     results.put((number, [lock.project.key for lock in attempt.acquired], len(attempt.conflicts)))
@@ -56,11 +57,11 @@ def test_of_eight_processes_racing_for_three_projects_one_takes_all_three(redis_
     assert len(winners) == 1, f"several processes hold some of the projects: {winners}"
     assert sorted(winners[0][1]) == ["app:default", "app:staging", "network:default"]
     assert sorted(conflicts for _, taken, conflicts in outcomes if not taken) == [3] * 7
-    assert {lock.pull_number for lock in RedisLockStore(redis_client).all()} == {winners[0][0]}
+    assert {lock.pull_number for lock in RedisLockStore(backend_of(redis_client)).all()} == {winners[0][0]}
 
 
 def _snatch_in_process(url: str, number: int, start: ProcessBarrier, results: Any) -> None:
-    store = RedisLockStore(connect(url))
+    store = RedisLockStore(RedisBackend(url))
     start.wait()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -76,7 +77,7 @@ def _snatch_in_process(url: str, number: int, start: ProcessBarrier, results: An
 
 
 def test_a_release_hands_over_before_any_racing_process_can_take_the_lock(redis_url: str, redis_client: Redis) -> None:
-    store = RedisLockStore(redis_client)
+    store = RedisLockStore(backend_of(redis_client))
     store.acquire(pull(1), [APP], "dev1")
     store.wait_for(pull(2), APP, "dev2")
     context = multiprocessing.get_context("spawn")
@@ -99,11 +100,11 @@ def test_a_release_hands_over_before_any_racing_process_can_take_the_lock(redis_
 
 
 def test_lock_keys_stay_under_the_prefix(redis_client: Redis) -> None:
-    store = RedisLockStore(redis_client, prefix="team-a:")
+    store = RedisLockStore(backend_of(redis_client, "team-a:"))
     store.acquire(pull(1), [APP], "dev1")
     store.wait_for(pull(2), APP, "dev2")
     store.release_pull("acme/infra", 1)
 
     assert all(key.startswith("team-a:") for key in redis_client.scan_iter())
-    assert RedisLockStore(redis_client).count() == 0
+    assert RedisLockStore(backend_of(redis_client)).count() == 0
     assert store.count() == 1

@@ -9,8 +9,10 @@ from typing import Any
 from redis import Redis
 
 from atlas.models import CommandName, Job, JobStatus, Project, PullRequest, Repo
-from atlas.stores.redis_state import DELIVERY_TTL_SECONDS, RedisStateStore, connect, redis_location
-from atlas.stores.state import ProjectPhase, ProjectState
+from atlas.stores.pulls import ProjectPhase, ProjectState
+from atlas.stores.redis.backend import RedisBackend, redis_location
+from atlas.stores.redis.state import DELIVERY_TTL_SECONDS, RedisStateStore
+from tests.redis_backends import backend_of
 
 pytest_plugins = ["tests.redis_plugin"]
 
@@ -21,7 +23,7 @@ PULL = PullRequest(repo=REPO, number=7, head_sha="b" * 40, head_ref="x", base_re
 
 
 def _claim(url: str, delivery: str, start: Any, results: Any) -> None:
-    state = RedisStateStore(connect(url))
+    state = RedisStateStore(RedisBackend(url))
     start.wait()
     results.put(state.claim_delivery(delivery, "pull_request"))
 
@@ -40,7 +42,7 @@ def test_a_delivery_is_claimed_exactly_once_across_processes(redis_url: str) -> 
 
 
 def test_a_delivery_is_remembered_for_a_week_not_forever(redis_client: Redis) -> None:
-    RedisStateStore(redis_client).claim_delivery("d-1", "pull_request")
+    RedisStateStore(backend_of(redis_client)).claim_delivery("d-1", "pull_request")
 
     ttl = redis_client.ttl("atlas:delivery:d-1")
 
@@ -48,7 +50,8 @@ def test_a_delivery_is_remembered_for_a_week_not_forever(redis_client: Redis) ->
 
 
 def test_stores_with_different_prefixes_share_nothing_and_keep_to_their_prefix(redis_client: Redis) -> None:
-    blue, green = RedisStateStore(redis_client, prefix="blue:"), RedisStateStore(redis_client, prefix="green:")
+    blue = RedisStateStore(backend_of(redis_client, "blue:"))
+    green = RedisStateStore(backend_of(redis_client, "green:"))
     job = Job(command=CommandName.PLAN, pull=PULL)
     blue.claim_delivery("d", "pull_request")
     blue.save_job(job)
@@ -72,7 +75,7 @@ def test_stores_with_different_prefixes_share_nothing_and_keep_to_their_prefix(r
 
 
 def test_racing_status_changes_leave_each_job_listed_under_its_one_status(redis_client: Redis) -> None:
-    state = RedisStateStore(redis_client)
+    state = RedisStateStore(backend_of(redis_client))
     jobs = [Job(command=CommandName.PLAN, pull=PULL) for _ in range(10)]
     for job in jobs:
         state.save_job(job)

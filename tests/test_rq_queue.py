@@ -20,8 +20,10 @@ from atlas.jobs.queue import QueueUnavailable
 from atlas.jobs.rq import ABANDONED, RQQueue, run_queued
 from atlas.models import Job, JobStatus, Project
 from atlas.stores.locks import ProjectLock
-from atlas.stores.redis_locks import RedisLockStore
-from atlas.stores.redis_state import RedisStateStore, connect
+from atlas.stores.redis.backend import RedisBackend
+from atlas.stores.redis.locks import RedisLockStore
+from atlas.stores.redis.state import RedisStateStore
+from tests.redis_backends import backend_of
 
 if TYPE_CHECKING:
     from tests.redis_plugin import JobEvents, RedisServer, WorkerProcess
@@ -35,12 +37,12 @@ Eventually = Callable[..., Any]
 
 @pytest.fixture
 def state(redis_client: Redis) -> RedisStateStore:
-    return RedisStateStore(redis_client)
+    return RedisStateStore(backend_of(redis_client))
 
 
 @pytest.fixture
 def queue(redis_url: str, state: RedisStateStore) -> RQQueue:
-    return RQQueue(redis_url, state)
+    return RQQueue(RedisBackend(redis_url), state)
 
 
 def status_of(state: RedisStateStore, job: Job) -> JobStatus | None:
@@ -109,7 +111,7 @@ def test_depth_and_running_jobs_are_read_from_redis_by_any_process(
     jobs = [recorded_job(1, sleep=30), recorded_job(1), recorded_job(2)]
     for job in jobs:
         queue.enqueue(job)
-    elsewhere = RQQueue(redis_url, RedisStateStore(connect(redis_url)))
+    elsewhere = RQQueue(RedisBackend(redis_url), RedisStateStore(RedisBackend(redis_url)))
     assert (elsewhere.depth(), elsewhere.running()) == (3, [])
     assert [status_of(state, job) for job in jobs] == [JobStatus.QUEUED] * 3
 
@@ -164,7 +166,7 @@ def test_a_job_whose_worker_is_killed_is_reported_within_20_s_and_its_pull_reque
     workers = [start_worker(), start_worker()]
     for worker in workers:
         worker.wait_for_log("listening on queue")
-    locks = RedisLockStore(redis_client)
+    locks = RedisLockStore(backend_of(redis_client))
     long, next_one = recorded_job(1, sleep=120), recorded_job(1)
     locks.acquire(long.pull, [Project(dir="app")], "me")
     queue.enqueue(long)
@@ -221,7 +223,7 @@ def test_with_redis_down_queueing_fails_at_once_with_queue_unavailable(
     private_redis: RedisServer, recorded_job: MakeJob
 ) -> None:
     url = private_redis.url()
-    queue = RQQueue(url, RedisStateStore(connect(url)))
+    queue = RQQueue(RedisBackend(url), RedisStateStore(RedisBackend(url)))
     queue.enqueue(recorded_job(1))
     private_redis.stop()
 
@@ -246,7 +248,7 @@ def silent_server() -> Iterator[int]:
 
 def test_with_redis_hanging_queueing_fails_within_seconds(silent_server: int, recorded_job: MakeJob) -> None:
     url = f"redis://127.0.0.1:{silent_server}/0"
-    queue = RQQueue(url, RedisStateStore(connect(url)))
+    queue = RQQueue(RedisBackend(url), RedisStateStore(RedisBackend(url)))
 
     began = time.monotonic()
     with pytest.raises(QueueUnavailable, match="unreachable"):

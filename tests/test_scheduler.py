@@ -22,8 +22,9 @@ import pytest
 from redis import Redis
 
 from atlas.drift.scheduler import Scheduler, Slot, due_slots, latest_firing
-from atlas.stores.redis_state import RedisStateStore, connect, text
-from atlas.stores.state import SQLiteStateStore
+from atlas.stores.redis.backend import RedisBackend, connect, text
+from atlas.stores.redis.state import RedisStateStore
+from atlas.stores.sqlite.state import SQLiteStateStore
 from tests.redis_plugin import eventually
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -167,7 +168,7 @@ def run_scheduler_process(argv: list[str]) -> int:
     parser.add_argument("--minutes", type=int, required=True)
     args = parser.parse_args(argv)
     end = START + timedelta(minutes=args.minutes)
-    store = RedisStateStore(connect(args.redis_url))
+    store = RedisStateStore(RedisBackend(args.redis_url))
     events = connect(args.redis_url)
 
     def claim(key: str, ttl: float) -> bool:

@@ -8,11 +8,12 @@ import time
 from redis import Redis
 
 from atlas.github.ratelimit import SharedWriteBudget
-from atlas.stores.redis_state import connect
+from atlas.stores.redis.backend import RedisBackend
+from tests.redis_backends import backend_of
 
 
 def _spend(redis_url: str, count: int, results: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
-    budget = SharedWriteBudget(connect(redis_url), "ghp_shared-token", limit=10, window=2.0)
+    budget = SharedWriteBudget(RedisBackend(redis_url), "ghp_shared-token", limit=10, window=2.0)
     waited = sum(budget.acquire() for _ in range(count))
     results.put(waited)
 
@@ -36,8 +37,8 @@ def test_writes_from_several_processes_share_one_budget(redis_url: str) -> None:
 def test_a_budget_with_room_does_not_wait_and_budgets_of_other_tokens_are_separate(
     redis_client: Redis,
 ) -> None:
-    first = SharedWriteBudget(redis_client, "ghp_first", limit=3, window=60)
-    other = SharedWriteBudget(redis_client, "ghp_other", limit=3, window=60)
+    first = SharedWriteBudget(backend_of(redis_client), "ghp_first", limit=3, window=60)
+    other = SharedWriteBudget(backend_of(redis_client), "ghp_other", limit=3, window=60)
     assert [first.acquire() for _ in range(3)] == [0.0, 0.0, 0.0]
     assert other.acquire() == 0.0
     assert not any("ghp_" in key for key in redis_client.keys("*")), "the token is never a key"

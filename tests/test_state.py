@@ -5,8 +5,9 @@ from __future__ import annotations
 import multiprocessing
 from pathlib import Path
 
-from atlas.models import CommandName, Job, JobStatus, PlanRecord, PlanSummary, Project, PullRequest, Repo
-from atlas.stores.state import SQLiteStateStore
+from atlas.models import CommandName, Job, JobStatus, PlanSummary, Project, PullRequest, Repo
+from atlas.stores.plans import PlanRecord
+from atlas.stores.sqlite.state import SQLiteStateStore
 
 REPO = Repo(
     full_name="acme/infra", clone_url="http://git.invalid/acme/infra.git", html_url="http://git.invalid/acme/infra"
@@ -46,11 +47,11 @@ def test_plans_survive_a_restart_and_the_latest_replaces_the_earlier(tmp_path: P
         pull_number=7,
         project=project,
         head_sha="1" * 40,
-        planfile="/p1",
+        sha256="1" * 64,
         summary=PlanSummary(add=1),
         job_id="j1",
     )
-    second = first.model_copy(update={"head_sha": "2" * 40, "planfile": "/p2", "job_id": "j2"})
+    second = first.model_copy(update={"head_sha": "2" * 40, "sha256": "2" * 64, "job_id": "j2"})
     SQLiteStateStore(tmp_path / "atlas.db").save_plan(first)
     SQLiteStateStore(tmp_path / "atlas.db").save_plan(second)
 

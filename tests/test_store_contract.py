@@ -14,11 +14,17 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
-from atlas.models import CommandName, Job, JobStatus, PlanRecord, PlanSummary, Project, PullRequest, Repo, utcnow
-from atlas.stores.locks import LockAttempt, LockStore, SQLiteLockStore, lock_id_for
-from atlas.stores.redis_locks import RedisLockStore
-from atlas.stores.redis_state import RedisStateStore, connect
-from atlas.stores.state import ProjectPhase, ProjectState, SQLiteStateStore, StateStore
+from atlas.models import CommandName, Job, JobStatus, PlanSummary, Project, PullRequest, Repo, utcnow
+from atlas.stores.locks import LockAttempt, LockStore, lock_id_for
+from atlas.stores.plans import PlanRecord
+from atlas.stores.pulls import ProjectPhase, ProjectState
+from atlas.stores.redis.backend import connect
+from atlas.stores.redis.locks import RedisLockStore
+from atlas.stores.redis.state import RedisStateStore
+from atlas.stores.sqlite.locks import SQLiteLockStore
+from atlas.stores.sqlite.state import SQLiteStateStore
+from atlas.stores.state import StateStore
+from tests.redis_backends import backend_of
 
 pytest_plugins = ["tests.redis_plugin"]
 
@@ -71,7 +77,7 @@ def redis_clients(backend: str, request: pytest.FixtureRequest) -> Iterator[Call
 def open_state(backend: str, tmp_path: Path, redis_clients: Callable[[], Redis]) -> StateOpener:
     if backend == "sqlite":
         return lambda: SQLiteStateStore(tmp_path / "atlas.db")
-    return lambda: RedisStateStore(redis_clients())
+    return lambda: RedisStateStore(backend_of(redis_clients()))
 
 
 @pytest.fixture
@@ -81,7 +87,7 @@ def open_locks(backend: str, tmp_path: Path, redis_clients: Callable[[], Redis])
     def open_store(name: str = "atlas") -> LockStore:
         if backend == "sqlite":
             return SQLiteLockStore(tmp_path / f"{name}.db")
-        return RedisLockStore(redis_clients(), prefix=f"{name}:")
+        return RedisLockStore(backend_of(redis_clients(), f"{name}:"))
 
     return open_store
 
@@ -187,7 +193,8 @@ def plan_record(project: Project, sha: str = "1", number: int = 7) -> PlanRecord
         pull_number=number,
         project=project,
         head_sha=sha * 40,
-        planfile=f"/plans/{project.key}",
+        sha256="ab" * 32,
+        size=10,
         summary=PlanSummary(add=1),
         job_id=f"job-{sha}",
     )

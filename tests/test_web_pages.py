@@ -17,7 +17,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from atlas.config.settings import SettingsError
 from atlas.models import JobStatus, utcnow
-from atlas.stores.state import JobRecord
+from atlas.stores.jobs import JobRecord
 from atlas.web.ansi import ansi_to_html, strip_ansi
 from atlas.web.output import expire_job_output
 from tests.atlas_plugin import RunningAtlas

@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 
 from atlas.app import create_app
 from atlas.config.settings import load_settings
-from atlas.jobs.queue import EmbeddedQueue
+from atlas.jobs.embedded import EmbeddedQueue
 from atlas.models import Job
 from tests.atlas_plugin import served_through_front
 from tests.emulator import sign

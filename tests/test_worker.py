@@ -15,7 +15,9 @@ import pytest
 
 from atlas.jobs.rq import RQQueue
 from atlas.models import Job, JobStatus
-from atlas.stores.redis_state import RedisStateStore
+from atlas.stores.redis.backend import RedisBackend
+from atlas.stores.redis.state import RedisStateStore
+from tests.redis_backends import backend_of
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -43,12 +45,12 @@ def run_atlas_worker(tmp_path: Path, *args: str, **env: str) -> subprocess.Compl
 
 @pytest.fixture
 def state(redis_client: Redis) -> RedisStateStore:
-    return RedisStateStore(redis_client)
+    return RedisStateStore(backend_of(redis_client))
 
 
 @pytest.fixture
 def queue(redis_url: str, state: RedisStateStore) -> RQQueue:
-    return RQQueue(redis_url, state)
+    return RQQueue(RedisBackend(redis_url), state)
 
 
 def status_of(state: RedisStateStore, job: Job) -> JobStatus | None:

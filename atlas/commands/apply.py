@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from atlas.commands import policy_check
+from atlas.commands.audit import audited
 from atlas.commands.context import CommandContext
 from atlas.commands.hooks import run_hooks
 from atlas.commands.locking import lock_holder_text
@@ -25,14 +26,14 @@ from atlas.commands.requirements import unmet
 from atlas.config.raw import ConfigError
 from atlas.config.repo_settings import RepoSettings, load_repo_settings
 from atlas.config.valid import RepoLocksMode
-from atlas.models import CommandName, Job, JobStatus, PlanRecord, ProjectResult, ProjectStatus
+from atlas.models import CommandName, Job, JobStatus, ProjectResult, ProjectStatus
 from atlas.render.comments import comment_parts, render_apply_comment, render_error_comment
 from atlas.runtime.cancellation import CancelToken
 from atlas.runtime.joblog import JobLog
 from atlas.runtime.project_selection import find_named_project
-from atlas.stores.artifacts import ArtifactError
-from atlas.stores.audit import AuditAction, audited
-from atlas.stores.state import ProjectPhase
+from atlas.stores.audit import AuditAction
+from atlas.stores.plans import ArtifactError, PlanRecord
+from atlas.stores.pulls import ProjectPhase
 from atlas.vcs import CommitState, VCSError
 
 log = logging.getLogger(__name__)

@@ -121,7 +121,7 @@ def _set_status(job: Job, ctx: CommandContext, projects: list[Project]) -> None:
 def _audit(ctx: CommandContext, job: Job, action: AuditAction, project: Project, user: str, outcome: str,
            policy_set: str) -> None:
     pull = job.pull
-    record(ctx, AuditEntry(action=action, repo=pull.repo.full_name, user=user, outcome=outcome, sha=pull.head_sha,
+    record(ctx.state, AuditEntry(action=action, repo=pull.repo.full_name, user=user, outcome=outcome, sha=pull.head_sha,
                            pull_number=pull.number, project=project, trigger="comment", job_id=job.id,
                            detail=policy_set))
 

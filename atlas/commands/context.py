@@ -13,7 +13,7 @@ from pathlib import Path
 
 from atlas.config.server import ProjectSettings, ServerConfig
 from atlas.config.settings import Settings
-from atlas.models import Distribution, Job, PlanRecord, Project, PullRequest, Repo
+from atlas.models import Distribution, Job, Project, PullRequest, Repo
 from atlas.notify import Notifier
 from atlas.policy.engine import PolicySetCache
 from atlas.runtime.cancellation import RunningJobs
@@ -22,8 +22,8 @@ from atlas.runtime.required_version import required_version
 from atlas.runtime.terraform import TerraformRunner
 from atlas.runtime.tfversions import TerraformVersionError, TerraformVersions
 from atlas.runtime.workingcopy import WorkingCopies
-from atlas.stores.artifacts import ArtifactStore, artifact_name
 from atlas.stores.locks import LockStore
+from atlas.stores.plans import ArtifactStore, PlanRecord, artifact_name, forget_plans, pull_dir
 from atlas.stores.state import StateStore
 from atlas.vcs import VCSClient
 
@@ -127,11 +127,10 @@ class CommandContext:
         return path
 
     def forget_plans(self, repo: str, number: int, project: Project | None = None) -> list[PlanRecord]:
-        """Delete a pull request's saved plans (or one project's): records, files and shared artifacts."""
-        removed = self.state.delete_plans(repo, number, project)
+        """Delete a pull request's saved plans (or one project's) everywhere, and this host's working copies of them."""
+        removed = forget_plans(self.state, self.artifacts, repo, number, project)
         for plan in removed:
-            Path(plan.planfile).unlink(missing_ok=True)
-        self.artifacts.delete(repo, number, project)
+            (self.settings.data_dir / "plans" / pull_dir(repo, number) / plan.name).unlink(missing_ok=True)
         return removed
 
     def plans_dir(self, pull: PullRequest) -> Path:

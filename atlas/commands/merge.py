@@ -22,21 +22,13 @@ import logging
 import shutil
 
 from atlas.commands import policy_check
+from atlas.commands.audit import audited
 from atlas.commands.context import CommandContext
 from atlas.commands.notifications import notify_apply
 from atlas.commands.outcome import CommandOutcome, record_phase
 from atlas.commands.project_run import run_project_stage
 from atlas.config.repo_settings import RepoSettings, load_repo_settings
-from atlas.models import (
-    CommandName,
-    Job,
-    JobStatus,
-    PlanRecord,
-    PlanSummary,
-    Project,
-    ProjectResult,
-    PullRequest,
-)
+from atlas.models import CommandName, Job, JobStatus, Project, ProjectResult, PullRequest
 from atlas.render.comments import (
     comment_parts,
     render_apply_comment,
@@ -48,9 +40,10 @@ from atlas.runtime.cancellation import CancelToken
 from atlas.runtime.lock_handoff import plan_for_new_holders
 from atlas.runtime.plan_compare import compare_plans, dump_changes, load_changes, planned_changes
 from atlas.runtime.plans import show_json
-from atlas.stores.audit import AuditAction, audited
+from atlas.stores.audit import AuditAction
 from atlas.stores.locks import lock_id_for
-from atlas.stores.state import ProjectPhase
+from atlas.stores.plans import PlanRecord
+from atlas.stores.pulls import ProjectPhase
 from atlas.vcs import CommitState
 
 log = logging.getLogger(__name__)
@@ -142,7 +135,7 @@ def _plan_and_apply(job: Job, ctx: CommandContext, cancel: CancelToken, repo: Re
         changes = planned_changes(show_json(ctx.terraform, workdir, project, planfile, joblog))
         ctx.state.save_plan(PlanRecord(
             repo=pull.repo.full_name, pull_number=pull.number, project=project, head_sha=sha,
-            planfile=str(planfile), summary=result.summary, job_id=job.id, changes=dump_changes(changes),
+            summary=result.summary, job_id=job.id, changes=dump_changes(changes),
             after_merge=True,
         ))
         refused = policy_check.gate_merge_plan(ctx, job, repo, project, workdir, planfile, joblog)
@@ -220,7 +213,7 @@ def _matches(job: Job, project: Project) -> bool:
 def _placeholder(pull: PullRequest, project: Project) -> PlanRecord:
     """A project to plan again after merge whose reviewed plan is gone (e.g. a retry after a failure)."""
     return PlanRecord(repo=pull.repo.full_name, pull_number=pull.number, project=project, head_sha="",
-                      planfile="", summary=PlanSummary(), job_id="")
+                      job_id="")
 
 
 def _release(ctx: CommandContext, pull: PullRequest, project: Project) -> None:

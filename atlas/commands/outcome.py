@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from atlas.commands.context import CommandContext
 from atlas.models import Job, JobStatus, Project, utcnow
-from atlas.stores.state import ProjectPhase, ProjectState
+from atlas.stores.pulls import ProjectPhase, ProjectState
 
 
 @dataclass(frozen=True)

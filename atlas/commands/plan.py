@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from atlas.commands import policy_check
+from atlas.commands.audit import audited
 from atlas.commands.context import CommandContext
 from atlas.commands.hooks import run_hooks
 from atlas.commands.locking import lock_holder_text
@@ -25,7 +26,7 @@ from atlas.config.raw import ConfigError
 from atlas.config.repo_settings import RepoSettings, load_repo_settings
 from atlas.config.valid import RepoLocksMode
 from atlas.intake.comment_parser import CommentError, resolve_dir
-from atlas.models import CommandName, Job, JobStatus, PlanRecord, Project, ProjectResult, ProjectStatus
+from atlas.models import CommandName, Job, JobStatus, Project, ProjectResult, ProjectStatus
 from atlas.policy.approvals import PolicyStanding
 from atlas.render.comments import (
     comment_parts,
@@ -40,10 +41,10 @@ from atlas.runtime.plan_compare import dump_changes, planned_changes
 from atlas.runtime.plans import show_json
 from atlas.runtime.project_selection import find_named_project, projects_for_dir, select_projects
 from atlas.runtime.projects import ProjectMatch, has_terraform_files
-from atlas.stores.artifacts import PlanArtifact
-from atlas.stores.audit import AuditAction, audited
+from atlas.stores.audit import AuditAction
 from atlas.stores.locks import ProjectLock
-from atlas.stores.state import ProjectPhase
+from atlas.stores.plans import PlanRecord
+from atlas.stores.pulls import ProjectPhase
 from atlas.vcs import CommitState, VCSError
 
 log = logging.getLogger(__name__)
@@ -228,15 +229,13 @@ def record_plan(job: Job, ctx: CommandContext, repo: RepoSettings, result: Proje
         if repo.apply_on_merge(project) != "false":
             # What was reviewed, kept to compare with the plan of the merge commit.
             changes = dump_changes(planned_changes(show_json(ctx.terraform, workdir, project, planfile, joblog)))
-        # Shared with every worker: the apply may run on another host.
-        ctx.artifacts.put(PlanArtifact.for_file(
+        record = PlanRecord.for_file(
             planfile, repo=pull.repo.full_name, pull_number=pull.number, project=project, head_sha=pull.head_sha,
-            terraform_version=repo.project(project).terraform_version or "", job_id=job.id), planfile)
-        ctx.state.save_plan(PlanRecord(
-            repo=pull.repo.full_name, pull_number=pull.number, project=project,
-            head_sha=pull.head_sha, planfile=str(planfile), summary=result.summary, job_id=job.id,
-            changes=changes,
-        ))
+            terraform_version=repo.project(project).terraform_version or "", job_id=job.id, summary=result.summary,
+            changes=changes)
+        # The file is shared with every worker (the apply may run on another host); the record says what it is.
+        ctx.artifacts.put(record, planfile)
+        ctx.state.save_plan(record)
         phase, detail = ProjectPhase.PLANNED, result.summary.line
     else:
         ctx.forget_plans(pull.repo.full_name, pull.number, project)

@@ -67,7 +67,7 @@ def check_project(ctx: CommandContext, job: Job, repo: RepoSettings, project: Pr
         repo=pull.repo.full_name, pull_number=pull.number, project=project, head_sha=pull.head_sha,
         results=_RESULTS.dump_json(results).decode()))
     failing = [r for r in results if not r.passed]
-    record(ctx, AuditEntry(
+    record(ctx.state, AuditEntry(
         action=AuditAction.POLICY_CHECK, repo=pull.repo.full_name, user=job.requested_by or pull.author,
         outcome="failed" if failing else "passed", sha=pull.head_sha, pull_number=pull.number, project=project,
         trigger=job.command.value, job_id=job.id,
@@ -91,7 +91,7 @@ def gate_merge_plan(ctx: CommandContext, job: Job, repo: RepoSettings, project: 
     verdict = standing(results, approvals, policies, head_sha=pull.head_sha, pull_author=pull.author)
     if verdict.allows_apply:
         return None
-    record(ctx, AuditEntry(
+    record(ctx.state, AuditEntry(
         action=AuditAction.POLICY_CHECK, repo=pull.repo.full_name, user=pull.merged_by or pull.author,
         outcome="failed", sha=pull.merge_commit_sha, pull_number=pull.number, project=project, trigger="merge",
         job_id=job.id, detail="; ".join(f"{s.result.policy_set}: {s.result.outcome.value}" for s in verdict.blocking)))

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from atlas.commands.audit import audited
 from atlas.commands.context import CommandContext
 from atlas.commands.outcome import CommandOutcome
 from atlas.models import Job, JobStatus, Project
 from atlas.runtime.cancellation import CancelToken
 from atlas.runtime.lock_handoff import plan_for_new_holders
 from atlas.stores import audit
-from atlas.stores.audit import AuditAction, audited
+from atlas.stores.audit import AuditAction
 from atlas.stores.locks import ProjectLock
 from atlas.vcs import VCSError
 
@@ -101,7 +102,7 @@ def discard_and_unlock(
     plans = ctx.forget_plans(lock.repo, lock.pull_number, lock.project)
     result = Discarded(lock=lock, plans_deleted=len(plans),
                        handed_over=release.handed_over[0] if release.handed_over else None)
-    audit.record(ctx, audit.AuditEntry(
+    audit.record(ctx.state, audit.AuditEntry(
         action=AuditAction.UNLOCK, repo=lock.repo, user=operator or "operator", outcome="released",
         pull_number=lock.pull_number, project=lock.project, trigger=trigger,
         detail=f"discarded {len(plans)} plan(s) and released the lock"

@@ -432,6 +432,14 @@ class Settings(BaseSettings):
         metavar="URL",
         example="redis://localhost:6379/0",
     )
+    redis_key_prefix: str = setting(
+        "atlas:",
+        "What every key atlas keeps in --redis-url starts with (state, locks, plans, the job queue, the GitHub "
+        "write budget); atlas installations sharing one Redis need different prefixes.",
+        Group.SERVER,
+        metavar="PREFIX",
+        min_length=1,
+    )
     plans_s3_bucket: str | None = setting(
         None,
         "Keep saved plans in this S3 (or S3-compatible) bucket, so any worker can apply a plan another made; "

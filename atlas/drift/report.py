@@ -95,7 +95,7 @@ def fit_for_github(body: str, limit: int = ISSUE_BODY_LIMIT) -> str:
 
 def record_check(ctx: CommandContext, record: DriftRecord, *, user: str, trigger: str) -> None:
     """The audit log's entry for one project's check (with the plan, when drift was found)."""
-    audit.record(ctx, AuditEntry(
+    audit.record(ctx.state, AuditEntry(
         action=AuditAction.DRIFT_CHECK, repo=record.repo, user=user, trigger=trigger,
         outcome=DriftStatus.DRIFTED.value if record.drift_found else record.status.value, sha=record.sha,
         project=record.project, detail=check_detail(record), plan=record.output if record.drift_found else "",
@@ -104,14 +104,14 @@ def record_check(ctx: CommandContext, record: DriftRecord, *, user: str, trigger
 
 def record_failed_repo(ctx: CommandContext, repo: str, sha: str, error: str, *, user: str, trigger: str) -> None:
     """The audit log's entry for a repository that could not be checked at all."""
-    audit.record(ctx, AuditEntry(action=AuditAction.DRIFT_CHECK, repo=repo, user=user, trigger=trigger,
+    audit.record(ctx.state, AuditEntry(action=AuditAction.DRIFT_CHECK, repo=repo, user=user, trigger=trigger,
                                  outcome=DriftStatus.FAILED.value, sha=sha, detail=error))
 
 
 def record_remediation(ctx: CommandContext, target: DriftTarget, record: DriftRecord, remediation: Remediation,
                        *, user: str, trigger: str) -> None:
     """The audit log's entry for a remediation: the plan, and what applying it printed."""
-    audit.record(ctx, AuditEntry(
+    audit.record(ctx.state, AuditEntry(
         action=AuditAction.REMEDIATION, repo=target.repo.full_name, user=user, trigger=trigger,
         outcome=remediation.status.value, sha=target.sha, project=target.project, detail=remediation.detail,
         plan=record.output, output=remediation.output,

@@ -23,7 +23,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Protocol, Self
 
 from redis import Redis
 from urllib3 import Retry
@@ -103,11 +103,21 @@ class WriteBudget:
             waited += wait
 
 
+class RedisKeys(Protocol):
+    """Redis and the names of atlas's keys in it (`atlas.stores.redis.backend.RedisBackend`)."""
+
+    @property
+    def redis(self) -> Redis: ...
+
+    def key(self, *parts: str) -> str: ...
+
+
 class SharedWriteBudget(WriteBudget):
     """The same budget kept in Redis, so every web and worker process using a token shares it.
 
     GitHub counts content-creating requests per token, whichever host sends them; a sliding window
-    of timestamps (Redis's own clock, so hosts need not agree) in one sorted set per token hash.
+    of timestamps (Redis's own clock, so hosts need not agree) in one sorted set per token hash,
+    `{prefix}github-writes:{hash}` below the Redis backend's key prefix.
     """
 
     _SCRIPT = """
@@ -124,11 +134,11 @@ class SharedWriteBudget(WriteBudget):
     return tostring(tonumber(oldest[2]) + window - t)
     """
 
-    def __init__(self, redis: Redis, token: str, limit: int = WRITES_PER_MINUTE, window: float = 60.0,
-                 *, prefix: str = "atlas:", sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, backend: RedisKeys, token: str, limit: int = WRITES_PER_MINUTE, window: float = 60.0,
+                 *, sleep: Callable[[float], None] = time.sleep) -> None:
         super().__init__(limit, window, sleep=sleep)
-        self._key = f"{prefix}github-writes:{hashlib.sha256(token.encode()).hexdigest()[:32]}"
-        self._take = redis.register_script(self._SCRIPT)
+        self._key = backend.key("github-writes", hashlib.sha256(token.encode()).hexdigest()[:32])
+        self._take = backend.redis.register_script(self._SCRIPT)
 
     def acquire(self) -> float:
         waited = 0.0

@@ -28,16 +28,7 @@ from atlas.commands.project_run import run_project_stage
 from atlas.config.raw import ConfigError
 from atlas.config.repo_settings import RepoSettings, load_repo_settings
 from atlas.config.settings import Settings
-from atlas.models import (
-    CommandArgs,
-    CommandName,
-    Job,
-    JobStatus,
-    Project,
-    ProjectResult,
-    ProjectStatus,
-    PullRequest,
-)
+from atlas.models import CommandArgs, CommandName, Job, JobStatus, Project, ProjectResult, ProjectStatus, PullRequest
 from atlas.runtime.cancellation import CancelToken
 from atlas.runtime.project_selection import find_named_project, projects_for_dir
 from atlas.runtime.workingcopy import WorkingCopyError
@@ -157,7 +148,7 @@ def _run(ctx: CommandContext, settings: Settings, command: CommandName, wanted: 
     description = f"api {command}: {sum(r.ok for r in results)}/{len(results)} projects"
     ctx.state.set_job_status(job.id, JobStatus.SUCCEEDED if ok else JobStatus.FAILED, description)
     for result in results:
-        audit.record(ctx, audit.AuditEntry(
+        audit.record(ctx.state, audit.AuditEntry(
             action=audit.AuditAction.PLAN if command is CommandName.PLAN else audit.AuditAction.APPLY,
             repo=repo.full_name, user="api", outcome=str(result.status), sha=sha,
             pull_number=wanted.PR or None, project=result.project, trigger="api", job_id=job.id,

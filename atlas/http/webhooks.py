@@ -32,8 +32,8 @@ from atlas.intake.events import (
 )
 from atlas.jobs.queue import JobQueue, QueueUnavailable
 from atlas.models import Job
-from atlas.stores.redis_state import redis_location
-from atlas.stores.state import StateStore
+from atlas.stores.deliveries import DeliveryStore
+from atlas.stores.redis.backend import redis_location
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +234,7 @@ def _job_for(
 
 def _queue(job: Job, delivery_id: str | None, event_name: str) -> Response:
 
-    state: StateStore = current_app.config["ATLAS_STATE"]
+    state: DeliveryStore = current_app.config["ATLAS_STATE"]
     queue: JobQueue = current_app.config["ATLAS_QUEUE"]
     try:
         first_time = not delivery_id or state.claim_delivery(delivery_id, event_name)

@@ -1,29 +1,22 @@
 """The audit log: who planned, applied, unlocked, checked for drift or remediated what, when, at which commit.
 
-Every entry is kept in the state store (`StateStore.record_audit`), so the log is shared by every
+Every entry is kept in the state store (`AuditLog.record_audit`), so the log is shared by every
 atlas process and outlives pull requests; `/audit` and `GET /api/audit` read it back. Recording
-never fails the action it records: a store that cannot be written is logged instead.
-
-Commands are recorded by decorating their runner with `audited(action)`, which records every way
-out of it (refusals and exceptions included) in one place.
+never fails the action it records (`record`): a store that cannot be written is logged instead.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
-from typing import Concatenate, ParamSpec, Protocol, TypeVar
+from typing import Protocol
 
 from pydantic import BaseModel, Field
 
-from atlas.models import Job, JobStatus, Project, new_id, utcnow
+from atlas.models import Project, new_id, utcnow
 
 log = logging.getLogger(__name__)
-
-P = ParamSpec("P")
 
 MAX_TEXT = 60_000
 """Characters of a plan or an output kept in one entry; the rest is cut, saying so."""
@@ -62,39 +55,20 @@ class AuditEntry(BaseModel):
     output: str = ""
 
 
-class _Outcome(Protocol):
-    """How a command ended (`atlas.commands.outcome.CommandOutcome`; not imported, to keep this module a leaf)."""
-
-    @property
-    def status(self) -> JobStatus: ...
-
-    @property
-    def description(self) -> str: ...
-
-
-Outcome = TypeVar("Outcome", bound=_Outcome)
-
-
-class AuditWriter(Protocol):
-    """Where entries are kept: every state store has it."""
-
+class AuditLog(Protocol):
     def record_audit(self, entry: AuditEntry) -> None: ...
 
-
-class HasAuditLog(Protocol):
-    """What recording needs of a command's context (its state store), and nothing more."""
-
-    @property
-    def state(self) -> AuditWriter: ...
-
-
-Context = TypeVar("Context", bound=HasAuditLog)
+    def audit_entries(
+        self, *, repo: str | None = None, action: str | None = None, before: datetime | None = None, limit: int = 100
+    ) -> list[AuditEntry]:
+        """Audit entries, newest first: optionally of one repository or action, older than `before`."""
+        ...
 
 
-def record(ctx: HasAuditLog, entry: AuditEntry) -> None:
+def record(store: AuditLog, entry: AuditEntry) -> None:
     """Keep `entry` in the audit log; a failure to write it is logged, never raised."""
     try:
-        ctx.state.record_audit(entry.model_copy(update={"plan": clip(entry.plan), "output": clip(entry.output)}))
+        store.record_audit(entry.model_copy(update={"plan": clip(entry.plan), "output": clip(entry.output)}))
     except Exception:
         log.exception("could not record %s of %s in the audit log", entry.action, entry.repo)
 
@@ -104,60 +78,3 @@ def clip(text: str, limit: int = MAX_TEXT) -> str:
     if len(text) <= limit:
         return text
     return text[:limit] + f"\n… ({len(text) - limit} more characters not kept)\n"
-
-
-def entry_for_job(action: AuditAction, job: Job, outcome: str, detail: str) -> AuditEntry:
-    """The entry of one command job: its pull request, the commit it ran at and who asked."""
-    pull = job.pull
-    after_merge = pull.merged and bool(pull.merge_commit_sha)
-    if job.comment_id is not None:
-        trigger = "comment"
-    elif after_merge:
-        trigger = "merge"
-    else:
-        trigger = str(job.command)
-    return AuditEntry(
-        action=action,
-        repo=pull.repo.full_name,
-        user=job.requested_by or (pull.merged_by if after_merge else "") or pull.author or "unknown",
-        outcome=outcome,
-        sha=pull.merge_commit_sha if after_merge else pull.head_sha,
-        pull_number=pull.number,
-        project=_targeted_project(job),
-        trigger=trigger,
-        detail=detail,
-        job_id=job.id,
-    )
-
-
-def audited(
-    action: AuditAction,
-) -> Callable[
-    [Callable[Concatenate[Job, Context, P], Outcome]], Callable[Concatenate[Job, Context, P], Outcome]
-]:
-    """Record every run of a command runner `run(job, ctx, …)` in the audit log, however it ends."""
-
-    def decorate(
-        run: Callable[Concatenate[Job, Context, P], Outcome],
-    ) -> Callable[Concatenate[Job, Context, P], Outcome]:
-        @functools.wraps(run)
-        def recorded(job: Job, ctx: Context, /, *args: P.args, **kwargs: P.kwargs) -> Outcome:
-            try:
-                outcome = run(job, ctx, *args, **kwargs)
-            except Exception as error:
-                record(ctx, entry_for_job(action, job, JobStatus.FAILED.value, f"{type(error).__name__}: {error}"))
-                raise
-            record(ctx, entry_for_job(action, job, outcome.status.value, outcome.description))
-            return outcome
-
-        return recorded
-
-    return decorate
-
-
-def _targeted_project(job: Job) -> Project | None:
-    """The project a comment named with `-d`/`-w` (None: every project of the pull request)."""
-    args = job.args
-    if args.dir is None:
-        return None
-    return Project(dir=args.dir, workspace=args.workspace or "default")

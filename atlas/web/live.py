@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from atlas.models import JobStatus
-from atlas.stores.state import JobRecord
+from atlas.stores.jobs import JobRecord
 from atlas.web.ansi import ansi_to_html
 
 POLL_SECONDS = 0.25

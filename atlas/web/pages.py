@@ -20,9 +20,11 @@ from markupsafe import Markup
 
 from atlas import __version__
 from atlas.commands.unlock import LockChanged, discard_and_unlock, holder_token
-from atlas.models import JobStatus, PlanRecord, Project, PullRequest, utcnow
+from atlas.models import JobStatus, Project, PullRequest, utcnow
+from atlas.stores.jobs import JobRecord
 from atlas.stores.locks import ProjectLock
-from atlas.stores.state import JobRecord, ProjectState
+from atlas.stores.plans import PlanRecord
+from atlas.stores.pulls import ProjectState
 from atlas.web.ansi import ansi_to_html, strip_ansi
 from atlas.web.csrf import COOKIE as CSRF_COOKIE
 from atlas.web.csrf import FIELD as CSRF_FIELD

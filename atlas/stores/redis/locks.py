@@ -23,12 +23,11 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from pydantic import BaseModel
-from redis import Redis
 from redis.client import Pipeline
 
 from atlas.models import Project, PullRequest, utcnow
 from atlas.stores.locks import LockAttempt, ProjectLock, Release, lock_id_for
-from atlas.stores.redis_state import DEFAULT_PREFIX, pull_key, text, transact, watch
+from atlas.stores.redis.backend import RedisBackend, pull_key, text, transact, watch
 
 
 class Handoff(BaseModel):
@@ -41,12 +40,10 @@ class Handoff(BaseModel):
 class RedisLockStore:
     """`LockStore` on Redis; safe for any number of threads and processes sharing the Redis."""
 
-    def __init__(self, redis: Redis, prefix: str = DEFAULT_PREFIX) -> None:
-        self.redis = redis
-        self.prefix = prefix
-
-    def _key(self, *parts: str) -> str:
-        return self.prefix + ":".join(parts)
+    def __init__(self, backend: RedisBackend) -> None:
+        self.backend = backend
+        self.redis = backend.redis
+        self._key = backend.key
 
     def _lock_key(self, lock_id: str) -> str:
         return self._key("lock", lock_id)

@@ -2,7 +2,7 @@
 
 `--redis-url` puts deliveries, jobs, pull requests, plans, project states, comment records and
 once-only notices here, so web processes and `atlas worker` processes on different hosts see the
-same state. Each record lives under its own key below a configurable prefix (`atlas:` by default):
+same state. Each record lives under its own key below the backend's prefix (`--redis-key-prefix`):
 
 ```
 {prefix}delivery:{id}               string, expires after DELIVERY_TTL_SECONDS
@@ -19,9 +19,7 @@ same state. Each record lives under its own key below a configurable prefix (`at
 {prefix}audit                       sorted set of AuditEntry JSON by time
 ```
 
-A read-decide-write step runs as an optimistic transaction (`transact`: WATCH, read, MULTI, EXEC,
-retried when a watched key changed), so it is atomic across processes as SQLite's `BEGIN IMMEDIATE`
-is. It needs one Redis (with replicas if you like), not Redis Cluster: a step touches keys in any slot.
+Read-decide-write steps are optimistic transactions (`atlas.stores.redis.backend.transact`).
 """
 
 from __future__ import annotations
@@ -30,29 +28,17 @@ import json
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import TypeVar
-from urllib.parse import urlsplit
 
-from redis import Redis
-from redis.backoff import NoBackoff
 from redis.client import Pipeline
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import WatchError
-from redis.retry import Retry
 from redis.typing import EncodableT, FieldT
 
-from atlas.models import DriftRecord, Job, JobStatus, PlanRecord, Project, PullRequest, Repo, utcnow
+from atlas.models import DriftRecord, Job, JobStatus, Project, PullRequest, Repo, utcnow
 from atlas.stores.audit import AuditEntry
+from atlas.stores.jobs import JobRecord
+from atlas.stores.plans import PlanRecord
 from atlas.stores.policy import PolicyApprovalRecord, PolicyCheckRecord
-from atlas.stores.state import JobRecord, ProjectState
-
-DEFAULT_PREFIX = "atlas:"
-"""What every atlas key in Redis starts with; give deployments that share a Redis different prefixes."""
-
-CONNECT_TIMEOUT_SECONDS = 2.0
-"""How long to wait for Redis to accept a connection: a webhook must get its 503 well within GitHub's 10 s."""
-
-SOCKET_TIMEOUT_SECONDS = 5.0
-"""How long one command may wait for Redis's answer before the caller gives up."""
+from atlas.stores.pulls import ProjectState
+from atlas.stores.redis.backend import RedisBackend, project_field, pull_key, text, transact, watch
 
 DELIVERY_TTL_SECONDS = 7 * 24 * 3600
 """How long a delivery id is remembered; GitHub redelivers only deliveries of the last three days."""
@@ -61,73 +47,6 @@ AUDIT_PAGE = 500
 """Audit entries read from Redis at a time while looking for those that match a filter."""
 
 T = TypeVar("T")
-
-
-def connect(url: str, *, decode_responses: bool = True) -> Redis:
-    """A Redis client for `url` that fails fast when Redis is unreachable rather than retrying for seconds.
-
-    A connection Redis closed (a restart, an idle timeout) is retried once; a timeout is not.
-    """
-    return Redis.from_url(
-        url,
-        decode_responses=decode_responses,
-        socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
-        socket_timeout=SOCKET_TIMEOUT_SECONDS,
-        retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-        health_check_interval=30,
-    )
-
-
-def redis_location(url: str) -> str:
-    """`redis://host:port/db` without user or password, for logs and error messages."""
-    parts = urlsplit(url)
-    host = parts.hostname or parts.path or "localhost"
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path if parts.hostname else ''}"
-
-
-def transact(redis: Redis, step: Callable[[Pipeline], T]) -> T:
-    """Run `step` atomically: it WATCHes the keys it reads, reads them, calls `pipe.multi()` and queues its writes.
-
-    When a watched key changes before EXEC, the writes are dropped and `step` runs again from the start.
-    """
-    while True:
-        with redis.pipeline(transaction=True) as pipe:
-            try:
-                result = step(pipe)
-                pipe.execute()
-            except WatchError:
-                continue
-            return result
-
-
-def watch(pipe: Pipeline, *keys: str) -> None:
-    """WATCH `keys` (redis-py leaves `Pipeline.watch` untyped)."""
-    pipe.watch(*keys)  # type: ignore[no-untyped-call]
-
-
-def text(value: object) -> str | None:
-    """A reply as text (clients made by `connect` decode replies already)."""
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, bytes):
-        return value.decode()
-    return str(value)
-
-
-def project_field(project: Project) -> str:
-    """A hash field naming a project unambiguously, whatever its dir and workspace contain."""
-    return json.dumps([project.dir, project.workspace])
-
-
-def _approval_of(field: list[str], project: list[str], user: str) -> bool:
-    """Whether a policy approval's field ([dir, workspace, set, user]) is the user's for the project."""
-    return field[:2] == project and field[3:] == [user.casefold()]
-
-
-def pull_key(repo: str, number: int) -> str:
-    """`owner/name#number`, as `PullRequest.key` names a pull request."""
-    return f"{repo}#{number}"
 
 
 _JOB_FIELDS = ("body", "status", "description", "started_at", "finished_at")
@@ -156,17 +75,15 @@ return records
 
 
 class RedisStateStore:
-    """`StateStore` on Redis; safe for any number of threads and processes sharing the Redis."""
+    """Every role of the state store on Redis; safe for any number of threads and processes sharing the Redis."""
 
     job_output_ttl_seconds = 30 * 24 * 3600
 
-    def __init__(self, redis: Redis, prefix: str = DEFAULT_PREFIX) -> None:
-        self.redis = redis
-        self.prefix = prefix
-        self._list_jobs = redis.register_script(_LIST_JOBS)
-
-    def _key(self, *parts: str) -> str:
-        return self.prefix + ":".join(parts)
+    def __init__(self, backend: RedisBackend) -> None:
+        self.backend = backend
+        self.redis = backend.redis
+        self._key = backend.key
+        self._list_jobs = self.redis.register_script(_LIST_JOBS)
 
     # Deliveries
 
@@ -295,41 +212,6 @@ class RedisStateStore:
 
         return transact(self.redis, step)
 
-    def claim_once(self, key: str) -> bool:
-        return bool(self.redis.set(self._key("once", key), utcnow().isoformat(), nx=True))
-
-    def append_job_output(self, job_id: str, text: str) -> None:
-        key = self._key("job-output", job_id)
-        with self.redis.pipeline() as pipe:
-            pipe.append(key, text)
-            pipe.expire(key, self.job_output_ttl_seconds)
-            # Outlives the output, so that its page can say it was deleted rather than never written.
-            pipe.set(self._key("job-output-kept", job_id), "1", ex=self.job_output_ttl_seconds * 4)
-            pipe.execute()
-
-    def job_output_expired(self, job_id: str) -> bool:
-        kept, output = self.redis.exists(self._key("job-output-kept", job_id)), self.redis.exists(
-            self._key("job-output", job_id))
-        return bool(kept) and not output
-
-    def job_output(self, job_id: str) -> str | None:
-        value = self.redis.get(self._key("job-output", job_id))
-        return str(value) if value is not None else None
-
-    def expire_job_output(self, before: datetime) -> int:
-        # Redis expires job output by itself (job_output_ttl_seconds); nothing is left to sweep.
-        return 0
-
-    # Repositories, scheduled slots, drift checks and the audit log
-
-    def known_repos(self) -> list[Repo]:
-        bodies = self.redis.hgetall(self._key("repos"))
-        return [Repo.model_validate_json(bodies[name]) for name in sorted(bodies)]
-
-    def claim_slot(self, key: str, ttl_seconds: float) -> bool:
-        ttl = max(int(ttl_seconds * 1000), 1)
-        return bool(self.redis.set(self._key("slot", key), utcnow().isoformat(), nx=True, px=ttl))
-
     # Policy checks and approvals
 
     def save_policy_check(self, record: PolicyCheckRecord) -> None:
@@ -368,6 +250,42 @@ class RedisStateStore:
         records = [PolicyApprovalRecord.model_validate_json(body) for body in bodies]
         return sorted(records, key=lambda r: (r.project.dir, r.project.workspace, r.policy_set, r.user))
 
+
+    def claim_once(self, key: str) -> bool:
+        return bool(self.redis.set(self._key("once", key), utcnow().isoformat(), nx=True))
+
+    def append_job_output(self, job_id: str, text: str) -> None:
+        key = self._key("job-output", job_id)
+        with self.redis.pipeline() as pipe:
+            pipe.append(key, text)
+            pipe.expire(key, self.job_output_ttl_seconds)
+            # Outlives the output, so that its page can say it was deleted rather than never written.
+            pipe.set(self._key("job-output-kept", job_id), "1", ex=self.job_output_ttl_seconds * 4)
+            pipe.execute()
+
+    def job_output_expired(self, job_id: str) -> bool:
+        kept, output = self.redis.exists(self._key("job-output-kept", job_id)), self.redis.exists(
+            self._key("job-output", job_id))
+        return bool(kept) and not output
+
+    def job_output(self, job_id: str) -> str | None:
+        value = self.redis.get(self._key("job-output", job_id))
+        return str(value) if value is not None else None
+
+    def expire_job_output(self, before: datetime) -> int:
+        # Redis expires job output by itself (job_output_ttl_seconds); nothing is left to sweep.
+        return 0
+
+    # Repositories, scheduled slots, drift checks and the audit log
+
+    def known_repos(self) -> list[Repo]:
+        bodies = self.redis.hgetall(self._key("repos"))
+        return [Repo.model_validate_json(bodies[name]) for name in sorted(bodies)]
+
+    def claim_slot(self, key: str, ttl_seconds: float) -> bool:
+        ttl = max(int(ttl_seconds * 1000), 1)
+        return bool(self.redis.set(self._key("slot", key), utcnow().isoformat(), nx=True, px=ttl))
+
     def save_drift(self, record: DriftRecord) -> None:
         field = json.dumps([record.repo, record.project.dir, record.project.workspace])
         self.redis.hset(self._key("drift"), field, record.model_dump_json())
@@ -399,6 +317,13 @@ class RedisStateStore:
                     found.append(entry)
         found.sort(key=lambda entry: (entry.at, entry.id), reverse=True)
         return found[: max(limit, 0)]
+
+
+def _approval_of(field: list[str], project: list[str], user: str) -> bool:
+    """Whether a policy approval's field ([dir, workspace, set, user]) is the user's for the project."""
+    return field[:2] == project and field[3:] == [user.casefold()]
+
+
 
 
 def _job_record(values: list[str | None]) -> JobRecord | None:
