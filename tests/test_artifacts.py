@@ -20,11 +20,12 @@ from redis import Redis
 from atlas.bootstrap import open_backends
 from atlas.config.settings import Settings
 from atlas.models import Project
-from atlas.stores.plans import ArtifactError, ArtifactStore, PlanRecord, artifact_name
+from atlas.stores.plans import ArtifactError, ArtifactStore, PlanRecord, artifact_name, forget_plans
 from atlas.stores.redis.artifacts import PLAN_TTL_SECONDS, RedisArtifactStore
 from atlas.stores.redis.backend import RedisBackend, connect
 from atlas.stores.s3 import S3ArtifactStore
 from atlas.stores.sqlite.artifacts import LocalArtifactStore
+from atlas.stores.sqlite.state import SQLiteStateStore
 
 if TYPE_CHECKING:
     # Not imported at run time: pytest must import the plugin first, to rewrite its asserts.
@@ -225,6 +226,23 @@ def test_delete_forgets_one_project_or_a_whole_pull_request(under_test: StoreUnd
     assert under_test.store.get(REPO, 70, APP) == other
     assert under_test.store.fetch(other, tmp_path / "other.tfplan").read_bytes() == b"plan of pull request 70"
     under_test.store.delete(REPO, 7)  # deleting what is gone is not an error
+
+
+def test_forgetting_a_plan_removes_its_record_and_its_file_in_one_step(
+    under_test: StoreUnderTest, tmp_path: Path
+) -> None:
+    records = SQLiteStateStore(tmp_path / "atlas.db")
+    for project in (APP, NETWORK):
+        plan = saved(under_test.store, tmp_path, f"plan of {project.dir}".encode(), project=project)
+        records.save_plan(plan)
+
+    assert [plan.project for plan in forget_plans(records, under_test.store, REPO, 7, APP)] == [APP]
+    assert [plan.project for plan in records.plans(REPO, 7)] == [NETWORK]
+    assert under_test.store.get(REPO, 7, APP) is None
+    assert under_test.store.get(REPO, 7, NETWORK) is not None
+
+    assert [plan.project for plan in forget_plans(records, under_test.store, REPO, 7)] == [NETWORK]
+    assert records.plans(REPO, 7) == [] and under_test.store.get(REPO, 7, NETWORK) is None
 
 
 def test_a_5_mb_plan_arrives_intact(under_test: StoreUnderTest, tmp_path: Path) -> None:
