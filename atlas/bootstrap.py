@@ -229,6 +229,7 @@ def command_context(
         submit=submit, cancel_elsewhere=cancel_elsewhere, notifier=build_notifier(settings),
         git_token=installation_token(backends.github_app) if backends.github_app is not None else None,
         remember_installation=backends.github_app.remember_installation if backends.github_app is not None else None,
+        checks=backends.vcs.check_runs if settings.checks_enabled and isinstance(backends.vcs, GitHubClient) else None,
     )
 
 

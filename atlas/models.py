@@ -182,6 +182,8 @@ class Job(BaseModel):
     merged: bool = False
     # The GitHub App installation the delivery named (App mode), whose token the job acts with.
     installation_id: int | None = None
+    # Asked for from GitHub's checks UI (Re-run, the Apply button): authorised as a comment is.
+    from_check: bool = False
     created_at: datetime = Field(default_factory=utcnow)
 
     @property

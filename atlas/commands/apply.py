@@ -15,6 +15,7 @@ from pathlib import Path
 
 from atlas.commands import policy_check
 from atlas.commands.audit import audited
+from atlas.commands.check_runs import JobChecks
 from atlas.commands.context import CommandContext
 from atlas.commands.hooks import run_hooks
 from atlas.commands.locking import lock_holder_text
@@ -26,6 +27,7 @@ from atlas.commands.requirements import unmet
 from atlas.config.raw import ConfigError
 from atlas.config.repo_settings import RepoSettings, load_repo_settings
 from atlas.config.valid import RepoLocksMode
+from atlas.github.checks import APPLY
 from atlas.models import CommandName, Job, JobStatus, ProjectResult, ProjectStatus
 from atlas.render.comments import comment_parts, render_apply_comment, render_error_comment
 from atlas.runtime.cancellation import CancelToken
@@ -76,6 +78,8 @@ def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
         return CommandOutcome(JobStatus.FAILED, "a pre-workflow hook failed")
     _set_status(job, ctx, CommitState.PENDING, f"Applying {len(plans)} project(s)…")
     by_project = {plan.project: plan for plan in plans}
+    runs = JobChecks(job, ctx, APPLY)
+    runs.queue(by_project)
     results: list[ProjectResult] = []
     parallel = repo.flag(repo.effective.parallel_apply, False)
     for group in repo.ordered(list(by_project)):
@@ -84,11 +88,16 @@ def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
         workers = min(len(group), ctx.settings.parallel_pool_size) if parallel else 1
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="atlas-apply") as pool:
             group_results = list(pool.map(
-                lambda project: apply_one(job, ctx, repo, by_project[project], joblog, cancel), group))
+                lambda project: _apply_checked(job, ctx, repo, by_project[project], joblog, cancel, runs), group))
         results.extend(group_results)
         if repo.effective.abort_on_execution_order_fail and any(not r.ok for r in group_results):
             break
 
+    if cancel.cancelled:
+        runs.cancel_rest()
+    else:
+        runs.skip_rest("A project in an earlier execution order group failed, so this one was not applied "
+                       "(`abort_on_execution_order_fail`).")
     if "apply" not in repo.project(plans[0].project).silence_pr_comments:
         body = render_apply_comment(results, command_prefix=prefix, head_sha=pull.head_sha,
                                     job_url=ctx.job_url(job.id))
@@ -107,6 +116,14 @@ def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
     if not failed and repo.flag(repo.effective.automerge, ctx.settings.automerge):
         _automerge(job, ctx, repo)
     return CommandOutcome(JobStatus.FAILED if failed else JobStatus.SUCCEEDED, description)
+
+
+def _apply_checked(job: Job, ctx: CommandContext, repo: RepoSettings, plan: PlanRecord, joblog: JobLog,
+                   cancel: CancelToken, runs: JobChecks) -> ProjectResult:
+    runs.start(plan.project)
+    result = apply_one(job, ctx, repo, plan, joblog, cancel)
+    runs.complete(result)
+    return result
 
 
 def apply_one(job: Job, ctx: CommandContext, repo: RepoSettings, plan: PlanRecord, joblog: JobLog,

@@ -9,9 +9,11 @@ the head commit they were given at, so a worker that applies sees them, and a ne
 
 from __future__ import annotations
 
+from atlas.commands.check_runs import JobChecks
 from atlas.commands.context import CommandContext
 from atlas.commands.outcome import CommandOutcome
 from atlas.commands.policy_check import current_standings, policies_of, set_project_status, set_summary_status
+from atlas.github.checks import POLICY_CHECK
 from atlas.models import Job, JobStatus, Project
 from atlas.policy.approvals import describe_owners
 from atlas.policy.sets import PolicySets
@@ -112,9 +114,13 @@ def _standing_lines(ctx: CommandContext, job: Job, projects: list[Project], pref
 
 
 def _set_status(job: Job, ctx: CommandContext, projects: list[Project]) -> None:
-    for entry in current_standings(ctx, job.pull, projects):
-        if entry.standing is not None:
-            set_project_status(ctx, job, entry.project, entry.standing)
+    """The statuses and, with check runs, a new `atlas/policy_check` run per project (GitHub shows the latest)."""
+    standings = [(e.project, e.standing) for e in current_standings(ctx, job.pull, projects) if e.standing is not None]
+    runs = JobChecks(job, ctx, POLICY_CHECK)
+    runs.queue(project for project, _ in standings)
+    for project, standing in standings:
+        set_project_status(ctx, job, project, standing)
+        runs.complete_policy_check(project, standing)
     set_summary_status(ctx, job)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from atlas.config.server import ProjectSettings, ServerConfig
 from atlas.config.settings import Settings
+from atlas.github.checks import CheckRuns
 from atlas.models import Distribution, Job, Project, PullRequest, Repo
 from atlas.notify import Notifier
 from atlas.policy.engine import PolicySetCache
@@ -66,6 +67,8 @@ class CommandContext:
     git_token: GitToken | None = None
     # App mode: notes the installation a job's delivery named for its repository (`OWNER/NAME`, id).
     remember_installation: Callable[[str, int], None] | None = None
+    # `--gh-checks`: the check runs API of a repository (`OWNER/NAME`); None without check runs.
+    checks: Callable[[str], CheckRuns] | None = None
 
     def terraform_for(self, version: str | None, distribution: str | None = None) -> TerraformRunner:
         """The runner for a project's distribution (None: `--tf-distribution`) and version or constraint

@@ -118,7 +118,7 @@ def _refusal(job: Job, ctx: CommandContext) -> CommandOutcome | None:
             "Its locks, plans and working copies were deleted when it was closed. Reopen it to plan again.",
         ))
         return CommandOutcome(JobStatus.SUCCEEDED, "refused: pull request is closed")
-    if job.comment_id is not None and job.requested_by:
+    if (job.comment_id is not None or job.from_check) and job.requested_by:
         refusal = refusal_for(job, ctx)
         if refusal:
             ctx.vcs.post_comment(job.pull.repo, job.pull.number, refusal)

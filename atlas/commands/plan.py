@@ -16,6 +16,7 @@ from pathlib import Path
 
 from atlas.commands import policy_check
 from atlas.commands.audit import audited
+from atlas.commands.check_runs import JobChecks
 from atlas.commands.context import CommandContext
 from atlas.commands.hooks import run_hooks
 from atlas.commands.locking import lock_holder_text
@@ -25,6 +26,7 @@ from atlas.commands.requirements import unmet
 from atlas.config.raw import ConfigError
 from atlas.config.repo_settings import RepoSettings, load_repo_settings
 from atlas.config.valid import RepoLocksMode
+from atlas.github.checks import PLAN, POLICY_CHECK
 from atlas.intake.comment_parser import CommentError, resolve_dir
 from atlas.models import CommandName, Job, JobStatus, Project, ProjectResult, ProjectStatus
 from atlas.policy.approvals import PolicyStanding
@@ -90,18 +92,23 @@ def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
         return CommandOutcome(JobStatus.FAILED, "a pre-workflow hook failed")
 
     projects = [m.project for m in matches]
+    plan_runs, policy_runs = JobChecks(job, ctx, PLAN), JobChecks(job, ctx, POLICY_CHECK)
+    plan_runs.queue(projects)
+    policy_runs.queue(p for p in projects if policy_check.enabled_for(ctx, repo, p))
     lockable = [p for p in projects if repo.project(p).repo_locks_mode is RepoLocksMode.ON_PLAN]
     attempt = ctx.locks.acquire(pull, lockable, job.requested_by or pull.author, job_id=job.id)
     held_elsewhere = {lock.project: lock for lock in attempt.conflicts}
     results: dict[Project, ProjectResult] = {
         p: _wait_for_lock(job, ctx, p, held_elsewhere[p]) for p in projects if p in held_elsewhere}
+    for waiting in results.values():
+        plan_runs.complete(waiting)
     base_notes: set[str] = set()
     workdirs: dict[str, Path] = {"default": workdir}
     for workspace in dict.fromkeys(p.workspace for p in projects if p not in held_elsewhere):
         workdirs[workspace], note = _prepare_workspace(job, ctx, workspace, workdirs.get(workspace), joblog)
         if note:
             base_notes.add(note)
-    checks: dict[Project, PolicyStanding] = {}
+    standings: dict[Project, PolicyStanding] = {}
     parallel = repo.flag(repo.effective.parallel_plan, False)
     for group in repo.ordered([p for p in projects if p not in held_elsewhere]):
         if cancel.cancelled:
@@ -109,19 +116,23 @@ def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
         workers = min(len(group), ctx.settings.parallel_pool_size) if parallel else 1
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="atlas-plan") as pool:
             for project, result in zip(group, pool.map(
-                    lambda p: _plan_one(job, ctx, repo, p, workdirs[p.workspace], joblog, cancel, checks), group),
+                    lambda p: _plan_one(job, ctx, repo, p, workdirs[p.workspace], joblog, cancel, plan_runs,
+                                        policy_runs, standings), group),
                     strict=True):
                 results[project] = result
 
     if cancel.cancelled:
+        plan_runs.cancel_rest()
+        policy_runs.cancel_rest()
         set_status(job, ctx, CommitState.FAILURE, "plan cancelled")
         return CommandOutcome(JobStatus.CANCELLED, "plan cancelled")
+    policy_runs.skip_rest("The project waits for another pull request's lock, so it was not planned.")
     ordered = [results[p] for p in projects if p in results]
     if ctx.settings.discard_approval_on_plan and any(r.status is not ProjectStatus.LOCKED for r in ordered):
         _discard_approvals(job, ctx)
     if "plan" not in repo.project(projects[0]).silence_pr_comments:
         _post_plan_comment(job, ctx, ordered, sorted(base_notes))
-    policy_check.report(ctx, job, [(r.project, checks[r.project]) for r in ordered if r.project in checks])
+    policy_check.report(ctx, job, [(r.project, standings[r.project]) for r in ordered if r.project in standings])
     for result in ordered:
         _set_project_status(job, ctx, result)
     outcome = _set_summary_status(job, ctx)
@@ -147,14 +158,24 @@ def _prepare_workspace(job: Job, ctx: CommandContext, workspace: str, checked_ou
 
 
 def _plan_one(job: Job, ctx: CommandContext, repo: RepoSettings, project: Project, workdir: Path,
-              joblog: JobLog, cancel: CancelToken, checks: dict[Project, PolicyStanding]) -> ProjectResult:
-    """Plan one project in its workspace's working copy, prepared for this job."""
+              joblog: JobLog, cancel: CancelToken, plan_runs: JobChecks, policy_runs: JobChecks,
+              standings: dict[Project, PolicyStanding]) -> ProjectResult:
+    """Plan one project in its workspace's working copy (prepared for this job), then check its policies;
+    each reported on its check run."""
     planfile = ctx.planfile(job.pull, project)
+    plan_runs.start(project)
     result = run_project_stage(ctx, job, repo, project, workdir, planfile, joblog, cancel,
                                command=CommandName.PLAN)
     record_plan(job, ctx, repo, result, workdir, joblog)
-    if result.ok and result.summary is not None and policy_check.enabled_for(ctx, repo, project):
-        checks[project] = policy_check.check_project(ctx, job, repo, project, workdir, planfile, joblog)
+    plan_runs.complete(result, annotations_from=(workdir, joblog))
+    if not policy_check.enabled_for(ctx, repo, project):
+        return result
+    if result.ok and result.summary is not None:
+        policy_runs.start(project)
+        standings[project] = policy_check.check_project(ctx, job, repo, project, workdir, planfile, joblog)
+        policy_runs.complete_policy_check(project, standings[project])
+    else:
+        policy_runs.skip(project, "The plan did not succeed, so there is no plan to check against the policies.")
     return result
 
 

@@ -28,6 +28,7 @@ from github.Repository import Repository as GithubRepository
 
 from atlas import metrics
 from atlas.github.app_auth import AppAuthError, GitHubApp
+from atlas.github.checks import CheckRuns
 from atlas.github.ratelimit import (
     DEFAULT_BACKOFF_BASE,
     DEFAULT_MAX_RATE_LIMIT_WAIT,
@@ -235,6 +236,22 @@ class GitHubClient:
 
     def _budget(self, full_name: str) -> WriteBudget:
         return self._for_repo(full_name)[1]
+
+    def check_runs(self, repo_full_name: str) -> CheckRuns:
+        """Check runs on the repository, as its App installation (GitHub lets only Apps write them)."""
+        if self.app is None:
+            raise VCSError("check runs need a GitHub App (--gh-app-id): GitHub lets only Apps create them")
+        try:
+            installation = self.app.installation_id(repo_full_name)
+        except AppAuthError as error:
+            raise VCSError(str(error)) from None
+        github, budget = self._session(installation)
+        app = self.app
+
+        def call(action: Callable[[], T]) -> T:
+            return app.call(installation, action)
+
+        return CheckRuns(github, write_budget=budget, call=call)
 
     def _replace_refused_token(self) -> bool:
         """Replace the installation token this thread last used, after GitHub refused it; False in token mode."""

@@ -20,6 +20,7 @@ from flask import Blueprint, Response, current_app, request
 
 from atlas.config.settings import Settings
 from atlas.github.app_auth import AppAuthError, GitHubApp
+from atlas.github.checks import CheckEventError, IgnoredCheckEvent, parse_check_event
 from atlas.intake.events import (
     CommentEvent,
     Ignored,
@@ -29,9 +30,10 @@ from atlas.intake.events import (
     job_for_comment,
     job_for_event,
     parse_event,
+    parse_repo,
 )
 from atlas.jobs.queue import JobQueue, QueueUnavailable
-from atlas.models import Job
+from atlas.models import CommandArgs, CommandName, Job, PullRequest
 from atlas.stores.deliveries import DeliveryStore
 from atlas.stores.redis.backend import redis_location
 
@@ -140,6 +142,8 @@ def receive_event() -> Response:
         payload = decode_payload(body, request.content_type or "")
         if event_name in INSTALLATION_EVENTS:
             return _installation_event(event_name, payload, delivery_id)
+        if event_name in CHECK_EVENTS:
+            return _check_event(event_name, payload, settings, app, delivery_id)
         event = parse_event(event_name, payload)
     except PayloadError as error:
         return text(400, f"bad payload: {error}")
@@ -174,6 +178,54 @@ def receive_event() -> Response:
     if installation_id is not None:
         job = job.model_copy(update={"installation_id": installation_id})
     return _queue(job, delivery_id, event_name)
+
+
+CHECK_EVENTS = ("check_run", "check_suite")
+
+
+def _check_event(event_name: str, payload: Mapping[str, Any], settings: Settings, app: GitHubApp | None,
+                 delivery_id: str | None) -> Response:
+    """Re-run (a check run or the whole suite) re-plans; the Apply button applies that project's plan."""
+    if app is None or not settings.checks_enabled:
+        return text(200, f"ignored: {event_name} events need --gh-checks with a GitHub App")
+    try:
+        asked = parse_check_event(event_name, payload, app_id=app.app_id)
+    except CheckEventError as error:
+        raise PayloadError(str(error)) from None
+    if isinstance(asked, IgnoredCheckEvent):
+        return text(200, f"ignored: {asked.reason}")
+    repository = payload.get("repository")
+    if not isinstance(repository, Mapping):
+        raise PayloadError(f"the {event_name} delivery names no repository")
+    repo = parse_repo(repository)
+    repo_id = settings.repo_id(repo.full_name)
+    if not settings.repo_allowed(repo_id):
+        log.warning("refused delivery %s: repository %s is not in --repo-allowlist", delivery_id, repo_id)
+        return text(403, f"repository {repo_id} is not in this server's --repo-allowlist")
+    if not asked.pull_numbers:
+        log.info("ignored %s from %s on %s@%s: it names no pull request", asked.trigger, asked.sender,
+                 repo.full_name, asked.head_sha[:12])
+        return text(200, f"ignored: {asked.trigger} names no pull request of {repo.full_name}")
+    try:
+        installation_id = _installation_with_token(app, repo.full_name, payload)
+    except AppAuthError as error:
+        log.warning("ignored delivery %s for %s: %s", delivery_id, repo_id, error)
+        return text(200, f"ignored: atlas cannot act on {repo.full_name} as the GitHub App: {error}")
+    args = CommandArgs()
+    if asked.project is not None:
+        args = CommandArgs(dir=asked.project.dir, workspace=asked.project.workspace,
+                           project=asked.project.project_name)
+    answers = []
+    for number in asked.pull_numbers:
+        # An empty head: the job reads the pull request from GitHub before it runs.
+        pull = PullRequest(repo=repo, number=number, head_sha="", head_ref="", base_ref="", author="")
+        job = Job(command=CommandName.APPLY if asked.command == "apply" else CommandName.PLAN, pull=pull,
+                  delivery_id=delivery_id, requested_by=asked.sender, args=args, installation_id=installation_id,
+                  from_check=True)
+        claim = delivery_id if len(asked.pull_numbers) == 1 else (f"{delivery_id}#{number}" if delivery_id else None)
+        answers.append(_queue(job, claim, event_name))
+    worst = max(answers, key=lambda r: r.status_code)
+    return worst
 
 
 INSTALLATION_EVENTS = ("installation", "installation_repositories")
