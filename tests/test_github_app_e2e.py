@@ -159,3 +159,98 @@ def test_a_delivery_for_an_installation_atlas_cannot_get_a_token_for_is_answered
     assert f"no installation {installation.id}" in response.text
     assert f"no installation {installation.id}" in atlas.log_text()
     assert github_emulator.comments(REPO, pull.number) == []
+
+
+# Check runs
+
+
+def runs_named(app: GitHubAppEmulator, sha: str, name: str) -> list[dict[str, Any]]:
+    return [r for r in app.check_runs(REPO, sha) if r["name"] == name]
+
+
+def test_a_failing_plans_check_run_completes_as_failure_with_terraforms_diagnostics_as_annotations(
+    start_atlas: Callable[..., RunningAtlas],
+    fixture_repo: Callable[..., EmulatedRepo],
+    github_emulator: GitHubEmulator,
+    github_app: GitHubAppEmulator,
+) -> None:
+    installation = github_app.install("acme")
+    atlas = start_atlas(**app_settings(github_app))
+    fixture_repo("failing")
+    broken = (FIXTURES / "failing/broken/main.tf").read_text()
+    healthy = (FIXTURES / "failing/healthy/main.tf").read_text()
+    pull = github_emulator.open_pull(REPO, "both", {"broken/main.tf": broken + "\n# touched\n",
+                                                    "healthy/main.tf": healthy + "\n# touched\n"})
+    assert atlas.deliver("pull_request", as_installation(webhook_payload("pull_request", pull, "opened"),
+                                                         installation)).status_code == 202
+    atlas.wait_idle()
+
+    [failed] = runs_named(github_app, pull.head_sha, "atlas/plan: broken/default")
+    [passed] = runs_named(github_app, pull.head_sha, "atlas/plan: healthy/default")
+    job_page = failed["details_url"]
+    assert job_page.startswith("https://atlas.example.test/jobs/")
+    assert (failed["status"], failed["conclusion"]) == ("completed", "failure")
+    # Created queued, then started, then completed.
+    assert failed["updates"] >= 2 and passed["updates"] >= 2
+    assert failed["output"]["title"] == "Plan failed"
+    assert failed["actions"] == []
+    [annotation] = [a for a in failed["annotations"] if a["annotation_level"] == "failure"]
+    assert annotation["path"] == "broken/main.tf"
+    assert annotation["start_line"] == broken.splitlines().index("    port = tonumber(var.port)") + 1
+    assert "Invalid function argument" in annotation["message"]
+
+    assert (passed["status"], passed["conclusion"]) == ("completed", "success")
+    assert passed["output"]["title"] == "Plan: 1 to add, 0 to change, 0 to destroy."
+    assert passed["output"]["summary"].startswith("Plan: 1 to add, 0 to change, 0 to destroy.")
+    assert "terraform_data.ok" in passed["output"]["text"]
+    assert [a["identifier"] for a in passed["actions"]] == ["apply"]
+    # Commit statuses are kept beside the checks.
+    contexts = {s["context"] for s in github_emulator.statuses(REPO, pull.head_sha)}
+    assert {"atlas/plan", "atlas/plan: broken/default", "atlas/plan: healthy/default"} <= contexts
+
+
+def test_re_run_re_plans_the_project_and_the_apply_button_applies_it_with_apply_s_requirements(
+    start_atlas: Callable[..., RunningAtlas],
+    fixture_repo: Callable[..., EmulatedRepo],
+    github_emulator: GitHubEmulator,
+    github_app: GitHubAppEmulator,
+) -> None:
+    installation = github_app.install("acme")
+    atlas = start_atlas(**app_settings(github_app))
+    fixture_repo("multi-project")
+    pull = github_emulator.open_pull(REPO, "more-replicas", APP_CHANGE)
+    assert atlas.deliver("pull_request", as_installation(webhook_payload("pull_request", pull, "opened"),
+                                                         installation)).status_code == 202
+    atlas.wait_idle()
+    [first] = runs_named(github_app, pull.head_sha, "atlas/plan: app/default")
+    github_emulator.set_permission(REPO, "alice", "write")
+
+    # Someone without write permission is refused, as for a comment.
+    response = atlas.deliver("check_run", github_app.check_run_payload(REPO, first["id"], "rerequested", "mallory"))
+    assert response.status_code == 202, response.text
+    atlas.wait_idle()
+    assert "Sorry @mallory" in github_emulator.comments(REPO, pull.number)[-1]["body"]
+    assert len(runs_named(github_app, pull.head_sha, "atlas/plan: app/default")) == 1
+
+    response = atlas.deliver("check_run", github_app.check_run_payload(REPO, first["id"], "rerequested", "alice"))
+    assert response.status_code == 202, response.text
+    atlas.wait_idle()
+    rerun = runs_named(github_app, pull.head_sha, "atlas/plan: app/default")
+    assert len(rerun) == 2 and rerun[-1]["conclusion"] == "success"
+
+    response = atlas.deliver("check_run", github_app.check_run_payload(
+        REPO, rerun[-1]["id"], "requested_action", "alice", identifier="apply"))
+    assert response.status_code == 202, response.text
+    atlas.wait_idle()
+    [applied] = runs_named(github_app, pull.head_sha, "atlas/apply: app/default")
+    assert (applied["status"], applied["conclusion"]) == ("completed", "success")
+    last = github_emulator.comments(REPO, pull.number)[-1]
+    assert last["user"] == github_app.bot_login and "Ran Apply" in last["body"]
+    assert [s["state"] for s in github_emulator.statuses(REPO, pull.head_sha)
+            if s["context"] == "atlas/apply"][-1] == "success"
+
+    # A whole suite asked again re-plans every project of the pull request.
+    response = atlas.deliver("check_suite", github_app.check_suite_payload(REPO, pull.head_sha, "alice"))
+    assert response.status_code == 202, response.text
+    atlas.wait_idle()
+    assert len(runs_named(github_app, pull.head_sha, "atlas/plan: app/default")) == 3
