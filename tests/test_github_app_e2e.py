@@ -254,3 +254,101 @@ def test_re_run_re_plans_the_project_and_the_apply_button_applies_it_with_apply_
     assert response.status_code == 202, response.text
     atlas.wait_idle()
     assert len(runs_named(github_app, pull.head_sha, "atlas/plan: app/default")) == 3
+
+
+MAX_THREE_REPLICAS = """\
+package main
+import rego.v1
+
+deny contains msg if {
+    some rc in input.resource_changes
+    rc.change.after.input.replicas > 3
+    msg := sprintf("%s: at most 3 replicas, got %d", [rc.address, rc.change.after.input.replicas])
+}
+"""
+
+
+def test_a_policy_check_gets_its_own_check_run_which_an_owners_approval_turns_green(
+    start_atlas: Callable[..., RunningAtlas],
+    fixture_repo: Callable[..., EmulatedRepo],
+    github_emulator: GitHubEmulator,
+    github_app: GitHubAppEmulator,
+    tmp_path: Path,
+) -> None:
+    policy_dir = tmp_path / "policies" / "replicas"
+    policy_dir.mkdir(parents=True)
+    (policy_dir / "replicas.rego").write_text(MAX_THREE_REPLICAS)
+    repos_yaml = tmp_path / "repos.yaml"
+    repos_yaml.write_text("repos:\n- id: /.*/\npolicies:\n  owners: {users: [olga]}\n  policy_sets:\n"
+                          "    - name: replicas\n      path: policies/replicas\n      source: local\n")
+    installation = github_app.install("acme")
+    atlas = start_atlas(**app_settings(github_app, repo_config=str(repos_yaml), enable_policy_checks=True))
+    fixture_repo("multi-project")
+    github_emulator.set_permission(REPO, "olga", "write")
+    five = (FIXTURES / "multi-project/app/main.tf").read_text().replace("replicas = 2", "replicas = 5")
+    pull = github_emulator.open_pull(REPO, "five-replicas", {"app/main.tf": five})
+    assert atlas.deliver("pull_request", as_installation(webhook_payload("pull_request", pull, "opened"),
+                                                         installation)).status_code == 202
+    atlas.wait_idle()
+
+    [planned] = runs_named(github_app, pull.head_sha, "atlas/plan: app/default")
+    assert planned["conclusion"] == "success"
+    [checked] = runs_named(github_app, pull.head_sha, "atlas/policy_check: app/default")
+    assert (checked["status"], checked["conclusion"]) == ("completed", "failure")
+    assert checked["output"]["title"] == "1 of 1 policy sets block the apply"
+    assert "`replicas` (failed, 0/1 approvals; can approve: @olga)" in checked["output"]["summary"]
+    assert "at most 3 replicas, got 5" in checked["output"]["text"]
+    assert checked["details_url"] == planned["details_url"]
+    # The Apply button on the plan is refused while the policies block it, as `atlas apply` is.
+    response = atlas.deliver("check_run", github_app.check_run_payload(
+        REPO, planned["id"], "requested_action", "olga", identifier="apply"))
+    assert response.status_code == 202, response.text
+    atlas.wait_idle()
+    refused = github_emulator.comments(REPO, pull.number)[-1]["body"]
+    assert "atlas did not apply" in refused and "failed its policy check, so it cannot be applied" in refused
+    assert runs_named(github_app, pull.head_sha, "atlas/apply: app/default") == []
+
+    payload = webhook_payload("issue_comment", pull, "created", body="atlas approve_policies", commenter="olga")
+    assert atlas.deliver("issue_comment", as_installation(payload, installation)).status_code == 202
+    atlas.wait_idle()
+    approved = runs_named(github_app, pull.head_sha, "atlas/policy_check: app/default")
+    assert len(approved) == 2
+    assert (approved[-1]["conclusion"], approved[-1]["output"]["title"]) == ("success", "Policies approved")
+    assert "`replicas` failed, approved by @olga" in approved[-1]["output"]["summary"]
+
+    response = atlas.deliver("check_run", github_app.check_run_payload(
+        REPO, planned["id"], "requested_action", "olga", identifier="apply"))
+    assert response.status_code == 202, response.text
+    atlas.wait_idle()
+    [applied] = runs_named(github_app, pull.head_sha, "atlas/apply: app/default")
+    assert applied["conclusion"] == "success"
+
+
+def test_a_failed_plan_skips_its_policy_check_run_and_says_why(
+    start_atlas: Callable[..., RunningAtlas],
+    fixture_repo: Callable[..., EmulatedRepo],
+    github_emulator: GitHubEmulator,
+    github_app: GitHubAppEmulator,
+    tmp_path: Path,
+) -> None:
+    policy_dir = tmp_path / "policies" / "replicas"
+    policy_dir.mkdir(parents=True)
+    (policy_dir / "replicas.rego").write_text(MAX_THREE_REPLICAS)
+    repos_yaml = tmp_path / "repos.yaml"
+    repos_yaml.write_text("repos:\n- id: /.*/\npolicies:\n  owners: {users: [olga]}\n  policy_sets:\n"
+                          "    - name: replicas\n      path: policies/replicas\n      source: local\n")
+    installation = github_app.install("acme")
+    atlas = start_atlas(**app_settings(github_app, repo_config=str(repos_yaml), enable_policy_checks=True))
+    fixture_repo("failing")
+    broken = (FIXTURES / "failing/broken/main.tf").read_text()
+    pull = github_emulator.open_pull(REPO, "broken", {"broken/main.tf": broken + "\n# touched\n"})
+    assert atlas.deliver("pull_request", as_installation(webhook_payload("pull_request", pull, "opened"),
+                                                         installation)).status_code == 202
+    atlas.wait_idle()
+
+    [failed] = runs_named(github_app, pull.head_sha, "atlas/plan: broken/default")
+    assert failed["conclusion"] == "failure"
+    [skipped] = runs_named(github_app, pull.head_sha, "atlas/policy_check: broken/default")
+    assert (skipped["status"], skipped["conclusion"]) == ("completed", "skipped")
+    assert skipped["output"]["title"] == "Policy check skipped"
+    assert "The plan did not succeed" in skipped["output"]["summary"]
