@@ -1,4 +1,4 @@
-"""Process start of the atlas CLI: wall time of `atlas version` (and `atlas worker --help`), p50 and p99.
+"""Process start of the atlas CLI: wall time of `atlas version`, `atlas --help` and `atlas worker --help`, p50, p99.
 
 Usage: python benchmarks/process_start.py [--runs N]
 """
@@ -24,6 +24,7 @@ def main() -> None:
     runs = parser.parse_args().runs
     python = [sys.executable, "-c", "pass"]
     for label, argv in (("python -c pass", python), ("atlas version", [sys.executable, "-m", "atlas", "version"]),
+                        ("atlas --help", [sys.executable, "-m", "atlas", "--help"]),
                         ("atlas worker --help", [sys.executable, "-m", "atlas", "worker", "--help"])):
         samples = sorted(timed(argv) for _ in range(runs))
         p99 = samples[min(len(samples) - 1, round(0.99 * (len(samples) - 1)))]

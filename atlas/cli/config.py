@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from atlas.cli.catalog import SUMMARIES
 from atlas.cli.subcommand import HelpFormatter, Subcommand, count
 from atlas.config.settings import SettingsError, load_settings, setting_infos
 
@@ -110,7 +111,7 @@ def _yaml_keys(path: Path) -> list[str]:
 
 SUBCOMMAND = Subcommand(
     name="config",
-    summary="Check atlas.yaml, atlantis.yaml or repos.yaml files.",
+    summary=SUMMARIES["config"],
     run=run_config,
     add_arguments=add_config_arguments,
     description="Work with atlas's configuration files.",

@@ -7,6 +7,7 @@ import logging
 import re
 from typing import TYPE_CHECKING
 
+from atlas.cli.catalog import SUMMARIES
 from atlas.cli.subcommand import (
     HelpFormatter,
     Subcommand,
@@ -122,7 +123,7 @@ def _print_drift_check(check: RepoCheck) -> None:
 
 SUBCOMMAND = Subcommand(
     name="drift",
-    summary="Check for drift between the live infrastructure and the default branch.",
+    summary=SUMMARIES["drift"],
     run=run_drift,
     add_arguments=add_drift_arguments,
     description=(

@@ -9,6 +9,7 @@ from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from atlas.cli.catalog import SUMMARIES
 from atlas.cli.subcommand import HelpFormatter, Subcommand, add_settings_arguments, local_user, settings_from_args
 from atlas.logs import configure_logging
 from atlas.stores.locks import LockStore, ProjectLock
@@ -130,7 +131,7 @@ def _since(lock: ProjectLock) -> str:
 
 SUBCOMMAND = Subcommand(
     name="locks",
-    summary="List the project locks, or release one.",
+    summary=SUMMARIES["locks"],
     run=run_locks,
     add_arguments=add_locks_arguments,
     description=(

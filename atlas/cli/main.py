@@ -1,28 +1,45 @@
 """atlas's command line: `atlas COMMAND`, one module per subcommand under `atlas.cli`.
 
-`SUBCOMMANDS` lists them in the order `atlas --help` shows them; `main` parses the command line and
-runs the one named.
+`catalog.SUMMARIES` lists the subcommands in the order `atlas --help` shows them; `main` parses the
+command line and runs the one named. Only that subcommand's module is imported (and `atlas --help`
+imports none), so a command starts with what it needs: `atlas version` without pydantic, the
+settings model, flask or the queue.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Sequence
 
 from atlas import __version__
-from atlas.cli import config, drift, locks, policy, projects, server, version, worker
+from atlas.cli.catalog import SUMMARIES, module_name
 from atlas.cli.subcommand import EXIT_USAGE, ArgumentParser, HelpFormatter, Subcommand
-from atlas.config.settings import SettingsError
+from atlas.config.setting_names import SettingsError
 from atlas.runtime.sandbox import mark_undumpable
 
-SUBCOMMANDS: dict[str, Subcommand] = {
-    module.SUBCOMMAND.name: module.SUBCOMMAND
-    for module in (server, version, locks, worker, projects, config, drift, policy)
-}
-"""Every `atlas` subcommand by name; a new one is a module with a `SUBCOMMAND`, listed here."""
+SUBCOMMANDS: dict[str, Subcommand] = {}
+"""The subcommands loaded so far, by name (`load_subcommand` fills it)."""
 
 
-def build_parser() -> ArgumentParser:
+def load_subcommand(name: str) -> Subcommand:
+    """The `SUBCOMMAND` of `atlas.cli.NAME`, imported on first use."""
+    if name not in SUBCOMMANDS:
+        SUBCOMMANDS[name] = importlib.import_module(module_name(name)).SUBCOMMAND
+    return SUBCOMMANDS[name]
+
+
+def named_command(argv: Sequence[str]) -> str | None:
+    """The subcommand a command line names: its first word that is not an option (atlas's own take no value)."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
+def build_parser(argv: Sequence[str] | None = None) -> ArgumentParser:
+    """The parser of the command line `argv`: the arguments of the subcommand it names, the others listed.
+
+    Without `argv`, every subcommand's arguments (importing every subcommand).
+    """
+    wanted = set(SUMMARIES) if argv is None else {named_command(argv)}
     parser = ArgumentParser(
         prog="atlas",
         description="atlas: Terraform pull-request automation for GitHub.",
@@ -31,7 +48,11 @@ def build_parser() -> ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"atlas {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", dest="command", required=True)
-    for subcommand in SUBCOMMANDS.values():
+    for name, summary in SUMMARIES.items():
+        if name not in wanted:
+            commands.add_parser(name, help=summary, add_help=False)
+            continue
+        subcommand = load_subcommand(name)
         subparser = commands.add_parser(
             subcommand.name,
             help=subcommand.summary,
@@ -48,7 +69,8 @@ def build_parser() -> ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     # Before any secret is read: other processes of this user must not read them from /proc.
     mark_undumpable()
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # reported by the subcommand's parser, so that the error points at its --help
         getattr(args, "parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")

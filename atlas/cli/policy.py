@@ -10,9 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from atlas.cli.catalog import SUMMARIES
 from atlas.cli.subcommand import EXIT_USAGE, Subcommand
-from atlas.policy.engine import load_policy_set
-from atlas.policy.results import PolicyOutcome
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,6 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Here, so that `atlas policy --help` does not load the Rego interpreter.
+    from atlas.policy.engine import load_policy_set
+    from atlas.policy.results import PolicyOutcome
+
     try:
         plan = args.plan.read_bytes()
     except OSError as error:
@@ -46,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
 SUBCOMMAND = Subcommand(
     name="policy",
-    summary="Try policies locally: atlas policy test POLICY_DIR PLAN.json.",
+    summary=SUMMARIES["policy"],
     run=run,
     add_arguments=add_arguments,
     description=__doc__,

@@ -15,8 +15,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from atlas.cli.catalog import SUMMARIES
 from atlas.cli.subcommand import Subcommand, count, fail
-from atlas.config.settings import ENV_PREFIX
+from atlas.config.setting_names import ENV_PREFIX
 
 if TYPE_CHECKING:
     from atlas.config.server import EffectiveConfig
@@ -212,7 +213,7 @@ def _origin_id(repo: Path) -> str | None:
 
 SUBCOMMAND = Subcommand(
     name="projects",
-    summary="Show which projects a pull request with given changes would plan, and why.",
+    summary=SUMMARIES["projects"],
     run=run_projects,
     add_arguments=add_projects_arguments,
     description=(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from atlas.cli.catalog import SUMMARIES
 from atlas.cli.subcommand import DOCS_POINTER, Subcommand, add_settings_arguments, settings_from_args
 from atlas.config.settings import require_github_auth, require_webhook_secret
 from atlas.startup import log_startup, prepare_process
@@ -44,7 +45,7 @@ def run_server(args: argparse.Namespace) -> int:
 
 SUBCOMMAND = Subcommand(
     name="server",
-    summary="Run the atlas server that receives GitHub webhooks.",
+    summary=SUMMARIES["server"],
     run=run_server,
     add_arguments=add_server_arguments,
     description=(

@@ -16,9 +16,12 @@ import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
-from atlas.config.settings import ALIASES, CONFIG_ENV, Group, Settings, load_settings, setting_infos
+from atlas.config.setting_names import ALIASES, CONFIG_ENV
+
+if TYPE_CHECKING:
+    from atlas.config.settings import Settings
 
 EXIT_USAGE = 2
 """Exit status for a wrong command line or setting, as argparse uses."""
@@ -79,6 +82,10 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
     Flags default to SUPPRESS so that only given flags override the environment and the file;
     values stay strings so that `load_settings()` reports a wrong one like any other source.
     """
+    # Here, not at the top: the settings model costs over half a second to import, which only the
+    # subcommands that take settings pay.
+    from atlas.config.settings import Group, setting_infos
+
     groups = {group: parser.add_argument_group(f"{group.value} settings") for group in Group}
     aliases: dict[str, list[str]] = {}
     for alias, name in ALIASES.items():
@@ -110,6 +117,8 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """The settings given by flags, `ATLAS_*` variables and the config file; SettingsError if wrong."""
+    from atlas.config.settings import load_settings, setting_infos
+
     given = {info.name: getattr(args, info.name) for info in setting_infos() if hasattr(args, info.name)}
     return load_settings(given, config_file=getattr(args, "config", None))
 

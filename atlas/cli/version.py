@@ -8,8 +8,9 @@ import shutil
 import subprocess
 
 from atlas import __version__
+from atlas.cli.catalog import SUMMARIES
 from atlas.cli.subcommand import Subcommand
-from atlas.config.settings import ENV_PREFIX
+from atlas.config.setting_names import ENV_PREFIX
 from atlas.runtime.tfcli import UnreadableOutput, read_version
 
 
@@ -37,6 +38,6 @@ def run_version(args: argparse.Namespace) -> int:
 
 SUBCOMMAND = Subcommand(
     name="version",
-    summary="Print atlas's version and the version of terraform it finds.",
+    summary=SUMMARIES["version"],
     run=run_version,
 )

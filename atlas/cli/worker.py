@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from atlas.cli.catalog import SUMMARIES
 from atlas.cli.subcommand import DOCS_POINTER, Subcommand, add_settings_arguments, settings_from_args
 
 
@@ -36,7 +37,7 @@ def run_worker(args: argparse.Namespace) -> int:
 
 SUBCOMMAND = Subcommand(
     name="worker",
-    summary="Run worker processes that take jobs from Redis (with --redis-url).",
+    summary=SUMMARIES["worker"],
     run=run_worker,
     add_arguments=add_worker_arguments,
     description=(

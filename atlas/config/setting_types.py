@@ -21,23 +21,11 @@ from pydantic import (
 )
 from pydantic.fields import FieldInfo
 
-ENV_PREFIX = "ATLAS_"
-
-
-CONFIG_ENV = "ATLAS_CONFIG"
-"""The environment variable that names the config file when `--config` is not given."""
-
-ALIASES = {
-    "default_tf_distribution": "tf_distribution",
-    "atlantis_url": "atlas_url",
-    "executable_name": "comment_prefix",
-}
-"""Other names of settings, as flags and config-file keys: Atlantis's names of settings atlas has under
-another name, so that an Atlantis config.yaml (or command line) reads unchanged."""
-
-
-class SettingsError(Exception):
-    """A setting has a wrong value; the message is one line that names it as the user wrote it."""
+# Re-exported: the loader and the model take them from here with the rest.
+from atlas.config.setting_names import ALIASES as ALIASES
+from atlas.config.setting_names import CONFIG_ENV as CONFIG_ENV
+from atlas.config.setting_names import ENV_PREFIX as ENV_PREFIX
+from atlas.config.setting_names import SettingsError as SettingsError
 
 
 class Group(StrEnum):
