@@ -166,6 +166,25 @@ class JobStatus(StrEnum):
         return self not in (JobStatus.QUEUED, JobStatus.RUNNING)
 
 
+class ApiPath(BaseModel):
+    """One directory and workspace an API request names."""
+
+    model_config = ConfigDict(frozen=True)
+
+    dir: str
+    workspace: str = "default"
+
+
+class ApiRun(BaseModel):
+    """What `POST /api/plan|apply` asked for, carried by its job: the ref, and projects by path or by name."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ref: str
+    paths: tuple[ApiPath, ...] = ()
+    projects: tuple[str, ...] = ()
+
+
 class Job(BaseModel):
     """One command for one pull request, as it sits in the queue."""
 
@@ -184,6 +203,9 @@ class Job(BaseModel):
     installation_id: int | None = None
     # Asked for from GitHub's checks UI (Re-run, the Apply button): authorised as a comment is.
     from_check: bool = False
+    # Set for API runs (`pull.number` 0 when the request named no pull request): they answer the
+    # caller with a result instead of commenting.
+    api: ApiRun | None = None
     created_at: datetime = Field(default_factory=utcnow)
 
     @property

@@ -3,7 +3,8 @@
 What each command is (its spelling, arguments, whether it runs the pull request's code) is
 declared in `atlas.vocabulary`; this is where each gets its runner.
 
-A job moves queued → running → succeeded/failed/cancelled here. Before a command runs, a comment
+A job moves queued → running → succeeded/failed/cancelled here. An API run (`Job.api`) goes to
+`atlas.commands.api_run`, which answers its caller instead of the pull request. Before a command runs, a comment
 command is acknowledged (the `eyes` reaction), its pull request refreshed from the API and its
 author checked; a fork's pull request is refused unless the server allows forks. Whatever goes
 wrong inside a command ends as a readable PR comment and a failed job, never as a traceback.
@@ -16,7 +17,7 @@ import time
 from collections.abc import Callable
 
 from atlas import metrics
-from atlas.commands import apply, approve_policies, cancel, cleanup, plan, reply, state_ops, unlock
+from atlas.commands import api_run, apply, approve_policies, cancel, cleanup, plan, reply, state_ops, unlock
 from atlas.commands.authorisation import refusal_for
 from atlas.commands.context import CommandContext
 from atlas.commands.outcome import CommandOutcome
@@ -83,7 +84,11 @@ def _run_job(job: Job, ctx: CommandContext, token: CancelToken) -> None:
             _acknowledge(job, ctx)
         if not job.pull.head_sha and job.command is not CommandName.REFUSE:
             job = job.model_copy(update={"pull": ctx.vcs.get_pull(job.pull.repo, job.pull.number)})
-        outcome = _refusal(job, ctx) or RUNNERS[job.command](job, ctx, token)
+        if job.api is not None:
+            # The caller is answered with the result: nothing is said on a pull request.
+            outcome = api_run.run(job, ctx, token)
+        else:
+            outcome = _refusal(job, ctx) or RUNNERS[job.command](job, ctx, token)
     except (VCSError, WorkingCopyError) as error:
         _report_failure(job, ctx, str(error))
         return

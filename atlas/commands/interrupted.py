@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 
+from atlas.commands import api_run
 from atlas.commands.context import CommandContext
 from atlas.models import CommandName, Job, JobStatus
 from atlas.render.comments import render_error_comment
@@ -30,6 +31,11 @@ STATUS_CONTEXTS = {
 def report_interrupted(ctx: CommandContext, job: Job, why: str) -> None:
     """Settle the locks the job took, and tell the pull request that it was interrupted and can be retried."""
     ctx.state.set_job_status(job.id, JobStatus.INTERRUPTED, why)
+    if job.api is not None:
+        # Its caller is told, through the answer it waits for or asks for; the pull request is not.
+        settle_locks(ctx, job)
+        api_run.record_interrupted(ctx, job, why)
+        return
     pull = job.pull
     retry = "atlas plan" if job.command is CommandName.AUTOPLAN else f"atlas {str(job.command).replace('_', ' ')}"
     released, kept = settle_locks(ctx, job)

@@ -37,6 +37,14 @@ class JobStore(Protocol):
 
     def job_output(self, job_id: str) -> str | None: ...
 
+    def save_job_result(self, job_id: str, result: str) -> None:
+        """Keep what a job answers its caller (an API run's JSON answer), for whichever process asks."""
+        ...
+
+    def job_result(self, job_id: str) -> str | None:
+        """The result `save_job_result` kept, or None."""
+        ...
+
     def expire_job_output(self, before: datetime) -> int:
         """Forget the output of jobs last written before `before`; how many were forgotten."""
         ...

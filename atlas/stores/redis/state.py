@@ -6,7 +6,7 @@ same state. Each record lives under its own key below the backend's prefix (`--r
 
 ```
 {prefix}delivery:{id}               string, expires after DELIVERY_TTL_SECONDS
-{prefix}job:{id}                    hash: body, status, description, started_at, finished_at, created
+{prefix}job:{id}                    hash: body, status, description, started_at, finished_at, created, result
 {prefix}jobs                        sorted set of job ids by creation time; one per status: jobs:{status}
 {prefix}pull:{owner/name#number}    string: the pull request's JSON
 {prefix}plans:{owner/name#number}   hash: ["dir","workspace"] -> PlanRecord JSON
@@ -271,6 +271,13 @@ class RedisStateStore:
     def job_output(self, job_id: str) -> str | None:
         value = self.redis.get(self._key("job-output", job_id))
         return str(value) if value is not None else None
+
+    def save_job_result(self, job_id: str, result: str) -> None:
+        # Beside the job's status, so that the result lives exactly as long as the job's record.
+        self.redis.hset(self._key("job", job_id), "result", result)
+
+    def job_result(self, job_id: str) -> str | None:
+        return text(self.redis.hget(self._key("job", job_id), "result"))
 
     def expire_job_output(self, before: datetime) -> int:
         # Redis expires job output by itself (job_output_ttl_seconds); nothing is left to sweep.

@@ -62,6 +62,10 @@ CREATE TABLE IF NOT EXISTS job_output (
     updated_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS job_output_by_age ON job_output (updated_at);
+CREATE TABLE IF NOT EXISTS job_results (
+    job_id TEXT PRIMARY KEY,
+    result TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS job_output_expired (
     job_id TEXT PRIMARY KEY,
     expired_at TEXT NOT NULL
@@ -310,6 +314,14 @@ class SQLiteStateStore:
 
     def job_output(self, job_id: str) -> str | None:
         row = self._connection().execute("SELECT text FROM job_output WHERE job_id = ?", (job_id,)).fetchone()
+        return str(row[0]) if row else None
+
+    def save_job_result(self, job_id: str, result: str) -> None:
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO job_results (job_id, result) VALUES (?, ?)", (job_id, result))
+
+    def job_result(self, job_id: str) -> str | None:
+        row = self._connection().execute("SELECT result FROM job_results WHERE job_id = ?", (job_id,)).fetchone()
         return str(row[0]) if row else None
 
     def expire_job_output(self, before: datetime) -> int:
