@@ -378,8 +378,9 @@ class ScaleWorld:
 
     # Processes
 
-    def slow_terraform(self, only_in: str | None = None) -> SlowTerraform:
-        slow = SlowTerraform.create(self.root / f"slow-terraform-{len(self.slow_terraforms)}", only_in=only_in)
+    def slow_terraform(self, only_in: str | None = None, seconds: int = 60) -> SlowTerraform:
+        slow = SlowTerraform.create(self.root / f"slow-terraform-{len(self.slow_terraforms)}", seconds=seconds,
+                                    only_in=only_in)
         self.slow_terraforms.append(slow)
         return slow
 

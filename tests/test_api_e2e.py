@@ -10,9 +10,12 @@ from typing import Any
 import pytest
 import requests
 
-from tests.atlas_plugin import RunningAtlas
-from tests.commands_world import REPO, app_change, lock_holders, open_and_plan
+from atlas.commands.interrupted import report_interrupted
+from atlas.models import ApiPath, ApiRun, CommandName, Job, JobStatus
+from tests.atlas_plugin import RunningAtlas, wait_for
+from tests.commands_world import DEVELOPER, REPO, app_change, bot_comments, lock_holders, open_and_plan
 from tests.emulator import EmulatedRepo, GitHubEmulator
+from tests.scale_world import SlowTerraform
 
 Start = Callable[..., RunningAtlas]
 SECRET = "api-secret-for-tests"
@@ -26,11 +29,30 @@ def repo(fixture_repo: Callable[..., EmulatedRepo]) -> EmulatedRepo:
 
 
 def call(atlas: RunningAtlas, command: str, body: Any, token: str | None = SECRET,
-         header: str = "X-Atlas-Token") -> requests.Response:
+         header: str = "X-Atlas-Token", prefer: str | None = None) -> requests.Response:
     headers = {header: token} if token is not None else {}
+    if prefer is not None:
+        headers["Prefer"] = prefer
     data = body if isinstance(body, (str, bytes)) else json.dumps(body)
     return requests.post(f"{atlas.url}/api/{command}", data=data, timeout=120,
                          headers={"Content-Type": "application/json", **headers})
+
+
+def job_state(atlas: RunningAtlas, path: str, token: str | None = SECRET) -> requests.Response:
+    headers = {"X-Atlas-Token": token} if token is not None else {}
+    return requests.get(f"{atlas.url}{path}", headers=headers, timeout=30)
+
+
+def finished_job(atlas: RunningAtlas, path: str) -> dict[str, Any]:
+    """`GET path` once the job it names has finished."""
+    answers: list[dict[str, Any]] = []
+
+    def finished() -> bool:
+        answers.append(job_state(atlas, path).json())
+        return answers[-1]["Status"] not in ("queued", "running")
+
+    wait_for(finished, 120, f"the job at {path} finishing")
+    return answers[-1]
 
 
 def test_the_api_does_not_exist_without_a_secret(start_atlas: Start) -> None:
@@ -110,3 +132,81 @@ def test_apply_refuses_a_project_a_pull_request_holds(start_atlas: Start, github
     answer = call(atlas, "apply", PLAN_APP).json()
     assert answer["ProjectResults"][0]["Status"] == "locked"
     assert f"#{pull.number}" in answer["ProjectResults"][0]["Error"]
+
+
+def test_respond_async_answers_202_and_the_job_answers_the_same_result_once_done(start_atlas: Start) -> None:
+    atlas = start_atlas(api_secret=SECRET)
+    accepted = call(atlas, "plan", PLAN_APP, prefer="respond-async")
+    assert accepted.status_code == 202, accepted.text
+    assert accepted.headers["Preference-Applied"] == "respond-async"
+    job_id = accepted.json()["JobID"]
+    assert accepted.headers["Location"] == f"/api/jobs/{job_id}"
+    assert accepted.json()["StatusURL"] == f"https://atlas.example.test/api/jobs/{job_id}"
+
+    done = finished_job(atlas, f"/api/jobs/{job_id}")
+    assert (done["Status"], done["ResultStatus"], done["Command"], done["Repository"]) == (
+        "succeeded", 200, "plan", REPO)
+    assert done["StartedAt"] and done["FinishedAt"]
+    [project] = done["Result"]["ProjectResults"]
+    assert (project["Directory"], project["Status"], project["Summary"]["Add"]) == ("app", "succeeded", 1)
+    waited = call(atlas, "plan", PLAN_APP)  # the default still waits, and answers in the same shape
+    assert waited.status_code == 200 and set(waited.json()) == set(done["Result"])
+
+
+def test_a_run_that_fails_in_its_job_keeps_its_reason_for_the_job_state(start_atlas: Start) -> None:
+    atlas = start_atlas(api_secret=SECRET)
+    accepted = call(atlas, "plan", {"Repository": REPO, "Ref": "main", "Projects": ["nope"]}, prefer="respond-async")
+    assert accepted.status_code == 202
+    done = finished_job(atlas, accepted.headers["Location"])
+    assert (done["Status"], done["ResultStatus"]) == ("failed", 400)
+    assert "no project named 'nope'" in done["Result"]["Error"]
+
+
+def test_job_states_are_behind_the_token_and_unknown_ids_get_404(start_atlas: Start) -> None:
+    atlas = start_atlas(api_secret=SECRET)
+    location = call(atlas, "plan", PLAN_APP, prefer="respond-async").headers["Location"]
+    assert job_state(atlas, location, token=None).status_code == 401
+    assert job_state(atlas, location, token="wrong").status_code == 401
+    for unknown in ("0123456789abcdef", "not-a-job-id"):
+        answer = job_state(atlas, f"/api/jobs/{unknown}")
+        assert answer.status_code == 404 and unknown in answer.json()["Error"]
+    assert job_state(start_atlas(), location).status_code == 404  # no API without --api-secret
+    finished_job(atlas, location)
+
+
+def test_an_api_plan_of_a_pull_request_waits_for_the_command_it_runs(
+    start_atlas: Start, github_emulator: GitHubEmulator, tmp_path: Path,
+) -> None:
+    slow = SlowTerraform.create(tmp_path / "slow-terraform", seconds=5)
+    atlas = start_atlas(api_secret=SECRET, terraform_bin=str(slow.binary), reachable=(slow.binary.parent,))
+    pull = github_emulator.open_pull(REPO, "more-replicas", app_change(3), author=DEVELOPER)
+    assert atlas.pull_event(pull).status_code == 202
+    wait_for(slow.started.exists, 60, "the autoplan's slow plan starting")
+
+    answer = call(atlas, "plan", {**PLAN_APP, "Ref": "more-replicas", "PR": pull.number})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["Success"] is True and answer.json()["PR"] == pull.number
+    api_job = job_state(atlas, f"/api/jobs/{answer.json()['JobURL'].rsplit('/', 1)[1]}").json()
+    [autoplan] = [record for record in atlas.app.config["ATLAS_CONTEXT"].state.jobs(limit=20)
+                  if record.job.command == "autoplan"]
+    assert autoplan.finished_at is not None
+    assert autoplan.finished_at.isoformat() <= api_job["StartedAt"], "the API plan ran beside the autoplan"
+    assert lock_holders(atlas) == {"app/default": pull.number}
+
+
+def test_an_interrupted_api_run_answers_that_it_can_be_sent_again_and_says_nothing_on_the_pull_request(
+    start_atlas: Start, github_emulator: GitHubEmulator,
+) -> None:
+    atlas = start_atlas(api_secret=SECRET)
+    pull = open_and_plan(atlas, github_emulator, "holder", app_change(3))
+    ctx = atlas.app.config["ATLAS_CONTEXT"]
+    job = Job(command=CommandName.PLAN, pull=ctx.vcs.get_pull(ctx.vcs.get_repo(REPO), pull.number), requested_by="api",
+              api=ApiRun(ref="holder", paths=(ApiPath(dir="app"),)))
+    ctx.state.save_job(job, JobStatus.RUNNING)
+    said = bot_comments(github_emulator, pull)
+
+    report_interrupted(ctx, job, "The atlas worker running this command stopped")
+    state = job_state(atlas, f"/api/jobs/{job.id}").json()
+    assert (state["Status"], state["ResultStatus"]) == ("interrupted", 503)
+    assert "send the request again" in state["Result"]["Error"]
+    assert bot_comments(github_emulator, pull) == said

@@ -105,6 +105,21 @@ def store(open_locks: LockOpener) -> LockStore:
 # --- state: deliveries, jobs, pull requests -----------------------------------------------------
 
 
+def test_a_jobs_result_is_kept_for_any_process_and_survives_its_status_changes(open_state: StateOpener) -> None:
+    state = open_state()
+    job = Job(command=CommandName.PLAN, pull=pull(0))
+    state.save_job(job, JobStatus.RUNNING)
+    assert state.job_result(job.id) is None
+    state.save_job_result(job.id, '{"status": 200, "body": {"Success": true}}')
+    state.set_job_status(job.id, JobStatus.SUCCEEDED, "api plan: 1/1 projects")
+
+    reopened = open_state()
+    assert reopened.job_result(job.id) == '{"status": 200, "body": {"Success": true}}'
+    record = reopened.get_job(job.id)
+    assert record is not None and record.status is JobStatus.SUCCEEDED
+    assert reopened.job_result("never-ran") is None
+
+
 def test_output_that_expired_is_told_apart_from_output_never_written(state: StateStore) -> None:
     state.append_job_output("kept", "$ terraform plan\n")
     assert state.job_output("kept") == "$ terraform plan\n"
