@@ -94,7 +94,7 @@ def github_app(settings: Settings, redis: RedisBackend | None = None) -> GitHubA
     cache: TokenCache = MemoryTokenCache()
     if redis is not None:
         # So that N workers share one token per installation instead of minting N.
-        cache = RedisTokenCache(redis.redis, credentials.app_id, credentials.sealing_key(), key_prefix=redis.prefix)
+        cache = RedisTokenCache(redis, credentials.app_id, credentials.sealing_key())
     return GitHubApp(credentials, settings.gh_api_url, cache, slug=settings.gh_app_slug,
                      on_token=add_runtime_secret, default_installation=settings.gh_app_installation_id)
 

@@ -17,6 +17,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from github import BadCredentialsException
 from redis import Redis
 
+from atlas import bootstrap
+from atlas.config.settings import load_settings
 from atlas.github.app_auth import (
     JWT_MAX_LIFETIME,
     AppAuthError,
@@ -30,6 +32,7 @@ from atlas.github.app_auth import (
 )
 from tests.emulator import GitHubEmulator
 from tests.emulator.app import GitHubAppEmulator
+from tests.redis_backends import backend_of, url_of
 from tests.redis_plugin import free_port
 
 REPO = "acme/infra"
@@ -59,8 +62,9 @@ def make_app(github_emulator: GitHubEmulator, github_app: GitHubAppEmulator) -> 
 
 
 def redis_cache(redis_client: Redis, app: GitHubAppEmulator, prefix: str = "atlas:") -> RedisTokenCache:
+    """The cache as bootstrap builds it: on a Redis backend whose prefix (`--redis-key-prefix`) starts its keys."""
     credentials = AppCredentials(app.app_id, app.private_key_pem)
-    return RedisTokenCache(redis_client, credentials.app_id, credentials.sealing_key(), key_prefix=prefix)
+    return RedisTokenCache(backend_of(redis_client, prefix), credentials.app_id, credentials.sealing_key())
 
 
 # The App's JWT and identity
@@ -289,13 +293,51 @@ def test_workers_sharing_redis_mint_one_token_stored_sealed_with_a_ttl(
     assert len(github_app.minted) == 1
 
 
+def test_deployments_sharing_one_redis_under_different_prefixes_share_no_token(
+    make_app: Callable[..., GitHubApp], github_app: GitHubAppEmulator, redis_client: Redis
+) -> None:
+    """Two atlas installations of one App on one Redis (`--redis-key-prefix` a: and b:) each mint their own."""
+    first = make_app(redis_cache(redis_client, github_app, prefix="team-a:"))
+    second = make_app(redis_cache(redis_client, github_app, prefix="team-b:"))
+    installation = first.installation_id(REPO)
+    token_a, token_b = first.token(installation), second.token(installation)
+    assert token_a != token_b
+    assert len(github_app.minted) == 2
+    keys = sorted(str(key) for key in redis_client.keys("*github-app-token*"))
+    assert keys == [f"team-a:github-app-token:{github_app.app_id}:{installation}",
+                    f"team-b:github-app-token:{github_app.app_id}:{installation}"]
+    # Each deployment's later processes read their own deployment's token.
+    assert make_app(redis_cache(redis_client, github_app, prefix="team-a:")).token(installation) == token_a
+    assert make_app(redis_cache(redis_client, github_app, prefix="team-b:")).token(installation) == token_b
+    assert len(github_app.minted) == 2
+
+
+def test_bootstrap_keeps_the_apps_tokens_below_the_redis_key_prefix(
+    github_app: GitHubAppEmulator, github_emulator: GitHubEmulator, redis_client: Redis
+) -> None:
+    settings = load_settings(env={
+        "ATLAS_GH_APP_ID": str(github_app.app_id), "ATLAS_GH_APP_KEY": github_app.private_key_pem,
+        "ATLAS_GH_API_URL": github_emulator.api_url, "ATLAS_REDIS_URL": url_of(redis_client),
+        "ATLAS_REDIS_KEY_PREFIX": "staging:",
+    })
+    app = bootstrap.github_app(settings, bootstrap.redis_backend(settings))
+    assert app is not None
+    try:
+        installation = app.installation_id(REPO)
+        app.token(installation)
+    finally:
+        app.close()
+    assert [str(key) for key in redis_client.keys("*")] == [
+        f"staging:github-app-token:{github_app.app_id}:{installation}"]
+
+
 def test_a_cache_sealed_with_another_key_is_ignored_not_trusted(
     make_app: Callable[..., GitHubApp], github_app: GitHubAppEmulator, redis_client: Redis
 ) -> None:
     app = make_app(redis_cache(redis_client, github_app))
     installation = app.installation_id(REPO)
     app.token(installation)
-    rotated = RedisTokenCache(redis_client, github_app.app_id, b"k" * 32)
+    rotated = RedisTokenCache(backend_of(redis_client), github_app.app_id, b"k" * 32)
     assert rotated.get(installation) is None
 
 

@@ -4,7 +4,8 @@ An App signs a short JWT (RS256, `iss` = app id) with its private key and trades
 installation token (`POST /app/installations/{id}/access_tokens`), valid for an hour. Tokens are
 kept per installation until `refresh_margin` before their `expires_at`, in a `TokenCache`: in
 process (`MemoryTokenCache`) or in Redis (`RedisTokenCache`, sealed with a key derived from the
-App's private key), and minted under the cache's lock so that N workers mint one token, not N.
+App's private key, on the Redis backend and below its key prefix), and minted under the cache's lock
+so that N workers mint one token, not N.
 A token GitHub refuses (401) is replaced once and the call retried (`GitHubApp.call`).
 
 Neither the key nor a token appears in an error message or a repr; `GitHubApp(on_token=…)` hands
@@ -38,8 +39,9 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from github import Auth, BadCredentialsException, Github, GithubException, GithubIntegration, UnknownObjectException
-from redis import Redis
 from redis.exceptions import LockError, RedisError
+
+from atlas.github.ratelimit import RedisKeys
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +61,6 @@ MINT_LOCK_TIMEOUT = 30.0
 """Seconds a worker may hold the shared minting lock (it expires should the worker die holding it)."""
 MINT_LOCK_WAIT = 60.0
 """Seconds a worker waits for another to finish minting before giving up."""
-DEFAULT_KEY_PREFIX = "atlas:"
-"""What the Redis cache's keys start with, as every atlas key in Redis."""
 BOT_SUFFIX = "[bot]"
 
 _SEAL_INFO = b"atlas github-app installation-token cache v1"
@@ -226,6 +226,8 @@ class MemoryTokenCache:
 class RedisTokenCache:
     """Tokens kept in Redis for every worker, each until its `expires_at` (the key's TTL).
 
+    On the Redis backend (`atlas.stores.redis.backend.RedisBackend`), whose prefix (`--redis-key-prefix`)
+    starts every key, so that deployments sharing one Redis share no token:
     `{prefix}github-app-token:{app id}:{installation id}` holds the token sealed (AES-GCM) with
     `sealing_key` (`AppCredentials.sealing_key()`), so that a Redis dump or RDB file does not hold
     a usable token; `{prefix}github-app-token-lock:{app id}:{installation id}` is the minting lock.
@@ -233,31 +235,29 @@ class RedisTokenCache:
 
     def __init__(
         self,
-        redis: Redis,
+        backend: RedisKeys,
         app_id: int | str,
         sealing_key: bytes,
         *,
-        key_prefix: str = DEFAULT_KEY_PREFIX,
         lock_timeout: float = MINT_LOCK_TIMEOUT,
         lock_wait: float = MINT_LOCK_WAIT,
     ) -> None:
         if len(sealing_key) != 32:
             raise ValueError("the sealing key must be 32 bytes (AppCredentials.sealing_key())")
-        self.redis = redis
+        self.backend = backend
         self.app_id = str(app_id)
-        self.key_prefix = key_prefix
         self._aead = AESGCM(sealing_key)
         self._lock_timeout = lock_timeout
         self._lock_wait = lock_wait
 
     def token_key(self, installation_id: int) -> str:
-        return f"{self.key_prefix}github-app-token:{self.app_id}:{installation_id}"
+        return self.backend.key("github-app-token", self.app_id, str(installation_id))
 
     def lock_key(self, installation_id: int) -> str:
-        return f"{self.key_prefix}github-app-token-lock:{self.app_id}:{installation_id}"
+        return self.backend.key("github-app-token-lock", self.app_id, str(installation_id))
 
     def get(self, installation_id: int) -> InstallationToken | None:
-        raw = self.redis.get(self.token_key(installation_id))
+        raw = self.backend.redis.get(self.token_key(installation_id))
         if raw is None:
             return None
         try:
@@ -282,11 +282,11 @@ class RedisTokenCache:
         value = json.dumps(
             {"expires_at": token.expires_at.isoformat(), "sealed": base64.b64encode(sealed).decode()}
         )
-        self.redis.set(self.token_key(token.installation_id), value, px=ttl_ms)
+        self.backend.redis.set(self.token_key(token.installation_id), value, px=ttl_ms)
 
     @contextmanager
     def mint_lock(self, installation_id: int) -> Iterator[object]:
-        lock = self.redis.lock(
+        lock = self.backend.redis.lock(
             self.lock_key(installation_id), timeout=self._lock_timeout, blocking_timeout=self._lock_wait
         )
         try:

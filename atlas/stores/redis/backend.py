@@ -1,9 +1,10 @@
 """The Redis backend: one object per atlas process carries the clients and the key prefix.
 
 Every key atlas writes in Redis (state, locks, plans, the queue's FIFOs, heartbeats and reaper, the
-scheduler's slots, the GitHub write budget) is built by `RedisBackend.key`, below the prefix
-`--redis-key-prefix` sets (`atlas:` by default), so atlas installations that share one Redis under
-different prefixes see nothing of each other. Connections to Redis are opened here and nowhere else.
+scheduler's slots, the GitHub write budget, the GitHub App's sealed installation tokens) is built by
+`RedisBackend.key`, below the prefix `--redis-key-prefix` sets (`atlas:` by default), so atlas
+installations that share one Redis under different prefixes see nothing of each other.
+Connections to Redis are opened here and nowhere else.
 
 A read-decide-write step runs as an optimistic transaction (`transact`: WATCH, read, MULTI, EXEC,
 retried when a watched key changed), so it is atomic across processes as SQLite's `BEGIN IMMEDIATE`
