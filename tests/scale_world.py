@@ -416,15 +416,15 @@ class ScaleWorld:
 
     def start_worker(
         self, *, concurrency: int = 1, terraform_bin: Path | None = None, extra_args: tuple[str, ...] = (),
-        wait: bool = True, sandbox: str = "required",
+        wait: bool = True, sandbox: str = "required", env: dict[str, str | None] | None = None,
     ) -> AtlasWorkerProcess:
-        """`atlas worker` with a data directory of its own, on the world's Redis."""
+        """`atlas worker` with a data directory of its own, on the world's Redis (`env` as for the server)."""
         assert self.redis_url is not None, "workers need a world with Redis"
         index = len(self.processes)
         args = ["worker", "--concurrency", str(concurrency), *extra_args]
         worker = AtlasWorkerProcess(
             *self._spawn(f"worker-{index}", args, self.root / f"worker-{index}", self.redis_url, terraform_bin,
-                         sandbox=sandbox),
+                         sandbox=sandbox, env_changes=env or {}),
             concurrency=concurrency,
         )
         self.processes.append(worker)
