@@ -76,6 +76,7 @@ class PullRequest(BaseModel):
     merged: bool = False
     merge_commit_sha: str = ""
     merged_by: str = ""
+    labels: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:

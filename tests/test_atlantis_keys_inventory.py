@@ -85,6 +85,7 @@ LEAF: dict[str, Any] = {
     "allowed_workflows": ["default"], "allow_custom_workflows": True, "run": "echo hook", "description": "a hook",
     "shell": "bash", "shellArgs": "-c", "commands": "plan", "remediate": True, "delete_source_branch_on_merge": True,
     "terraform_distribution": "opentofu",
+    "allowed_regexp_prefixes": ["dev/"], "emoji_reaction": "eyes",
     "autodiscover": {"mode": "auto"}, "repo_locks": {"mode": "on_plan"}, "autoplan": {"enabled": True},
     "projects": [{"dir": "."}], "repos": [{"id": "/.*/"}], "pre_workflow_hooks": [{"run": "echo"}],
     "post_workflow_hooks": [{"run": "echo"}], "drift": {"enabled": True},

@@ -22,7 +22,9 @@ from atlas.commands.locking import lock_holder_text
 from atlas.commands.merge import apply_merged
 from atlas.commands.notifications import notify_apply
 from atlas.commands.outcome import CommandOutcome, record_phase
+from atlas.commands.plan import silences_no_projects
 from atlas.commands.project_run import run_project_stage
+from atlas.commands.reactions import react_for_repository
 from atlas.commands.requirements import unmet
 from atlas.config.raw import ConfigError
 from atlas.config.repo_settings import RepoSettings, load_repo_settings
@@ -32,7 +34,7 @@ from atlas.models import CommandName, Job, JobStatus, ProjectResult, ProjectStat
 from atlas.render.comments import comment_parts, render_apply_comment, render_error_comment
 from atlas.runtime.cancellation import CancelToken
 from atlas.runtime.joblog import JobLog
-from atlas.runtime.project_selection import find_named_project
+from atlas.runtime.project_selection import ProjectPatternError, named_projects
 from atlas.stores.audit import AuditAction
 from atlas.stores.plans import ArtifactError, PlanRecord
 from atlas.stores.pulls import ProjectPhase
@@ -45,6 +47,10 @@ STATUS_CONTEXT = "atlas/apply"
 
 class ApplyRefused(Exception):
     """Apply cannot go ahead; the message tells the pull request why and what to do."""
+
+
+class NothingToApply(ApplyRefused):
+    """No plan (of the projects named) to apply: with `--silence-no-projects`, said to no one."""
 
 
 @audited(AuditAction.APPLY)
@@ -60,6 +66,7 @@ def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
                                               ctx.token_for(pull.repo), log=joblog)
     try:
         repo = load_repo_settings(ctx, pull, workdir)
+        react_for_repository(job, ctx, repo)
         plans = _plans_to_apply(job, ctx, repo, prefix)
         _refuse_apply_only_on_merge(repo, plans)
         _check_requirements(job, ctx, repo, plans)
@@ -71,6 +78,9 @@ def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
             "atlas could not read this repository's config", str(error)))
         return CommandOutcome(JobStatus.FAILED, str(error))
     except ApplyRefused as refusal:
+        if isinstance(refusal, NothingToApply) and silences_no_projects(ctx, repo):
+            log.info("%s: nothing to apply; no comment (--silence-no-projects): %s", pull.key, refusal)
+            return CommandOutcome(JobStatus.SUCCEEDED, f"silenced: {refusal}")
         ctx.vcs.post_comment(pull.repo, pull.number, render_error_comment("atlas did not apply", str(refusal)))
         return CommandOutcome(JobStatus.SUCCEEDED, f"refused: {refusal}")
 
@@ -169,12 +179,22 @@ def _plans_to_apply(job: Job, ctx: CommandContext, repo: RepoSettings, prefix: s
         )
     plans = ctx.state.plans(pull.repo.full_name, pull.number)
     if args.project:
-        named = find_named_project(repo.effective, args.project, base_branch=pull.base_ref) \
-            if repo.has_repo_config else None
-        if named is None:
-            raise ApplyRefused(f"There is no project named `{args.project}` in this repository's config. "
-                               f"Name the directory instead, e.g. `{prefix} apply -d DIR`.")
-        plans = [p for p in plans if p.project == named.project]
+        regexp = ctx.settings.enable_regexp_cmd
+        try:
+            named = named_projects(repo.effective, args.project, regexp=regexp, base_branch=pull.base_ref) \
+                if repo.has_repo_config else []
+        except ProjectPatternError as error:
+            raise ApplyRefused(str(error)) from None
+        if not named:
+            what = "whose whole name matches the regex" if regexp else "named"
+            raise NothingToApply(f"There is no project {what} `{args.project}` in this repository's config. "
+                                 f"Name the directory instead, e.g. `{prefix} apply -d DIR`.")
+        if ctx.settings.disable_apply_all and len(named) > 1:
+            raise ApplyRefused(
+                f"`-p {args.project}` names {len(named)} projects, and this server applies one project at a time "
+                f"(`--disable-apply-all`): name one of " + ", ".join(f"`{s.project.name}`" for s in named) + ".")
+        wanted = {s.project for s in named}
+        plans = [p for p in plans if p.project in wanted]
         if not plans:
             raise ApplyRefused(f"Project `{args.project}` has no plan in this pull request. "
                                f"Comment `{prefix} plan -p {args.project}` first.")
@@ -182,13 +202,13 @@ def _plans_to_apply(job: Job, ctx: CommandContext, repo: RepoSettings, prefix: s
         directory, workspace = args.dir or ".", args.workspace or "default"
         plans = [p for p in plans if p.project.dir == directory and p.project.workspace == workspace]
         if not plans:
-            raise ApplyRefused(
+            raise NothingToApply(
                 f"There is no plan for dir `{directory}` workspace `{workspace}` in this pull request. "
                 f"Comment `{prefix} plan -d {directory}" + (f" -w {workspace}" if workspace != "default" else "")
                 + "` first."
             )
     if not plans:
-        raise ApplyRefused(f"This pull request has no plan to apply. Comment `{prefix} plan` first.")
+        raise NothingToApply(f"This pull request has no plan to apply. Comment `{prefix} plan` first.")
     stale = [p for p in plans if p.head_sha != pull.head_sha]
     if stale:
         old = ", ".join(sorted({p.head_sha[:7] for p in stale}))

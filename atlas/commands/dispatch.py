@@ -5,7 +5,7 @@ declared in `atlas.vocabulary`; this is where each gets its runner.
 
 A job moves queued → running → succeeded/failed/cancelled here. An API run (`Job.api`) goes to
 `atlas.commands.api_run`, which answers its caller instead of the pull request. Before a command runs, a comment
-command is acknowledged (the `eyes` reaction), its pull request refreshed from the API and its
+command is acknowledged (the `--emoji-reaction`, eyes by default), its pull request refreshed from the API and its
 author checked; a fork's pull request is refused unless the server allows forks. Whatever goes
 wrong inside a command ends as a readable PR comment and a failed job, never as a traceback.
 """
@@ -21,6 +21,7 @@ from atlas.commands import api_run, apply, approve_policies, cancel, cleanup, pl
 from atlas.commands.authorisation import refusal_for
 from atlas.commands.context import CommandContext
 from atlas.commands.outcome import CommandOutcome
+from atlas.commands.reactions import acknowledge
 from atlas.logs import job_context
 from atlas.models import CommandName, Job, JobStatus
 from atlas.render.comments import render_error_comment
@@ -80,8 +81,7 @@ def run_job(job: Job, ctx: CommandContext) -> None:
 def _run_job(job: Job, ctx: CommandContext, token: CancelToken) -> None:
     log.info("job %s started: %s on %s", job.id, job.command, job.pull.key)
     try:
-        if job.comment_id is not None:
-            _acknowledge(job, ctx)
+        acknowledge(job, ctx)
         if not job.pull.head_sha and job.command is not CommandName.REFUSE:
             job = job.model_copy(update={"pull": ctx.vcs.get_pull(job.pull.repo, job.pull.number)})
         if job.api is not None:
@@ -101,15 +101,6 @@ def _run_job(job: Job, ctx: CommandContext, token: CancelToken) -> None:
         outcome = CommandOutcome(JobStatus.CANCELLED, f"cancelled: {outcome.description}")
     ctx.state.set_job_status(job.id, outcome.status, outcome.description)
     log.info("job %s %s: %s", job.id, outcome.status, outcome.description)
-
-
-def _acknowledge(job: Job, ctx: CommandContext) -> None:
-    """The `eyes` reaction tells the commenter atlas took the comment up; losing it is harmless."""
-    assert job.comment_id is not None
-    try:
-        ctx.vcs.react(job.pull.repo, job.comment_id, "eyes")
-    except VCSError as error:
-        log.warning("could not react to comment %s: %s", job.comment_id, error)
 
 
 def _refusal(job: Job, ctx: CommandContext) -> CommandOutcome | None:

@@ -22,6 +22,7 @@ from atlas.commands.hooks import run_hooks
 from atlas.commands.locking import lock_holder_text
 from atlas.commands.outcome import CommandOutcome, record_phase
 from atlas.commands.project_run import run_project_stage
+from atlas.commands.reactions import react_for_repository
 from atlas.commands.requirements import unmet
 from atlas.config.raw import ConfigError
 from atlas.config.repo_settings import RepoSettings, load_repo_settings
@@ -41,7 +42,7 @@ from atlas.runtime.joblog import JobLog
 from atlas.runtime.lock_handoff import submit_handoff_plan
 from atlas.runtime.plan_compare import dump_changes, planned_changes
 from atlas.runtime.plans import show_json
-from atlas.runtime.project_selection import find_named_project, projects_for_dir, select_projects
+from atlas.runtime.project_selection import ProjectPatternError, named_projects, projects_for_dir, select_projects
 from atlas.runtime.projects import ProjectMatch, has_terraform_files
 from atlas.stores.audit import AuditAction
 from atlas.stores.locks import ProjectLock
@@ -57,6 +58,10 @@ STATUS_CONTEXT = "atlas/plan"
 @audited(AuditAction.PLAN)
 def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
     pull = job.pull
+    label = ctx.settings.disable_autoplan_label
+    if job.command is CommandName.AUTOPLAN and label and label in pull.labels:
+        log.info("%s carries the label %r: not planning it by itself (--disable-autoplan-label)", pull.key, label)
+        return CommandOutcome(JobStatus.SUCCEEDED, f"ignored: the pull request carries the label {label!r}")
     ctx.state.save_pull(pull)
     joblog = ctx.job_log(job.id)
     workdir = ctx.working_copies.checkout(pull.repo, pull.number, "default", pull.head_sha,
@@ -65,23 +70,27 @@ def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
         repo = load_repo_settings(ctx, pull, workdir)
     except ConfigError as error:
         return _refuse(job, ctx, "atlas could not read this repository's config", str(error))
+    react_for_repository(job, ctx, repo)
     if not repo.effective.policy.branch_matches(pull.base_ref):
         return CommandOutcome(JobStatus.SUCCEEDED, f"ignored: base branch {pull.base_ref} is not configured")
 
+    try:
+        matches = projects_to_plan(job, ctx, repo, workdir, configured_only=silences_no_projects(ctx, repo))
+    except CommentError as error:
+        return _refuse(job, ctx, "atlas could not plan", error.message)
+    if not matches:
+        description = "no Terraform projects changed"
+        if ctx.settings.silence_vcs_status_no_plans or ctx.settings.silence_vcs_status_no_projects:
+            log.info("%s: no project to plan; no status (--silence-vcs-status-no-plans/-projects)", pull.key)
+        else:
+            set_status(job, ctx, CommitState.SUCCESS, description)
+        return CommandOutcome(JobStatus.SUCCEEDED, description)
     set_status(job, ctx, CommitState.PENDING, "Planning…")
     if job.args.after_lock_release:
         ctx.vcs.post_comment(pull.repo, pull.number, (
             f"The lock on dir `{job.args.dir}` workspace `{job.args.workspace}` that this pull request was "
             "waiting for was released, and this pull request now holds it: atlas is planning it."
         ))
-    try:
-        matches = projects_to_plan(job, ctx, repo, workdir)
-    except CommentError as error:
-        return _refuse(job, ctx, "atlas could not plan", error.message)
-    if not matches:
-        description = "no Terraform projects changed"
-        set_status(job, ctx, CommitState.SUCCESS, description)
-        return CommandOutcome(JobStatus.SUCCEEDED, description)
     problems = unmet(ctx, pull, {r for m in matches for r in repo.project(m.project).plan_requirements},
                      ignore_contexts=(STATUS_CONTEXT,))
     if problems:
@@ -179,8 +188,18 @@ def _plan_one(job: Job, ctx: CommandContext, repo: RepoSettings, project: Projec
     return result
 
 
-def projects_to_plan(job: Job, ctx: CommandContext, repo: RepoSettings, workdir: Path) -> list[ProjectMatch]:
-    """Every project the pull request modifies, or the one the comment names."""
+def silences_no_projects(ctx: CommandContext, repo: RepoSettings) -> bool:
+    """`--silence-no-projects` is on and the repository's config lists projects (otherwise it changes nothing)."""
+    return ctx.settings.silence_no_projects and repo.has_repo_config and bool(repo.effective.projects)
+
+
+def projects_to_plan(job: Job, ctx: CommandContext, repo: RepoSettings, workdir: Path, *,
+                     configured_only: bool = False) -> list[ProjectMatch]:
+    """Every project the pull request modifies, or those the comment names.
+
+    `configured_only` (`--silence-no-projects`): a `-d` or `-p` that names no project of the repo config
+    selects nothing, rather than an unconfigured directory or an error comment.
+    """
     args, pull = job.args, job.pull
     config = repo.effective if repo.has_repo_config else None
     if job.command is CommandName.AUTOPLAN or not args.targets_one:
@@ -193,17 +212,22 @@ def projects_to_plan(job: Job, ctx: CommandContext, repo: RepoSettings, workdir:
             raise CommentError(
                 f"there is no project named `{args.project}`: this repository has no atlas.yaml or atlantis.yaml "
                 f"that names projects. Name the directory instead, e.g. `{prefix} plan -d DIR`.")
-        named = find_named_project(config, args.project, base_branch=pull.base_ref)
-        if named is None:
+        regexp = ctx.settings.enable_regexp_cmd
+        try:
+            named = named_projects(config, args.project, regexp=regexp, base_branch=pull.base_ref)
+        except ProjectPatternError as error:
+            raise CommentError(str(error)) from None
+        if not named and not configured_only:
             names = ", ".join(f"`{s.project.name}`" for s in config.projects if s.project.name) or "none"
-            raise CommentError(f"there is no project named `{args.project}` in {repo.config_file} "
+            what = "whose whole name matches the regex" if regexp else "named"
+            raise CommentError(f"there is no project {what} `{args.project}` in {repo.config_file} "
                                f"(projects with names: {names}).")
-        return [ProjectMatch(project=named.project, reason="named in the comment")]
+        return [ProjectMatch(project=s.project, reason="named in the comment") for s in named]
     directory = args.dir or "."
     resolve_dir(workdir, directory)
     if config is not None:
         configured = projects_for_dir(config, directory, args.workspace, base_branch=pull.base_ref)
-        if configured:
+        if configured or configured_only:
             return [ProjectMatch(project=s.project, reason="named in the comment") for s in configured]
     if not has_terraform_files(workdir / directory):
         raise CommentError(f"directory `{directory}` holds no Terraform files (`*.tf`), so there is nothing to plan.")

@@ -12,6 +12,7 @@ from atlas.commands.locking import lock_holder_text
 from atlas.commands.outcome import CommandOutcome
 from atlas.commands.plan import projects_to_plan
 from atlas.commands.project_run import run_project_stage
+from atlas.commands.reactions import react_for_repository
 from atlas.commands.requirements import unmet
 from atlas.config.raw import ConfigError
 from atlas.config.repo_settings import load_repo_settings
@@ -30,6 +31,7 @@ def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
                                           ctx.token_for(pull.repo), log=joblog)
     try:
         repo = load_repo_settings(ctx, pull, workdir)
+        react_for_repository(job, ctx, repo)
         matches = projects_to_plan(job, ctx, repo, workdir)
         if len(matches) != 1:
             raise CommentError(f"`{prefix} {job.command.replace('_', ' ')}` changes one project's state: name it "

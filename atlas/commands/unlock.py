@@ -15,6 +15,7 @@ from atlas.commands.audit import audited
 from atlas.commands.context import CommandContext
 from atlas.commands.outcome import CommandOutcome
 from atlas.models import Job, JobStatus, Project
+from atlas.render.comments import render_error_comment
 from atlas.runtime.cancellation import CancelToken
 from atlas.runtime.lock_handoff import plan_for_new_holders
 from atlas.stores import audit
@@ -26,6 +27,15 @@ from atlas.vcs import VCSError
 @audited(AuditAction.UNLOCK)
 def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
     pull = job.pull
+    label = ctx.settings.disable_unlock_label
+    if label and label in pull.labels:
+        ctx.vcs.post_comment(pull.repo, pull.number, render_error_comment(
+            "atlas did not unlock this pull request",
+            f"It carries the label `{label}`, and this server does not unlock pull requests with that label by "
+            "comment (`--disable-unlock-label`). Remove the label and comment again, or ask an operator to "
+            "discard the lock from atlas's lock pages.",
+        ))
+        return CommandOutcome(JobStatus.SUCCEEDED, f"refused: the pull request carries the label {label!r}")
     released, plans, left = release_pull(ctx, job)
     if not (released or plans or left):
         body = "This pull request holds no locks or plans, and waits for none; there was nothing to unlock."

@@ -135,6 +135,7 @@ _TEAM_AUTHZ = ("not supported: atlas runs no external authorisation command; say
 _METRICS = "atlas exports Prometheus metrics at /metrics itself; statsd and the metrics block are not supported"
 _HOOK = "a pre/post workflow hook key"
 _FLAGS_E2E = "tests/test_atlantis_flags_e2e.py::"
+_CONTROLS_E2E = "tests/test_atlantis_controls_e2e.py::"
 _NOTIFY_E2E = "tests/test_notify_e2e.py::"
 _NOTIFY_APPLY = _NOTIFY_E2E + "test_an_apply_sends_a_signed_webhook_and_a_slack_message"
 _GITLAB = "GitLab support (this round): "
@@ -150,10 +151,15 @@ REPO_KEYS: tuple[AtlantisKey, ...] = (
     _repo("parallel_plan"),
     _repo("parallel_apply"),
     _repo("abort_on_execution_order_fail"),
-    _repo("allowed_regexp_prefixes", P,
-          reason="with --enable-regexp-cmd, only `-p` regexes starting with one of these prefixes are allowed "
-                 "(empty: any)"),
-    _repo("emoji_reaction", P, reason="the emoji atlas reacts with on the comments it processes, for this repository"),
+    _repo("allowed_regexp_prefixes",
+          reason="with --enable-regexp-cmd, a `-p` regex that matches more than one project must start with one "
+                 "of these prefixes (empty: any)",
+          test=_CONTROLS_E2E
+          + "test_allowed_regexp_prefixes_refuse_a_regex_that_matches_several_projects_outside_them"),
+    _repo("emoji_reaction",
+          reason="the reaction atlas adds to a comment command once it has read this config (the server's "
+                 "--emoji-reaction goes on first, when the command is taken up); none adds none",
+          test=_CONTROLS_E2E + "test_a_repository_emoji_reaction_is_added_once_atlas_has_read_its_config"),
     _repo("repo_locks"),
     _repo("repo_locks.mode"),
     _repo("silence_pr_comments"),
@@ -311,18 +317,22 @@ SERVER_KEYS: tuple[AtlantisKey, ...] = (
     _flag("disable-automerge-label", R, reason="not supported: atlas has no label that turns automerge off"),
     _flag("disable-autoplan", S, "setting:disable-autoplan", "never plan automatically; only on `atlas plan`",
           test="tests/test_autoplan_e2e.py::test_disable_autoplan_plans_only_on_a_comment"),
-    _flag("disable-autoplan-label", P, "setting:disable-autoplan-label",
-          "do not autoplan pull requests that carry this label"),
+    _flag("disable-autoplan-label", S, "setting:disable-autoplan-label",
+          "do not autoplan pull requests that carry this label (a comment still plans them)",
+          test=_CONTROLS_E2E + "test_a_pull_request_with_the_disable_autoplan_label_is_planned_only_on_a_comment"),
     _flag("disable-global-apply-lock", R, reason="not supported: atlas's pages have no global apply lock to hide"),
     _flag("disable-markdown-folding", R, reason="not supported: atlas folds long output in comments always"),
     _flag("disable-repo-locking", E, "repos:repos[].repo_locks.mode", "repo_locks: {mode: disabled} for id: /.*/"),
-    _flag("disable-unlock-label", P, "setting:disable-unlock-label",
-          "refuse `atlas unlock` on a pull request that carries this label"),
+    _flag("disable-unlock-label", S, "setting:disable-unlock-label",
+          "refuse `atlas unlock` on a pull request that carries this label, with a comment saying why",
+          test=_CONTROLS_E2E + "test_the_disable_unlock_label_refuses_unlock_by_comment_and_keeps_the_locks"),
     _flag("discard-approval-on-plan", S, "setting:discard-approval-on-plan",
           "dismiss the pull request's approvals when a new plan runs",
           test=_FLAGS_E2E + "test_discard_approval_on_plan_dismisses_approvals_when_a_new_plan_runs"),
-    _flag("emoji-reaction", P, "setting:emoji-reaction",
-          "react with this emoji to every comment command atlas processes (empty: none)"),
+    _flag("emoji-reaction", S, "setting:emoji-reaction",
+          "the reaction atlas puts on every comment command it takes up; none for none (atlas's default is eyes, "
+          "Atlantis's none)",
+          test=_CONTROLS_E2E + "test_emoji_reaction_marks_each_comment_command_and_none_puts_no_reaction"),
     _flag("enable-diff-markdown-format", R,
           reason="atlas always formats plans as diffs: remove the flag"),
     _flag("enable-drift-detection", E, "repos:repos[].drift.enabled",
@@ -332,8 +342,11 @@ SERVER_KEYS: tuple[AtlantisKey, ...] = (
     _flag("enable-policy-checks", reason="run the policy sets of repos.yaml `policies` after every plan",
           test=_POLICY_TEST),
     _flag("enable-profiling-api", R, reason="not supported: atlas has no profiling endpoints"),
-    _flag("enable-regexp-cmd", P, "setting:enable-regexp-cmd",
-          "`-p` takes a regex over project names (limited by allowed_regexp_prefixes)"),
+    _flag("enable-regexp-cmd", S, "setting:enable-regexp-cmd",
+          "`-p` takes a regex over whole project names (limited by allowed_regexp_prefixes); with "
+          "--disable-apply-all, an apply's regex must name one project",
+          test=_CONTROLS_E2E
+          + "test_enable_regexp_cmd_plans_every_project_whose_name_matches_and_without_it_p_is_a_name"),
     _flag("executable-name", S, "setting:comment-prefix",
           "read under this name too (as --executable-name and in config.yaml)"),
     _flag("fail-on-pre-workflow-hook-error", S, "setting:fail-on-pre-workflow-hook-error",
@@ -417,12 +430,16 @@ SERVER_KEYS: tuple[AtlantisKey, ...] = (
     _flag("silence-allowlist-errors", R, reason="not supported: atlas ignores repositories outside the allowlist "
                                                 "without commenting"),
     _flag("silence-fork-pr-errors", R, reason="not supported"),
-    _flag("silence-no-projects", P, "setting:silence-no-projects",
-          "say nothing on pull requests that change no configured project"),
-    _flag("silence-vcs-status-no-plans", P, "setting:silence-vcs-status-no-plans",
-          "set no commit status when autoplan finds nothing to plan"),
-    _flag("silence-vcs-status-no-projects", P, "setting:silence-vcs-status-no-projects",
-          "set no commit status for any command when the pull request changes no project"),
+    _flag("silence-no-projects", S, "setting:silence-no-projects",
+          "say nothing, and run nothing, for changes or a -d/-p that no project of the repo config covers "
+          "(repositories whose config lists projects)",
+          test=_CONTROLS_E2E + "test_silence_no_projects_runs_and_says_nothing_for_what_no_configured_project_covers"),
+    _flag("silence-vcs-status-no-plans", S, "setting:silence-vcs-status-no-plans",
+          "set no atlas/plan status when a plan finds no project to plan",
+          test=_CONTROLS_E2E + "test_silence_vcs_status_flags_set_no_status_when_there_is_no_project"),
+    _flag("silence-vcs-status-no-projects", S, "setting:silence-vcs-status-no-projects",
+          "set no commit status for any command that finds no project to run on",
+          test=_CONTROLS_E2E + "test_silence_vcs_status_flags_set_no_status_when_there_is_no_project"),
     _flag("skip-clone-no-changes", R, reason="not supported"),
     _flag("slack-token", S, "setting:slack-token", "the Slack bot token webhooks of kind slack post with",
           test=_NOTIFY_E2E + "test_an_apply_sends_a_signed_webhook_and_a_slack_message"),

@@ -48,7 +48,9 @@ from atlas.config.raw_values import (
     as_text,
     choice,
     cron_problem,
+    invalid,
 )
+from atlas.config.setting_types import reaction_name
 from atlas.config.yaml_doc import (
     MAX_CONFIG_BYTES,
     MAX_YAML_DEPTH,
@@ -177,6 +179,13 @@ class RawProject(RawModel):
     drift: RawDrift | None = None
 
 
+def _reaction(value: object) -> object:
+    try:
+        return reaction_name(value)
+    except ValueError as error:
+        raise invalid(str(error)) from None
+
+
 class RawRepoConfig(RawModel):
     """atlantis.yaml (version 3, as Atlantis documents it) or atlas.yaml (the same, plus atlas's keys)."""
 
@@ -186,7 +195,7 @@ class RawRepoConfig(RawModel):
     parallel_apply: Flag | None = None
     abort_on_execution_order_fail: Flag | None = None
     delete_source_branch_on_merge: Flag | None = None
-    emoji_reaction: Text | None = None
+    emoji_reaction: Annotated[str, BeforeValidator(_reaction), BeforeValidator(as_text)] | None = None
     projects: list[RawProject] | None = None
     workflows: dict[str, RawWorkflow | None] | None = None
     allowed_regexp_prefixes: TextList | None = None

@@ -83,6 +83,26 @@ def apply_on_merge_words(value: object) -> object:
     return str(value).strip().lower() if isinstance(value, str) else value
 
 
+REACTIONS = ("+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes")
+"""The reactions GitHub puts on a comment (GitLab's award emoji for them are the GitLab client's)."""
+
+REACTION_ALIASES = {"thumbsup": "+1", "thumbsdown": "-1", "tada": "hooray"}
+"""Emoji names Atlantis configs use (GitLab's) for GitHub's reactions."""
+
+NO_REACTION = "none"
+
+
+def reaction_name(value: object) -> object:
+    """A reaction as GitHub names it (`:tada:` and `thumbsup` too), or `none`; ValueError for any other."""
+    if not isinstance(value, str):
+        return value
+    name = value.strip().strip(":").lower()
+    name = REACTION_ALIASES.get(name, name)
+    if name not in (*REACTIONS, NO_REACTION):
+        raise ValueError(f"{value!r} is not a reaction GitHub has: use one of {', '.join(REACTIONS)}, or none")
+    return name
+
+
 CommaList = Annotated[list[str], BeforeValidator(split_commas)]
 
 

@@ -41,6 +41,7 @@ from atlas.config.setting_types import (
     http_url,
     is_secret,
     lower,
+    reaction_name,
     read_secret_file,
     setting,
 )
@@ -194,6 +195,22 @@ class Settings(BaseSettings):
         False, "Never plan a pull request by itself on open or push: projects are planned only on a comment "
         "such as 'atlas plan'. Closing and merging still clean up.", Group.GITHUB
     )
+    disable_autoplan_label: str | None = setting(
+        None,
+        "Do not plan a pull request by itself while it carries this label (it is still planned on a comment "
+        "such as 'atlas plan'); with --disable-autoplan set, no pull request is autoplanned anyway.",
+        Group.GITHUB,
+        metavar="LABEL",
+        example="no-autoplan",
+    )
+    emoji_reaction: Annotated[str, BeforeValidator(reaction_name)] = setting(
+        "eyes",
+        "The reaction atlas puts on each comment command it takes up: one of GitHub's reactions (+1, -1, laugh, "
+        "confused, heart, hooray, rocket, eyes; thumbsup, thumbsdown and tada name +1, -1 and hooray), or none "
+        "for no reaction. Atlantis's default is none; atlas's is eyes.",
+        Group.GITHUB,
+        metavar="REACTION",
+    )
     comment_prefix: CommaList = setting(
         ["atlas"],
         "Words that address atlas at the start of a pull-request comment (as in 'atlas plan'); "
@@ -296,6 +313,39 @@ class Settings(BaseSettings):
     )
     disable_apply_all: bool = setting(
         False, "Refuse a bare 'atlas apply': applies must name a project with -d or -p.", Group.COMMANDS
+    )
+    disable_unlock_label: str | None = setting(
+        None,
+        "Refuse 'atlas unlock' on a pull request that carries this label, saying so in a comment (operators "
+        "can still discard a lock from the lock pages or with 'atlas locks unlock').",
+        Group.COMMANDS,
+        metavar="LABEL",
+        example="do-not-unlock",
+    )
+    enable_regexp_cmd: bool = setting(
+        False,
+        "Let a comment's -p take a regular expression (RE2 syntax, matched against the whole name) over the "
+        "names of the projects in the repository's config, as in 'atlas plan -p staging-.*'. A repository's "
+        "allowed_regexp_prefixes limits a regex that matches more than one project to those prefixes.",
+        Group.COMMANDS,
+    )
+    silence_no_projects: bool = setting(
+        False,
+        "Say nothing on a pull request whose changes, or whose command's -d or -p, touch no project of its repo "
+        "config (repositories whose config lists projects only): no comment, and the command does not run. "
+        "For several servers sharing one repository, each with its own projects.",
+        Group.COMMANDS,
+    )
+    silence_vcs_status_no_plans: bool = setting(
+        False,
+        "Set no atlas/plan status when a plan (or autoplan) finds no project to plan, instead of a successful "
+        "'no Terraform projects changed'.",
+        Group.COMMANDS,
+    )
+    silence_vcs_status_no_projects: bool = setting(
+        False,
+        "Set no commit status for any command (plan, apply) that finds no project to run on.",
+        Group.COMMANDS,
     )
     hide_prev_plan_comments: bool = setting(
         False, "Hide (minimize) a pull request's earlier plan comments when it is planned again.", Group.COMMANDS

@@ -198,6 +198,8 @@ class RepoConfig(BaseModel):
     abort_on_execution_order_fail: bool = False
     delete_source_branch_on_merge: bool | None = None
     allowed_regexp_prefixes: tuple[str, ...] = ()
+    emoji_reaction: str | None = None
+    """The reaction atlas adds to a comment command once it has read this config (`none`: none)."""
     autodiscover: Autodiscover | None = None
     repo_locks_mode: RepoLocksMode | None = None
     silence_pr_comments: tuple[str, ...] | None = None
@@ -302,6 +304,7 @@ def _to_valid(file: str, raw: RawRepoConfig) -> RepoConfig:
         abort_on_execution_order_fail=bool(raw.abort_on_execution_order_fail),
         delete_source_branch_on_merge=raw.delete_source_branch_on_merge,
         allowed_regexp_prefixes=tuple(raw.allowed_regexp_prefixes or ()),
+        emoji_reaction=raw.emoji_reaction,
         autodiscover=autodiscover_from(raw.autodiscover),
         repo_locks_mode=_locks_mode(raw.repo_locks),
         silence_pr_comments=_optional_tuple(raw.silence_pr_comments),

@@ -82,6 +82,7 @@ def pull_from_api(pr: GithubPull) -> PullRequest:
         merged=bool(pr.merged),
         merge_commit_sha=(pr.merge_commit_sha or "") if pr.merged else "",
         merged_by=pr.merged_by.login if pr.merged and pr.merged_by else "",
+        labels=tuple(label.name for label in pr.labels),
     )
 
 

@@ -162,7 +162,15 @@ def parse_pull(pr: Mapping[str, Any], repository: Mapping[str, Any]) -> PullRequ
         merged=bool(pr.get("merged")),
         merge_commit_sha=str(pr.get("merge_commit_sha") or "") if pr.get("merged") else "",
         merged_by=_login(pr.get("merged_by")) or "",
+        labels=_labels(pr.get("labels")),
     )
+
+
+def _labels(value: object) -> tuple[str, ...]:
+    """The names of a payload's `labels` (a list of label objects); anything else is no labels."""
+    if not isinstance(value, list):
+        return ()
+    return tuple(str(label["name"]) for label in value if isinstance(label, Mapping) and label.get("name"))
 
 
 def job_for_event(event: PullRequestEvent, *, allow_draft_prs: bool, delivery_id: str | None) -> Job | Ignored:

@@ -16,6 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from atlas.config.file_patterns import normalise_dir
+from atlas.config.regex import PatternError, go_pattern
 from atlas.config.server import EffectiveConfig, ProjectSettings
 from atlas.config.valid import AutodiscoverMode
 from atlas.runtime.projects import ProjectMatch, find_projects
@@ -100,6 +101,45 @@ def find_named_project(config: EffectiveConfig, name: str, *, base_branch: str |
         if settings.project.name == name:
             return settings
     return None
+
+
+MAX_PROJECT_PATTERN = 200
+"""The longest `-p` regex atlas compiles: project names are short, and so should a pattern over them be."""
+
+
+class ProjectPatternError(ValueError):
+    """A comment's `-p` regex atlas will not use; the message says why, for the pull request."""
+
+
+def named_projects(
+    config: EffectiveConfig, name: str, *, regexp: bool, base_branch: str | None = None
+) -> list[ProjectSettings]:
+    """The configured projects a comment's `-p NAME` targets, in config order.
+
+    Without `regexp` (`--enable-regexp-cmd`), the one project of that name. With it, `NAME` is a regular
+    expression (RE2 syntax, as Atlantis reads it) matched against whole project names; when it matches more
+    than one and the repository sets `allowed_regexp_prefixes`, it must start with one of those prefixes.
+    """
+    candidates = _for_branch(config, base_branch)
+    if not regexp:
+        return [settings for settings in candidates if settings.project.name == name][:1]
+    if len(name) > MAX_PROJECT_PATTERN:
+        raise ProjectPatternError(f"the `-p` regex is {len(name)} characters long; atlas takes at most "
+                                  f"{MAX_PROJECT_PATTERN}.")
+    try:
+        pattern = go_pattern(name)
+    except PatternError as error:
+        raise ProjectPatternError(f"`-p {name}` is not a regular expression atlas can use: "
+                                  f"{str(error).rpartition(': ')[2]}.") from None
+    found = [s for s in candidates if s.project.name is not None and pattern.fullmatch(s.project.name)]
+    prefixes = config.allowed_regexp_prefixes
+    if len(found) > 1 and prefixes and not any(name.startswith(prefix) for prefix in prefixes):
+        names = ", ".join(f"`{s.project.name}`" for s in found)
+        allowed = ", ".join(f"`{prefix}`" for prefix in prefixes)
+        raise ProjectPatternError(
+            f"`-p {name}` matches {len(found)} projects ({names}), and in this repository a regex that matches "
+            f"more than one project must start with one of its allowed_regexp_prefixes: {allowed}.")
+    return found
 
 
 def projects_for_dir(

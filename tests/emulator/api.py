@@ -376,6 +376,20 @@ def create_api_app(emulator: GitHubEmulator) -> Flask:
         found.updated_at = now()
         return json_response(issue_body(found))
 
+    @route("/repos/<owner>/<name>/issues/<int:number>/labels", methods=("POST",))
+    def add_labels(owner: str, name: str, number: int) -> Response:
+        repo = repo_or_404(owner, name)
+        found = issue_or_pull_or_404(repo, number)
+        labels = body_json().get("labels")
+        if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+            raise _validation("Label", "labels", "labels must be a list of label names")
+        if isinstance(found, EmulatedIssue):
+            found.labels = list(dict.fromkeys([*found.labels, *labels]))
+        else:
+            emulator.label_pull(found.full_name, found.number, *labels)
+        names = found.labels
+        return json_response([shapes.label(repo, label) for label in names])
+
     @route("/repos/<owner>/<name>/issues/<int:number>/comments")
     def list_comments(owner: str, name: str, number: int) -> Response:
         repo = repo_or_404(owner, name)

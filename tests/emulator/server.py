@@ -399,6 +399,12 @@ class GitHubEmulator:
                 raise EmulatorError(f"no pull request {full_name}#{number}")
             return found
 
+    def label_pull(self, full_name: str, number: int, *labels: str) -> None:
+        """Put `labels` on the pull request (as `POST /issues/{number}/labels` does)."""
+        with self.lock:
+            pull = self.pull(full_name, number)
+            pull.labels = list(dict.fromkeys([*pull.labels, *labels]))
+
     def push(self, full_name: str, number: int, changes: Changes, message: str = "Update") -> str:
         """Add a commit with `changes` to the pull request's head branch; the new head sha."""
         with self.lock:

@@ -264,6 +264,7 @@ class EmulatedPull:
     created_at: datetime = field(default_factory=now)
     updated_at: datetime = field(default_factory=now)
     reviews: list[Review] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
     mergeable_override: bool | _Unset | None = COMPUTED
 
     @property
