@@ -28,11 +28,13 @@ from atlas.drift import check as drift
 from atlas.drift.report import fit_for_github
 from atlas.drift.scheduler import start_scheduler
 from atlas.models import DriftStatus
+from atlas.notify import SIGNATURE_HEADER, verify_signature
 from atlas.render.drift import render_issue_body
 from atlas.stores.audit import AuditAction
 from tests.atlas_plugin import FIXTURES, REPO_ROOT, RunningAtlas
 from tests.commands_world import DEVELOPER, REPO, app_change, open_and_plan
 from tests.emulator import GitHubEmulator, webhook_payload
+from tests.notify_receivers import WebhookReceiver, running
 from tests.redis_plugin import eventually
 
 NEVER = "0 0 1 1 *"
@@ -202,6 +204,41 @@ def test_remediation_applies_the_default_branch_and_closes_its_issue_in_the_same
 
     assert world.run().returncode == 0
     assert len(world.issues()) == 1
+
+
+def test_a_check_that_finds_drift_and_remediates_it_notifies_the_webhooks(
+    drift_world: Callable[..., DriftWorld],
+) -> None:
+    world = drift_world()
+    world.configure("{enabled: true, remediate: true}")
+    world.apply_live("app", "-var", "environment=staging")
+    secret = "whsec-drift-e2e-secret"
+    with running(WebhookReceiver()) as receiver:
+        hooks = json.dumps([
+            {"event": "drift", "kind": "http", "url": f"{receiver.url}/drift", "secret": secret},
+            {"event": "remediation", "kind": "http", "url": f"{receiver.url}/remediation", "branch-regex": "^main$"},
+            {"event": "apply", "kind": "http", "url": f"{receiver.url}/apply"},
+        ])
+        checked = world.run("--webhooks", hooks)
+        assert checked.returncode == 2, checked.stdout + checked.stderr
+        by_path = {request.path: request for request in receiver.received()}
+
+    assert sorted(by_path) == ["/drift", "/remediation"], "a remediation is no pull request's apply"
+    drift = by_path["/drift"]
+    assert verify_signature(drift.body, drift.headers[SIGNATURE_HEADER.lower()], secret)
+    body = drift.json()
+    assert (body["event"], body["branch"], body["repo"]["full_name"]) == ("drift", "main", REPO)
+    assert (body["projects_with_drift"], body["total_projects"]) == (1, 2)
+    app = next(project for project in body["projects"] if project["dir"] == "app")
+    assert (app["has_drift"], app["to_change"], app["error"]) == (True, 1, None)
+    assert app["summary"] == "Plan: 0 to add, 1 to change, 0 to destroy."
+    assert body["url"] == "https://atlas.example.test/drift"
+
+    remediation = by_path["/remediation"].json()
+    assert (remediation["event"], remediation["action"], remediation["success"]) == ("remediation", "apply", True)
+    assert remediation["project"] == {"dir": "app", "workspace": "default", "name": None}
+    assert remediation["summary"] == "Apply complete! Resources: 0 added, 1 changed, 0 destroyed."
+    assert world.service_name() == "production-app"
 
 
 def test_remediation_waits_while_a_pull_request_holds_the_lock(

@@ -22,6 +22,7 @@ from atlas import metrics
 from atlas.commands.context import CommandContext
 from atlas.config.raw import ConfigError
 from atlas.config.workflow import Stage, Step, StepName
+from atlas.drift.notifications import notify_check
 from atlas.drift.remediate import remediate
 from atlas.drift.report import record_check, record_failed_repo, report, set_repo_status
 from atlas.drift.targets import DRIFT_USER, DriftTarget, candidate_repos, targets_at
@@ -132,6 +133,7 @@ def check_repo(
             for workspace in sorted({t.project.workspace for t in targets} - {"default"}):
                 workdirs[workspace] = checkout(ctx, repo, check.sha, workspace, repo_log(ctx, repo))
             check.records = _check_all(ctx, targets, workdirs, trigger=trigger, user=user)
+        notify_check(ctx, repo, check.records)
     except ConfigError as error:
         check.error = f"the repo config at {check.sha[:7]} is invalid: {error}"
     except (VCSError, WorkingCopyError) as error:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from atlas.commands.context import CommandContext
+from atlas.drift.notifications import notify_remediation
 from atlas.drift.report import record_remediation
 from atlas.drift.targets import DRIFT_USER, DriftTarget
 from atlas.drift.workdirs import DRIFT_PULL_NUMBER
@@ -48,6 +49,7 @@ def remediate(ctx: CommandContext, target: DriftTarget, workdir: Path, planfile:
                 remediation = Remediation(status=RemediationStatus.FAILED, output=result.output,
                                           detail=(result.error or "terraform apply failed").strip())
     record_remediation(ctx, target, record, remediation, user=user, trigger=trigger)
+    notify_remediation(ctx, target, remediation)
     update: dict[str, Any] = {"remediation": remediation}
     if remediation.status is RemediationStatus.APPLIED:
         update["status"] = DriftStatus.REMEDIATED
