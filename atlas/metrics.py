@@ -5,12 +5,18 @@ Counters and histograms are process-wide (as Prometheus metrics are) and live in
 jobs, locks held) are read from the queue and the stores by `atlas.web.monitoring.ServerGauges` when
 Prometheus scrapes; `server_registry` joins them to these and `exposition()` renders both.
 
+Under gunicorn (`atlas server`) every web process counts into files of one directory
+(prometheus_client's multiprocess mode, `PROMETHEUS_MULTIPROC_DIR`, set by `atlas.startup.share_metrics`
+before this module is imported), and `/metrics` served by any of them sums what all of them counted.
+Each `atlas worker` process serves its own (`serve_http`): Prometheus scrapes each.
+
 Every label value comes from a closed set (commands, outcomes, known event names, VCS methods), so
 nothing a webhook sender controls can grow the number of series.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 
 from prometheus_client import (
@@ -22,6 +28,7 @@ from prometheus_client import (
     Counter,
     Histogram,
     generate_latest,
+    multiprocess,
     start_http_server,
 )
 from prometheus_client.metrics_core import Metric
@@ -139,12 +146,30 @@ class _SharedMetrics(Collector):
         return REGISTRY.collect()
 
 
+def shared_directory() -> str | None:
+    """The directory the processes of this server count into (multiprocess mode), or None."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
 def server_registry(gauges: Collector) -> CollectorRegistry:
-    """A registry with the process's metrics and one server's gauges, for its `/metrics`."""
+    """A registry with the process's metrics (every web process's, in multiprocess mode) and one server's
+    gauges, for its `/metrics`."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_SharedMetrics())
+    directory = shared_directory()
+    if directory is not None:
+        # Python's process and GC metrics are per process, so multiprocess mode leaves them out.
+        multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+    else:
+        registry.register(_SharedMetrics())
     registry.register(gauges)
     return registry
+
+
+def forget_process(pid: int) -> None:
+    """What a web process that exited kept for live gauges goes (its counters stay counted)."""
+    directory = shared_directory()
+    if directory is not None:
+        multiprocess.mark_process_dead(pid, path=directory)  # type: ignore[no-untyped-call]
 
 
 def exposition(registry: CollectorRegistry) -> bytes:

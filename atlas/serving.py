@@ -15,6 +15,7 @@ import flask
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 from gunicorn.glogging import Logger as GunicornLogger  # type: ignore[import-untyped]
 
+from atlas import metrics
 from atlas.config.settings import Settings
 from atlas.http.front import FrontLimits, FrontWorker
 
@@ -88,6 +89,7 @@ class AtlasServer(BaseApplication):  # type: ignore[misc]
             "logger_class": RoutedGunicornLogger,
             # gunicorn ≥ 24 otherwise creates a control socket under $HOME shared by every instance.
             "control_socket_disable": True,
+            "child_exit": _web_process_exited,
         }
 
     def load_config(self) -> None:
@@ -102,3 +104,8 @@ class AtlasServer(BaseApplication):  # type: ignore[misc]
 
             factory = create_app
         return factory(self.settings)
+
+
+def _web_process_exited(server: Any, worker: Any) -> None:
+    """gunicorn's `child_exit` hook, in the master: the web process's live metrics go with it."""
+    metrics.forget_process(worker.pid)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
+from pathlib import Path
 
 from atlas import __version__
 from atlas.config.settings import Settings, SettingsError, setting_info
@@ -23,6 +25,32 @@ def require(settings: Settings, name: str, why: str) -> None:
     if getattr(settings, name) is None:
         info = setting_info(name)
         raise SettingsError(f"{info.flag} ({info.env}) is required: {why}")
+
+
+MULTIPROCESS_METRICS_DIR = "prometheus-multiproc"
+"""Where, under the data dir, the server's web processes keep their counters for each other (`share_metrics`)."""
+
+
+def share_metrics(settings: Settings) -> Path:
+    """Make every process forked from this one count into one directory, emptied now, so that `/metrics`
+    served by any of them sums all of them (prometheus_client's multiprocess mode).
+
+    It must run before prometheus_client is imported, which reads `PROMETHEUS_MULTIPROC_DIR` once.
+    """
+    if "prometheus_client" in sys.modules:
+        raise RuntimeError("share_metrics must run before prometheus_client is imported")
+    directory = settings.data_dir / MULTIPROCESS_METRICS_DIR
+    try:
+        # What earlier processes counted is not this server's: their pids may even be reused.
+        shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir(parents=True)
+    except OSError as error:
+        raise SettingsError(
+            f"cannot create {directory} for the web processes' metrics: {error.strerror or error} "
+            "(set --data-dir or ATLAS_DATA_DIR)"
+        ) from None
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+    return directory
 
 
 def prepare_process(settings: Settings) -> Sandbox:

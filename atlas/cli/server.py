@@ -8,7 +8,7 @@ import logging
 from atlas.cli.catalog import SUMMARIES
 from atlas.cli.subcommand import DOCS_POINTER, Subcommand, add_settings_arguments, settings_from_args
 from atlas.config.settings import require_github_auth, require_webhook_secret
-from atlas.startup import log_startup, prepare_process
+from atlas.startup import log_startup, prepare_process, share_metrics
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,9 @@ def run_server(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     require_github_auth(settings, "the server reads pull requests and comments")
     require_webhook_secret(settings)
+    if not args.dev:
+        # Before anything imports prometheus_client: gunicorn's web processes count into one place.
+        share_metrics(settings)
     sandbox = prepare_process(settings)
     log_startup(settings, "server", sandbox)
 
