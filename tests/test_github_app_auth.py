@@ -32,6 +32,7 @@ from atlas.github.app_auth import (
 )
 from tests.emulator import GitHubEmulator
 from tests.emulator.app import GitHubAppEmulator
+from tests.emulator.server import API_PREFIX
 from tests.redis_backends import backend_of, url_of
 from tests.redis_plugin import free_port
 
@@ -194,6 +195,21 @@ def test_the_installation_comes_from_the_delivery_else_from_github(
     assert app.installation_id(REPO) == installation
     assert app.installation_id(REPO) == installation
     assert len([r for r in github_emulator.requests if r.path.endswith("/installation")]) == 1
+
+
+def test_an_accounts_installation_is_found_for_an_organisation_and_for_a_user(
+    make_app: Callable[..., GitHubApp], github_emulator: GitHubEmulator, github_app: GitHubAppEmulator
+) -> None:
+    github_emulator.add_org("platform")
+    on_org, on_user = github_app.install("platform"), github_app.install("octocat")
+    app = make_app()
+    assert app.owner_installation_id("platform") == on_org.id
+    assert app.owner_installation_id("octocat") == on_user.id
+    assert app.owner_installation_id("Platform") == on_org.id  # known now: not asked again
+    asked = [r.path.removeprefix(API_PREFIX) for r in github_emulator.requests if r.path.endswith("/installation")]
+    assert asked == ["/orgs/platform/installation", "/orgs/octocat/installation", "/users/octocat/installation"]
+    with pytest.raises(InstallationNotFound, match="not installed on the account nobody"):
+        app.owner_installation_id("nobody")
 
 
 def test_a_repository_without_the_app_is_named_in_the_error(

@@ -352,3 +352,29 @@ def test_a_failed_plan_skips_its_policy_check_run_and_says_why(
     assert (skipped["status"], skipped["conclusion"]) == ("completed", "skipped")
     assert skipped["output"]["title"] == "Policy check skipped"
     assert "The plan did not succeed" in skipped["output"]["summary"]
+
+
+def test_team_rights_are_read_as_the_apps_installation_on_the_organisation(
+    start_atlas: Callable[..., RunningAtlas],
+    fixture_repo: Callable[..., EmulatedRepo],
+    github_emulator: GitHubEmulator,
+    github_app: GitHubAppEmulator,
+) -> None:
+    """Team membership is an organisation's, so atlas asks for the App's installation there."""
+    github_emulator.add_org("acme")
+    github_emulator.add_team("acme", "platform", members=["carol"])
+    installation = github_app.install("acme")
+    atlas = start_atlas(**app_settings(github_app, gh_team_allowlist="platform:plan"))
+    fixture_repo("multi-project")
+    for user in ("carol", "erin"):
+        github_emulator.set_permission(REPO, user, "write")
+    pull = github_emulator.open_pull(REPO, "more-replicas", APP_CHANGE)
+
+    for user in ("carol", "erin"):
+        payload = webhook_payload("issue_comment", pull, "created", body="atlas plan -d app", commenter=user)
+        assert atlas.deliver("issue_comment", as_installation(payload, installation)).status_code == 202
+        atlas.wait_idle()
+    carol, erin = [body for author, body in bodies(github_emulator, pull.number) if author == github_app.bot_login]
+    assert "Plan: 1 to add, 0 to change, 0 to destroy." in carol
+    assert "Sorry @erin, `plan` needs membership of a team" in erin
+    assert any(r.path.endswith("/orgs/acme/installation") for r in github_emulator.requests)

@@ -430,17 +430,24 @@ class GitHubApp:
             self._installations[full_name.lower()] = installation_id
 
     def owner_installation_id(self, owner: str) -> int:
-        """The installation on an organisation or user account (`GET /orgs/{org}/installation`)."""
+        """The installation on an organisation (`GET /orgs/{org}/installation`), else on a user account
+        (`GET /users/{user}/installation`): what org-wide calls such as team membership act as."""
         key = owner.lower() + "/"
         with self._lock:
             known = self._installations.get(key)
         if known is not None:
             return known
+        login = quote(owner, safe="")
         with self._refused_as_error(f"finding the App's installation on {owner}"):
             try:
-                found = int(self._integration.get_org_installation(quote(owner, safe="")).id)
+                found = int(self._integration.get_org_installation(login).id)
             except UnknownObjectException:
-                raise InstallationNotFound(f"GitHub App {self.app_id} is not installed on {owner}") from None
+                try:
+                    found = int(self._integration.get_user_installation(login).id)
+                except UnknownObjectException:
+                    raise InstallationNotFound(
+                        f"GitHub App {self.app_id} is not installed on the account {owner}: install it there"
+                    ) from None
         with self._lock:
             self._installations[key] = found
         return found

@@ -1,7 +1,8 @@
 """A GitHub App in the emulator: its JWT, installations, installation tokens and the check runs API.
 
 `GitHubAppEmulator(emulator)` registers an App with a fresh RSA key (`private_key_pem` is what
-atlas is configured with), answers `GET /app`, `GET /repos/{o}/{r}/installation` and
+atlas is configured with), answers `GET /app`, `GET /repos/{o}/{r}/installation`,
+`GET /orgs/{org}/installation`, `GET /users/{user}/installation` and
 `POST /app/installations/{id}/access_tokens` to a JWT verified with the App's public key and its
 claims checked as GitHub checks them, and makes the tokens it mints good for the REST API and git
 over HTTP (user `x-access-token`) until they expire or a test revokes them. `GET /user` answers 403
@@ -414,6 +415,19 @@ class GitHubAppEmulator:
                 raise ApiError(404, "Not Found")
             return json_response(self._installation_body(found))
 
+        @route("/orgs/<org>/installation")
+        def org_installation(org: str) -> Response:
+            self._verify_jwt()
+            if not emulator.is_org(org):
+                raise ApiError(404, "Not Found")
+            return json_response(self._installation_body(self._account_installation(org)))
+
+        @route("/users/<username>/installation")
+        def user_installation(username: str) -> Response:
+            # GitHub answers this for an organisation's login too: an organisation is an account.
+            self._verify_jwt()
+            return json_response(self._installation_body(self._account_installation(username)))
+
         @route("/app/installations/<int:installation_id>/access_tokens", methods=("POST",))
         def access_tokens(installation_id: int) -> Response:
             self._verify_jwt()
@@ -514,6 +528,13 @@ class GitHubAppEmulator:
 
         _ = shapes  # shapes serve the other endpoints' bodies; these use the App recordings
         return app
+
+    def _account_installation(self, login: str) -> Installation:
+        """The App's installation on an account (an organisation or a user), or GitHub's 404."""
+        found = next((i for i in self._installations.values() if i.account.lower() == login.lower()), None)
+        if found is None:
+            raise ApiError(404, "Not Found")
+        return found
 
     # Check runs
 
