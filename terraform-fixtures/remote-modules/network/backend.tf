@@ -1,0 +1,5 @@
+terraform {
+  backend "local" {
+    path = "__STATE_DIR__/remote-modules/network.tfstate"
+  }
+}
