@@ -103,7 +103,7 @@ def test_a_private_module_repository_is_not_read_with_atlas_token(
     atlas.wait_idle()
 
     [body] = [c["body"] for c in github_emulator.comments(REPO, pull.number)]
-    assert "Plan Error" in body or "failed" in body.lower()
-    assert "terraform-modules" in body
-    assert [r.status for r in github_emulator.requests if r.path.startswith("/acme/terraform-modules.git/")][:1] == [401]
+    assert "**Plan Error**: Failed to download module" in body and "could not read Username" in body
+    library = [r.status for r in github_emulator.requests if r.path.startswith("/acme/terraform-modules.git/")]
+    assert library and set(library) == {401}, "terraform asked without credentials and was refused"
     assert github_emulator.token not in body and github_emulator.token not in "".join(job_logs(atlas).values())
