@@ -292,6 +292,72 @@ def test_a_plan_that_destroys_is_remediated_only_with_remediate_destroy(drift_wo
     assert world.issues()[0]["state"] == "closed"
 
 
+NO_UPDATES = """\
+package main
+import rego.v1
+
+deny contains msg if {
+    some rc in input.resource_changes
+    "update" in rc.change.actions
+    msg := sprintf("%s: no in-place update outside a review", [rc.address])
+}
+"""
+
+NO_DESTROY = """\
+package main
+import rego.v1
+
+deny contains msg if {
+    some rc in input.resource_changes
+    "delete" in rc.change.actions
+    msg := sprintf("%s: no destroy", [rc.address])
+}
+"""
+
+
+def test_a_remediation_whose_plan_fails_its_policies_is_not_applied_and_the_issue_says_why(
+    drift_world: Callable[..., DriftWorld],
+) -> None:
+    world = drift_world()
+    policy_dir = world.tmp_path / "policies" / "changes"
+    policy_dir.mkdir(parents=True)
+    (policy_dir / "changes.rego").write_text(NO_UPDATES)
+    policies = ("policies:\n  owners: {users: [olga]}\n  policy_sets:\n"
+                "    - {name: changes, path: policies/changes, source: local}\n")
+    world.configure("{enabled: true, remediate: true}", policies)
+    world.apply_live("app", "-var", "environment=staging")
+
+    refused = world.run("--enable-policy-checks")
+
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert world.service_name() == "staging-app", "a plan failing its policies is not applied"
+    [issue] = world.issues()
+    assert issue["state"] == "open"
+    assert ("not applied: the plan fails its policy check: `changes` (failed: terraform_data.service: no in-place "
+            "update outside a review)") in issue["body"]
+    assert "bring the project back through a pull request" in issue["body"]
+
+    from atlas.stores.sqlite.state import SQLiteStateStore
+
+    store = SQLiteStateStore(world.data_dir / "atlas.db")
+    [remediation] = store.audit_entries(action=AuditAction.REMEDIATION)
+    assert remediation.outcome == "refused" and "`changes`" in remediation.detail
+    [check] = store.audit_entries(action=AuditAction.POLICY_CHECK)
+    assert check.outcome == "failed" and "no in-place update" in check.output
+
+    broken = "package main\nimport rego.v1\n\ndeny[msg] {\n    msg := \"v0\"\n}\n"
+    (policy_dir / "changes.rego").write_text(broken)
+    assert world.run("--enable-policy-checks").returncode == 2
+    assert world.service_name() == "staging-app", "a policy set atlas cannot load fails closed"
+    assert "`changes` (could not be evaluated: changes.rego:4" in world.issues()[0]["body"]
+
+    (policy_dir / "changes.rego").write_text(NO_DESTROY)
+    passed = world.run("--enable-policy-checks")
+    assert passed.returncode == 2, passed.stdout + passed.stderr
+    assert world.service_name() == "production-app", "a plan that passes its policies is remediated"
+    assert world.issues()[0]["state"] == "closed"
+
+
 def test_a_check_that_cannot_plan_fails_with_exit_status_1(drift_world: Callable[..., DriftWorld]) -> None:
     world = drift_world("failing", apply=("healthy",))
 

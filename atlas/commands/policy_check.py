@@ -20,16 +20,14 @@ from pydantic import TypeAdapter
 
 from atlas.commands.context import CommandContext
 from atlas.config.repo_settings import RepoSettings
-from atlas.config.workflow import StepName
 from atlas.models import Job, Project, PullRequest
 from atlas.policy.approvals import PolicyApproval, PolicyStanding, refusal, standing
-from atlas.policy.engine import evaluate_policy_sets
-from atlas.policy.results import PolicyOutcome, PolicyProblem, PolicySetResult
-from atlas.policy.sets import PolicyConfigError, PolicySet, PolicySets, namespaces_from_extra_args
+from atlas.policy.results import PolicySetResult
+from atlas.policy.sets import PolicySets
 from atlas.render.comments import split_comment
 from atlas.render.policy_check import render_policy_check_comment
 from atlas.runtime.joblog import JobLog
-from atlas.runtime.plans import show_json
+from atlas.runtime.plan_policies import evaluate_plan
 from atlas.stores.audit import AuditAction, AuditEntry, record
 from atlas.stores.policy import PolicyCheckRecord
 from atlas.vcs import CommitState
@@ -100,18 +98,9 @@ def gate_merge_plan(ctx: CommandContext, job: Job, repo: RepoSettings, project: 
 
 def _evaluate(ctx: CommandContext, policies: PolicySets, repo: RepoSettings, project: Project, workdir: Path,
               planfile: Path, joblog: JobLog) -> list[PolicySetResult]:
-    joblog.section(f"policy check {project.dir}/{project.workspace}")
-    try:
-        policy_sets = _sets_for_project(policies, repo, project)
-    except PolicyConfigError as error:
-        return [_error_result(s, "; ".join(error.problems)) for s in policies.policy_sets]
-    try:
-        document = show_json(ctx.terraform_for(repo.project(project).terraform_version), workdir, project,
-                             planfile, joblog)
-    except Exception as error:  # fail closed: a plan atlas cannot show is not a plan that passed
-        return [_error_result(s, f"terraform show -json of the saved plan failed: {error}")
-                for s in policies.policy_sets]
-    return evaluate_policy_sets(policy_sets, document, cache=ctx.policy_cache)
+    settings = repo.project(project)
+    runner = ctx.terraform_for(settings.terraform_version)
+    return evaluate_plan(policies, settings, runner, workdir, planfile, joblog, ctx.policy_cache)
 
 
 @dataclass(frozen=True)
@@ -158,30 +147,6 @@ def blocked(ctx: CommandContext, repo: RepoSettings, pull: PullRequest, projects
         elif not entry.standing.allows_apply:
             refusals.append(refusal(entry.project.label, entry.standing.blocking, command_prefix=prefix))
     return refusals
-
-
-def _sets_for_project(policies: PolicySets, repo: RepoSettings, project: Project) -> list[PolicySet]:
-    """The policy sets as the project's `policy_check` step selects their namespaces (`extra_args`)."""
-    stage = repo.project(project).workflow.policy_check
-    steps = [step for step in stage.steps if step.name is StepName.POLICY_CHECK]
-    others = [step.name.value for step in stage.steps if step.name not in (StepName.POLICY_CHECK, StepName.SHOW)]
-    if others:
-        raise PolicyConfigError([
-            f"the workflow's policy_check stage has {', '.join(others)} step(s): atlas evaluates policies "
-            "in-process and runs only `show` and `policy_check` steps there"])
-    extra_args: list[str] = [arg for step in steps for arg in step.extra_args]
-    selected = []
-    for policy_set in policies.policy_sets:
-        namespaces = namespaces_from_extra_args(extra_args, default=policy_set.namespaces)
-        # None (`--all-namespaces`) reaches the engine as "every package the files declare".
-        selected.append(policy_set.model_copy(update={"namespaces": namespaces}))
-    return selected
-
-
-def _error_result(policy_set: PolicySet, message: str) -> PolicySetResult:
-    return PolicySetResult(policy_set=policy_set.name, directory=policy_set.path, outcome=PolicyOutcome.ERROR,
-                           errors=(PolicyProblem(message=message),))
-
 
 
 def report(ctx: CommandContext, job: Job, checks: Sequence[tuple[Project, PolicyStanding]]) -> None:

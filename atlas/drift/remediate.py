@@ -1,7 +1,9 @@
 """Remediation: applying a drift check's plan to bring the infrastructure back to git, under the project's lock.
 
 Only where a project's `drift:` says `remediate: true`, only when no pull request holds the
-project's lock, and only when the plan destroys nothing (unless `remediate_destroy: true`).
+project's lock, only when the plan destroys nothing (unless `remediate_destroy: true`), and, with
+policy checks on for the repository, only when the plan passes every policy set: a remediation has
+no pull request in which owners could approve a failure, so a failing (or unloadable) set refuses it.
 """
 
 from __future__ import annotations
@@ -16,9 +18,13 @@ from atlas.drift.report import record_remediation
 from atlas.drift.targets import DRIFT_USER, DriftTarget
 from atlas.drift.workdirs import DRIFT_PULL_NUMBER
 from atlas.models import CommandName, DriftRecord, DriftStatus, Remediation, RemediationStatus
+from atlas.policy.results import PolicyOutcome, PolicySetResult
 from atlas.runtime.joblog import JobLog
 from atlas.runtime.lock_handoff import plan_for_new_holders
+from atlas.runtime.plan_policies import evaluate_plan
 from atlas.runtime.steps import StepContext, run_stage
+from atlas.stores import audit
+from atlas.stores.audit import AuditAction, AuditEntry
 from atlas.stores.locks import lock_id_for
 
 log = logging.getLogger(__name__)
@@ -29,6 +35,8 @@ def remediate(ctx: CommandContext, target: DriftTarget, workdir: Path, planfile:
     """Apply the check's plan, if nothing forbids it, holding the project's lock meanwhile."""
     project, repo = target.project, target.repo
     remediation = _refusal(ctx, target, record)
+    if remediation is None:
+        remediation = _policy_refusal(ctx, target, workdir, planfile, joblog, user=user, trigger=trigger)
     if remediation is None:
         attempt = ctx.locks.acquire(target.pull, [project], DRIFT_USER)
         if attempt.conflicts:
@@ -68,6 +76,40 @@ def _refusal(ctx: CommandContext, target: DriftTarget, record: DriftRecord) -> R
     if holder is not None:
         return waiting(holder.pull_number)
     return None
+
+
+def _policy_refusal(ctx: CommandContext, target: DriftTarget, workdir: Path, planfile: Path, joblog: JobLog,
+                    *, user: str, trigger: str) -> Remediation | None:
+    """With policy checks on for the project, a refusal when a policy set fails (or cannot be evaluated) on the plan."""
+    policies = ctx.server_config.policies
+    if not ctx.settings.enable_policy_checks or policies is None or not target.settings.policy_check:
+        return None
+    runner = ctx.runner_for(target.settings, workdir / target.project.dir)
+    results = evaluate_plan(policies, target.settings, runner, workdir, planfile, joblog, ctx.policy_cache)
+    failing = [result for result in results if not result.passed]
+    audit.record(ctx.state, AuditEntry(
+        action=AuditAction.POLICY_CHECK, repo=target.repo.full_name, user=user, trigger=trigger,
+        outcome="failed" if failing else "passed", sha=target.sha, project=target.project,
+        detail="; ".join(f"{r.policy_set}: {r.outcome.value}" for r in results),
+        output="\n".join(f"{r.policy_set}: {line}" for r in failing for line in _problems(r))))
+    if not failing:
+        return None
+    reasons = "; ".join(f"`{r.policy_set}` ({_why(r)})" for r in failing)
+    return Remediation(status=RemediationStatus.REFUSED, detail=(
+        f"the plan fails its policy check: {reasons}. A remediation has no pull request in which owners could "
+        "approve the failure, so atlas applies it only when every policy set passes; bring the project back "
+        "through a pull request instead"))
+
+
+def _problems(result: PolicySetResult) -> list[str]:
+    return [m.message for m in result.failures] + [str(p) for p in result.errors]
+
+
+def _why(result: PolicySetResult) -> str:
+    kind = "could not be evaluated" if result.outcome is PolicyOutcome.ERROR else "failed"
+    problems = _problems(result)
+    shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+    return f"{kind}: {shown}" if shown else kind
 
 
 def waiting(pull_number: int) -> Remediation:
