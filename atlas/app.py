@@ -10,6 +10,7 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 
 from flask import Flask, Response, request
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -22,6 +23,7 @@ from atlas.commands.context import CommandContext
 from atlas.commands.interrupted import recover_after_restart, report_interrupted
 from atlas.config.settings import Settings, require_webhook_secret
 from atlas.drift.scheduler import start_scheduler
+from atlas.gitlab.client import GitLabClient
 from atlas.http import api, webhooks
 from atlas.jobs.queue import JobQueue, QueueUnavailable
 from atlas.jobs.reaper import Reaper
@@ -72,6 +74,8 @@ def create_app(settings: Settings) -> Flask:
         ATLAS_STATE=ctx.state,
         ATLAS_QUEUE=queue,
         ATLAS_GITHUB_APP=runtime.github_app,
+        # Whose notes are atlas's own on GitLab (asked of GitLab once, when --gitlab-user is unset).
+        ATLAS_GITLAB_USERNAME=_identity(runtime.gitlab),
     )
     app.register_blueprint(webhooks.blueprint)
     app.register_blueprint(api.blueprint)
@@ -99,6 +103,13 @@ def create_app(settings: Settings) -> Flask:
         return webhooks.text(500, "internal error; the server log has the details")
 
     return app
+
+
+def _identity(gitlab: GitLabClient | None) -> Callable[[], str] | None:
+    """How the webhook edge learns the GitLab token's user, asked of GitLab on first use."""
+    if gitlab is None:
+        return None
+    return lambda: gitlab.username
 
 
 def _start_queue(ctx: CommandContext, queue: JobQueue) -> None:

@@ -22,11 +22,12 @@ from atlas.config.settings import Settings, SettingsError
 from atlas.github.app_auth import AppCredentials, AppKeyError, GitHubApp, MemoryTokenCache, RedisTokenCache, TokenCache
 from atlas.github.client import GitHubClient
 from atlas.github.ratelimit import SharedWriteBudget, WriteBudget
+from atlas.gitlab.client import GitLabClient
 from atlas.jobs.embedded import EmbeddedQueue
 from atlas.jobs.queue import JobQueue
 from atlas.jobs.rq import RQQueue
 from atlas.logs import add_runtime_secret
-from atlas.models import Distribution, Job
+from atlas.models import Distribution, Job, VCSHost
 from atlas.notify import Notifier
 from atlas.policy.engine import PolicySetCache
 from atlas.render.comments import use_template_overrides
@@ -45,7 +46,7 @@ from atlas.stores.sqlite.artifacts import LocalArtifactStore
 from atlas.stores.sqlite.locks import SQLiteLockStore
 from atlas.stores.sqlite.state import SQLiteStateStore
 from atlas.stores.state import StateStore
-from atlas.vcs import VCSClient
+from atlas.vcs import VCSClient, VCSClients
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,8 @@ class Backends:
     policy_cache: PolicySetCache = field(default_factory=PolicySetCache)
     # App mode (`--gh-app-id`): the App whose installations' tokens atlas acts with.
     github_app: GitHubApp | None = None
+    # With `--gitlab-token`: the GitLab client (also inside `vcs`), whose token's user is atlas on GitLab.
+    gitlab: GitLabClient | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class ServerRuntime:
     context: CommandContext
     queue: JobQueue
     github_app: GitHubApp | None = None
+    gitlab: GitLabClient | None = None
 
 
 def github_app(settings: Settings, redis: RedisBackend | None = None) -> GitHubApp | None:
@@ -97,6 +101,13 @@ def github_app(settings: Settings, redis: RedisBackend | None = None) -> GitHubA
         cache = RedisTokenCache(redis, credentials.app_id, credentials.sealing_key())
     return GitHubApp(credentials, settings.gh_api_url, cache, slug=settings.gh_app_slug,
                      on_token=add_runtime_secret, default_installation=settings.gh_app_installation_id)
+
+
+def gitlab_client(settings: Settings) -> GitLabClient | None:
+    """The client of `--gitlab-hostname` with `--gitlab-token`; None when atlas serves no GitLab."""
+    if settings.gitlab_token is None:
+        return None
+    return GitLabClient(settings.gitlab_token.get_secret_value(), settings.gitlab_hostname)
 
 
 def build_sandbox(settings: Settings) -> Sandbox:
@@ -133,11 +144,19 @@ def open_backends(settings: Settings) -> Backends:
         app = github_app(settings)
     # --default-tf-version names a version of the server's default distribution.
     tofu_default = settings.tf_distribution is Distribution.OPENTOFU
+    github = GitHubClient(token, settings.gh_api_url, write_budget=budget, app=app,
+                          installation_budget=installation_budget)
+    clients: dict[VCSHost, VCSClient] = {}
+    if settings.github_enabled or not settings.gitlab_enabled:
+        clients[VCSHost.GITHUB] = github
+    gitlab = gitlab_client(settings)
+    if gitlab is not None:
+        clients[VCSHost.GITLAB] = gitlab
     return Backends(
         state=state,
         locks=locks,
-        vcs=GitHubClient(token, settings.gh_api_url, write_budget=budget, app=app,
-                         installation_budget=installation_budget),
+        vcs=VCSClients(clients),
+        gitlab=gitlab,
         github_app=app,
         terraform=TerraformRunner(
             settings.tofu_bin if tofu_default else settings.terraform_bin,
@@ -149,7 +168,8 @@ def open_backends(settings: Settings) -> Backends:
             distribution=settings.tf_distribution,
         ),
         working_copies=WorkingCopies(data_dir / "repos", git_url=settings.gh_git_url, secrets=settings.secrets(),
-                                     merge_depth=settings.checkout_depth),
+                                     merge_depth=settings.checkout_depth,
+                                     gitlab_url=settings.gitlab_base_url if settings.gitlab_enabled else None),
         artifacts=artifact_store(settings, redis),
         server_config=server_config_of(settings),
         versions=TerraformVersions(
@@ -263,7 +283,7 @@ def server_runtime(settings: Settings) -> ServerRuntime:
     if settings.redis_url is not None:
         shared = rq_queue(backends)
         context = command_context(settings, backends, submit=shared.enqueue, cancel_elsewhere=shared.request_cancel)
-        return ServerRuntime(context=context, queue=shared, github_app=backends.github_app)
+        return ServerRuntime(context=context, queue=shared, github_app=backends.github_app, gitlab=backends.gitlab)
     made: list[CommandContext] = []
 
     def execute(job: Job) -> None:
@@ -271,7 +291,7 @@ def server_runtime(settings: Settings) -> ServerRuntime:
 
     embedded = EmbeddedQueue(execute, backends.state, workers=max(4, settings.parallel_pool_size))
     made.append(command_context(settings, backends, submit=embedded.enqueue, cancel_elsewhere=None))
-    return ServerRuntime(context=made[0], queue=embedded, github_app=backends.github_app)
+    return ServerRuntime(context=made[0], queue=embedded, github_app=backends.github_app, gitlab=backends.gitlab)
 
 
 def worker_runtime(settings: Settings) -> tuple[CommandContext, RQQueue]:

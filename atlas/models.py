@@ -22,8 +22,22 @@ def new_id() -> str:
     return uuid.uuid4().hex[:16]
 
 
+class VCSHost(StrEnum):
+    """Which code host a repository lives on, and so which client and credentials serve it."""
+
+    GITHUB = "github"
+    GITLAB = "gitlab"
+
+    @property
+    def display_name(self) -> str:
+        return "GitLab" if self is VCSHost.GITLAB else "GitHub"
+
+
 class Repo(BaseModel):
-    """A repository as the webhook payload names it."""
+    """A repository as the webhook payload names it.
+
+    `full_name` is `OWNER/NAME` on GitHub and the whole `group/subgroup/project` path on GitLab.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -32,6 +46,7 @@ class Repo(BaseModel):
     html_url: str
     default_branch: str = "main"
     private: bool = False
+    vcs: VCSHost = VCSHost.GITHUB
 
     @property
     def owner(self) -> str:

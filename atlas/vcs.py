@@ -1,18 +1,19 @@
 """The VCS client interface: everything atlas asks of GitHub, and nothing about how it is asked.
 
-The command pipeline only sees `VCSClient`; `atlas.github.client` implements it with PyGithub, and a
-GitLab client could implement it later without the pipeline changing.
+The command pipeline only sees `VCSClient`; `atlas.github.client` implements it with PyGithub and
+`atlas.gitlab.client` with python-gitlab. `VCSClients` is the one the pipeline is handed: it answers
+each call with the client of the repository's host (`Repo.vcs`), so no command knows which it is.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Protocol
 
 from pydantic import BaseModel
 
-from atlas.models import PullRequest, Repo
+from atlas.models import PullRequest, Repo, VCSHost
 
 
 class CommitState(StrEnum):
@@ -89,7 +90,11 @@ class VCSClient(Protocol):
         context: str,
         description: str,
         target_url: str | None = None,
-    ) -> None: ...
+        number: int | None = None,
+    ) -> None:
+        """A commit status; `number` is the pull request it is for, where the host files statuses by it
+        (GitLab: the merge request's head pipeline)."""
+        ...
 
     def get_pull(self, repo: Repo, number: int) -> PullRequest: ...
 
@@ -97,7 +102,9 @@ class VCSClient(Protocol):
         """The commit sha a branch, tag or sha names (VCSError when there is none)."""
         ...
 
-    def react(self, repo: Repo, comment_id: int, reaction: str) -> None: ...
+    def react(self, repo: Repo, comment_id: int, reaction: str, number: int | None = None) -> None:
+        """React to a comment of pull request `number` (GitLab needs it to find the note)."""
+        ...
 
     def permission(self, repo: Repo, user: str) -> Permission: ...
 
@@ -148,3 +155,99 @@ class VCSClient(Protocol):
         ...
 
     def close_issue(self, repo: Repo, number: int) -> None: ...
+
+
+class VCSClients:
+    """The `VCSClient` of every host atlas serves, answering each call with the repository's host's client.
+
+    A repository of a host without a client (GitLab on a GitHub-only server) is a `VCSError` that
+    says which settings serve it.
+    """
+
+    def __init__(self, clients: Mapping[VCSHost, VCSClient]) -> None:
+        self.clients = dict(clients)
+
+    def for_repo(self, repo: Repo) -> VCSClient:
+        return self.for_host(repo.vcs)
+
+    def for_host(self, host: VCSHost) -> VCSClient:
+        client = self.clients.get(host)
+        if client is None:
+            flag = "--gitlab-token" if host is VCSHost.GITLAB else "--gh-token or --gh-app-id"
+            raise VCSError(f"this server does not serve {host.display_name} ({flag} is not set)")
+        return client
+
+    def changed_files(self, pull: PullRequest) -> list[ChangedFile]:
+        return self.for_repo(pull.repo).changed_files(pull)
+
+    def post_comment(self, repo: Repo, number: int, body: str) -> PostedComment:
+        return self.for_repo(repo).post_comment(repo, number, body)
+
+    def set_status(
+        self,
+        repo: Repo,
+        sha: str,
+        state: CommitState,
+        context: str,
+        description: str,
+        target_url: str | None = None,
+        number: int | None = None,
+    ) -> None:
+        self.for_repo(repo).set_status(repo, sha, state, context, description, target_url, number)
+
+    def get_pull(self, repo: Repo, number: int) -> PullRequest:
+        return self.for_repo(repo).get_pull(repo, number)
+
+    def resolve_ref(self, repo: Repo, ref: str) -> str:
+        return self.for_repo(repo).resolve_ref(repo, ref)
+
+    def react(self, repo: Repo, comment_id: int, reaction: str, number: int | None = None) -> None:
+        self.for_repo(repo).react(repo, comment_id, reaction, number)
+
+    def permission(self, repo: Repo, user: str) -> Permission:
+        return self.for_repo(repo).permission(repo, user)
+
+    def is_team_member(self, org: str, team_slug: str, user: str) -> bool:
+        """GitHub's teams; ask `for_repo(repo)` for another host's (GitLab's groups)."""
+        return self.for_host(VCSHost.GITHUB).is_team_member(org, team_slug, user)
+
+    def approvals(self, repo: Repo, number: int) -> list[str]:
+        return self.for_repo(repo).approvals(repo, number)
+
+    def is_mergeable(self, repo: Repo, number: int, ignore_contexts: tuple[str, ...] = ()) -> bool:
+        return self.for_repo(repo).is_mergeable(repo, number, ignore_contexts)
+
+    def merge(self, repo: Repo, number: int, sha: str, method: str | None = None) -> None:
+        self.for_repo(repo).merge(repo, number, sha, method)
+
+    def delete_branch(self, repo: Repo, branch: str) -> None:
+        self.for_repo(repo).delete_branch(repo, branch)
+
+    def dismiss_approvals(self, repo: Repo, number: int, message: str) -> list[str]:
+        return self.for_repo(repo).dismiss_approvals(repo, number, message)
+
+    def hide_comment(self, node_id: str, classifier: str = "OUTDATED", *, repo: Repo | None = None) -> None:
+        client = self.for_repo(repo) if repo is not None else self.for_host(VCSHost.GITHUB)
+        client.hide_comment(node_id, classifier, repo=repo)
+
+    def list_comments(self, repo: Repo, number: int) -> list[tuple[PostedComment, str, str]]:
+        return self.for_repo(repo).list_comments(repo, number)
+
+    def get_repo(self, full_name: str, host: VCSHost = VCSHost.GITHUB) -> Repo:
+        """The repository `full_name` on `host` (GitHub unless said)."""
+        return self.for_host(host).get_repo(full_name)
+
+    def branch_head(self, repo: Repo, branch: str) -> str:
+        return self.for_repo(repo).branch_head(repo, branch)
+
+    def find_issue(self, repo: Repo, title: str, label: str) -> Issue | None:
+        return self.for_repo(repo).find_issue(repo, title, label)
+
+    def create_issue(self, repo: Repo, title: str, body: str, labels: Sequence[str] = ()) -> Issue:
+        return self.for_repo(repo).create_issue(repo, title, body, labels)
+
+    def update_issue(self, repo: Repo, number: int, body: str) -> None:
+        self.for_repo(repo).update_issue(repo, number, body)
+
+    def close_issue(self, repo: Repo, number: int) -> None:
+        self.for_repo(repo).close_issue(repo, number)

@@ -60,7 +60,7 @@ def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
         return apply_merged(job, ctx, cancel)
     prefix = ctx.settings.comment_prefix[0]
     joblog = ctx.job_log(job.id)
-    workdir = ctx.working_copies.path_for(pull.repo.full_name, pull.number, "default")
+    workdir = ctx.working_copies.path_for(pull.repo, pull.number, "default")
     if not (workdir / ".git").is_dir():
         workdir = ctx.working_copies.checkout(pull.repo, pull.number, "default", pull.head_sha,
                                               ctx.token_for(pull.repo), log=joblog)
@@ -139,7 +139,7 @@ def _apply_checked(job: Job, ctx: CommandContext, repo: RepoSettings, plan: Plan
 def apply_one(job: Job, ctx: CommandContext, repo: RepoSettings, plan: PlanRecord, joblog: JobLog,
                cancel: CancelToken) -> ProjectResult:
     pull = job.pull
-    workdir = ctx.working_copies.path_for(pull.repo.full_name, pull.number, plan.project.workspace)
+    workdir = ctx.working_copies.path_for(pull.repo, pull.number, plan.project.workspace)
     if not (workdir / ".git").is_dir():
         workdir = ctx.working_copies.checkout(pull.repo, pull.number, plan.project.workspace, plan.head_sha,
                                               ctx.token_for(pull.repo), log=joblog)
@@ -314,4 +314,4 @@ def _automerge(job: Job, ctx: CommandContext, repo: RepoSettings) -> None:
 
 def _set_status(job: Job, ctx: CommandContext, state: CommitState, description: str) -> None:
     ctx.vcs.set_status(job.pull.repo, job.pull.head_sha, state, STATUS_CONTEXT, description,
-                       target_url=ctx.job_url(job.id))
+                       target_url=ctx.job_url(job.id), number=job.pull.number)

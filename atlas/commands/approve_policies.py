@@ -97,7 +97,7 @@ def _teams_of(ctx: CommandContext, job: Job, policies: PolicySets, user: str) ->
     """The owner teams (of the repository's organisation) the user belongs to."""
     slugs = dict.fromkeys([*policies.owners.teams, *(t for s in policies.policy_sets for t in s.owners.teams)])
     org = job.pull.repo.owner
-    return tuple(slug for slug in slugs if ctx.vcs.is_team_member(org, slug, user))
+    return tuple(slug for slug in slugs if ctx.vcs_for(job.pull.repo).is_team_member(org, slug, user))
 
 
 def _standing_lines(ctx: CommandContext, job: Job, projects: list[Project], prefix: str) -> list[str]:

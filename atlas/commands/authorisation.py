@@ -60,7 +60,7 @@ def is_allowed(user: str, job: Job, ctx: CommandContext) -> bool:
         return True
     for team in settings.allow_teams:
         org, _, slug = team.partition("/")
-        if slug and ctx.vcs.is_team_member(org, slug, user):
+        if slug and ctx.vcs_for(job.pull.repo).is_team_member(org, slug, user):
             return True
     return False
 
@@ -69,7 +69,7 @@ def _is_member(ctx: CommandContext, job: Job, team: str, user: str) -> bool:
     org, slash, slug = team.partition("/")
     if not slash:
         org, slug = job.pull.repo.owner, team
-    return ctx.vcs.is_team_member(org, slug, user)
+    return ctx.vcs_for(job.pull.repo).is_team_member(org, slug, user)
 
 
 def _commands_user_may_run(ctx: CommandContext, job: Job, rights: tuple[TeamRight, ...], user: str) -> list[str]:

@@ -35,7 +35,7 @@ from atlas.github.checks import (
     diagnostics_from_json_lines,
     fenced,
 )
-from atlas.models import Job, Project, ProjectResult, ProjectStatus
+from atlas.models import Job, Project, ProjectResult, ProjectStatus, VCSHost
 from atlas.policy.approvals import PolicyStanding, SetStanding
 from atlas.render.policy_check import render_policy_check_comment
 from atlas.runtime.joblog import JobLog
@@ -63,7 +63,8 @@ class JobChecks:
         self._completed: set[Project] = set()
         self._lock = threading.Lock()
         self._api: CheckRuns | None = None
-        if ctx.checks is not None:
+        # Check runs are GitHub's; a GitLab merge request has its commit statuses only.
+        if ctx.checks is not None and job.pull.repo.vcs is VCSHost.GITHUB:
             try:
                 self._api = ctx.checks(job.pull.repo.full_name)
             except VCSError as error:

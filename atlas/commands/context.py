@@ -14,7 +14,7 @@ from pathlib import Path
 from atlas.config.server import ProjectSettings, ServerConfig
 from atlas.config.settings import Settings
 from atlas.github.checks import CheckRuns
-from atlas.models import Distribution, Job, Project, PullRequest, Repo
+from atlas.models import Distribution, Job, Project, PullRequest, Repo, VCSHost
 from atlas.notify import Notifier
 from atlas.policy.engine import PolicySetCache
 from atlas.runtime.cancellation import RunningJobs
@@ -26,7 +26,7 @@ from atlas.runtime.workingcopy import WorkingCopies
 from atlas.stores.locks import LockStore
 from atlas.stores.plans import ArtifactStore, PlanRecord, artifact_name, forget_plans, pull_dir
 from atlas.stores.state import StateStore
-from atlas.vcs import VCSClient
+from atlas.vcs import VCSClient, VCSClients
 
 JobSubmit = Callable[[Job], None]
 """Queues a job (the queue's `enqueue`): commands queue follow-up work with it, such as the plan of
@@ -106,11 +106,17 @@ class CommandContext:
 
     @property
     def can_write_to_github(self) -> bool:
-        """Whether atlas has credentials to comment with (a token, or a GitHub App)."""
-        return self.git_token is not None or self.settings.gh_token is not None
+        """Whether atlas has credentials to comment with (a GitHub token or App, or a GitLab token)."""
+        return self.git_token is not None or self.settings.gh_token is not None or self.settings.gitlab_enabled
+
+    def vcs_for(self, repo: Repo) -> VCSClient:
+        """The client of the repository's host alone, for what only it can answer (its teams or groups)."""
+        return self.vcs.for_repo(repo) if isinstance(self.vcs, VCSClients) else self.vcs
 
     def token_for(self, repo: Repo) -> str | None:
-        """The token for git on the repository, for one git command (never stored)."""
+        """The token for git on the repository, for one git command (never stored): its host's."""
+        if repo.vcs is VCSHost.GITLAB:
+            return self.settings.gitlab_token.get_secret_value() if self.settings.gitlab_token else None
         if self.git_token is not None:
             return self.git_token(repo.full_name)
         return self.settings.gh_token.get_secret_value() if self.settings.gh_token else None

@@ -87,6 +87,6 @@ def _take_status_file(path: Path) -> str:
 def _set_status(ctx: CommandContext, job: Job, state: CommitState, context: str, description: str) -> None:
     try:
         ctx.vcs.set_status(job.pull.repo, job.pull.head_sha, state, context, description,
-                           target_url=ctx.job_url(job.id))
+                           target_url=ctx.job_url(job.id), number=job.pull.number)
     except VCSError as error:  # a hook's status is information; the command does not depend on it
         logger.warning("could not set the status %s on %s: %s", context, job.pull.key, error)

@@ -225,5 +225,5 @@ def _clean_up(ctx: CommandContext, pull: PullRequest) -> None:
     """Everything of the pull request is applied or given up: delete what it left on disk."""
     ctx.forget_plans(pull.repo.full_name, pull.number)
     shutil.rmtree(ctx.plans_dir(pull), ignore_errors=True)
-    ctx.working_copies.remove_pull(pull.repo.full_name, pull.number)
+    ctx.working_copies.remove_pull(pull.repo, pull.number)
 

@@ -335,7 +335,7 @@ def _set_project_status(job: Job, ctx: CommandContext, result: ProjectResult) ->
         state, description = CommitState.FAILURE, (result.error or "plan failed").splitlines()[0]
     label = result.project.name or f"{result.project.dir}/{result.project.workspace}"
     ctx.vcs.set_status(job.pull.repo, job.pull.head_sha, state, f"{STATUS_CONTEXT}: {label}", description,
-                       target_url=ctx.job_url(job.id))
+                       target_url=ctx.job_url(job.id), number=job.pull.number)
 
 
 def _set_summary_status(job: Job, ctx: CommandContext) -> CommandOutcome:
@@ -358,4 +358,4 @@ def _set_summary_status(job: Job, ctx: CommandContext) -> CommandOutcome:
 
 def set_status(job: Job, ctx: CommandContext, state: CommitState | str, description: str) -> None:
     ctx.vcs.set_status(job.pull.repo, job.pull.head_sha, CommitState(state), STATUS_CONTEXT, description,
-                       target_url=ctx.job_url(job.id))
+                       target_url=ctx.job_url(job.id), number=job.pull.number)

@@ -178,13 +178,14 @@ def set_summary_status(ctx: CommandContext, job: Job) -> None:
     state = CommitState.FAILURE if blocked_count else CommitState.SUCCESS
     description = (f"{blocked_count}/{len(standings)} projects fail their policies, approval needed" if blocked_count
                    else f"{len(standings)} projects passed or approved")
-    ctx.vcs.set_status(pull.repo, pull.head_sha, state, STATUS_CONTEXT, description, target_url=ctx.job_url(job.id))
+    ctx.vcs.set_status(pull.repo, pull.head_sha, state, STATUS_CONTEXT, description, target_url=ctx.job_url(job.id),
+                       number=pull.number)
 
 
 def set_project_status(ctx: CommandContext, job: Job, project: Project, project_standing: PolicyStanding) -> None:
     state, description = _status_of(project_standing)
     ctx.vcs.set_status(job.pull.repo, job.pull.head_sha, state, f"{STATUS_CONTEXT}: {project.label}", description,
-                       target_url=ctx.job_url(job.id))
+                       target_url=ctx.job_url(job.id), number=job.pull.number)
 
 
 def _status_of(project_standing: PolicyStanding) -> tuple[CommitState, str]:

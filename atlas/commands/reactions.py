@@ -35,6 +35,6 @@ def _react(job: Job, ctx: CommandContext, reaction: str) -> None:
     if job.comment_id is None or reaction == NO_REACTION:
         return
     try:
-        ctx.vcs.react(job.pull.repo, job.comment_id, reaction)
+        ctx.vcs.react(job.pull.repo, job.comment_id, reaction, job.pull.number)
     except VCSError as error:
         log.warning("could not react to comment %s: %s", job.comment_id, error)

@@ -32,6 +32,7 @@ class Group(StrEnum):
     """The sections settings are listed under in `--help` and in the example config file."""
 
     GITHUB = "GitHub"
+    GITLAB = "GitLab"
     SERVER = "Server"
     COMMANDS = "Commands and locks"
     DRIFT = "Drift detection"
@@ -113,6 +114,8 @@ SECRET_FILES = {
     "gh_token": "gh_token_file",
     "gh_app_key": "gh_app_key_file",
     "gh_webhook_secret": "gh_webhook_secret_file",
+    "gitlab_token": "gitlab_token_file",
+    "gitlab_webhook_secret": "gitlab_webhook_secret_file",
     "api_secret": "api_secret_file",
     "web_password": "web_password_file",
     "slack_token": "slack_token_file",

@@ -48,7 +48,9 @@ from atlas.config.setting_types import (
 from atlas.config.team_rights import TeamRight, parse_team_rights
 from atlas.config.valid import ApplyOnMerge
 from atlas.config.versions import VersionConstraint, VersionSyntaxError
-from atlas.models import Distribution
+from atlas.gitlab.hosts import DEFAULT_HOSTNAME as DEFAULT_GITLAB_HOSTNAME
+from atlas.gitlab.hosts import HostnameError, gitlab_base_url, gitlab_host
+from atlas.models import Distribution, VCSHost
 from atlas.notify.config import HttpWebhook, SlackWebhook, parse_http_headers, parse_webhooks, webhook_secrets
 from atlas.vocabulary import KNOWN_COMMANDS
 
@@ -178,6 +180,52 @@ class Settings(BaseSettings):
         metavar="LOGIN",
         example="atlas-bot",
     )
+    # GitLab
+    gitlab_token: SecretStr | None = setting(
+        None,
+        "GitLab token (personal, project or group access token with the api scope) atlas reads merge "
+        "requests and posts notes and commit statuses with, and clones with. With it atlas serves GitLab, "
+        "alone or beside GitHub.",
+        Group.GITLAB,
+        metavar="TOKEN",
+        example="glpat-xxxxxxxxxxxxxxxxxxxx",
+    )
+    gitlab_token_file: Path | None = setting(
+        None,
+        "File holding the GitLab token, instead of --gitlab-token.",
+        Group.GITLAB,
+        metavar="FILE",
+        example="/var/run/secrets/atlas/gitlab-token",
+    )
+    gitlab_webhook_secret: SecretStr | None = setting(
+        None,
+        "Secret token of the GitLab webhook; atlas rejects deliveries whose X-Gitlab-Token is not it.",
+        Group.GITLAB,
+        metavar="SECRET",
+        example="a-long-random-string",
+    )
+    gitlab_webhook_secret_file: Path | None = setting(
+        None,
+        "File holding the GitLab webhook's secret token, instead of --gitlab-webhook-secret.",
+        Group.GITLAB,
+        metavar="FILE",
+        example="/var/run/secrets/atlas/gitlab-webhook-secret",
+    )
+    gitlab_hostname: str = setting(
+        DEFAULT_GITLAB_HOSTNAME,
+        "The GitLab atlas serves: a host (gitlab.example.com, meaning https) or a URL with its scheme and port "
+        "taken as it is (http://127.0.0.1:8080); the API is at HOST/api/v4.",
+        Group.GITLAB,
+        metavar="HOST",
+    )
+    gitlab_user: str | None = setting(
+        None,
+        "GitLab username of the token's user, whose notes atlas ignores; read from GET /user when unset.",
+        Group.GITLAB,
+        metavar="USERNAME",
+        example="atlas-bot",
+    )
+
     repo_allowlist: CommaList = setting(
         [],
         "Repositories atlas acts on: comma-separated globs over HOST/OWNER/NAME, such as "
@@ -714,7 +762,7 @@ class Settings(BaseSettings):
         return value.expanduser().absolute() if value is not None else None
 
     @field_validator("gh_token_file", "gh_app_key_file", "gh_webhook_secret_file", "api_secret_file",
-                     "web_password_file", "slack_token_file")
+                     "web_password_file", "slack_token_file", "gitlab_token_file", "gitlab_webhook_secret_file")
     @classmethod
     def _absolute_secret_file(cls, value: Path | None) -> Path | None:
         return value.expanduser().absolute() if value is not None else None
@@ -725,6 +773,15 @@ class Settings(BaseSettings):
         value = http_url(value, "https://api.github.com or https://HOST/api/v3")
         git_host_url(value)
         return value
+
+    @field_validator("gitlab_hostname")
+    @classmethod
+    def _check_gitlab_hostname(cls, value: str) -> str:
+        try:
+            gitlab_base_url(value)
+        except HostnameError as error:
+            raise ValueError(str(error)) from None
+        return value.strip()
 
     @field_validator("tofu_download_url", "tofu_index_url")
     @classmethod
@@ -921,9 +978,27 @@ class Settings(BaseSettings):
         """Where atlas clones repositories from: the git host of `--gh-api-url`, never a payload's URL."""
         return git_host_url(self.gh_api_url)
 
-    def repo_id(self, full_name: str) -> str:
-        """`HOST/OWNER/NAME` of a repository on the configured GitHub, as the allowlist and repos.yaml name it."""
+    def repo_id(self, full_name: str, vcs: VCSHost = VCSHost.GITHUB) -> str:
+        """`HOST/OWNER/NAME` of a repository on the configured GitHub (or `HOST/GROUP/…/PROJECT` on the
+        configured GitLab), as the allowlist and repos.yaml name it."""
+        if vcs is VCSHost.GITLAB:
+            return f"{gitlab_host(self.gitlab_hostname)}/{full_name}"
         return f"{urlsplit(self.gh_git_url).hostname}/{full_name}"
+
+    @property
+    def github_enabled(self) -> bool:
+        """Whether atlas serves GitHub: a token or a GitHub App is configured."""
+        return self.gh_token is not None or self.gh_app_id is not None
+
+    @property
+    def gitlab_enabled(self) -> bool:
+        """Whether atlas serves GitLab: `--gitlab-token` is configured."""
+        return self.gitlab_token is not None
+
+    @property
+    def gitlab_base_url(self) -> str:
+        """The web root of `--gitlab-hostname` (clones go there, the API is under /api/v4)."""
+        return gitlab_base_url(self.gitlab_hostname)
 
     def repo_allowed(self, repo_id: str) -> bool:
         """Whether `--repo-allowlist` allows the repository `HOST/OWNER/NAME` (case-insensitive): an entry
@@ -940,19 +1015,31 @@ class Settings(BaseSettings):
 
 
 def require_github_auth(settings: Settings, why: str) -> None:
-    """SettingsError unless atlas has one way to act on GitHub: a token or a GitHub App (`why` needs it)."""
-    if settings.gh_token is None and settings.gh_app_id is None:
+    """SettingsError unless atlas has one way to act on a code host: a GitHub token or App, or a GitLab
+    token (`why` needs it)."""
+    if not settings.github_enabled and not settings.gitlab_enabled:
         raise SettingsError(
-            f"GitHub credentials are required ({why}): give a token (--gh-token, ATLAS_GH_TOKEN, or "
-            "--gh-token-file) or a GitHub App (--gh-app-id with --gh-app-key-file or --gh-app-key)"
+            f"GitHub or GitLab credentials are required ({why}): give a GitHub token (--gh-token, "
+            "ATLAS_GH_TOKEN, or --gh-token-file), a GitHub App (--gh-app-id with --gh-app-key-file or "
+            "--gh-app-key), or a GitLab token (--gitlab-token, ATLAS_GITLAB_TOKEN, or --gitlab-token-file)"
         )
 
 
 def require_webhook_secret(settings: Settings) -> None:
-    """SettingsError unless deliveries are signed, or unsigned ones are explicitly allowed."""
-    if settings.gh_webhook_secret is None and not settings.allow_unsigned_webhooks:
+    """SettingsError unless deliveries of every host served are authenticated, or unsigned ones are
+    explicitly allowed."""
+    if settings.allow_unsigned_webhooks:
+        return
+    # GitLab alone: GitHub's secret is not asked for, and GitHub deliveries are refused.
+    if settings.gh_webhook_secret is None and (settings.github_enabled or not settings.gitlab_enabled):
         raise SettingsError(
             "--gh-webhook-secret (ATLAS_GH_WEBHOOK_SECRET) is required: without it anyone who can reach the "
             "server can send it events. Set it (or --gh-webhook-secret-file) to the GitHub webhook's secret, or "
             "pass --allow-unsigned-webhooks for a local trial"
+        )
+    if settings.gitlab_enabled and settings.gitlab_webhook_secret is None:
+        raise SettingsError(
+            "--gitlab-webhook-secret (ATLAS_GITLAB_WEBHOOK_SECRET) is required with --gitlab-token: without it "
+            "anyone who can reach the server can send it GitLab events. Set it (or --gitlab-webhook-secret-file) "
+            "to the secret token of the GitLab webhook, or pass --allow-unsigned-webhooks for a local trial"
         )

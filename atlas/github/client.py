@@ -458,6 +458,7 @@ class GitHubClient:
         context: str,
         description: str,
         target_url: str | None = None,
+        number: int | None = None,
     ) -> None:
         body: dict[str, str] = {
             "state": CommitState(state).value,
@@ -473,7 +474,7 @@ class GitHubClient:
                 "POST", f"{self._repo_url(repo)}/statuses/{sha}", input=body)
 
     @_counted
-    def react(self, repo: Repo, comment_id: int, reaction: str) -> None:
+    def react(self, repo: Repo, comment_id: int, reaction: str, number: int | None = None) -> None:
         with self._calling(f"reacting to comment {comment_id} on {repo.full_name}"):
             self._budget(repo.full_name).acquire()
             self._gh(repo.full_name).requester.requestJsonAndCheck(

@@ -42,7 +42,7 @@ from atlas.gitlab.retry import (
     DEFAULT_MAX_RETRIES,
     GitLabRetry,
 )
-from atlas.models import PullRequest, Repo
+from atlas.models import PullRequest, Repo, VCSHost
 from atlas.vcs import ChangedFile, CommitState, FileStatus, Issue, Permission, PostedComment, VCSError
 
 log = logging.getLogger(__name__)
@@ -160,6 +160,7 @@ def repo_from_project(project: Mapping[str, Any]) -> Repo:
         html_url=str(project["web_url"]),
         default_branch=str(project.get("default_branch") or "main"),
         private=project.get("visibility") != "public",
+        vcs=VCSHost.GITLAB,
     )
 
 
@@ -496,13 +497,16 @@ class GitLabClient:
                 if not latest or latest[-1].get("status") != wanted:
                     raise
 
-    def merge(self, repo: Repo, number: int, sha: str, method: str = "merge", *, auto_merge: bool = False) -> None:
+    def merge(
+        self, repo: Repo, number: int, sha: str, method: str | None = None, *, auto_merge: bool = False
+    ) -> None:
         """Merge exactly `sha` (GitLab answers 409 if the head moved); `squash` squashes first.
 
         GitLab merges with the project's merge method (merge commit, semi-linear, fast-forward);
         `rebase` is not a merge option of its API and is refused. With `auto_merge` GitLab may
         instead set the merge request to merge when its pipeline succeeds.
         """
+        method = method or "merge"
         if method not in ("merge", "squash"):
             raise VCSError(
                 f"GitLab cannot merge with method {method!r}: use merge or squash "
@@ -519,7 +523,7 @@ class GitLabClient:
             return
         raise VCSError(f"GitLab did not merge {repo.full_name}!{number}: {result.get('detailed_merge_status')}")
 
-    def hide_comment(self, node_id: str, classifier: str = "OUTDATED") -> None:
+    def hide_comment(self, node_id: str, classifier: str = "OUTDATED", *, repo: Repo | None = None) -> None:
         """Fold an earlier note into a collapsed block titled outdated (GitLab cannot minimize notes)."""
         project_id, iid, note_id = parse_note_node_id(node_id)
         path = f"/projects/{project_id}/merge_requests/{iid}/notes/{note_id}"
@@ -529,6 +533,23 @@ class GitLabClient:
                 return
             summary = OUTDATED_SUMMARY if classifier.upper() == "OUTDATED" else f"Hidden ({classifier.lower()})"
             self._put(path, {"body": folded_note(body, summary)})
+
+    def delete_branch(self, repo: Repo, branch: str) -> None:
+        with self._calling(f"deleting branch {branch} of {repo.full_name}"):
+            self._gitlab.http_delete(
+                f"/projects/{_project(repo)}/repository/branches/{quote(branch, safe='')}",
+                obey_rate_limit=False, max_retries=0,
+            )
+
+    def dismiss_approvals(self, repo: Repo, number: int, message: str) -> list[str]:
+        """Reset every approval of the merge request (GitLab allows it to bot users: project or group
+        access tokens); the usernames whose approval was reset. GitLab takes no message."""
+        with self._calling(f"resetting approvals of {repo.full_name}!{number}"):
+            found = self._get(f"{self._mr_path(repo, number)}/approvals")
+            approvers = sorted(str(item["user"]["username"]) for item in found.get("approved_by") or ())
+            if approvers:
+                self._put(f"{self._mr_path(repo, number)}/reset_approvals", {})
+            return approvers
 
     def create_issue(self, repo: Repo, title: str, body: str, labels: Sequence[str] = ()) -> Issue:
         with self._calling(f"opening an issue in {repo.full_name}"):

@@ -1,8 +1,10 @@
-"""`POST /events`: the HTTP edge where GitHub deliveries enter atlas.
+"""`POST /events`: the HTTP edge where GitHub and GitLab deliveries enter atlas.
 
 It verifies, parses and de-duplicates a delivery and queues the job it asks for, then answers at
 once: no git or terraform work happens in the request, since GitHub waits only 10 s for an answer.
-Every refusal is a 4xx with a reason GitHub shows in its delivery log.
+Every refusal is a 4xx with a reason GitHub (or GitLab) shows in its delivery log. A GitLab delivery
+is told by its `X-Gitlab-Event` header, vouched for by `X-Gitlab-Token` and de-duplicated by
+`X-Gitlab-Event-UUID`; it becomes the same events and jobs as a GitHub one.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -32,10 +34,12 @@ from atlas.intake.events import (
     parse_event,
     parse_repo,
 )
+from atlas.intake.gitlab_events import parse_gitlab_event
 from atlas.jobs.queue import JobQueue, QueueUnavailable
-from atlas.models import CommandArgs, CommandName, Job, PullRequest
+from atlas.models import CommandArgs, CommandName, Job, PullRequest, VCSHost
 from atlas.stores.deliveries import DeliveryStore
 from atlas.stores.redis.backend import redis_location
+from atlas.vcs import VCSError
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +125,11 @@ def receive_event() -> Response:
     settings: Settings = current_app.config["ATLAS_SETTINGS"]
     body = request.get_data(cache=False)
 
+    gitlab_event = request.headers.get("X-Gitlab-Event")
+    if gitlab_event is not None:
+        return _receive_gitlab_event(settings, gitlab_event, body)
+    if not settings.github_enabled and settings.gitlab_enabled:
+        return text(400, "this server serves GitLab only: a delivery needs an X-Gitlab-Event header")
     if settings.gh_webhook_secret is None and not settings.allow_unsigned_webhooks:
         return text(401, "this server has no webhook secret and does not accept unsigned deliveries")
     if settings.gh_webhook_secret is not None:
@@ -226,6 +235,70 @@ def _check_event(event_name: str, payload: Mapping[str, Any], settings: Settings
         answers.append(_queue(job, claim, event_name))
     worst = max(answers, key=lambda r: r.status_code)
     return worst
+
+
+def gitlab_token_problem(received: str | None, secret: str) -> str | None:
+    """Why `X-Gitlab-Token` does not vouch for the delivery, or None when it is the secret (constant time)."""
+    if received is None:
+        return "missing X-Gitlab-Token header (a GitLab webhook secret is configured)"
+    # Headers arrive as latin-1 text; compared as bytes, a non-ASCII header is simply wrong.
+    if not hmac.compare_digest(received.encode("latin-1", errors="replace"), secret.encode()):
+        return "X-Gitlab-Token is not this server's GitLab webhook secret"
+    return None
+
+
+def _receive_gitlab_event(settings: Settings, event_name: str, body: bytes) -> Response:
+    """A GitLab delivery: its secret token checked, parsed into the events GitHub's become, and queued."""
+    event_uuid = request.headers.get("X-Gitlab-Event-UUID") or None
+    if not settings.gitlab_enabled:
+        return text(400, "this server does not serve GitLab (no --gitlab-token)")
+    if settings.gitlab_webhook_secret is None and not settings.allow_unsigned_webhooks:
+        return text(401, "this server has no GitLab webhook secret and does not accept unsigned deliveries")
+    if settings.gitlab_webhook_secret is not None:
+        problem = gitlab_token_problem(request.headers.get("X-Gitlab-Token"),
+                                       settings.gitlab_webhook_secret.get_secret_value())
+        if problem:
+            log.warning("refused GitLab delivery %s: %s", event_uuid or "?", problem)
+            return text(401, problem)
+    if event_uuid is not None and (len(event_uuid) > MAX_DELIVERY_ID_CHARS or not event_uuid.isprintable()
+                                   or not event_uuid.isascii()):
+        return text(400, "X-Gitlab-Event-UUID is not an event id (GitLab sends a UUID)")
+    bot_username = _gitlab_bot_username(settings)
+    try:
+        payload = decode_payload(body, "application/json")
+        event = parse_gitlab_event(event_name, payload, bot_username=bot_username)
+    except PayloadError as error:
+        return text(400, f"bad payload: {error}")
+    if isinstance(event, Ignored):
+        return text(200, f"ignored: {event.reason}")
+    repo_id = settings.repo_id(event.repo.full_name, VCSHost.GITLAB)
+    if not settings.repo_allowed(repo_id):
+        log.warning("refused GitLab delivery %s: project %s is not in --repo-allowlist", event_uuid, repo_id)
+        return text(403, f"project {repo_id} is not in this server's --repo-allowlist")
+    job = _job_for(event, settings, _gitlab_delivery_id(event_uuid), bot_username)
+    if isinstance(job, Ignored):
+        return text(200, f"ignored: {job.reason}")
+    return _queue(job, _gitlab_delivery_id(event_uuid), event_name)
+
+
+def _gitlab_delivery_id(event_uuid: str | None) -> str | None:
+    """The delivery id a GitLab event is claimed under: apart from GitHub's GUIDs, which could be equal."""
+    return f"gitlab:{event_uuid}" if event_uuid else None
+
+
+def _gitlab_bot_username(settings: Settings) -> str | None:
+    """Whose notes are atlas's own: `--gitlab-user`, else the token's user (GET /user, asked once)."""
+    if settings.gitlab_user:
+        return settings.gitlab_user
+    identity: Callable[[], str] | None = current_app.config.get("ATLAS_GITLAB_USERNAME")
+    if identity is None:
+        return None
+    try:
+        return identity()
+    except VCSError as error:
+        # Its own notes are still no commands: they are answered as any other comment would be.
+        log.warning("cannot read the GitLab token's user (%s); set --gitlab-user", error)
+        return None
 
 
 INSTALLATION_EVENTS = ("installation", "installation_repositories")

@@ -79,13 +79,13 @@ def parse_event(event_name: str, payload: Mapping[str, Any]) -> Event | Ignored:
         hook_id = hook.get("id") if isinstance(hook, Mapping) else None
         return Ping(zen=str(payload.get("zen", "")), hook_id=hook_id if isinstance(hook_id, int) else None)
     if event_name == "pull_request":
-        action = _require(payload, "action", str)
+        action = require(payload, "action", str)
         if action not in PULL_REQUEST_ACTIONS:
             return Ignored(f"pull_request action {action[:100]!r} is not one atlas acts on")
-        pr = _require(payload, "pull_request", dict)
+        pr = require(payload, "pull_request", dict)
         return PullRequestEvent(
             action=action,
-            pull=parse_pull(pr, _require(payload, "repository", dict)),
+            pull=parse_pull(pr, require(payload, "repository", dict)),
             sender=_login(payload.get("sender")) or _login(pr.get("user")) or "",
             merged=bool(pr.get("merged")),
             merge_commit_sha=pr.get("merge_commit_sha") if isinstance(pr.get("merge_commit_sha"), str) else None,
@@ -96,40 +96,40 @@ def parse_event(event_name: str, payload: Mapping[str, Any]) -> Event | Ignored:
 
 
 def _parse_comment_event(payload: Mapping[str, Any]) -> CommentEvent | Ignored:
-    action = _require(payload, "action", str)
+    action = require(payload, "action", str)
     if action != "created":
         return Ignored(f"issue_comment action {action[:100]!r} is not one atlas acts on (only new comments are)")
-    issue = _require(payload, "issue", dict)
+    issue = require(payload, "issue", dict)
     if not isinstance(issue.get("pull_request"), Mapping):
         return Ignored("comment is on an issue, not on a pull request")
-    comment = _require(payload, "comment", dict)
+    comment = require(payload, "comment", dict)
     user = comment.get("user")
     return CommentEvent(
-        repo=parse_repo(_require(payload, "repository", dict)),
-        number=_require_int(issue, "number", "issue", MAX_NUMBER),
-        comment_id=_require_int(comment, "id", "comment", MAX_ID),
-        body=_require(comment, "body", str, "comment"),
+        repo=parse_repo(require(payload, "repository", dict)),
+        number=require_int(issue, "number", "issue", MAX_NUMBER),
+        comment_id=require_int(comment, "id", "comment", MAX_ID),
+        body=require(comment, "body", str, "comment"),
         commenter=_login(user) or "",
         commenter_is_bot=isinstance(user, Mapping) and user.get("type") == "Bot",
     )
 
 
 def parse_repo(repository: Mapping[str, Any], where: str = "repository") -> Repo:
-    full_name = _require(repository, "full_name", str, where)
+    full_name = require(repository, "full_name", str, where)
     if not _FULL_NAME.fullmatch(full_name):
         raise PayloadError(f"{where}.full_name {full_name[:200]!r} is not OWNER/NAME")
     return Repo(
         full_name=full_name,
-        clone_url=_url(repository, "clone_url", where),
-        html_url=_url(repository, "html_url", where),
+        clone_url=url_field(repository, "clone_url", where),
+        html_url=url_field(repository, "html_url", where),
         default_branch=str(repository.get("default_branch") or "main"),
         private=bool(repository.get("private", False)),
     )
 
 
-def _url(data: Mapping[str, Any], key: str, where: str) -> str:
+def url_field(data: Mapping[str, Any], key: str, where: str) -> str:
     """A URL field as text, checked to parse; atlas shows it in links but never connects to it."""
-    value = _require(data, key, str, where)
+    value = require(data, key, str, where)
     try:
         parts = urlsplit(value)
         _ = parts.port, parts.hostname
@@ -140,17 +140,17 @@ def _url(data: Mapping[str, Any], key: str, where: str) -> str:
 
 def parse_pull(pr: Mapping[str, Any], repository: Mapping[str, Any]) -> PullRequest:
     repo = parse_repo(repository)
-    head = _require(pr, "head", dict, "pull_request")
-    base = _require(pr, "base", dict, "pull_request")
+    head = require(pr, "head", dict, "pull_request")
+    base = require(pr, "base", dict, "pull_request")
     head_repo = head.get("repo")
     # A fork whose repository was deleted arrives with `head.repo: null`; it is still a fork.
     head_full_name = head_repo.get("full_name") if isinstance(head_repo, Mapping) else None
     return PullRequest(
         repo=repo,
-        number=_require_int(pr, "number", "pull_request", MAX_NUMBER),
-        head_sha=_require(head, "sha", str, "pull_request.head"),
-        head_ref=_require(head, "ref", str, "pull_request.head"),
-        base_ref=_require(base, "ref", str, "pull_request.base"),
+        number=require_int(pr, "number", "pull_request", MAX_NUMBER),
+        head_sha=require(head, "sha", str, "pull_request.head"),
+        head_ref=require(head, "ref", str, "pull_request.head"),
+        base_ref=require(base, "ref", str, "pull_request.base"),
         base_sha=str(base.get("sha") or ""),
         author=_login(pr.get("user")) or "",
         html_url=str(pr.get("html_url") or ""),
@@ -235,14 +235,14 @@ _FULL_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}")
 """The characters GitHub allows in owner and repository names."""
 
 
-def _require_int(data: Mapping[str, Any], key: str, where: str, maximum: int) -> int:
-    value = _require(data, key, int, where)
+def require_int(data: Mapping[str, Any], key: str, where: str, maximum: int) -> int:
+    value = require(data, key, int, where)
     if not 1 <= value <= maximum:
         raise PayloadError(f"payload field {where}.{key} is {value}, outside 1..{maximum}")
     return value
 
 
-def _require(data: Mapping[str, Any], key: str, kind: type[T], where: str = "") -> T:
+def require(data: Mapping[str, Any], key: str, kind: type[T], where: str = "") -> T:
     value = data.get(key)
     path = f"{where}.{key}" if where else key
     if value is None:

@@ -28,7 +28,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from atlas.models import Repo
+from atlas.gitlab.hosts import GIT_USER as GITLAB_GIT_USER
+from atlas.gitlab.hosts import project_clone_url
+from atlas.models import Repo, VCSHost
 from atlas.runtime.filelock import file_lock
 from atlas.runtime.joblog import JobLog, Redactor
 from atlas.runtime.terraform import scrubbed_environ
@@ -38,6 +40,7 @@ DEFAULT_GIT_TIMEOUT_SECONDS = 600.0
 
 _SHA = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 _FULL_NAME = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
+_GITLAB_PATH = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+){1,20}")
 _SAFE_COMPONENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
 _AUTH_FAILURE = re.compile(
     r"could not read Username|Authentication failed|terminal prompts disabled|"
@@ -57,8 +60,19 @@ class WorkingCopyError(Exception):
     """A working copy could not be brought to the requested commit; the message holds no secret."""
 
 
+GITHUB_GIT_USER = "x-access-token"
+"""The basic-auth user GitHub takes with an installation or personal access token."""
+GITLAB_DIR = ".gitlab"
+"""GitLab projects' copies and mirrors live under `<root>/.gitlab`: a dot directory, so no GitHub
+owner's copies (whose names never start with a dot) can share a path with them."""
+
+
 class WorkingCopies:
-    """The working copies under one root directory, safe to use from many threads and processes."""
+    """The working copies under one root directory, safe to use from many threads and processes.
+
+    A GitLab repository (`Repo.vcs`) is cloned from `gitlab_url` as user `oauth2`, under its own
+    directory; names given as plain text (`OWNER/NAME`) are GitHub's.
+    """
 
     def __init__(
         self,
@@ -70,8 +84,10 @@ class WorkingCopies:
         timeout: float = DEFAULT_GIT_TIMEOUT_SECONDS,
         fetch_depth: int = 1,
         merge_depth: int = 0,
+        gitlab_url: str | None = None,
     ) -> None:
         self.root = root
+        self.gitlab_url = gitlab_url.rstrip("/") if gitlab_url else None
         self.git = git
         self.git_url = git_url.rstrip("/")
         self.secrets = tuple(s for s in secrets if s)
@@ -80,25 +96,41 @@ class WorkingCopies:
         # `--checkout-depth`: the history fetched to merge the base branch in; 0 is all of it.
         self.merge_depth = merge_depth
 
-    def clone_url(self, repo_full_name: str) -> str:
+    def clone_url(self, repo: Repo | str) -> str:
         """The repository's URL on the configured git host: the only place the token is sent.
 
         Never the URL a webhook payload or an API answer names, which a sender could point anywhere.
         """
-        if not _FULL_NAME.fullmatch(repo_full_name) or any(part in (".", "..") for part in repo_full_name.split("/")):
-            raise WorkingCopyError(f"{repo_full_name!r} is not a repository name (OWNER/NAME)")
-        url = f"{self.git_url}/{repo_full_name}.git"
+        full_name, host = _named(repo)
+        if host is VCSHost.GITLAB:
+            if self.gitlab_url is None:
+                raise WorkingCopyError(f"{full_name} is a GitLab project, and this server serves no GitLab")
+            if not _GITLAB_PATH.fullmatch(full_name):
+                raise WorkingCopyError(f"{full_name!r} is not a GitLab project path (group[/subgroup…]/project)")
+            try:
+                url = project_clone_url(self.gitlab_url, full_name)
+            except ValueError as error:
+                raise WorkingCopyError(str(error)) from None
+            _check_url(url)
+            return url
+        if not _FULL_NAME.fullmatch(full_name) or any(part in (".", "..") for part in full_name.split("/")):
+            raise WorkingCopyError(f"{full_name!r} is not a repository name (OWNER/NAME)")
+        url = f"{self.git_url}/{full_name}.git"
         _check_url(url)
         return url
 
-    def mirror_for(self, repo_full_name: str) -> Path:
+    def mirror_for(self, repo: Repo | str) -> Path:
         """Where the bare mirror of one repository lives (a dot directory: no owner's name starts with one)."""
-        owner, _, name = repo_full_name.partition("/")
-        return self.root / ".mirrors" / _safe_component(owner) / f"{_safe_component(name)}.git"
+        full_name, host = _named(repo)
+        owner, _, name = full_name.partition("/")
+        return self._host_root(host) / ".mirrors" / _safe_component(owner) / f"{_safe_component(name)}.git"
 
-    def path_for(self, repo_full_name: str, pull_number: int, workspace: str) -> Path:
+    def path_for(self, repo: Repo | str, pull_number: int, workspace: str) -> Path:
         """Where the working copy of one pull request in one workspace lives."""
-        return self._pull_dir(repo_full_name, pull_number) / _safe_component(workspace)
+        return self._pull_dir(repo, pull_number) / _safe_component(workspace)
+
+    def _host_root(self, host: VCSHost) -> Path:
+        return self.root / GITLAB_DIR if host is VCSHost.GITLAB else self.root
 
     def checkout(
         self,
@@ -116,18 +148,18 @@ class WorkingCopies:
         """
         if not _SHA.fullmatch(sha):
             raise WorkingCopyError(f"{sha!r} is not a full commit sha")
-        url = self.clone_url(repo.full_name)
-        path = self.path_for(repo.full_name, pull_number, workspace)
-        mirror = self.mirror_for(repo.full_name)
+        url = self.clone_url(repo)
+        path = self.path_for(repo, pull_number, workspace)
+        mirror = self.mirror_for(repo)
         with self._locked(path):
             # No fetch lock of its own: the mirror's lock is held around all of this.
-            mirror_git = _Git(self, mirror, token, log)
+            mirror_git = _Git(self, mirror, token, log, user=_git_user(repo))
             with file_lock(_lock_path(mirror)):
                 self._ensure_mirror(mirror_git, url)
                 if not mirror_git.has_commit(sha):
                     self._fetch(mirror_git, repo, url, pull_number, sha)
                 self._ensure_worktree(mirror_git, path, sha)
-            git = _Git(self, path, token, log, fetch_lock=_lock_path(mirror))
+            git = _Git(self, path, token, log, fetch_lock=_lock_path(mirror), user=_git_user(repo))
             git.check(["checkout", "-q", "--force", "--detach", sha])
             git.check(["clean", "-ffdx", "-e", ".terraform"])
             head = git.check(["rev-parse", "HEAD"], echo=False).strip()
@@ -172,8 +204,8 @@ class WorkingCopies:
         Returns the base sha merged, so the comment can say what the plan is of. A conflict leaves
         the copy at the head and raises, naming the conflicting files.
         """
-        path = self.path_for(repo.full_name, pull_number, workspace)
-        git = _Git(self, path, token, log, fetch_lock=_lock_path(self.mirror_for(repo.full_name)))
+        path = self.path_for(repo, pull_number, workspace)
+        git = _Git(self, path, token, log, fetch_lock=_lock_path(self.mirror_for(repo)), user=_git_user(repo))
         with self._locked(path):
             depth = self.merge_depth
             if depth:
@@ -210,8 +242,8 @@ class WorkingCopies:
         *, log: JobLog | None = None,
     ) -> bool:
         """Whether the base branch has commits the checked-out pull request lacks (it diverged)."""
-        path = self.path_for(repo.full_name, pull_number, workspace)
-        git = _Git(self, path, token, log, fetch_lock=_lock_path(self.mirror_for(repo.full_name)))
+        path = self.path_for(repo, pull_number, workspace)
+        git = _Git(self, path, token, log, fetch_lock=_lock_path(self.mirror_for(repo)), user=_git_user(repo))
         with self._locked(path):
             base_sha = self._fetch_branch(git, repo, base_ref)
             code, _ = git.run(["merge-base", "--is-ancestor", base_sha, "HEAD"], echo=False)
@@ -229,9 +261,9 @@ class WorkingCopies:
             raise WorkingCopyError(f"cannot fetch branch {branch} of {repo.full_name}: {_last_line(output)}")
         return git.check(["rev-parse", ref], echo=False).strip()
 
-    def remove_pull(self, repo_full_name: str, pull_number: int) -> None:
+    def remove_pull(self, repo: Repo | str, pull_number: int) -> None:
         """Delete every working copy of one pull request (when it is closed or merged)."""
-        pull_dir = self._pull_dir(repo_full_name, pull_number)
+        pull_dir = self._pull_dir(repo, pull_number)
         if not pull_dir.is_dir():
             return
         names = {entry.name for entry in pull_dir.iterdir() if not entry.name.startswith(".")}
@@ -242,7 +274,7 @@ class WorkingCopies:
                 shutil.rmtree(path, ignore_errors=True)
                 # Unlinked while held: a process waiting on it notices and locks the new file instead.
                 _lock_path(path).unlink(missing_ok=True)
-        mirror = self.mirror_for(repo_full_name)
+        mirror = self.mirror_for(repo)
         if (mirror / "HEAD").is_file():
             # The mirror forgets the removed work trees; their objects stay for the next pull request.
             with file_lock(_lock_path(mirror)):
@@ -251,13 +283,15 @@ class WorkingCopies:
         with contextlib.suppress(OSError):
             pull_dir.rmdir()
 
-    def _pull_dir(self, repo_full_name: str, pull_number: int) -> Path:
-        owner, _, name = repo_full_name.partition("/")
+    def _pull_dir(self, repo: Repo | str, pull_number: int) -> Path:
+        full_name, host = _named(repo)
+        owner, _, name = full_name.partition("/")
         if not owner or not name:
-            raise ValueError(f"not an owner/name repository name: {repo_full_name!r}")
+            raise ValueError(f"not an owner/name repository name: {full_name!r}")
         if pull_number < 0:
             raise ValueError(f"not a pull request number: {pull_number}")
-        return self.root / _safe_component(owner) / _safe_component(name) / str(int(pull_number))
+        # A GitLab path's `subgroup/project` rest is one component (hashed), so no two paths share one.
+        return self._host_root(host) / _safe_component(owner) / _safe_component(name) / str(int(pull_number))
 
     def _fetch(self, git: _Git, repo: Repo, url: str, pull_number: int, sha: str) -> None:
         """Fetch `sha`: by itself where the server allows it (GitHub, protocol v2), else by its refs."""
@@ -279,7 +313,10 @@ class WorkingCopies:
         if code != 0:
             raise WorkingCopyError(f"git fetch from {repo.full_name} failed: {_last_line(output)}")
         # Not every server has pull request refs; when it has none, the branches may be enough.
-        pull_ref = f"+refs/pull/{pull_number}/head:refs/remotes/origin/pull/{pull_number}"
+        # A fork's commits are in the base repository under these refs (GitLab's, GitHub's).
+        gitlab = repo.vcs is VCSHost.GITLAB
+        source = f"refs/merge-requests/{pull_number}/head" if gitlab else f"refs/pull/{pull_number}/head"
+        pull_ref = f"+{source}:refs/remotes/origin/pull/{pull_number}"
         git.run(["fetch", "--no-tags", "origin", pull_ref], auth=True)
         if not git.has_commit(sha):
             raise WorkingCopyError(
@@ -293,6 +330,17 @@ class WorkingCopies:
             yield
 
 
+def _named(repo: Repo | str) -> tuple[str, VCSHost]:
+    """A repository's name and host; a name alone is a GitHub repository's."""
+    if isinstance(repo, Repo):
+        return repo.full_name, repo.vcs
+    return repo, VCSHost.GITHUB
+
+
+def _git_user(repo: Repo) -> str:
+    return GITLAB_GIT_USER if repo.vcs is VCSHost.GITLAB else GITHUB_GIT_USER
+
+
 def _last_line(output: str) -> str:
     """Git's last words, which name what went wrong."""
     lines = [line.strip() for line in output.splitlines() if line.strip()]
@@ -303,7 +351,7 @@ class _Git:
     """Runs git in one working copy with a scrubbed environment, redacting everything it prints."""
 
     def __init__(self, copies: WorkingCopies, path: Path, token: str | None, log: JobLog | None,
-                 *, fetch_lock: Path | None = None) -> None:
+                 *, fetch_lock: Path | None = None, user: str = GITHUB_GIT_USER) -> None:
         self.copies = copies
         self.path = path
         # Held around every fetch: all copies of a repository fetch into its one mirror.
@@ -312,7 +360,7 @@ class _Git:
         self.auth_header: str | None = None
         secrets = list(copies.secrets)
         if token:
-            credentials = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+            credentials = base64.b64encode(f"{user}:{token}".encode()).decode()
             self.auth_header = f"Authorization: Basic {credentials}"
             secrets += [token, credentials]
         self.redact = Redactor(secrets)

@@ -1,30 +1,36 @@
-"""GitLab webhook payloads → typed events: Merge Request Hook and Note Hook.
+"""GitLab webhook payloads → the same events as GitHub's: Merge Request Hook and Note Hook.
 
-Pure functions of their inputs, as `atlas.events` is for GitHub. The event types mirror
-`atlas.events` field for field (`MergeRequestEvent` ~ `PullRequestEvent`, `NoteEvent` ~
-`CommentEvent`), with the actions already translated to GitHub's words (`opened`, `reopened`,
-`synchronize`, `ready_for_review`, `closed`), so the job for an event is chosen the same way for
-both hosts. What GitLab adds is kept in extra fields: `gitlab_action` and `oldrev`.
+Pure functions of their inputs, as `atlas.intake.events` is for GitHub, and producing its types:
+a merge request is a `PullRequestEvent` whose action is already GitHub's word (`opened`,
+`reopened`, `synchronize`, `ready_for_review`, `closed`), a note is a `CommentEvent`, so the job
+for an event is chosen the same way for both hosts. Every repository they name is a GitLab one
+(`Repo.vcs`), so the command pipeline answers it through the GitLab client.
 """
 
 from __future__ import annotations
 
-import hmac
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from typing import Any
 
-from atlas.models import PullRequest, Repo
-
-T = TypeVar("T")
+from atlas.intake.events import (
+    CommentEvent,
+    Ignored,
+    PayloadError,
+    PullRequestEvent,
+    require,
+    require_int,
+    url_field,
+)
+from atlas.models import PullRequest, Repo, VCSHost
 
 MERGE_REQUEST_HOOK = "Merge Request Hook"
 NOTE_HOOK = "Note Hook"
 
 MAX_IID = 2**31 - 1
+"""Merge request iids are 32-bit on GitLab."""
 MAX_ID = 2**63 - 1
+"""GitLab's ids (notes, projects) are 64-bit."""
 
 _PROJECT_PATH = re.compile(r"[A-Za-z0-9_.-]{1,255}(/[A-Za-z0-9_.-]{1,255}){1,20}")
 """`group[/subgroup…]/project`: GitLab's path characters, up to its 20 levels of nested groups."""
@@ -33,67 +39,9 @@ _BOT_USERNAME = re.compile(r"(project|group)_\d+_bot(_[0-9a-f]+)?")
 _VISIBILITY_PUBLIC = 20
 
 
-class PayloadError(ValueError):
-    """The payload lacks something the event needs; the message says what (HTTP 400)."""
-
-
-@dataclass(frozen=True)
-class Ignored:
-    """A delivery atlas acknowledges but does nothing with; `reason` goes back to GitLab."""
-
-    reason: str
-
-
-@dataclass(frozen=True)
-class MergeRequestEvent:
-    """A merge request opened, updated with new commits, marked ready, closed or merged."""
-
-    action: str
-    """GitHub's word for it: opened, reopened, synchronize, ready_for_review, closed."""
-    pull: PullRequest
-    sender: str
-    merged: bool = False
-    merge_commit_sha: str | None = None
-    gitlab_action: str = ""
-    """GitLab's own word: open, reopen, update, close, merge."""
-    oldrev: str | None = None
-    """The head before the pushed commits (updates that pushed code only)."""
-
-    @property
-    def repo(self) -> Repo:
-        return self.pull.repo
-
-
-@dataclass(frozen=True)
-class NoteEvent:
-    """A new note on a merge request."""
-
-    repo: Repo
-    number: int
-    comment_id: int
-    body: str
-    commenter: str
-    commenter_is_bot: bool
-
-    @property
-    def pull_stub(self) -> PullRequest:
-        """The merge request as far as the note names it; the job refreshes it from the API."""
-        return PullRequest(repo=self.repo, number=self.number, head_sha="", head_ref="", base_ref="", author="")
-
-
-Event = MergeRequestEvent | NoteEvent
-
-
-def token_matches(received: str | None, secret: str) -> bool:
-    """Whether `X-Gitlab-Token` is the webhook secret, compared in constant time."""
-    if received is None or not secret:
-        return False
-    return hmac.compare_digest(received.encode(), secret.encode())
-
-
 def parse_gitlab_event(
     event_name: str, payload: Mapping[str, Any], *, bot_username: str | None = None
-) -> Event | Ignored:
+) -> PullRequestEvent | CommentEvent | Ignored:
     """Turn one GitLab delivery (`X-Gitlab-Event` and its JSON) into an event, or say why it is ignored."""
     kind = payload.get("object_kind")
     if event_name == MERGE_REQUEST_HOOK:
@@ -107,9 +55,9 @@ def parse_gitlab_event(
     return Ignored(f"GitLab event {event_name[:100]!r} is not one atlas acts on")
 
 
-def _merge_request_event(payload: Mapping[str, Any]) -> MergeRequestEvent | Ignored:
-    attributes = _require(payload, "object_attributes", dict)
-    action = _require(attributes, "action", str, "object_attributes")
+def _merge_request_event(payload: Mapping[str, Any]) -> PullRequestEvent | Ignored:
+    attributes = require(payload, "object_attributes", dict)
+    action = require(attributes, "action", str, "object_attributes")
     oldrev = attributes.get("oldrev") if isinstance(attributes.get("oldrev"), str) else None
     raw_changes = payload.get("changes")
     changes: Mapping[str, Any] = raw_changes if isinstance(raw_changes, Mapping) else {}
@@ -127,19 +75,17 @@ def _merge_request_event(payload: Mapping[str, Any]) -> MergeRequestEvent | Igno
         translated = "closed"
     else:
         return Ignored(f"merge request action {action[:100]!r} is not one atlas acts on")
-    repo = parse_project(_require(payload, "project", dict))
+    repo = parse_project(require(payload, "project", dict))
     pull = parse_merge_request(attributes, repo, payload.get("user"))
     merged = action == "merge"
     if merged and not pull.merged:
         pull = pull.model_copy(update={"merged": True, "is_open": False})
-    return MergeRequestEvent(
+    return PullRequestEvent(
         action=translated,
         pull=pull,
         sender=_username(payload.get("user")) or "",
         merged=merged,
         merge_commit_sha=(pull.merge_commit_sha or None) if merged else None,
-        gitlab_action=action,
-        oldrev=oldrev,
     )
 
 
@@ -152,8 +98,8 @@ def _became_ready(changes: Mapping[str, Any]) -> bool:
     return False
 
 
-def _note_event(payload: Mapping[str, Any], bot_username: str | None) -> NoteEvent | Ignored:
-    attributes = _require(payload, "object_attributes", dict)
+def _note_event(payload: Mapping[str, Any], bot_username: str | None) -> CommentEvent | Ignored:
+    attributes = require(payload, "object_attributes", dict)
     noteable = attributes.get("noteable_type")
     if noteable != "MergeRequest":
         return Ignored(f"note is on a {str(noteable)[:50]}, not on a merge request")
@@ -166,12 +112,12 @@ def _note_event(payload: Mapping[str, Any], bot_username: str | None) -> NoteEve
     commenter = _username(user) or ""
     if bot_username and commenter.lower() == bot_username.lower():
         return Ignored("note is atlas's own")
-    merge_request = _require(payload, "merge_request", dict)
-    return NoteEvent(
-        repo=parse_project(_require(payload, "project", dict)),
-        number=_require_int(merge_request, "iid", "merge_request", MAX_IID),
-        comment_id=_require_int(attributes, "id", "object_attributes", MAX_ID),
-        body=_require(attributes, "note", str, "object_attributes"),
+    merge_request = require(payload, "merge_request", dict)
+    return CommentEvent(
+        repo=parse_project(require(payload, "project", dict)),
+        number=require_int(merge_request, "iid", "merge_request", MAX_IID),
+        comment_id=require_int(attributes, "id", "object_attributes", MAX_ID),
+        body=require(attributes, "note", str, "object_attributes"),
         commenter=commenter,
         commenter_is_bot=bool(_BOT_USERNAME.fullmatch(commenter))
         or (isinstance(user, Mapping) and bool(user.get("bot"))),
@@ -180,23 +126,24 @@ def _note_event(payload: Mapping[str, Any], bot_username: str | None) -> NoteEve
 
 def parse_project(project: Mapping[str, Any], where: str = "project") -> Repo:
     """The project as atlas's `Repo`: `full_name` is the whole path, nested groups included."""
-    full_path = _require(project, "path_with_namespace", str, where)
+    full_path = require(project, "path_with_namespace", str, where)
     if not _PROJECT_PATH.fullmatch(full_path):
         raise PayloadError(f"{where}.path_with_namespace {full_path[:200]!r} is not group[/subgroup…]/project")
     visibility = project.get("visibility_level")
     return Repo(
         full_name=full_path,
-        clone_url=_url(project, "git_http_url", where),
-        html_url=_url(project, "web_url", where),
+        clone_url=url_field(project, "git_http_url", where),
+        html_url=url_field(project, "web_url", where),
         default_branch=str(project.get("default_branch") or "main"),
         private=visibility != _VISIBILITY_PUBLIC,
+        vcs=VCSHost.GITLAB,
     )
 
 
 def parse_merge_request(attributes: Mapping[str, Any], repo: Repo, user: object = None) -> PullRequest:
     """The merge request of a Merge Request Hook's `object_attributes`."""
     where = "object_attributes"
-    last_commit = _require(attributes, "last_commit", dict, where)
+    last_commit = require(attributes, "last_commit", dict, where)
     source = attributes.get("source")
     source_project_id = attributes.get("source_project_id")
     target_project_id = attributes.get("target_project_id")
@@ -208,10 +155,10 @@ def parse_merge_request(attributes: Mapping[str, Any], repo: Repo, user: object 
         author = _username(user) or ""
     return PullRequest(
         repo=repo,
-        number=_require_int(attributes, "iid", where, MAX_IID),
-        head_sha=_require(last_commit, "id", str, f"{where}.last_commit"),
-        head_ref=_require(attributes, "source_branch", str, where),
-        base_ref=_require(attributes, "target_branch", str, where),
+        number=require_int(attributes, "iid", where, MAX_IID),
+        head_sha=require(last_commit, "id", str, f"{where}.last_commit"),
+        head_ref=require(attributes, "source_branch", str, where),
+        base_ref=require(attributes, "target_branch", str, where),
         author=author,
         html_url=str(attributes.get("url") or ""),
         title=str(attributes.get("title") or ""),
@@ -228,33 +175,3 @@ def _username(user: object) -> str | None:
     if isinstance(user, Mapping) and isinstance(user.get("username"), str):
         return str(user["username"])
     return None
-
-
-def _url(data: Mapping[str, Any], key: str, where: str) -> str:
-    value = _require(data, key, str, where)
-    try:
-        parts = urlsplit(value)
-        _ = parts.port, parts.hostname
-    except ValueError as error:
-        raise PayloadError(f"payload field {where}.{key} is not a URL: {error}") from None
-    return value
-
-
-def _require_int(data: Mapping[str, Any], key: str, where: str, maximum: int) -> int:
-    value = _require(data, key, int, where)
-    if not 1 <= value <= maximum:
-        raise PayloadError(f"payload field {where}.{key} is {value}, outside 1..{maximum}")
-    return value
-
-
-def _require(data: Mapping[str, Any], key: str, kind: type[T], where: str = "") -> T:
-    value = data.get(key)
-    path = f"{where}.{key}" if where else key
-    if value is None:
-        raise PayloadError(f"payload has no {path}")
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        names = {str: "a string", int: "a number", dict: "an object"}
-        raise PayloadError(
-            f"payload field {path} should be {names.get(kind, kind.__name__)}, not {type(value).__name__}"
-        )
-    return value

@@ -1,4 +1,4 @@
-"""GitLab's Merge Request Hook and Note Hook payloads become atlas's events, or say why not."""
+"""GitLab's Merge Request Hook and Note Hook payloads become the events GitHub's do, or say why not."""
 
 from __future__ import annotations
 
@@ -6,16 +6,10 @@ from typing import Any
 
 import pytest
 
-from atlas.gitlab.events import (
-    MERGE_REQUEST_HOOK,
-    NOTE_HOOK,
-    Ignored,
-    MergeRequestEvent,
-    NoteEvent,
-    PayloadError,
-    parse_gitlab_event,
-    token_matches,
-)
+from atlas.http.webhooks import gitlab_token_problem
+from atlas.intake.events import CommentEvent, Ignored, PayloadError, PullRequestEvent
+from atlas.intake.gitlab_events import MERGE_REQUEST_HOOK, NOTE_HOOK, parse_gitlab_event
+from atlas.models import VCSHost
 from tests.gitlab_emulator import GitLabEmulator, merge_request_hook, note_hook
 from tests.gitlab_emulator.responses import example
 from tests.gitlab_emulator.webhooks import draft_change
@@ -30,16 +24,16 @@ def world(gitlab_emulator: GitLabEmulator) -> GitLabEmulator:
     return gitlab_emulator
 
 
-def _event(payload: dict[str, Any]) -> MergeRequestEvent:
+def _event(payload: dict[str, Any]) -> PullRequestEvent:
     event = parse_gitlab_event(MERGE_REQUEST_HOOK, payload)
-    assert isinstance(event, MergeRequestEvent), event
+    assert isinstance(event, PullRequestEvent), event
     return event
 
 
 def test_the_documented_merge_request_hook_parses_as_an_opened_merge_request() -> None:
     event = _event(example("webhooks/merge_request"))
-    assert event.action == "opened" and event.gitlab_action == "open"
-    assert event.repo.full_name == "gitlabhq/gitlab-test"
+    assert event.action == "opened"
+    assert event.repo.full_name == "gitlabhq/gitlab-test" and event.repo.vcs is VCSHost.GITLAB
     assert event.repo.allowlist_id == "example.com/gitlabhq/gitlab-test"
     assert event.pull.number == 1
     assert event.pull.head_sha == "da1560886d4f094c3e6c9ef40349f7d38b5d27d7"
@@ -65,7 +59,7 @@ def test_reopen_autoplans_and_update_with_oldrev_is_a_synchronize(world: GitLabE
     after = world.push(PATH, 1, {"vpc/main.tf": "# vpc v2\n"})
     event = _event(merge_request_hook(world, PATH, 1, "update", oldrev=before))
     assert event.action == "synchronize"
-    assert event.oldrev == before and event.pull.head_sha == after
+    assert event.pull.head_sha == after
 
 
 def test_update_without_new_commits_is_ignored(world: GitLabEmulator) -> None:
@@ -91,7 +85,7 @@ def test_close_is_closed_unmerged_and_merge_is_closed_merged(world: GitLabEmulat
     world.reopen_merge_request(PATH, 1)
     sha = world.merge_merge_request(PATH, 1, by="bob")
     merged = _event(merge_request_hook(world, PATH, 1, "merge", user="bob"))
-    assert (merged.action, merged.merged, merged.gitlab_action) == ("closed", True, "merge")
+    assert (merged.action, merged.merged) == ("closed", True)
     assert merged.merge_commit_sha == sha and merged.pull.merged is True
     assert merged.sender == "bob"
 
@@ -113,7 +107,7 @@ def test_a_fork_merge_request_is_a_fork_with_the_forks_clone_url(gitlab_emulator
 def test_a_note_on_a_merge_request_is_a_comment_command(world: GitLabEmulator) -> None:
     note = world.add_note(PATH, 1, "atlas plan -d vpc", "bob")
     event = parse_gitlab_event(NOTE_HOOK, note_hook(world, PATH, 1, note), bot_username="atlas-bot")
-    assert isinstance(event, NoteEvent)
+    assert isinstance(event, CommentEvent)
     assert (event.repo.full_name, event.number, event.comment_id) == (PATH, 1, note.id)
     assert (event.body, event.commenter, event.commenter_is_bot) == ("atlas plan -d vpc", "bob", False)
     assert event.pull_stub.number == 1
@@ -121,7 +115,7 @@ def test_a_note_on_a_merge_request_is_a_comment_command(world: GitLabEmulator) -
 
 def test_the_documented_note_hook_parses() -> None:
     event = parse_gitlab_event(NOTE_HOOK, example("webhooks/note.merge_request"))
-    assert isinstance(event, NoteEvent)
+    assert isinstance(event, CommentEvent)
     assert (event.number, event.comment_id, event.body) == (1, 1244, "This MR needs work.")
 
 
@@ -138,7 +132,7 @@ def test_atlas_own_notes_system_notes_and_edits_are_ignored(world: GitLabEmulato
 def test_a_note_by_a_project_access_token_user_is_a_bots(world: GitLabEmulator) -> None:
     note = world.add_note(PATH, 1, "atlas plan", "project_278964_bot_3f2a1c")
     event = parse_gitlab_event(NOTE_HOOK, note_hook(world, PATH, 1, note))
-    assert isinstance(event, NoteEvent) and event.commenter_is_bot is True
+    assert isinstance(event, CommentEvent) and event.commenter_is_bot is True
 
 
 def test_notes_on_issues_and_commits_are_ignored() -> None:
@@ -173,7 +167,7 @@ def test_malformed_merge_request_hooks_say_what_is_wrong(mutate: Any, message: s
 
 
 def test_the_webhook_token_is_compared_exactly() -> None:
-    assert token_matches("s3cret", "s3cret")
-    assert not token_matches("s3cre", "s3cret")
-    assert not token_matches(None, "s3cret")
-    assert not token_matches("", "")
+    assert gitlab_token_problem("s3cret", "s3cret") is None
+    assert "is not this server's" in str(gitlab_token_problem("s3cre", "s3cret"))
+    assert "missing X-Gitlab-Token" in str(gitlab_token_problem(None, "s3cret"))
+    assert gitlab_token_problem("s3crét", "s3cret") is not None
