@@ -84,7 +84,8 @@ def free_port() -> int:
             {},
             "atlas: error: GitHub credentials are required (the server reads pull requests and comments): give a "
             "token (--gh-token, ATLAS_GH_TOKEN, or --gh-token-file) or a GitHub App (--gh-app-id with "
-            "--gh-app-key-file or --gh-app-key)",
+            "--gh-app-key-file or --gh-app-key); or, to serve GitLab, a GitLab token (--gitlab-token, "
+            "ATLAS_GITLAB_TOKEN, or --gitlab-token-file)",
         ),
         (
             ["--prot", "4000"],

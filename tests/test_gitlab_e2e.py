@@ -82,7 +82,7 @@ def comment(atlas: RunningAtlas, emulator: GitLabEmulator, body: str, *, author:
 
 
 def notes_by_atlas(emulator: GitLabEmulator, iid: int = 1, path: str = PATH) -> list[str]:
-    return [n["body"] for n in emulator.notes(path, iid) if n["author"]["username"] == emulator.bot.username]
+    return [n["body"] for n in emulator.notes(path, iid) if n["author"] == emulator.bot.username]
 
 
 def statuses(emulator: GitLabEmulator, sha: str, name: str = "atlas/plan", path: str = PATH) -> list[tuple[str, str]]:
@@ -248,3 +248,28 @@ def test_a_draft_merge_request_is_planned_once_it_is_marked_ready(
 
     [body] = notes_by_atlas(gitlab_emulator)
     assert "Ran Plan for dir: `app`" in body
+
+
+# --- comment commands --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("configured_user", [True, False], ids=["gitlab-user", "read-from-the-token"])
+def test_atlas_ignores_its_own_notes_and_answers_others(
+    gitlab_atlas: Callable[..., RunningAtlas], gitlab_emulator: GitLabEmulator, gitlab_project: Callable[..., str],
+    configured_user: bool,
+) -> None:
+    atlas = gitlab_atlas(gitlab_user=gitlab_emulator.bot.username if configured_user else None)
+    gitlab_project()
+    gitlab_emulator.open_merge_request(PATH, "more-replicas", APP_CHANGE)
+
+    own = comment(atlas, gitlab_emulator, "atlas help", author=gitlab_emulator.bot.username)
+    assert own.status_code == 200 and "note is atlas's own" in own.text
+    other = comment(atlas, gitlab_emulator, "atlas help")
+    assert other.status_code == 202, other.text
+    atlas.wait_idle()
+
+    [answer] = [body for body in notes_by_atlas(gitlab_emulator) if body != "atlas help"]
+    assert "atlas plan" in answer and "atlas apply" in answer
+    # The command's note got atlas's award emoji, as a GitHub comment gets its reaction; atlas's own did not.
+    awards = {n["author"]: n["awards"] for n in gitlab_emulator.notes(PATH, 1) if n["body"] == "atlas help"}
+    assert awards == {"bob": [("eyes", gitlab_emulator.bot.username)], gitlab_emulator.bot.username: []}

@@ -80,7 +80,8 @@ def test_help_lists_the_concurrency_and_every_server_setting(tmp_path: Path) -> 
         ((), {"ATLAS_REDIS_URL": "redis://127.0.0.1:1/0"},
          "atlas: error: GitHub credentials are required (workers read pull requests and comment): give a token "
          "(--gh-token, ATLAS_GH_TOKEN, or --gh-token-file) or a GitHub App (--gh-app-id with --gh-app-key-file or "
-         "--gh-app-key)\n"),
+         "--gh-app-key); or, to serve GitLab, a GitLab token (--gitlab-token, ATLAS_GITLAB_TOKEN, or "
+         "--gitlab-token-file)\n"),
         (("--concurrency", "0"), {"ATLAS_GH_TOKEN": "t", "ATLAS_REDIS_URL": "redis://127.0.0.1:1/0"},
          "atlas: error: --concurrency must be at least 1, got 0\n"),
     ],

@@ -143,4 +143,4 @@ class CommandContext:
         return removed
 
     def plans_dir(self, pull: PullRequest) -> Path:
-        return self.settings.data_dir / "plans" / pull.repo.owner / pull.repo.name / str(pull.number)
+        return self.settings.data_dir / "plans" / pull_dir(pull.repo.full_name, pull.number)

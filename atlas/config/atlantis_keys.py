@@ -139,6 +139,7 @@ _CONTROLS_E2E = "tests/test_atlantis_controls_e2e.py::"
 _NOTIFY_E2E = "tests/test_notify_e2e.py::"
 _NOTIFY_APPLY = _NOTIFY_E2E + "test_an_apply_sends_a_signed_webhook_and_a_slack_message"
 _GITLAB = "GitLab support (this round): "
+_GITLAB_E2E = "tests/test_gitlab_e2e.py::"
 
 REPO_KEYS: tuple[AtlantisKey, ...] = (
     _repo("version"),
@@ -382,12 +383,19 @@ SERVER_KEYS: tuple[AtlantisKey, ...] = (
     ),
     _flag("gitlab-group-allowlist", P, "setting:gitlab-group-allowlist",
           _GITLAB + "GROUP:COMMAND pairs that may run each command"),
-    _flag("gitlab-hostname", P, "setting:gitlab-hostname", _GITLAB + "the GitLab host (default gitlab.com)"),
+    _flag("gitlab-hostname", S, "setting:gitlab-hostname",
+          "the GitLab host (default gitlab.com; a bare host is https, a URL with scheme and port is taken as it is)",
+          test=_GITLAB_E2E + "test_an_opened_merge_request_gets_a_plan_note_and_statuses_with_gitlab_settings_alone"),
     _flag("gitlab-status-retry-enabled", P, "setting:gitlab-status-retry-enabled",
           _GITLAB + "retry pipeline status updates with backoff"),
-    _flag("gitlab-token", P, "setting:gitlab-token", _GITLAB + "the API user's token"),
-    _flag("gitlab-user", P, "setting:gitlab-user", _GITLAB + "the API user's name"),
-    _flag("gitlab-webhook-secret", P, "setting:gitlab-webhook-secret", _GITLAB + "the secret webhooks carry"),
+    _flag("gitlab-token", S, "setting:gitlab-token",
+          "the API user's token, for the API and for git (an oauth2 header, never in a URL); or --gitlab-token-file",
+          test=_GITLAB_E2E + "test_an_opened_merge_request_gets_a_plan_note_and_statuses_with_gitlab_settings_alone"),
+    _flag("gitlab-user", S, "setting:gitlab-user", "the API user's name, whose notes atlas ignores (else GET /user)",
+          test=_GITLAB_E2E + "test_atlas_ignores_its_own_notes_and_answers_others"),
+    _flag("gitlab-webhook-secret", S, "setting:gitlab-webhook-secret",
+          "the secret token GitLab sends in X-Gitlab-Token, compared in constant time (401 otherwise)",
+          test=_GITLAB_E2E + "test_a_delivery_with_a_wrong_or_missing_gitlab_token_is_refused_with_401"),
     _flag("help", atlas="cli:--help"),
     _flag("hide-prev-plan-comments"),
     _flag("hide-unchanged-plan-comments", S, "setting:hide-unchanged-plan-comments",

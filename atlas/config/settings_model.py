@@ -1019,9 +1019,9 @@ def require_github_auth(settings: Settings, why: str) -> None:
     token (`why` needs it)."""
     if not settings.github_enabled and not settings.gitlab_enabled:
         raise SettingsError(
-            f"GitHub or GitLab credentials are required ({why}): give a GitHub token (--gh-token, "
-            "ATLAS_GH_TOKEN, or --gh-token-file), a GitHub App (--gh-app-id with --gh-app-key-file or "
-            "--gh-app-key), or a GitLab token (--gitlab-token, ATLAS_GITLAB_TOKEN, or --gitlab-token-file)"
+            f"GitHub credentials are required ({why}): give a token (--gh-token, ATLAS_GH_TOKEN, or "
+            "--gh-token-file) or a GitHub App (--gh-app-id with --gh-app-key-file or --gh-app-key); "
+            "or, to serve GitLab, a GitLab token (--gitlab-token, ATLAS_GITLAB_TOKEN, or --gitlab-token-file)"
         )
 
 

@@ -24,7 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from atlas.models import PlanSummary, Project, utcnow
 
-_REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
+_REPO = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+){1,20}")
+"""`OWNER/NAME` on GitHub, `group[/subgroup…]/project` on GitLab."""
 # Every byte outside these is percent-encoded in a plan's name, which makes the name unique to its
 # project, free of path separators, and different from any name `CommandContext.planfile` gives
 # another project (that one replaces unsafe runs with `_`, which is encoded here).
@@ -165,10 +166,15 @@ def file_digest(path: Path) -> tuple[str, int]:
 
 
 def pull_dir(repo: str, pull_number: int) -> str:
-    """`OWNER/NAME/PR`, after checking `repo` is a plain `owner/name` (it becomes a path and a key)."""
+    """`OWNER/NAME/PR`, after checking `repo` is a plain `owner/name` (it becomes a path and a key).
+
+    A GitLab path's `subgroup/project` rest is one segment (`subgroup%2Fproject`), so the plans of
+    `group/app` never sit inside those of `group/app/…`'s merge requests.
+    """
     if not _REPO.fullmatch(repo) or any(part in (".", "..") for part in repo.split("/")):
         raise ValueError(f"not a repository name of the form owner/name: {repo!r}")
-    return f"{repo}/{pull_number}"
+    owner, _, name = repo.partition("/")
+    return f"{owner}/{name.replace('/', '%2F')}/{pull_number}"
 
 
 def forget_plans(
