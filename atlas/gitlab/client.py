@@ -186,6 +186,7 @@ def pull_from_api(mr: Mapping[str, Any], target: Repo, source_clone_url: str) ->
         merged=merged,
         merge_commit_sha=str(mr.get("merge_commit_sha") or mr.get("squash_commit_sha") or "") if merged else "",
         merged_by=str(merger.get("username") or "") if merged else "",
+        labels=tuple(str(label) for label in mr.get("labels") or () if isinstance(label, str)),
     )
 
 

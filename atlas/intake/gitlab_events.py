@@ -77,6 +77,11 @@ def _merge_request_event(payload: Mapping[str, Any]) -> PullRequestEvent | Ignor
         return Ignored(f"merge request action {action[:100]!r} is not one atlas acts on")
     repo = parse_project(require(payload, "project", dict))
     pull = parse_merge_request(attributes, repo, payload.get("user"))
+    # The hook's labels are objects with a `title`, as the merge request carries them now.
+    raw_labels = payload.get("labels")
+    if isinstance(raw_labels, list):
+        titles = (label.get("title") for label in raw_labels if isinstance(label, Mapping))
+        pull = pull.model_copy(update={"labels": tuple(str(title) for title in titles if title)})
     merged = action == "merge"
     if merged and not pull.merged:
         pull = pull.model_copy(update={"merged": True, "is_open": False})
