@@ -59,7 +59,7 @@ def test_a_hostname_that_is_no_gitlab_is_refused_saying_why(hostname: str, messa
 
 def test_a_gitlab_token_without_the_gitlab_webhook_secret_is_refused_at_start_up() -> None:
     settings = load_settings({"gitlab_token": "glpat-x"}, env={})
-    with pytest.raises(SettingsError, match="--gitlab-webhook-secret .* is required with --gitlab-token"):
+    with pytest.raises(SettingsError, match=r"--gitlab-webhook-secret .* is required with --gitlab-token"):
         require_webhook_secret(settings)
     both = load_settings({"gitlab_token": "glpat-x", "gitlab_webhook_secret": "s", "gh_token": "ghp_x"}, env={})
     with pytest.raises(SettingsError, match="--gh-webhook-secret"):
