@@ -411,3 +411,30 @@ def test_a_full_clone_from_an_older_layout_is_replaced_by_a_work_tree(
 
     assert (path / ".git").is_file()
     assert git_out(path, "rev-parse", "HEAD") == world.pull.head_sha
+
+
+def objects_in(mirror: Path) -> int:
+    counts = dict(line.split(": ") for line in git_out(mirror, "count-objects", "-v").splitlines())
+    return int(counts["count"]) + int(counts["in-pack"])
+
+
+def test_a_new_commit_fetches_only_the_objects_the_mirror_lacks(
+    tmp_path: Path, github_emulator: GitHubEmulator
+) -> None:
+    world = World(tmp_path, github_emulator)
+    github_emulator.push_to_branch("acme/infra", "main", {f"generated/file-{i:03d}.txt": f"{i}\n" for i in range(300)})
+    pull = github_emulator.open_pull("acme/infra", "big", {"app/replicas.tf": "locals {\n  replicas = 4\n}\n"})
+    world.copies.checkout(world.repo, pull.number, "default", pull.head_sha, world.token)
+    mirror = world.copies.mirror_for("acme/infra")
+    before = objects_in(mirror)
+
+    second = github_emulator.open_pull("acme/infra", "bigger", {"app/replicas.tf": "locals {\n  replicas = 5\n}\n"})
+    world.copies.checkout(world.repo, second.number, "default", second.head_sha, world.token)
+    new_head = github_emulator.push("acme/infra", pull.number, {"app/replicas.tf": "locals {\n  replicas = 6\n}\n"})
+    world.copies.checkout(world.repo, pull.number, "default", new_head, world.token)
+
+    # Each commit brings itself, two trees and one file, not the 300 files every tree holds.
+    assert objects_in(mirror) - before <= 2 * 5
+    world.copies.remove_pull("acme/infra", pull.number)
+    assert git_out(mirror, "for-each-ref", "refs/atlas/pulls") == git_out(
+        mirror, "for-each-ref", f"refs/atlas/pulls/{second.number}")

@@ -4,7 +4,9 @@ Each repository has one bare mirror at `<data-dir>/repos/.mirrors/<owner>/<name>
 place its objects are fetched into and kept; every copy, at
 `<data-dir>/repos/<owner>/<name>/<pull>/<workspace>`, is a `git worktree` of that mirror, so it
 costs the files of its commit, not the repository's history, and a commit already fetched for one
-pull request (or one event) is not fetched again for the next. Fetches into a mirror, and changes to
+pull request (or one event) is not fetched again for the next. The mirror keeps a ref to each pull
+request's commit (`refs/atlas/pulls/N`), which is what its fetches tell the server they have: a new
+commit then costs the objects it adds, not its whole tree again. Fetches into a mirror, and changes to
 its list of work trees, are serialised across threads and processes by the mirror's file lock.
 Copies are reused: a new push to the pull request fetches into the mirror and checks out in the
 existing copy, so terraform's `.terraform` directory (providers, modules, backend settings) survives.
@@ -158,6 +160,9 @@ class WorkingCopies:
                 self._ensure_mirror(mirror_git, url)
                 if not mirror_git.has_commit(sha):
                     self._fetch(mirror_git, repo, url, pull_number, sha)
+                # A ref per pull request: git offers only refs as what it has when it fetches, so
+                # without them every fetch would download the whole tree of its commit again.
+                mirror_git.check(["update-ref", _pull_ref(pull_number), sha], echo=False)
                 self._ensure_worktree(mirror_git, path, sha)
             git = _Git(self, path, token, log, fetch_lock=_lock_path(mirror), user=_git_user(repo))
             git.check(["checkout", "-q", "--force", "--detach", sha])
@@ -278,7 +283,9 @@ class WorkingCopies:
         if (mirror / "HEAD").is_file():
             # The mirror forgets the removed work trees; their objects stay for the next pull request.
             with file_lock(_lock_path(mirror)):
-                _Git(self, mirror, None, None).run(["worktree", "prune"], echo=False)
+                mirror_git = _Git(self, mirror, None, None)
+                mirror_git.run(["worktree", "prune"], echo=False)
+                mirror_git.run(["update-ref", "-d", _pull_ref(pull_number)], echo=False)
         # Fails when a new checkout for this pull request arrived meanwhile, which is fine.
         with contextlib.suppress(OSError):
             pull_dir.rmdir()
@@ -455,6 +462,11 @@ def _safe_component(value: str) -> str:
         return value
     cleaned = re.sub(r"[^A-Za-z0-9._-]", "_", value).lstrip(".")[:60] or "_"
     return f"{cleaned}-{hashlib.sha256(value.encode()).hexdigest()[:12]}"
+
+
+def _pull_ref(pull_number: int) -> str:
+    """The mirror's ref to the commit last checked out for a pull request (what its fetches say they have)."""
+    return f"refs/atlas/pulls/{int(pull_number)}"
 
 
 def _lock_path(path: Path) -> Path:
