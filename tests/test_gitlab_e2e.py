@@ -7,6 +7,7 @@ repository is on.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -273,3 +274,154 @@ def test_atlas_ignores_its_own_notes_and_answers_others(
     # The command's note got atlas's award emoji, as a GitHub comment gets its reaction; atlas's own did not.
     awards = {n["author"]: n["awards"] for n in gitlab_emulator.notes(PATH, 1) if n["body"] == "atlas help"}
     assert awards == {"bob": [("eyes", gitlab_emulator.bot.username)], gitlab_emulator.bot.username: []}
+
+
+def app_change(replicas: int) -> dict[str, str | bytes | None]:
+    main_tf = (FIXTURES / "multi-project/app/main.tf").read_text()
+    return {"app/main.tf": main_tf.replace("replicas = 2", f"replicas = {replicas}")}
+
+
+def open_and_plan(atlas: RunningAtlas, emulator: GitLabEmulator, branch: str, changes: dict[str, Any],
+                  *, author: str = "alice", path: str = PATH) -> int:
+    """A merge request opened and autoplanned; its iid."""
+    iid = emulator.open_merge_request(path, branch, changes, author=author).iid
+    assert mr_hook(atlas, emulator, iid=iid, path=path).status_code == 202
+    atlas.wait_idle()
+    return iid
+
+
+def lock_holders(atlas: RunningAtlas) -> dict[str, str]:
+    """`repo:dir/workspace` → `repo#number` of the pull or merge request holding its lock."""
+    locks = atlas.app.config["ATLAS_CONTEXT"].locks.all()
+    return {f"{lock.repo}:{lock.project.dir}/{lock.project.workspace}": lock.pull_key for lock in locks}
+
+
+def app_replicas(state_dir: Path) -> int:
+    state = json.loads((state_dir / "multi-project/app.tfstate").read_text())
+    [service] = [r for r in state["resources"] if r["name"] == "service"]
+    replicas: int = service["instances"][0]["attributes"]["input"]["value"]["replicas"]
+    return replicas
+
+
+def test_atlas_apply_in_a_note_applies_the_plan_once_the_approval_rules_are_met(
+    gitlab_atlas: Callable[..., RunningAtlas], gitlab_emulator: GitLabEmulator, gitlab_project: Callable[..., str],
+    state_dir: Path,
+) -> None:
+    atlas = gitlab_atlas(apply_requirements="approved")
+    gitlab_project()
+    gitlab_emulator.add_member(PATH, "bob", "developer")
+    gitlab_emulator.add_approval_rule(PATH, "infra", 1, eligible=["carol"])
+    iid = open_and_plan(atlas, gitlab_emulator, "more-replicas", app_change(3))
+
+    assert comment(atlas, gitlab_emulator, "atlas apply", iid=iid).status_code == 202
+    atlas.wait_idle()
+    refused = notes_by_atlas(gitlab_emulator, iid)[-1]
+    assert "approved" in refused and not (state_dir / "multi-project/app.tfstate").exists()
+
+    gitlab_emulator.approve(PATH, iid, "carol")
+    assert comment(atlas, gitlab_emulator, "atlas apply", iid=iid).status_code == 202
+    atlas.wait_idle()
+
+    applied = notes_by_atlas(gitlab_emulator, iid)[-1]
+    assert "Apply complete! Resources: 1 added, 0 changed, 0 destroyed." in applied
+    assert app_replicas(state_dir) == 3
+    sha = gitlab_emulator.merge_request(PATH, iid).sha
+    assert statuses(gitlab_emulator, sha, "atlas/apply")[-1] == ("success", "1/1 projects applied")
+
+
+def test_a_user_without_developer_access_may_not_apply(
+    gitlab_atlas: Callable[..., RunningAtlas], gitlab_emulator: GitLabEmulator, gitlab_project: Callable[..., str],
+    state_dir: Path,
+) -> None:
+    atlas = gitlab_atlas()
+    gitlab_project()
+    gitlab_emulator.add_member(PATH, "rita", "reporter")
+    iid = open_and_plan(atlas, gitlab_emulator, "more-replicas", app_change(3))
+
+    assert comment(atlas, gitlab_emulator, "atlas apply", author="rita", iid=iid).status_code == 202
+    atlas.wait_idle()
+
+    assert "rita" in notes_by_atlas(gitlab_emulator, iid)[-1]
+    assert not (state_dir / "multi-project/app.tfstate").exists()
+
+
+def test_a_second_merge_request_is_told_who_holds_the_lock_and_gets_it_when_the_first_closes(
+    gitlab_atlas: Callable[..., RunningAtlas], gitlab_emulator: GitLabEmulator, gitlab_project: Callable[..., str],
+) -> None:
+    atlas = gitlab_atlas()
+    gitlab_project()
+    first = open_and_plan(atlas, gitlab_emulator, "three", app_change(3))
+    second = open_and_plan(atlas, gitlab_emulator, "five", app_change(5))
+
+    told = notes_by_atlas(gitlab_emulator, second)[-1]
+    assert "locked by pull request" in told and f"/merge_requests/{first}" in told
+    assert lock_holders(atlas) == {f"{PATH}:app/default": f"{PATH}#{first}"}
+
+    gitlab_emulator.close_merge_request(PATH, first)
+    assert mr_hook(atlas, gitlab_emulator, "close", iid=first).status_code == 202
+    atlas.wait_idle()
+
+    assert "deleted its locks" in notes_by_atlas(gitlab_emulator, first)[-1]
+    assert lock_holders(atlas) == {f"{PATH}:app/default": f"{PATH}#{second}"}
+    assert "replicas = 5" in notes_by_atlas(gitlab_emulator, second)[-1]
+    copies = atlas.settings.data_dir / "repos" / ".gitlab"
+    assert not [p for p in copies.rglob("*.tf") if f"/{first}/" in str(p)], "the closed request's copies are gone"
+
+
+def test_merging_applies_the_reviewed_plan_and_releases_the_locks(
+    gitlab_atlas: Callable[..., RunningAtlas], gitlab_emulator: GitLabEmulator, gitlab_project: Callable[..., str],
+    state_dir: Path,
+) -> None:
+    atlas = gitlab_atlas(apply_on_merge="true")
+    gitlab_project()
+    iid = open_and_plan(atlas, gitlab_emulator, "more-replicas", app_change(3))
+    assert lock_holders(atlas) == {f"{PATH}:app/default": f"{PATH}#{iid}"}
+
+    sha = gitlab_emulator.merge_merge_request(PATH, iid, by="bob")
+    assert mr_hook(atlas, gitlab_emulator, "merge", iid=iid, user="bob").status_code == 202
+    atlas.wait_idle()
+
+    said = notes_by_atlas(gitlab_emulator, iid)[-1]
+    assert "Apply complete! Resources: 1 added, 0 changed, 0 destroyed." in said
+    assert app_replicas(state_dir) == 3
+    assert statuses(gitlab_emulator, sha, "atlas/apply")[-1] == ("success", "1/1 projects applied after merge")
+    assert lock_holders(atlas) == {}
+
+
+def test_a_fork_merge_request_is_refused_unless_forks_are_allowed(
+    gitlab_atlas: Callable[..., RunningAtlas], gitlab_emulator: GitLabEmulator, gitlab_project: Callable[..., str],
+) -> None:
+    atlas = gitlab_atlas()
+    gitlab_project()
+    gitlab_emulator.open_merge_request(PATH, "patch", app_change(9), author="mallory", from_fork=True)
+
+    assert mr_hook(atlas, gitlab_emulator).status_code == 202
+    atlas.wait_idle()
+
+    [said] = notes_by_atlas(gitlab_emulator)
+    assert "atlas does not run pull requests from forks" in said
+    assert lock_holders(atlas) == {}
+
+
+def test_one_atlas_serves_github_and_gitlab_and_their_locks_are_their_own(
+    gitlab_atlas: Callable[..., RunningAtlas], gitlab_emulator: GitLabEmulator, gitlab_project: Callable[..., str],
+    fixture_repo: Callable[..., Any], github_emulator: Any,
+) -> None:
+    atlas = gitlab_atlas()
+    gitlab_project()
+    fixture_repo("multi-project")
+    pull = github_emulator.open_pull("acme/infra", "more-replicas", app_change(4))
+
+    assert atlas.pull_event(pull).status_code == 202
+    iid = open_and_plan(atlas, gitlab_emulator, "more-replicas", app_change(3))
+    atlas.wait_idle()
+
+    [on_github] = [c["body"] for c in github_emulator.comments("acme/infra", pull.number)
+                   if c["user"] == github_emulator.bot_login]
+    [on_gitlab] = notes_by_atlas(gitlab_emulator, iid)
+    assert "replicas = 4" in on_github and "Plan: 1 to add" in on_github
+    assert "replicas = 3" in on_gitlab and "Plan: 1 to add" in on_gitlab
+    assert lock_holders(atlas) == {
+        "acme/infra:app/default": f"acme/infra#{pull.number}",
+        f"{PATH}:app/default": f"{PATH}#{iid}",
+    }

@@ -21,7 +21,7 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from atlas.models import Project, PullRequest, Repo, utcnow
+from atlas.models import Project, PullRequest, Repo, VCSHost, utcnow
 
 
 def lock_id_for(repo: str, project: Project) -> str:
@@ -52,6 +52,8 @@ class ProjectLock(BaseModel):
     repo_clone_url: str = ""
     job_id: str = ""
     """The job that took the lock while it runs; empty once the pull request holds it on its own."""
+    repo_vcs: VCSHost = VCSHost.GITHUB
+    """The host of the holder's repository, whose client answers it (a lock is released there)."""
 
     @classmethod
     def of(cls, pull: PullRequest, project: Project, user: str, job_id: str = "") -> ProjectLock:
@@ -67,6 +69,7 @@ class ProjectLock(BaseModel):
             head_sha=pull.head_sha,
             repo_html_url=pull.repo.html_url,
             repo_clone_url=pull.repo.clone_url,
+            repo_vcs=pull.repo.vcs,
         )
 
     @property
@@ -77,7 +80,8 @@ class ProjectLock(BaseModel):
     def vcs_repo(self) -> Repo:
         """The holder's repository, enough for a VCS client to comment on the pull request."""
         html_url = self.repo_html_url or self.pull_url.rsplit("/pull/", 1)[0]
-        return Repo(full_name=self.repo, html_url=html_url, clone_url=self.repo_clone_url or f"{html_url}.git")
+        return Repo(full_name=self.repo, html_url=html_url, clone_url=self.repo_clone_url or f"{html_url}.git",
+                    vcs=self.repo_vcs)
 
 
 class LockAttempt(BaseModel):
