@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from atlas.commands.context import CancelElsewhere, CommandContext, JobSubmit
 from atlas.commands.dispatch import run_job
-from atlas.config.server import ServerConfig, load_server_config
+from atlas.config.server import POLICIES_PASSED, ServerConfig, load_server_config
 from atlas.config.settings import Settings, SettingsError
 from atlas.github.app_auth import AppCredentials, AppKeyError, GitHubApp, MemoryTokenCache, RedisTokenCache, TokenCache
 from atlas.github.client import GitHubClient
@@ -201,6 +201,15 @@ def server_config_of(settings: Settings) -> ServerConfig:
         raise SettingsError(
             "enable_policy_checks: --enable-policy-checks needs policy sets: add a `policies:` block with "
             "`policy_sets` to the repos.yaml given with --repo-config")
+    if not settings.enable_policy_checks:
+        named = ["--apply-requirements"] if POLICIES_PASSED in settings.apply_requirements else []
+        named += [f"repos[{index}].apply_requirements" for index, entry in enumerate(config.repos)
+                  if POLICIES_PASSED in (entry.apply_requirements or ())]
+        if named:
+            raise SettingsError(
+                f"enable_policy_checks: {' and '.join(named)} require policies_passed, but policy checks are off, "
+                "so no policy check would run and the requirement could never be judged: run with "
+                "--enable-policy-checks (and policy sets in repos.yaml), or remove policies_passed")
     if config.policies is not None:
         for notice in config.policies.notices:
             log.warning("%s", notice)

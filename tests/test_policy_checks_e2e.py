@@ -165,3 +165,51 @@ def test_enabling_policy_checks_without_policy_sets_is_a_start_up_error(
     config.write_text("repos:\n- id: /.*/\n")
     with pytest.raises(Exception, match="enable-policy-checks needs policy sets"):
         start_atlas(repo_config=str(config), enable_policy_checks=True)
+
+
+def test_policies_passed_where_no_policy_check_runs_refuses_the_apply_naming_it(
+    start_atlas: Start, github_emulator: GitHubEmulator, state_dir: Path, tmp_path: Path,
+) -> None:
+    github_emulator.create_repo(REPO, source_dir=FIXTURES / "multi-project",
+                                substitutions={"__STATE_DIR__": str(state_dir)},
+                                files={"atlantis.yaml": "version: 3\nprojects:\n- dir: app\n"
+                                                        "  apply_requirements: [policies_passed]\n- dir: db\n"})
+    github_emulator.set_permission(REPO, DEVELOPER, "write")
+    config = tmp_path / "repos.yaml"
+    config.write_text("repos:\n- id: /.*/\n  allowed_overrides: [apply_requirements]\n")
+    atlas = start_atlas(repo_config=str(config))
+    number = plan(atlas, github_emulator, replicas=4)
+
+    refused = say(atlas, github_emulator, number, "atlas apply", DEVELOPER)
+
+    assert "did not apply" in refused and "**policies_passed**" in refused, refused
+    assert "runs without `--enable-policy-checks`" in refused
+    assert "Apply complete" not in refused
+
+
+def test_policies_passed_for_a_repository_whose_policy_check_is_off_refuses_the_apply(
+    start_atlas: Start, repo: EmulatedRepo, github_emulator: GitHubEmulator, tmp_path: Path,
+) -> None:
+    config = Path(policies(tmp_path))
+    text = config.read_text().replace("repos:\n- id: /.*/\n", (
+        "repos:\n- id: /.*/\n  apply_requirements: [policies_passed]\n- id: /.*/\n  policy_check: false\n"))
+    config.write_text(text)
+    atlas = start_atlas(repo_config=str(config), enable_policy_checks=True)
+    number = plan(atlas, github_emulator, replicas=5)
+    assert not [c for c in bot_comments(github_emulator, github_emulator.pull(REPO, number)) if "Policy Check" in c]
+
+    refused = say(atlas, github_emulator, number, "atlas apply", DEVELOPER)
+
+    assert "did not apply" in refused and "**policies_passed**" in refused, refused
+    assert "`policy_check: false`" in refused
+
+
+def test_policies_passed_in_repos_yaml_without_policy_checks_is_a_start_up_error(
+    start_atlas: Start, repo: EmulatedRepo, tmp_path: Path,
+) -> None:
+    config = Path(policies(tmp_path))
+    config.write_text(config.read_text().replace(
+        "repos:\n- id: /.*/\n", "repos:\n- id: /.*/\n  apply_requirements: [policies_passed]\n"))
+    with pytest.raises(Exception, match=r"repos\[0\]\.apply_requirements require policies_passed, but policy "
+                                        r"checks are off"):
+        start_atlas(repo_config=str(config))

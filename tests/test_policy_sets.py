@@ -154,3 +154,37 @@ def test_conftest_arguments_that_would_do_nothing_are_refused_by_name() -> None:
     assert caught.value.problems == [
         "policy_check.extra_args: '--update' is not supported: atlas evaluates Rego in-process and understands "
         "only --namespace NAME and --all-namespaces"]
+
+
+POLICIES = "policies:\n  policy_sets:\n    - {name: s, path: p, source: local}\n"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    pytest.param("repos:\n- id: /.*/\n  apply_requirements: [policies_passed]\n",
+                 "repos.yaml: repos[0].apply_requirements: policies_passed needs policy sets to check, and this "
+                 "file has no `policies:` block", id="no-policy-sets"),
+    pytest.param("repos:\n- id: /.*/\n  apply_requirements: [approved, policies_passed]\n  policy_check: false\n"
+                 + POLICIES,
+                 "repos.yaml: repos[0].apply_requirements: policies_passed cannot hold where `policy_check: false`",
+                 id="policy-check-off"),
+    pytest.param("repos:\n- id: /.*/\n- id: /.*/\n  plan_requirements: [policies_passed]\n" + POLICIES,
+                 "repos.yaml: repos[1].plan_requirements: policies_passed can only be an apply requirement",
+                 id="plan-requirement"),
+])
+def test_a_repos_yaml_requiring_policies_passed_where_nothing_can_judge_them_is_refused(
+    text: str, message: str,
+) -> None:
+    from atlas.config.raw import ConfigError
+    from atlas.config.server import parse_server_config
+
+    with pytest.raises(ConfigError) as refused:
+        parse_server_config(text, "repos.yaml")
+    assert str(refused.value).startswith(message), str(refused.value)
+
+
+def test_a_repos_yaml_requiring_policies_passed_with_policy_sets_is_valid() -> None:
+    from atlas.config.server import parse_server_config
+
+    config = parse_server_config("repos:\n- id: /.*/\n  apply_requirements: [policies_passed]\n" + POLICIES,
+                                 "repos.yaml")
+    assert config.repos[0].apply_requirements == ("policies_passed",)

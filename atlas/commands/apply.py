@@ -28,6 +28,7 @@ from atlas.commands.reactions import react_for_repository
 from atlas.commands.requirements import unmet
 from atlas.config.raw import ConfigError
 from atlas.config.repo_settings import RepoSettings, load_repo_settings
+from atlas.config.server import POLICIES_PASSED
 from atlas.config.valid import RepoLocksMode
 from atlas.github.checks import APPLY
 from atlas.models import CommandName, Job, JobStatus, ProjectResult, ProjectStatus
@@ -232,7 +233,10 @@ def _refuse_apply_only_on_merge(repo: RepoSettings, plans: list[PlanRecord]) -> 
 
 def _check_requirements(job: Job, ctx: CommandContext, repo: RepoSettings, plans: list[PlanRecord]) -> None:
     requirements = {r for plan in plans for r in repo.project(plan.project).apply_requirements}
+    # Judged by the policy check (`_check_policies`) where one runs; refused where none does.
+    requirements.discard(POLICIES_PASSED)
     failures = unmet(ctx, job.pull, requirements, ignore_contexts=(STATUS_CONTEXT,))
+    failures += [f for f in (policy_check.unjudged(ctx, repo, plan.project) for plan in plans) if f]
     if failures:
         raise ApplyRefused("This server requires, before apply:\n\n" + "\n".join(f"- {f}" for f in failures))
 

@@ -20,6 +20,7 @@ from pydantic import TypeAdapter
 
 from atlas.commands.context import CommandContext
 from atlas.config.repo_settings import RepoSettings
+from atlas.config.server import POLICIES_PASSED
 from atlas.models import Job, Project, PullRequest
 from atlas.policy.approvals import PolicyApproval, PolicyStanding, refusal, standing
 from atlas.policy.results import PolicySetResult
@@ -47,6 +48,19 @@ def policies_of(ctx: CommandContext) -> PolicySets | None:
 def enabled_for(ctx: CommandContext, repo: RepoSettings, project: Project) -> bool:
     """Whether the project's plans are policy checked (and its applies gated by the checks)."""
     return policies_of(ctx) is not None and repo.project(project).policy_check
+
+
+def unjudged(ctx: CommandContext, repo: RepoSettings, project: Project) -> str | None:
+    """A refusal when the project requires `policies_passed` but no policy check runs for it, else None:
+    a requirement that nothing can judge is never taken as met."""
+    settings = repo.project(project)
+    if POLICIES_PASSED not in settings.apply_requirements or enabled_for(ctx, repo, project):
+        return None
+    why = ("this server runs without `--enable-policy-checks`" if policies_of(ctx) is None
+           else "repos.yaml turns policy checks off for this repository (`policy_check: false`)")
+    return (f"**policies_passed**: {project.label} requires its policies to pass before apply, but {why}, so no "
+            "policy check judges its plan and the requirement cannot hold. The operator turns policy checks on, "
+            "or removes `policies_passed` from the project's `apply_requirements`.")
 
 
 def check_project(ctx: CommandContext, job: Job, repo: RepoSettings, project: Project, workdir: Path,
@@ -81,7 +95,8 @@ def gate_merge_plan(ctx: CommandContext, job: Job, repo: RepoSettings, project: 
     owners did not approve those sets at the pull request's head; None when it may be applied."""
     policies = policies_of(ctx)
     if policies is None or not enabled_for(ctx, repo, project):
-        return None
+        unmet = unjudged(ctx, repo, project)
+        return None if unmet is None else f"This server requires, before apply:\n\n- {unmet}"
     pull = job.pull
     results = _evaluate(ctx, policies, repo, project, workdir, planfile, joblog)
     approvals = [PolicyApproval(policy_set=a.policy_set, user=a.user, head_sha=a.head_sha)

@@ -1,4 +1,8 @@
-"""Plan and apply requirements (`approved`, `mergeable`, `undiverged`): what must hold before running."""
+"""Plan and apply requirements (`approved`, `mergeable`, `undiverged`): what must hold before running.
+
+`policies_passed` is judged by the policy check (`commands.policy_check`), for applies only: named
+before a plan or an import, where no policy check can have run, it is a refusal, not a pass.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,8 @@ EXPLANATIONS = {
                  "missing reviews); fix that first.",
     "undiverged": "`{base}` has commits this pull request lacks; merge or rebase `{base}` into the branch so "
                   "the plan includes them.",
+    "policies_passed": "policies judge a plan, so nothing can have passed them before a plan or an import: "
+                       "the config should name `policies_passed` in `apply_requirements` only.",
 }
 
 
@@ -28,6 +34,8 @@ def unmet(ctx: CommandContext, pull: PullRequest, requirements: Iterable[str],
         elif requirement == "undiverged":
             held = not ctx.working_copies.is_behind_base(pull.repo, pull.number, "default", pull.base_ref,
                                                          ctx.token_for(pull.repo))
+        elif requirement == "policies_passed":
+            held = False
         else:
             continue
         if not held:

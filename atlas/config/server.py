@@ -238,12 +238,39 @@ def parse_server_config(text: str, file: str) -> ServerConfig:
         except PolicyConfigError as error:
             path, _, problem = error.problems[0].partition(": ")
             raise ConfigError(file, path, problem) from None
+    repos = tuple(_entry(entry) for entry in raw.repos or ())
+    _check_policies_passed(file, repos, policies)
     return ServerConfig(
         file=file,
-        repos=tuple(_entry(entry) for entry in raw.repos or ()),
+        repos=repos,
         workflows={name: workflow_from(name, workflow) for name, workflow in (raw.workflows or {}).items()},
         policies=policies,
     )
+
+
+POLICIES_PASSED = "policies_passed"
+"""The requirement that a project's policy check passed (or its failures were approved) before apply."""
+
+
+def _check_policies_passed(file: str, repos: tuple[RepoEntry, ...], policies: PolicySets | None) -> None:
+    """`policies_passed` only where a policy check can run: an apply requirement, with policy sets, policy_check on."""
+    for index, entry in enumerate(repos):
+        for key in ("plan_requirements", "import_requirements"):
+            if POLICIES_PASSED in (getattr(entry, key) or ()):
+                raise ConfigError(file, f"repos[{index}].{key}", (
+                    "policies_passed can only be an apply requirement: policies judge a plan, so nothing can "
+                    "have passed them before a plan or an import; move it to apply_requirements"))
+        if POLICIES_PASSED not in (entry.apply_requirements or ()):
+            continue
+        where = f"repos[{index}].apply_requirements"
+        if policies is None:
+            raise ConfigError(file, where, (
+                "policies_passed needs policy sets to check, and this file has no `policies:` block; add one "
+                "(and run the server with --enable-policy-checks), or remove policies_passed"))
+        if entry.policy_check is False:
+            raise ConfigError(file, where, (
+                "policies_passed cannot hold where `policy_check: false` turns policy checks off for the "
+                "repository; remove one of them"))
 
 
 def load_server_config(path: Path) -> ServerConfig:
