@@ -10,6 +10,10 @@ from typing import Any
 
 import pytest
 
+from atlas.commands.check_runs import JobChecks
+from atlas.commands.interrupted import report_interrupted
+from atlas.github.checks import PLAN
+from atlas.models import CommandName, Job, JobStatus, Project
 from tests.atlas_plugin import FIXTURES, RunningAtlas
 from tests.emulator import EmulatedRepo, GitHubEmulator
 from tests.emulator.app import GitHubAppEmulator, Installation
@@ -378,3 +382,36 @@ def test_team_rights_are_read_as_the_apps_installation_on_the_organisation(
     assert "Plan: 1 to add, 0 to change, 0 to destroy." in carol
     assert "Sorry @erin, `plan` needs membership of a team" in erin
     assert any(r.path.endswith("/orgs/acme/installation") for r in github_emulator.requests)
+
+
+def test_an_interrupted_jobs_open_check_runs_are_completed_as_cancelled(
+    start_atlas: Callable[..., RunningAtlas],
+    fixture_repo: Callable[..., EmulatedRepo],
+    github_emulator: GitHubEmulator,
+    github_app: GitHubAppEmulator,
+) -> None:
+    installation = github_app.install("acme")
+    atlas = start_atlas(**app_settings(github_app))
+    fixture_repo("multi-project")
+    pull = github_emulator.open_pull(REPO, "more-replicas", APP_CHANGE)
+    assert atlas.deliver("pull_request", as_installation(webhook_payload("pull_request", pull, "opened"),
+                                                         installation)).status_code == 202
+    atlas.wait_idle()
+    [planned] = runs_named(github_app, pull.head_sha, "atlas/plan: app/default")
+    # A second plan whose worker dies with the project's run in progress.
+    ctx = atlas.app.config["ATLAS_CONTEXT"]
+    job = Job(command=CommandName.PLAN, pull=ctx.vcs.get_pull(ctx.vcs.get_repo(REPO), pull.number),
+              requested_by="alice", comment_id=1, installation_id=installation.id)
+    ctx.state.save_job(job, JobStatus.RUNNING)
+    runs = JobChecks(job, ctx, PLAN)
+    runs.queue([Project(dir="app")])
+    runs.start(Project(dir="app"))
+
+    report_interrupted(ctx, job, "The atlas worker running this command stopped")
+
+    first, second = runs_named(github_app, pull.head_sha, "atlas/plan: app/default")
+    assert first == planned, "the finished job's run is left alone"
+    assert (second["status"], second["conclusion"]) == ("completed", "cancelled")
+    assert second["output"]["title"] == "Plan interrupted"
+    assert second["output"]["summary"].startswith("The atlas worker running this command stopped.")
+    assert second["details_url"].endswith(f"/jobs/{job.id}")

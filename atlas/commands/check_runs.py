@@ -30,6 +30,7 @@ from atlas.github.checks import (
     CheckConclusion,
     CheckOutput,
     CheckRuns,
+    CheckStatus,
     ProjectCheck,
     annotations_from_diagnostics,
     diagnostics_from_json_lines,
@@ -171,6 +172,25 @@ class JobChecks:
             action(self._api)
         except VCSError as error:
             log.warning("could not update the %s check run of %s: %s", self.command, project.label, error)
+
+
+def cancel_interrupted(ctx: CommandContext, job: Job, why: str) -> None:
+    """Complete as `cancelled` the check runs an interrupted job left open (those whose details are its job page),
+    so that none stays in progress for ever."""
+    pull = job.pull
+    if ctx.checks is None or not pull.head_sha:
+        return
+    job_url = ctx.job_url(job.id)
+    try:
+        api = ctx.checks(pull.repo.full_name)
+        for run in api.for_ref(pull.repo.full_name, pull.head_sha, every=True):
+            if run.project is None or run.status is CheckStatus.COMPLETED or run.details_url != job_url:
+                continue
+            api.complete(pull.repo.full_name, run.id, CheckConclusion.CANCELLED, CheckOutput(
+                title=f"{_label(run.project.command)} interrupted",
+                summary=f"{why}. Run it again with Re-run, or with a comment.\n\nThe job's page: {job_url}"))
+    except VCSError as error:
+        log.warning("could not complete the check runs of interrupted job %s: %s", job.id, error)
 
 
 def _label(command: str) -> str:

@@ -1,6 +1,7 @@
 """Jobs that stopped without finishing: a worker died, or the server restarted in the middle.
 
-Either way the pull request is told, its status turns to failure, and the next command works:
+Either way the pull request is told, its status turns to failure (and the check runs it left open
+are completed as cancelled), and the next command works:
 the per-PR ordering lock frees itself. Project locks the pull request held before the job stay
 held; of those the job took itself, each one whose plan the pull request has (or which an apply
 took, as the apply may have changed the infrastructure halfway) stays with the pull request, and
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 
 from atlas.commands import api_run
+from atlas.commands.check_runs import cancel_interrupted
 from atlas.commands.context import CommandContext
 from atlas.models import CommandName, Job, JobStatus
 from atlas.render.comments import render_error_comment
@@ -50,6 +52,7 @@ def report_interrupted(ctx: CommandContext, job: Job, why: str) -> None:
                                f"interrupted: comment `{retry}` to retry")
     except VCSError as error:
         log.warning("could not report interrupted job %s on %s: %s", job.id, pull.key, error)
+    cancel_interrupted(ctx, job, why)
 
 
 def settle_locks(ctx: CommandContext, job: Job) -> tuple[list[ProjectLock], list[ProjectLock]]:

@@ -393,13 +393,17 @@ class CheckRuns:
         view: CheckRunView = self._request(f"reading check run {run_id} on {repo_full_name}", read)
         return view
 
-    def for_ref(self, repo_full_name: str, ref: str, check_name: str | None = None) -> list[CheckRunView]:
-        """The latest check run of each name on `ref` (a sha or branch), atlas's and others'."""
+    def for_ref(self, repo_full_name: str, ref: str, check_name: str | None = None, *,
+                every: bool = False) -> list[CheckRunView]:
+        """The latest check run of each name on `ref` (a sha or branch), atlas's and others'; with
+        `every`, the earlier runs of each name too."""
 
         def read() -> list[CheckRunView]:
             commit = self._github.get_repo(repo_full_name).get_commit(ref)
-            runs = commit.get_check_runs(check_name=check_name) if check_name else commit.get_check_runs()
-            return [CheckRunView.from_api(run) for run in runs]
+            which: dict[str, str] = {"filter": "all"} if every else {}
+            if check_name:
+                which["check_name"] = check_name
+            return [CheckRunView.from_api(run) for run in commit.get_check_runs(**which)]
 
         views: list[CheckRunView] = self._request(f"listing check runs of {repo_full_name}@{ref}", read)
         return views
