@@ -248,6 +248,8 @@ def test_re_run_re_plans_the_project_and_the_apply_button_applies_it_with_apply_
     atlas.wait_idle()
     [applied] = runs_named(github_app, pull.head_sha, "atlas/apply: app/default")
     assert (applied["status"], applied["conclusion"]) == ("completed", "success")
+    # The plan is applied: its run has no Apply button left to press.
+    assert runs_named(github_app, pull.head_sha, "atlas/plan: app/default")[-1]["actions"] == []
     last = github_emulator.comments(REPO, pull.number)[-1]
     assert last["user"] == github_app.bot_login and "Ran Apply" in last["body"]
     assert [s["state"] for s in github_emulator.statuses(REPO, pull.head_sha)

@@ -134,6 +134,8 @@ def _apply_checked(job: Job, ctx: CommandContext, repo: RepoSettings, plan: Plan
     runs.start(plan.project)
     result = apply_one(job, ctx, repo, plan, joblog, cancel)
     runs.complete(result)
+    if result.ok:
+        runs.retire_apply_button(plan.project)
     return result
 
 

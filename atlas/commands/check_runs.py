@@ -130,6 +130,17 @@ class JobChecks:
                                            job_url=job_url, head_sha=self.job.pull.head_sha)
         self._finish(project, conclusion, CheckOutput(title=title, summary=summary, text=text))
 
+    def retire_apply_button(self, project: Project) -> None:
+        """Take the Apply button off the project's latest plan run: its plan is applied, there is none to press."""
+        repo, name = self.job.pull.repo.full_name, self.check_for(PLAN, project).name
+
+        def retire(api: CheckRuns) -> None:
+            for run in api.for_ref(repo, self.job.pull.head_sha, check_name=name):
+                if run.project is not None:
+                    api.update(repo, run.id, actions=())
+
+        self._write(project, retire)
+
     def skip(self, project: Project, why: str) -> None:
         """Complete the project's run as `skipped`, saying `why`."""
         self._finish(project, CheckConclusion.SKIPPED,
