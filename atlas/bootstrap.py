@@ -71,6 +71,8 @@ class Backends:
     github_app: GitHubApp | None = None
     # With `--gitlab-token`: the GitLab client (also inside `vcs`), whose token's user is atlas on GitLab.
     gitlab: GitLabClient | None = None
+    # The GitHub client (also inside `vcs`) when atlas serves GitHub: check runs are GitHub's alone.
+    github: GitHubClient | None = None
 
 
 @dataclass(frozen=True)
@@ -157,6 +159,7 @@ def open_backends(settings: Settings) -> Backends:
         locks=locks,
         vcs=VCSClients(clients),
         gitlab=gitlab,
+        github=github if VCSHost.GITHUB in clients else None,
         github_app=app,
         terraform=TerraformRunner(
             settings.tofu_bin if tofu_default else settings.terraform_bin,
@@ -258,7 +261,7 @@ def command_context(
         submit=submit, cancel_elsewhere=cancel_elsewhere, notifier=build_notifier(settings),
         git_token=installation_token(backends.github_app) if backends.github_app is not None else None,
         remember_installation=backends.github_app.remember_installation if backends.github_app is not None else None,
-        checks=backends.vcs.check_runs if settings.checks_enabled and isinstance(backends.vcs, GitHubClient) else None,
+        checks=backends.github.check_runs if settings.checks_enabled and backends.github is not None else None,
     )
 
 

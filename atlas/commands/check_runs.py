@@ -189,7 +189,7 @@ def cancel_interrupted(ctx: CommandContext, job: Job, why: str) -> None:
     """Complete as `cancelled` the check runs an interrupted job left open (those whose details are its job page),
     so that none stays in progress for ever."""
     pull = job.pull
-    if ctx.checks is None or not pull.head_sha:
+    if ctx.checks is None or pull.repo.vcs is not VCSHost.GITHUB or not pull.head_sha:
         return
     job_url = ctx.job_url(job.id)
     try:
