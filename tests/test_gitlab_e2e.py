@@ -425,3 +425,34 @@ def test_one_atlas_serves_github_and_gitlab_and_their_locks_are_their_own(
         "acme/infra:app/default": f"acme/infra#{pull.number}",
         f"{PATH}:app/default": f"{PATH}#{iid}",
     }
+
+
+CHATTY_WORKFLOW = """
+version: 3
+projects:
+- dir: app
+  workflow: chatty
+workflows:
+  chatty:
+    plan:
+      steps:
+      - init
+      - run: seq 100000 160000
+      - plan
+"""
+
+
+def test_a_plan_longer_than_githubs_limit_is_one_note_on_gitlab(
+    gitlab_atlas: Callable[..., RunningAtlas], gitlab_emulator: GitLabEmulator, state_dir: Path, tmp_path: Path,
+) -> None:
+    repos = tmp_path / "repos.yaml"
+    repos.write_text("repos:\n- id: /.*/\n  allowed_overrides: [workflow]\n  allow_custom_workflows: true\n")
+    atlas = gitlab_atlas(repo_config=repos, max_comments_per_command=0)
+    files = {**fixture_files("multi-project", state_dir), "atlantis.yaml": CHATTY_WORKFLOW}
+    gitlab_emulator.create_project(PATH, files)
+
+    iid = open_and_plan(atlas, gitlab_emulator, "chatty", app_change(3))
+
+    [note] = notes_by_atlas(gitlab_emulator, iid)
+    assert 65_536 < len(note) <= 1_000_000
+    assert "\n100000" in note and "\n160000" in note and "Plan: 1 to add" in note

@@ -117,7 +117,7 @@ def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
             body += (f"\n\n{skipped} project(s) in later execution order groups were not applied, because a "
                      "project before them failed (`abort_on_execution_order_fail`).")
         for part in comment_parts(body, max_comments=ctx.settings.max_comments_per_command,
-                                  job_url=ctx.job_url(job.id)):
+                                  job_url=ctx.job_url(job.id), limit=ctx.comment_limit(pull.repo)):
             ctx.vcs.post_comment(pull.repo, pull.number, part)
     applied = sum(1 for r in results if r.ok)
     description = f"{applied}/{len(plans)} projects applied"

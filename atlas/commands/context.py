@@ -17,6 +17,7 @@ from atlas.github.checks import CheckRuns
 from atlas.models import Distribution, Job, Project, PullRequest, Repo, VCSHost
 from atlas.notify import Notifier
 from atlas.policy.engine import PolicySetCache
+from atlas.render.comments import COMMENT_LIMIT
 from atlas.runtime.cancellation import RunningJobs
 from atlas.runtime.joblog import JobLog
 from atlas.runtime.required_version import required_version
@@ -112,6 +113,11 @@ class CommandContext:
     def vcs_for(self, repo: Repo) -> VCSClient:
         """The client of the repository's host alone, for what only it can answer (its teams or groups)."""
         return self.vcs.for_repo(repo) if isinstance(self.vcs, VCSClients) else self.vcs
+
+    def comment_limit(self, repo: Repo) -> int:
+        """The longest comment the repository's host takes (GitHub 65,536 characters, GitLab 1,000,000)."""
+        limit = getattr(self.vcs_for(repo), "comment_limit", COMMENT_LIMIT)
+        return limit if isinstance(limit, int) else COMMENT_LIMIT
 
     def token_for(self, repo: Repo) -> str | None:
         """The token for git on the repository, for one git command (never stored): its host's."""

@@ -156,7 +156,7 @@ def _plan_and_apply(job: Job, ctx: CommandContext, cancel: CancelToken, repo: Re
                         + "\n\n" + render_plan_comment([result], command_prefix=ctx.settings.comment_prefix[0],
                                                        head_sha=sha, job_url=ctx.job_url(job.id)))
                 for part in comment_parts(body, max_comments=ctx.settings.max_comments_per_command,
-                                          job_url=ctx.job_url(job.id)):
+                                          job_url=ctx.job_url(job.id), limit=ctx.comment_limit(pull.repo)):
                     ctx.vcs.post_comment(pull.repo, pull.number, part)
                 continue
         outcome = run_project_stage(ctx, job, repo, project, workdir, planfile, joblog, cancel,
@@ -181,7 +181,7 @@ def _plan_and_apply(job: Job, ctx: CommandContext, cancel: CancelToken, repo: Re
                      "plans on top of a half-applied project. Comment `atlas apply` here to plan the merge "
                      "commit again and retry, or `atlas unlock` to give up and release the locks.")
         for part in comment_parts(body, max_comments=ctx.settings.max_comments_per_command,
-                                  job_url=ctx.job_url(job.id)):
+                                  job_url=ctx.job_url(job.id), limit=ctx.comment_limit(pull.repo)):
             ctx.vcs.post_comment(pull.repo, pull.number, part)
     done = sum(1 for r in applied if r.ok)
     total = len(reviewed)

@@ -305,7 +305,8 @@ def _post_plan_comment(job: Job, ctx: CommandContext, results: list[ProjectResul
         return
     if notes:
         body = "\n".join(notes) + "\n\n" + body
-    for part in comment_parts(body, max_comments=ctx.settings.max_comments_per_command, job_url=ctx.job_url(job.id)):
+    for part in comment_parts(body, max_comments=ctx.settings.max_comments_per_command, job_url=ctx.job_url(job.id),
+                              limit=ctx.comment_limit(pull.repo)):
         posted = ctx.vcs.post_comment(pull.repo, pull.number, part)
         if posted.node_id:
             ctx.state.add_comment_record(pull.repo.full_name, pull.number, "plan", posted.node_id)

@@ -174,7 +174,7 @@ def report(ctx: CommandContext, job: Job, checks: Sequence[tuple[Project, Policy
     if failing or not ctx.settings.quiet_policy_checks:
         body = render_policy_check_comment(checks, command_prefix=ctx.settings.comment_prefix[0],
                                            head_sha=pull.head_sha, job_url=ctx.job_url(job.id))
-        for part in split_comment(body, label="atlas policy check"):
+        for part in split_comment(body, ctx.comment_limit(pull.repo), label="atlas policy check"):
             ctx.vcs.post_comment(pull.repo, pull.number, part)
     for project, project_standing in checks:
         set_project_status(ctx, job, project, project_standing)
