@@ -456,3 +456,17 @@ def test_a_plan_longer_than_githubs_limit_is_one_note_on_gitlab(
     [note] = notes_by_atlas(gitlab_emulator, iid)
     assert 65_536 < len(note) <= 1_000_000
     assert "\n100000" in note and "\n160000" in note and "Plan: 1 to add" in note
+
+
+def test_the_api_plans_a_gitlab_project_named_by_its_type_and_nested_path(
+    gitlab_atlas: Callable[..., RunningAtlas], gitlab_emulator: GitLabEmulator, gitlab_project: Callable[..., str],
+) -> None:
+    atlas = gitlab_atlas(api_secret="api-secret")
+    gitlab_project()
+    gitlab_emulator.open_merge_request(PATH, "more-replicas", app_change(3))
+    body = {"Repository": PATH, "Ref": "more-replicas", "Type": "Gitlab", "PR": 1, "Paths": [{"Directory": "app"}]}
+
+    response = requests.post(f"{atlas.url}/api/plan", json=body, headers={"X-Atlas-Token": "api-secret"}, timeout=120)
+
+    assert response.status_code == 200, response.text
+    assert "Plan: 1 to add" in json.dumps(response.json())

@@ -114,6 +114,12 @@ class CommandContext:
         """The client of the repository's host alone, for what only it can answer (its teams or groups)."""
         return self.vcs.for_repo(repo) if isinstance(self.vcs, VCSClients) else self.vcs
 
+    def vcs_for_host(self, host: VCSHost) -> VCSClient:
+        """The client of one host, for a repository named by host and name alone (the API's `Type`)."""
+        if isinstance(self.vcs, VCSClients):
+            return self.vcs.for_host(host)
+        return self.vcs
+
     def comment_limit(self, repo: Repo) -> int:
         """The longest comment the repository's host takes (GitHub 65,536 characters, GitLab 1,000,000)."""
         limit = getattr(self.vcs_for(repo), "comment_limit", COMMENT_LIMIT)

@@ -29,7 +29,7 @@ from atlas.commands.api_run import ApiAnswer, answer_of
 from atlas.commands.context import CommandContext
 from atlas.config.settings import Settings
 from atlas.jobs.queue import JobQueue
-from atlas.models import ApiPath, ApiRun, CommandArgs, CommandName, Job, JobStatus, PullRequest
+from atlas.models import ApiPath, ApiRun, CommandArgs, CommandName, Job, JobStatus, PullRequest, VCSHost
 from atlas.stores.jobs import JobRecord
 from atlas.vcs import VCSError
 
@@ -47,6 +47,10 @@ JOB_ID = re.compile(r"^[0-9a-f]{16}$")
 """What `atlas.models.new_id` makes; any other id names no job."""
 
 
+API_TYPES = {"github": VCSHost.GITHUB, "gitlab": VCSHost.GITLAB}
+"""Atlantis's `Type` values atlas serves, and their hosts."""
+
+
 class ApiRequestPath(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -59,7 +63,8 @@ class ApiRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    Repository: str = Field(pattern=r"^[^/\s]+/[^/\s]+$")
+    # OWNER/NAME on GitHub; group[/subgroup…]/project on GitLab.
+    Repository: str = Field(pattern=r"^[^/\s]+(/[^/\s]+){1,20}$")
     Ref: str = Field(min_length=1)
     Type: str = "Github"
     Paths: list[ApiRequestPath] = Field(default_factory=list)
@@ -155,8 +160,13 @@ def _handle(command: CommandName) -> Response:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "body"
         return _error(400, f"{where}: {first['msg']}")
-    if wanted.Type.lower() != "github":
-        return _error(400, f"Type {wanted.Type!r} is not supported: this server serves GitHub")
+    host = API_TYPES.get(wanted.Type.lower())
+    served_by: Settings = current_app.config["ATLAS_SETTINGS"]
+    if host is None or (host is VCSHost.GITLAB and not served_by.gitlab_enabled):
+        served = "GitHub and GitLab" if served_by.gitlab_enabled else "GitHub (GitLab with --gitlab-token)"
+        return _error(400, f"Type {wanted.Type!r} is not supported: this server serves {served}")
+    if host is VCSHost.GITHUB and wanted.Repository.count("/") != 1:
+        return _error(400, f"Repository {wanted.Repository!r} is not OWNER/NAME (a GitHub repository)")
     if not wanted.Paths and not wanted.Projects:
         return _error(400, "name what to run: Paths (Directory, Workspace) or Projects")
     paths: list[ApiPath] = []
@@ -168,7 +178,7 @@ def _handle(command: CommandName) -> Response:
     ctx: CommandContext = current_app.config["ATLAS_CONTEXT"]
     settings: Settings = current_app.config["ATLAS_SETTINGS"]
     try:
-        pull = _pull_of(ctx, settings, wanted)
+        pull = _pull_of(ctx, settings, wanted, host)
     except _Refused as refused:
         return _error(refused.status, str(refused))
     job = Job(command=command, pull=pull, requested_by="api", args=CommandArgs(),
@@ -194,10 +204,10 @@ class _Refused(Exception):
         self.status = status
 
 
-def _pull_of(ctx: CommandContext, settings: Settings, wanted: ApiRequest) -> PullRequest:
+def _pull_of(ctx: CommandContext, settings: Settings, wanted: ApiRequest, host: VCSHost) -> PullRequest:
     """The pull request the run acts for (number 0 when it names none), at the ref's commit."""
     try:
-        repo = ctx.vcs.get_repo(wanted.Repository)
+        repo = ctx.vcs_for_host(host).get_repo(wanted.Repository)
     except VCSError as error:
         raise _Refused(404, f"Repository {wanted.Repository!r} cannot be read with this server's token: "
                             f"{error}") from None
