@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from tests.atlas_plugin import FIXTURES, RunningAtlas
 from tests.commands_world import DEVELOPER, REPO, app_change, bot_comments, comment, last_bot_comment, statuses
-from tests.emulator import EmulatedRepo, GitHubEmulator
+from tests.emulator import EmulatedRepo, GitHubEmulator, webhook_payload
 
 Start = Callable[..., RunningAtlas]
 OWNER = "olga"
@@ -177,7 +178,7 @@ def test_policies_passed_where_no_policy_check_runs_refuses_the_apply_naming_it(
     github_emulator.set_permission(REPO, DEVELOPER, "write")
     config = tmp_path / "repos.yaml"
     config.write_text("repos:\n- id: /.*/\n  allowed_overrides: [apply_requirements]\n")
-    atlas = start_atlas(repo_config=str(config))
+    atlas = start_atlas(repo_config=str(config), apply_on_merge="true")
     number = plan(atlas, github_emulator, replicas=4)
 
     refused = say(atlas, github_emulator, number, "atlas apply", DEVELOPER)
@@ -185,6 +186,11 @@ def test_policies_passed_where_no_policy_check_runs_refuses_the_apply_naming_it(
     assert "did not apply" in refused and "**policies_passed**" in refused, refused
     assert "runs without `--enable-policy-checks`" in refused
     assert "Apply complete" not in refused
+
+    after = merge(atlas, github_emulator, number)
+    on_merge = next(c for c in after if "did not apply the merge commit" in c)
+    assert "**policies_passed**" in on_merge and not [c for c in after if "Apply complete" in c]
+    assert replicas_applied(state_dir) is None
 
 
 def test_policies_passed_for_a_repository_whose_policy_check_is_off_refuses_the_apply(
@@ -213,3 +219,77 @@ def test_policies_passed_in_repos_yaml_without_policy_checks_is_a_start_up_error
     with pytest.raises(Exception, match=r"repos\[0\]\.apply_requirements require policies_passed, but policy "
                                         r"checks are off"):
         start_atlas(repo_config=str(config))
+
+
+def test_a_member_of_an_owner_team_approves_and_someone_outside_it_cannot(
+    start_atlas: Start, repo: EmulatedRepo, github_emulator: GitHubEmulator, tmp_path: Path,
+) -> None:
+    github_emulator.add_team("acme", "platform", members=["tina"])
+    github_emulator.add_team("acme", "interns", members=[STRANGER])
+    github_emulator.set_permission(REPO, "tina", "write")
+    config = Path(policies(tmp_path))
+    config.write_text(config.read_text() + "      owners: {teams: [platform]}\n")
+    atlas = start_atlas(repo_config=str(config), enable_policy_checks=True)
+    number = plan(atlas, github_emulator, replicas=5)
+    assert "a member of team `platform`" in policy_comment(github_emulator, number)
+
+    outsider = say(atlas, github_emulator, number, "atlas approve_policies", STRANGER)
+    assert "@sam is not an owner of `replicas`" in outsider and "a member of team `platform`" in outsider
+    assert "did not apply" in say(atlas, github_emulator, number, "atlas apply", DEVELOPER)
+
+    member = say(atlas, github_emulator, number, "atlas approve_policies", "tina")
+    assert "Recorded the policy approvals of @tina" in member and "allow apply now" in member
+    assert "Apply complete" in say(atlas, github_emulator, number, "atlas apply", DEVELOPER)
+    [approval] = [e for e in atlas.app.config["ATLAS_CONTEXT"].state.audit_entries(repo=REPO)
+                  if e.action.value == "policy_approval"]
+    assert approval.user == "tina" and approval.detail == "replicas"
+
+
+def merge(atlas: RunningAtlas, github_emulator: GitHubEmulator, number: int) -> list[str]:
+    """Merge the pull request and deliver the event; atlas's comments after the merge."""
+    before = len(bot_comments(github_emulator, github_emulator.pull(REPO, number)))
+    pull = github_emulator.pull(REPO, number)
+    merged = webhook_payload("pull_request", pull, "closed", merged=True)
+    assert atlas.deliver("pull_request", merged).status_code == 202
+    atlas.wait_idle()
+    return bot_comments(github_emulator, github_emulator.pull(REPO, number))[before:]
+
+
+def replicas_applied(state_dir: Path) -> int | None:
+    path = state_dir / "multi-project/app.tfstate"
+    if not path.exists():
+        return None
+    [service] = [r for r in json.loads(path.read_text())["resources"] if r["name"] == "service"]
+    replicas: int = service["instances"][0]["attributes"]["input"]["value"]["replicas"]
+    return replicas
+
+
+def test_apply_on_merge_refuses_a_project_whose_policies_fail_without_approval(
+    start_atlas: Start, repo: EmulatedRepo, github_emulator: GitHubEmulator, tmp_path: Path, state_dir: Path,
+) -> None:
+    atlas = start_atlas(repo_config=policies(tmp_path), enable_policy_checks=True, apply_on_merge="true")
+    number = plan(atlas, github_emulator, replicas=5)
+
+    after = merge(atlas, github_emulator, number)
+
+    assert replicas_applied(state_dir) is None, "a plan failing its policies is not applied on merge"
+    refusal = next(c for c in after if "did not apply the merge commit" in c)
+    assert "failed its policy check, so it cannot be applied" in refusal
+    assert "`replicas` (failed, 0/1 approvals; can approve: @olga)" in refusal
+    assert not [c for c in after if "Apply complete" in c]
+    [entry, *_] = [e for e in atlas.app.config["ATLAS_CONTEXT"].state.audit_entries(repo=REPO)
+                   if e.action.value == "policy_check" and e.trigger == "merge"]
+    assert entry.outcome == "failed"
+
+
+def test_apply_on_merge_applies_a_failing_project_an_owner_approved(
+    start_atlas: Start, repo: EmulatedRepo, github_emulator: GitHubEmulator, tmp_path: Path, state_dir: Path,
+) -> None:
+    atlas = start_atlas(repo_config=policies(tmp_path), enable_policy_checks=True, apply_on_merge="true")
+    number = plan(atlas, github_emulator, replicas=5)
+    say(atlas, github_emulator, number, "atlas approve_policies", OWNER)
+
+    after = merge(atlas, github_emulator, number)
+
+    assert [c for c in after if "Apply complete" in c], after
+    assert replicas_applied(state_dir) == 5
