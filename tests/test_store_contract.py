@@ -17,6 +17,7 @@ from redis import Redis
 from atlas.models import CommandName, Job, JobStatus, PlanSummary, Project, PullRequest, Repo, utcnow
 from atlas.stores.locks import LockAttempt, LockStore, lock_id_for
 from atlas.stores.plans import PlanRecord
+from atlas.stores.policy import PolicyApprovalRecord, PolicyCheckRecord
 from atlas.stores.pulls import ProjectPhase, ProjectState
 from atlas.stores.redis.backend import connect
 from atlas.stores.redis.locks import RedisLockStore
@@ -283,6 +284,86 @@ def test_a_notice_is_claimed_once(open_state: StateOpener) -> None:
 
 
 # --- locks: acquiring ---------------------------------------------------------------------------
+
+
+def policy_check(project: Project, results: str = "[]", number: int = 7, sha: str = "1") -> PolicyCheckRecord:
+    return PolicyCheckRecord(repo=REPO.full_name, pull_number=number, project=project, head_sha=sha * 40,
+                             results=results)
+
+
+def approval(project: Project, user: str, policy_set: str = "replicas", number: int = 7) -> PolicyApprovalRecord:
+    return PolicyApprovalRecord(repo=REPO.full_name, pull_number=number, project=project, policy_set=policy_set,
+                                user=user, head_sha="1" * 40)
+
+
+def approvers(state: StateStore, number: int = 7) -> list[tuple[str, str, str]]:
+    return [(a.project.dir + "/" + a.project.workspace, a.policy_set, a.user)
+            for a in state.policy_approvals(REPO.full_name, number)]
+
+
+def test_policy_checks_survive_a_restart_and_the_latest_of_a_project_replaces_the_earlier(
+    open_state: StateOpener,
+) -> None:
+    state = open_state()
+    state.save_policy_check(policy_check(NETWORK, '[{"first": true}]'))
+    state.save_policy_check(policy_check(APP, '[{"first": true}]'))
+    state.save_policy_check(policy_check(STAGING))
+    state.save_policy_check(policy_check(APP, '[{"second": true}]', sha="2"))
+    state.save_policy_check(policy_check(APP, number=8))
+
+    reopened = open_state()
+    checks = reopened.policy_checks(REPO.full_name, 7)
+    assert [(c.project, c.head_sha[0], c.results) for c in checks] == [
+        (APP, "2", '[{"second": true}]'), (STAGING, "1", "[]"), (NETWORK, "1", '[{"first": true}]')]
+    assert [c.project for c in reopened.policy_checks(REPO.full_name, 8)] == [APP]
+    assert reopened.policy_checks("acme/other", 7) == []
+
+
+def test_approvals_are_kept_once_per_set_and_user_and_a_new_check_of_the_project_clears_them(
+    open_state: StateOpener,
+) -> None:
+    state = open_state()
+    state.save_policy_check(policy_check(APP))
+    state.save_policy_check(policy_check(NETWORK))
+    state.add_policy_approval(approval(APP, "olga"))
+    state.add_policy_approval(approval(APP, "olga"))
+    state.add_policy_approval(approval(APP, "tina"))
+    state.add_policy_approval(approval(APP, "olga", policy_set="tags"))
+    state.add_policy_approval(approval(NETWORK, "olga"))
+    state.add_policy_approval(approval(APP, "olga", number=8))
+
+    assert approvers(open_state()) == [
+        ("app/default", "replicas", "olga"), ("app/default", "replicas", "tina"), ("app/default", "tags", "olga"),
+        ("network/default", "replicas", "olga")]
+
+    state.save_policy_check(policy_check(APP, sha="2"))
+    assert approvers(open_state()) == [("network/default", "replicas", "olga")], "a new plan is approved again"
+    assert approvers(open_state(), 8) == [("app/default", "replicas", "olga")], "another pull request keeps its own"
+
+
+def test_a_withdrawn_approval_is_only_that_users_on_that_project_whatever_the_case_of_the_login(
+    open_state: StateOpener,
+) -> None:
+    state = open_state()
+    state.add_policy_approval(approval(APP, "Olga"))
+    state.add_policy_approval(approval(APP, "olga", policy_set="tags"))
+    state.add_policy_approval(approval(APP, "tina"))
+    state.add_policy_approval(approval(STAGING, "olga"))
+
+    assert open_state().remove_policy_approvals(REPO.full_name, 7, APP, "OLGA") == 2
+    assert approvers(open_state()) == [("app/default", "replicas", "tina"), ("app/staging", "replicas", "olga")]
+    assert open_state().remove_policy_approvals(REPO.full_name, 7, APP, "olga") == 0
+
+
+def test_forgetting_a_pull_request_forgets_its_policy_checks_and_approvals(open_state: StateOpener) -> None:
+    state = open_state()
+    state.save_policy_check(policy_check(APP))
+    state.add_policy_approval(approval(APP, "olga"))
+    state.save_policy_check(policy_check(APP, number=8))
+    state.forget_pull(REPO.full_name, 7)
+    reopened = open_state()
+    assert reopened.policy_checks(REPO.full_name, 7) == [] and approvers(reopened) == []
+    assert [c.project for c in reopened.policy_checks(REPO.full_name, 8)] == [APP]
 
 
 def in_turns(number: int) -> list[Project]:
