@@ -417,3 +417,29 @@ def test_an_interrupted_jobs_open_check_runs_are_completed_as_cancelled(
     assert second["output"]["title"] == "Plan interrupted"
     assert second["output"]["summary"].startswith("The atlas worker running this command stopped.")
     assert second["details_url"].endswith(f"/jobs/{job.id}")
+
+
+def test_an_apply_on_merge_gets_its_check_run_on_the_merge_commit(
+    start_atlas: Callable[..., RunningAtlas],
+    fixture_repo: Callable[..., EmulatedRepo],
+    github_emulator: GitHubEmulator,
+    github_app: GitHubAppEmulator,
+) -> None:
+    installation = github_app.install("acme")
+    atlas = start_atlas(**app_settings(github_app, apply_on_merge="true"))
+    fixture_repo("multi-project")
+    pull = github_emulator.open_pull(REPO, "more-replicas", APP_CHANGE)
+    assert atlas.deliver("pull_request", as_installation(webhook_payload("pull_request", pull, "opened"),
+                                                         installation)).status_code == 202
+    atlas.wait_idle()
+    merged = webhook_payload("pull_request", pull, "closed", merged=True)
+    assert atlas.deliver("pull_request", as_installation(merged, installation)).status_code == 202
+    atlas.wait_idle()
+
+    sha = github_emulator.pull(REPO, pull.number).merge_commit_sha
+    assert sha and sha != pull.head_sha
+    [applied] = runs_named(github_app, sha, "atlas/apply: app/default")
+    assert (applied["status"], applied["conclusion"]) == ("completed", "success")
+    assert applied["output"]["title"] == "Applied"
+    assert "Apply complete! Resources: 1 added" in applied["output"]["text"]
+    assert runs_named(github_app, pull.head_sha, "atlas/apply: app/default") == []

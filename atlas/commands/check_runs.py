@@ -58,8 +58,10 @@ _HUMAN_DIAGNOSTIC = re.compile(
 class JobChecks:
     """The check runs of one job's projects; every method is a no-op without `--gh-checks`."""
 
-    def __init__(self, job: Job, ctx: CommandContext, command: str) -> None:
+    def __init__(self, job: Job, ctx: CommandContext, command: str, head_sha: str | None = None) -> None:
+        """Runs on `head_sha` (the merge commit, for an apply on merge), else on the pull request's head."""
         self.job, self.ctx, self.command = job, ctx, command
+        self.head_sha = head_sha or job.pull.head_sha
         self._runs: dict[Project, int] = {}
         self._completed: set[Project] = set()
         self._lock = threading.Lock()
@@ -82,7 +84,7 @@ class JobChecks:
 
             def create(api: CheckRuns, project: Project = project) -> None:
                 view = api.create(self.job.pull.repo.full_name, self.check_for(self.command, project),
-                                  self.job.pull.head_sha, details_url=self.ctx.job_url(self.job.id))
+                                  self.head_sha, details_url=self.ctx.job_url(self.job.id))
                 with self._lock:
                     self._runs[project] = view.id
 
@@ -135,11 +137,16 @@ class JobChecks:
         repo, name = self.job.pull.repo.full_name, self.check_for(PLAN, project).name
 
         def retire(api: CheckRuns) -> None:
-            for run in api.for_ref(repo, self.job.pull.head_sha, check_name=name):
+            for run in api.for_ref(repo, self.head_sha, check_name=name):
                 if run.project is not None:
                     api.update(repo, run.id, actions=())
 
         self._write(project, retire)
+
+    def conclude(self, project: Project, conclusion: CheckConclusion, title: str, summary: str) -> None:
+        """Complete the project's run with `conclusion`, for an outcome that is no command's result."""
+        job_url = self.ctx.job_url(self.job.id)
+        self._finish(project, conclusion, CheckOutput(title=title, summary=f"{summary}\n\nThe job's page: {job_url}"))
 
     def skip(self, project: Project, why: str) -> None:
         """Complete the project's run as `skipped`, saying `why`."""

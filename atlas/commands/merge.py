@@ -23,11 +23,13 @@ import shutil
 
 from atlas.commands import policy_check
 from atlas.commands.audit import audited
+from atlas.commands.check_runs import JobChecks
 from atlas.commands.context import CommandContext
 from atlas.commands.notifications import notify_apply
 from atlas.commands.outcome import CommandOutcome, record_phase
 from atlas.commands.project_run import run_project_stage
 from atlas.config.repo_settings import RepoSettings, load_repo_settings
+from atlas.github.checks import APPLY, CheckConclusion
 from atlas.models import CommandName, Job, JobStatus, Project, ProjectResult, PullRequest
 from atlas.render.comments import (
     comment_parts,
@@ -112,6 +114,8 @@ def _plan_and_apply(job: Job, ctx: CommandContext, cancel: CancelToken, repo: Re
     joblog = ctx.job_log(job.id)
     ctx.vcs.set_status(pull.repo, sha, CommitState.PENDING, STATUS_CONTEXT,
                        f"Planning {len(reviewed)} project(s) at the merge commit…")
+    runs = JobChecks(job, ctx, APPLY, head_sha=sha)
+    runs.queue(plan.project for plan in reviewed)
     applied: list[ProjectResult] = []
     waiting: list[Project] = []
     failed: list[Project] = []
@@ -121,6 +125,7 @@ def _plan_and_apply(job: Job, ctx: CommandContext, cancel: CancelToken, repo: Re
         project = plan.project
         if any(dependency in failed for dependency in repo.depends_on(project)):
             continue
+        runs.start(project)
         workdir = ctx.working_copies.checkout(pull.repo, pull.number, f"merged-{project.workspace}", sha,
                                               ctx.token_for(pull.repo), log=joblog)
         planfile = ctx.planfile(pull, project).with_suffix(".merged.tfplan")
@@ -129,6 +134,7 @@ def _plan_and_apply(job: Job, ctx: CommandContext, cancel: CancelToken, repo: Re
         if not result.ok or result.summary is None:
             failed.append(project)
             record_phase(ctx, job, project, ProjectPhase.PLAN_FAILED, result.error or "plan failed", head_sha=sha)
+            runs.complete(result, annotations_from=(workdir, joblog))
             ctx.vcs.post_comment(pull.repo, pull.number, _after_merge_heading(pull) + render_plan_comment(
                 [result], command_prefix=ctx.settings.comment_prefix[0], head_sha=sha))
             continue
@@ -142,6 +148,7 @@ def _plan_and_apply(job: Job, ctx: CommandContext, cancel: CancelToken, repo: Re
         if refused is not None:
             failed.append(project)
             record_phase(ctx, job, project, ProjectPhase.APPLY_FAILED, "policies failed", head_sha=sha)
+            runs.conclude(project, CheckConclusion.FAILURE, "Policies block the apply", refused)
             ctx.vcs.post_comment(pull.repo, pull.number, _after_merge_heading(pull) + render_error_comment(
                 "atlas did not apply the merge commit", refused))
             continue
@@ -151,6 +158,10 @@ def _plan_and_apply(job: Job, ctx: CommandContext, cancel: CancelToken, repo: Re
             if not difference.same:
                 waiting.append(project)
                 record_phase(ctx, job, project, ProjectPhase.PLANNED, "differs from the reviewed plan", head_sha=sha)
+                runs.conclude(project, CheckConclusion.ACTION_REQUIRED, "Differs from the reviewed plan", (
+                    "The merge commit's plan is not the plan reviewed on the pull request, so nothing was applied. "
+                    f"Review the difference on the pull request, then comment `{ctx.settings.comment_prefix[0]} "
+                    "apply` there to apply it."))
                 body = (render_plan_difference(project.label, difference,
                                                command_prefix=ctx.settings.comment_prefix[0], base_ref=pull.base_ref)
                         + "\n\n" + render_plan_comment([result], command_prefix=ctx.settings.comment_prefix[0],
@@ -162,6 +173,7 @@ def _plan_and_apply(job: Job, ctx: CommandContext, cancel: CancelToken, repo: Re
         outcome = run_project_stage(ctx, job, repo, project, workdir, planfile, joblog, cancel,
                                     command=CommandName.APPLY, extra_args=())
         applied.append(outcome)
+        runs.complete(outcome)
         notify_apply(ctx, job, outcome, user=pull.merged_by or job.requested_by or pull.author, head_sha=sha)
         if outcome.ok:
             record_phase(ctx, job, project, ProjectPhase.APPLIED,
@@ -173,6 +185,10 @@ def _plan_and_apply(job: Job, ctx: CommandContext, cancel: CancelToken, repo: Re
             failed.append(project)
             record_phase(ctx, job, project, ProjectPhase.APPLY_FAILED, outcome.error or "apply failed", head_sha=sha)
 
+    if cancel.cancelled:
+        runs.cancel_rest()
+    else:
+        runs.skip_rest("A project it depends on failed, so it was not applied.")
     if applied:
         body = _after_merge_heading(pull) + render_apply_comment(
             applied, command_prefix=ctx.settings.comment_prefix[0], head_sha=sha, job_url=ctx.job_url(job.id))
