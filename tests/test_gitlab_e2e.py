@@ -470,3 +470,45 @@ def test_the_api_plans_a_gitlab_project_named_by_its_type_and_nested_path(
 
     assert response.status_code == 200, response.text
     assert "Plan: 1 to add" in json.dumps(response.json())
+
+
+def test_automerge_merges_a_fully_applied_merge_request_and_deletes_its_branch(
+    gitlab_atlas: Callable[..., RunningAtlas], gitlab_emulator: GitLabEmulator, gitlab_project: Callable[..., str],
+    tmp_path: Path,
+) -> None:
+    repos = tmp_path / "repos.yaml"
+    repos.write_text("repos:\n- id: /.*/\n  delete_source_branch_on_merge: true\n")
+    atlas = gitlab_atlas(automerge=True, repo_config=repos)
+    gitlab_project()
+    gitlab_emulator.add_member(PATH, "bob", "developer")
+    iid = open_and_plan(atlas, gitlab_emulator, "more-replicas", app_change(3))
+
+    assert comment(atlas, gitlab_emulator, "atlas apply", iid=iid).status_code == 202
+    atlas.wait_idle()
+
+    said = notes_by_atlas(gitlab_emulator, iid)[-1]
+    assert "Automatically merged because every project of this pull request was applied." in said
+    assert "Deleted the branch `more-replicas`" in said
+    assert gitlab_emulator.merge_request(PATH, iid).state == "merged"
+    assert gitlab_emulator.branch_sha(PATH, "more-replicas") is None
+
+
+def test_a_new_plan_folds_the_earlier_plan_note_and_resets_the_approvals(
+    gitlab_atlas: Callable[..., RunningAtlas], gitlab_emulator: GitLabEmulator, gitlab_project: Callable[..., str],
+) -> None:
+    atlas = gitlab_atlas(hide_prev_plan_comments=True, discard_approval_on_plan=True)
+    gitlab_project()
+    first = gitlab_emulator.open_merge_request(PATH, "more-replicas", app_change(3)).sha
+    assert mr_hook(atlas, gitlab_emulator).status_code == 202
+    atlas.wait_idle()
+    gitlab_emulator.approve(PATH, 1, "carol")
+
+    gitlab_emulator.push(PATH, 1, app_change(4))
+    assert mr_hook(atlas, gitlab_emulator, "update", oldrev=first).status_code == 202
+    atlas.wait_idle()
+
+    earlier, latest = notes_by_atlas(gitlab_emulator)
+    assert earlier.startswith("<details><summary>Outdated: superseded by a later atlas run</summary>")
+    assert "replicas = 3" in earlier
+    assert not latest.startswith("<details>") and "replicas = 4" in latest
+    assert gitlab_emulator.merge_request(PATH, 1).approvals == []

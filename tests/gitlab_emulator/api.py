@@ -223,6 +223,19 @@ def create_api_app(emulator: GitLabEmulator) -> Flask:
             raise ApiError(404, "404 Branch Not Found")
         return json_response(shapes.branch(project, branch, sha))
 
+    @app.delete("/api/v4/projects/<int:project_id>/repository/branches/<path:branch>")
+    def delete_branch(project_id: int, branch: str) -> Response:
+        project = project_or_404(project_id)
+        level = emulator.access_level(project, g.user)
+        if level is None or level < 30:
+            raise ApiError(403, "403 Forbidden")
+        if branch == project.default_branch:
+            raise ApiError(405, "405 Method Not Allowed")
+        if project.git.resolve(f"refs/heads/{branch}") is None:
+            raise ApiError(404, "404 Branch Not Found")
+        project.git.git("update-ref", "-d", f"refs/heads/{branch}")
+        return Response(status=204)
+
     # Merge requests
 
     @app.get("/api/v4/projects/<int:project_id>/merge_requests/<int:iid>")
@@ -242,6 +255,17 @@ def create_api_app(emulator: GitLabEmulator) -> Flask:
             raise ApiError(401, "401 Unauthorized")
         emulator.merge(mr, g.user, body())
         return json_response(shapes.merge_request(mr))
+
+    @app.put("/api/v4/projects/<int:project_id>/merge_requests/<int:iid>/reset_approvals")
+    def reset_approvals(project_id: int, iid: int) -> Response:
+        # GitLab lets only bot users (project and group access tokens) with Maintainer or more do it.
+        mr = mr_or_404(project_id, iid)
+        level = emulator.access_level(mr.project, g.user)
+        if not g.user.bot or level is None or level < 40:
+            raise ApiError(401, "401 Unauthorized")
+        with emulator.lock:
+            mr.approvals.clear()
+        return Response(status=202)
 
     @app.get("/api/v4/projects/<int:project_id>/merge_requests/<int:iid>/approvals")
     def merge_request_approvals(project_id: int, iid: int) -> Response:
