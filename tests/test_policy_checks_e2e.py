@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+import requests
 
 from tests.atlas_plugin import FIXTURES, RunningAtlas
 from tests.commands_world import DEVELOPER, REPO, app_change, bot_comments, comment, last_bot_comment, statuses
@@ -293,3 +295,34 @@ def test_apply_on_merge_applies_a_failing_project_an_owner_approved(
 
     assert [c for c in after if "Apply complete" in c], after
     assert replicas_applied(state_dir) == 5
+
+
+def test_the_api_applies_only_plans_that_pass_their_policies(
+    start_atlas: Start, repo: EmulatedRepo, github_emulator: GitHubEmulator, tmp_path: Path, state_dir: Path,
+) -> None:
+    secret = "api-secret-for-tests"
+    atlas = start_atlas(repo_config=policies(tmp_path), enable_policy_checks=True, api_secret=secret)
+    github_emulator.open_pull(REPO, "replicas-5", app_change(5), author=DEVELOPER)
+
+    def call(command: str, ref: str) -> dict[str, Any]:
+        body = {"Repository": REPO, "Ref": ref, "Type": "Github", "PR": 0,
+                "Paths": [{"Directory": "app", "Workspace": "default"}]}
+        answer = requests.post(f"{atlas.url}/api/{command}", json=body, headers={"X-Atlas-Token": secret},
+                               timeout=120)
+        assert answer.status_code == 200, answer.text
+        result: dict[str, Any] = answer.json()
+        return result
+
+    planned = call("plan", "replicas-5")
+    assert planned["Success"] is False
+    [project] = planned["ProjectResults"]
+    assert "failed its policy check" in project["Error"] and "`replicas`" in project["Error"]
+    assert "Plan: 1 to add" in project["Output"]
+    refused = call("apply", "replicas-5")
+    assert refused["Success"] is False and "failed its policy check" in refused["ProjectResults"][0]["Error"]
+    assert replicas_applied(state_dir) is None
+
+    assert call("plan", "main")["Success"] is True
+    applied = call("apply", "main")
+    assert applied["Success"] is True, applied
+    assert replicas_applied(state_dir) == 2

@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from atlas.commands import policy_check
 from atlas.commands.apply import apply_one
 from atlas.commands.context import CommandContext
 from atlas.commands.outcome import CommandOutcome
@@ -146,10 +147,21 @@ def _plan(ctx: CommandContext, job: Job, repo: RepoSettings, project: Project, j
             return _locked(project, attempt.conflicts[0].pull_number)
     workdir = ctx.working_copies.checkout(pull.repo, pull.number, project.workspace, pull.head_sha,
                                           ctx.token_for(pull.repo), log=joblog)
-    result = run_project_stage(ctx, job, repo, project, workdir, ctx.planfile(pull, project), joblog, cancel,
+    planfile = ctx.planfile(pull, project)
+    result = run_project_stage(ctx, job, repo, project, workdir, planfile, joblog, cancel,
                                command=CommandName.PLAN)
     record_plan(job, ctx, repo, result, workdir, joblog)
-    return result
+    if not (result.ok and result.summary is not None and policy_check.enabled_for(ctx, repo, project)):
+        return result
+    # Judged as a pull request's plan is, so that an API apply is gated the same way.
+    standing = policy_check.check_project(ctx, job, repo, project, workdir, planfile, joblog)
+    if pull.number:
+        policy_check.set_project_status(ctx, job, project, standing)
+        policy_check.set_summary_status(ctx, job)
+    if standing.allows_apply:
+        return result
+    refusal = policy_check.refusal_of(ctx, project, standing)
+    return result.model_copy(update={"status": ProjectStatus.FAILED, "error": refusal})
 
 
 def _apply(ctx: CommandContext, job: Job, repo: RepoSettings, project: Project, joblog: JobLog,
@@ -162,6 +174,11 @@ def _apply(ctx: CommandContext, job: Job, repo: RepoSettings, project: Project, 
     holder = ctx.locks.get(pull.repo.full_name, project)
     if holder is not None and holder.pull_number != pull.number:
         return _locked(project, holder.pull_number)
+    refusals = [r for r in [policy_check.unjudged(ctx, repo, project)] if r]
+    refusals += policy_check.blocked(ctx, repo, pull, [project])
+    if refusals:
+        return ProjectResult(project=project, command=CommandName.APPLY, status=ProjectStatus.FAILED,
+                             error="\n\n".join(refusals))
     return apply_one(job, ctx, repo, plan, joblog, cancel)
 
 

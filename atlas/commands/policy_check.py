@@ -148,6 +148,11 @@ def current_standings(ctx: CommandContext, pull: PullRequest, projects: Iterable
     return standings
 
 
+def refusal_of(ctx: CommandContext, project: Project, project_standing: PolicyStanding) -> str:
+    """Why the project's policies do not let it be applied (for a standing that does not allow it)."""
+    return refusal(project.label, project_standing.blocking, command_prefix=ctx.settings.comment_prefix[0])
+
+
 def blocked(ctx: CommandContext, repo: RepoSettings, pull: PullRequest, projects: Sequence[Project]) -> list[str]:
     """A refusal for each project whose policies do not let it be applied; empty when all may be."""
     prefix = ctx.settings.comment_prefix[0]
