@@ -40,6 +40,7 @@ from atlas.stores.plans import ArtifactStore
 from atlas.stores.redis.artifacts import RedisArtifactStore
 from atlas.stores.redis.backend import RedisBackend
 from atlas.stores.redis.locks import RedisLockStore
+from atlas.stores.redis.output import RedisLiveOutput
 from atlas.stores.redis.state import RedisStateStore
 from atlas.stores.s3 import S3ArtifactStore
 from atlas.stores.sqlite.artifacts import LocalArtifactStore
@@ -262,6 +263,7 @@ def command_context(
         git_token=installation_token(backends.github_app) if backends.github_app is not None else None,
         remember_installation=backends.github_app.remember_installation if backends.github_app is not None else None,
         checks=backends.github.check_runs if settings.checks_enabled and backends.github is not None else None,
+        live_output=RedisLiveOutput(backends.redis) if backends.redis is not None else None,
     )
 
 

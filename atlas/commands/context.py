@@ -7,6 +7,7 @@ including how to queue follow-up work, so no context can lack it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from atlas.runtime.required_version import required_version
 from atlas.runtime.terraform import TerraformRunner
 from atlas.runtime.tfversions import TerraformVersionError, TerraformVersions
 from atlas.runtime.workingcopy import WorkingCopies
+from atlas.stores.jobs import LiveOutput
 from atlas.stores.locks import LockStore
 from atlas.stores.plans import ArtifactStore, PlanRecord, artifact_name, forget_plans, pull_dir
 from atlas.stores.state import StateStore
@@ -68,6 +70,8 @@ class CommandContext:
     git_token: GitToken | None = None
     # App mode: notes the installation a job's delivery named for its repository (`OWNER/NAME`, id).
     remember_installation: Callable[[str, int], None] | None = None
+    # Redis mode: where a running job's output goes, so that pages on any host follow it live.
+    live_output: LiveOutput | None = None
     # `--gh-checks`: the check runs API of a repository (`OWNER/NAME`); None without check runs.
     checks: Callable[[str], CheckRuns] | None = None
 
@@ -138,7 +142,9 @@ class CommandContext:
         return f"{self.settings.atlas_url}/jobs/{job_id}"
 
     def job_log(self, job_id: str) -> JobLog:
-        return JobLog(self.settings.data_dir / "jobs" / f"{job_id}.log", redactor=self.settings.secrets())
+        live = self.live_output
+        return JobLog(self.settings.data_dir / "jobs" / f"{job_id}.log", redactor=self.settings.secrets(),
+                      mirror=functools.partial(live.publish, job_id) if live is not None else None)
 
     def planfile(self, pull: PullRequest, project: Project) -> Path:
         """Where a project's plan file is kept: outside the working copy, which `git clean` resets,

@@ -21,6 +21,10 @@ REDACTED = "***"
 LineCallback = Callable[[str], None]
 """Receives each line (without its newline) as it is written."""
 
+OutputMirror = Callable[[str, int], None]
+"""Also receives each write, as whole lines with their newlines and the log's size after them: where other
+hosts follow the job (`atlas.stores.jobs.LiveOutput`)."""
+
 
 class Redactor:
     """Replaces every occurrence of the given secrets, plain or encoded (`logs.secret_forms`), with `***`."""
@@ -54,9 +58,12 @@ class Redactor:
 class JobLog:
     """An append-only, thread-safe, line-oriented log file that can be followed live."""
 
-    def __init__(self, path: Path, redactor: Sequence[str] | Redactor = ()) -> None:
+    def __init__(self, path: Path, redactor: Sequence[str] | Redactor = (), mirror: OutputMirror | None = None
+                 ) -> None:
         self.path = path
         self.redactor = redactor if isinstance(redactor, Redactor) else Redactor(redactor)
+        self.mirror = mirror
+        self._mirror_failing = False
         self._lock = threading.Lock()
         self._subscribers: list[LineCallback] = []
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -66,11 +73,27 @@ class JobLog:
         """Append `line`; text with embedded newlines becomes several lines."""
         lines = self.redactor(line.rstrip("\n")).split("\n")
         with self._lock:
+            written = "".join(f"{text}\n" for text in lines)
             with self.path.open("a", encoding="utf-8") as file:
-                file.writelines(f"{text}\n" for text in lines)
+                file.write(written)
+                end = file.tell()
+            if self.mirror is not None:
+                self._mirror_write(written, end)
             # Called under the lock so every subscriber sees lines in file order.
             for callback in list(self._subscribers):
                 self._notify(callback, lines)
+
+    def _mirror_write(self, written: str, end: int) -> None:
+        # Followers elsewhere miss lines while it fails; the job, and the log its output is kept from, go on.
+        try:
+            assert self.mirror is not None
+            self.mirror(written, end)
+        except Exception as error:
+            if not self._mirror_failing:
+                logger.warning("could not publish job output lines for live pages: %s", error)
+            self._mirror_failing = True
+        else:
+            self._mirror_failing = False
 
     def section(self, title: str) -> None:
         """A header line that separates one step of the job from the next."""

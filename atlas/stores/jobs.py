@@ -52,3 +52,16 @@ class JobStore(Protocol):
     def job_output_expired(self, job_id: str) -> bool:
         """Whether the job's output was kept and then expired (rather than never written)."""
         ...
+
+
+class LiveOutput(Protocol):
+    """A running job's output where every process can follow it, whichever host runs the job (Redis mode)."""
+
+    def publish(self, job_id: str, text: str, end: int) -> None:
+        """Append `text` (whole lines), which ends at byte `end` of the job's log."""
+        ...
+
+    def read(self, job_id: str, offset: int, after: str = "-") -> tuple[bytes, str]:
+        """The output from byte `offset` on, read from the entry after `after` ("-": the first) on, as far as
+        published; and the id of the last entry read, to pass as `after` next time."""
+        ...

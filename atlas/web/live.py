@@ -44,17 +44,25 @@ StoredOutput = Callable[[], str | None]
 """Reads the job's output as the state store keeps it."""
 
 
+LiveRead = Callable[[int, str], tuple[bytes, str]]
+"""Reads a running job's output published for every host (`LiveOutput.read` of one job)."""
+
+
 class LogFollower:
     """Reads the complete lines appended to a job's output since a byte offset.
 
     The output is the job's log file; where this host has none (a worker on another host runs the
-    job), it is the state store's copy, for as far as the worker has stored it.
+    job), it is the state store's copy once the job has stored it, and until then the output the
+    worker publishes as it goes (Redis mode).
     """
 
-    def __init__(self, path: Path, offset: int = 0, stored: StoredOutput | None = None) -> None:
+    def __init__(self, path: Path, offset: int = 0, stored: StoredOutput | None = None,
+                 live: LiveRead | None = None) -> None:
         self.path = path
         self.offset = max(offset, 0)
         self.stored = stored
+        self.live = live
+        self._live_after = "-"
 
     def read_lines(self) -> list[str]:
         """The complete lines written since the last read (a line still being written waits)."""
@@ -72,7 +80,15 @@ class LogFollower:
                 return file.read(_READ_LIMIT)
         except FileNotFoundError:
             text = self.stored() if self.stored is not None else None
-            return text.encode()[self.offset:self.offset + _READ_LIMIT] if text else b""
+            if text is not None or self.live is None:
+                return text.encode()[self.offset:self.offset + _READ_LIMIT] if text else b""
+            return self._read_live()
+
+    def _read_live(self) -> bytes:
+        # Entries hold whole lines, so what one read returns is consumed whole and never read again.
+        assert self.live is not None
+        chunk, self._live_after = self.live(self.offset, self._live_after)
+        return chunk
 
 
 class StreamSlots:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import logging
 import re
 from dataclasses import dataclass
@@ -364,11 +365,14 @@ def job_stream(job_id: str) -> Response:
 
 
 def follower_of(job_id: str, offset: int = 0) -> LogFollower:
-    """Follows the job's output from `offset`: its log file, or the state store's copy."""
+    """Follows the job's output from `offset`: its log file, or the state store's copy, or what the worker
+    running it publishes (Redis mode)."""
     ctx = current_site().ctx
     store = output_store(ctx.state)
     stored = (lambda: store.job_output(job_id)) if store is not None else None
-    return LogFollower(log_path(ctx, job_id), offset, stored)
+    live = ctx.live_output
+    return LogFollower(log_path(ctx, job_id), offset, stored,
+                       live=functools.partial(live.read, job_id) if live is not None else None)
 
 
 def _int(value: str | None) -> int | None:
