@@ -326,6 +326,7 @@ def test_approvals_are_kept_once_per_set_and_user_and_a_new_check_of_the_project
     state.save_policy_check(policy_check(APP))
     state.save_policy_check(policy_check(NETWORK))
     state.add_policy_approval(approval(APP, "olga"))
+    state.add_policy_approval(approval(APP, "Olga"))
     state.add_policy_approval(approval(APP, "olga"))
     state.add_policy_approval(approval(APP, "tina"))
     state.add_policy_approval(approval(APP, "olga", policy_set="tags"))
