@@ -27,6 +27,21 @@ def require(settings: Settings, name: str, why: str) -> None:
         raise SettingsError(f"{info.flag} ({info.env}) is required: {why}")
 
 
+def ensure_data_dir(settings: Settings) -> None:
+    """Create the data directory, or say in one line why it cannot be used."""
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise SettingsError(
+            f"cannot create the data directory {settings.data_dir}: {error.strerror or error} "
+            "(set --data-dir or ATLAS_DATA_DIR)"
+        ) from None
+    if not os.access(settings.data_dir, os.W_OK | os.X_OK):
+        raise SettingsError(
+            f"the data directory {settings.data_dir} is not writable (set --data-dir or ATLAS_DATA_DIR)"
+        )
+
+
 MULTIPROCESS_METRICS_DIR = "prometheus-multiproc"
 """Where, under the data dir, the server's web processes keep their counters for each other (`share_metrics`)."""
 
@@ -39,6 +54,7 @@ def share_metrics(settings: Settings) -> Path:
     """
     if "prometheus_client" in sys.modules:
         raise RuntimeError("share_metrics must run before prometheus_client is imported")
+    ensure_data_dir(settings)
     directory = settings.data_dir / MULTIPROCESS_METRICS_DIR
     try:
         # What earlier processes counted is not this server's: their pids may even be reused.
@@ -60,17 +76,7 @@ def prepare_process(settings: Settings) -> Sandbox:
     """
     # Also for processes started without `atlas` (gunicorn's and rq's workers fork from this one).
     mark_undumpable()
-    try:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise SettingsError(
-            f"cannot create the data directory {settings.data_dir}: {error.strerror or error} "
-            "(set --data-dir or ATLAS_DATA_DIR)"
-        ) from None
-    if not os.access(settings.data_dir, os.W_OK | os.X_OK):
-        raise SettingsError(
-            f"the data directory {settings.data_dir} is not writable (set --data-dir or ATLAS_DATA_DIR)"
-        )
+    ensure_data_dir(settings)
     configure_logging(settings.log_level, settings.log_format, settings.secrets())
     from atlas.bootstrap import build_sandbox  # not loaded by `atlas version` and the like
 
