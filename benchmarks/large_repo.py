@@ -47,7 +47,7 @@ def projects(w: World, repo: str, count: int, replicas: int = 1) -> dict[str, st
 
 
 def generate_history(w: World, name: str, files: int, commits: int) -> None:
-    """`files` generated files at the first commit, then `commits` commits each rewriting four of them."""
+    """`files` generated files at the first commit, then `commits` commits each rewriting four of the first 40."""
     random = Random(files + commits)
     git = w.emulator.repo(name).git
     parent = git.resolve("refs/heads/main")
@@ -66,8 +66,11 @@ def generate_history(w: World, name: str, files: int, commits: int) -> None:
 
     paths = [f"services/team{i % 40:02d}/svc{i // 40 % 50:02d}/config-{i:05d}.yaml" for i in range(files)]
     commit(0, {path: random.randbytes(300).hex().encode() for path in paths})
+    # History grows by rewriting a few generated files (40 KB each), as lock files and rendered
+    # manifests do; the checked-out tree stays mostly small files.
+    generated = paths[:40]
     for number in range(1, commits):
-        commit(number, {random.choice(paths): random.randbytes(20_000).hex().encode() for _ in range(4)})
+        commit(number, {random.choice(generated): random.randbytes(20_000).hex().encode() for _ in range(4)})
     stream += b"done\n"
     git.git("fast-import", "--quiet", "--done", input=bytes(stream))
 
