@@ -320,6 +320,7 @@ def test_the_api_applies_only_plans_that_pass_their_policies(
     assert "Plan: 1 to add" in project["Output"]
     refused = call("apply", "replicas-5")
     assert refused["Success"] is False and "failed its policy check" in refused["ProjectResults"][0]["Error"]
+    assert "names no pull request (PR 0), so no owner can approve it" in refused["ProjectResults"][0]["Error"]
     assert replicas_applied(state_dir) is None
 
     assert call("plan", "main")["Success"] is True

@@ -161,7 +161,7 @@ def _plan(ctx: CommandContext, job: Job, repo: RepoSettings, project: Project, j
     if standing.allows_apply:
         return result
     refusal = policy_check.refusal_of(ctx, project, standing)
-    return result.model_copy(update={"status": ProjectStatus.FAILED, "error": refusal})
+    return result.model_copy(update={"status": ProjectStatus.FAILED, "error": refusal + _unapprovable(pull.number)})
 
 
 def _apply(ctx: CommandContext, job: Job, repo: RepoSettings, project: Project, joblog: JobLog,
@@ -178,8 +178,16 @@ def _apply(ctx: CommandContext, job: Job, repo: RepoSettings, project: Project, 
     refusals += policy_check.blocked(ctx, repo, pull, [project])
     if refusals:
         return ProjectResult(project=project, command=CommandName.APPLY, status=ProjectStatus.FAILED,
-                             error="\n\n".join(refusals))
+                             error="\n\n".join(refusals) + _unapprovable(pull.number))
     return apply_one(job, ctx, repo, plan, joblog, cancel)
+
+
+def _unapprovable(pull_number: int) -> str:
+    """Without a pull request nobody can comment an approval: say so."""
+    if pull_number:
+        return ""
+    return ("\n\nThis run names no pull request (PR 0), so no owner can approve it: run it for a pull request, "
+            "where owners can comment their approval, or change the code so that its plan passes.")
 
 
 def _locked(project: Project, holder: int) -> ProjectResult:
