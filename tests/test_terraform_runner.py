@@ -205,6 +205,8 @@ def test_the_child_environment_has_no_atlas_secrets_and_the_automation_flags(
     monkeypatch.setenv("ATLAS_WEBHOOK_SECRET", SECRET)
     monkeypatch.setenv("GITHUB_TOKEN", "ghs_github")
     monkeypatch.setenv("GH_TOKEN", "ghs_gh")
+    monkeypatch.setenv("GITLAB_TOKEN", "glpat_gitlab")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "data" / "prometheus-multiproc"))
     monkeypatch.setenv("DEPLOY_NOTE", f"the secret is {SECRET}")
     monkeypatch.setenv("AWS_REGION", "eu-west-1")
     environment_before = dict(os.environ)
@@ -214,7 +216,8 @@ def test_the_child_environment_has_no_atlas_secrets_and_the_automation_flags(
     result = runner.run(["plan"], tmp_path, job_log(tmp_path), env={"TF_VAR_region": "eu-west-1"})
 
     child_env = dict(line.split("=", 1) for line in result.output.splitlines() if "=" in line)
-    for name in ("ATLAS_GH_TOKEN", "ATLAS_WEBHOOK_SECRET", "GITHUB_TOKEN", "GH_TOKEN", "DEPLOY_NOTE"):
+    for name in ("ATLAS_GH_TOKEN", "ATLAS_WEBHOOK_SECRET", "GITHUB_TOKEN", "GH_TOKEN", "GITLAB_TOKEN",
+                 "PROMETHEUS_MULTIPROC_DIR", "DEPLOY_NOTE"):
         assert name not in child_env
     assert SECRET not in result.output
     assert child_env["AWS_REGION"] == "eu-west-1"

@@ -44,8 +44,11 @@ DEFAULT_TIMEOUT_SECONDS = 3600.0
 DEFAULT_GRACE_SECONDS = 10.0
 """How long terraform gets after SIGINT to release its state lock before it is killed."""
 
-SECRET_VARIABLES = frozenset({"GITHUB_TOKEN", "GH_TOKEN"})
-"""Variables that hold GitHub credentials under their conventional names."""
+SECRET_VARIABLES = frozenset({"GITHUB_TOKEN", "GH_TOKEN", "GITLAB_TOKEN"})
+"""Variables that hold VCS credentials under their conventional names."""
+
+SERVER_VARIABLES = frozenset({"PROMETHEUS_MULTIPROC_DIR"})
+"""Variables atlas sets for itself (their values name the data dir, which the PR's code has no business with)."""
 
 ATLAS_VARIABLE_PREFIX = "ATLAS_"
 
@@ -65,6 +68,7 @@ def scrubbed_environ(secrets: Iterable[str] = (), base: Mapping[str, str] | None
         for name, value in source.items()
         if not name.startswith(ATLAS_VARIABLE_PREFIX)
         and name not in SECRET_VARIABLES
+        and name not in SERVER_VARIABLES
         and not any(secret in value for secret in secret_values)
     }
 
