@@ -92,6 +92,18 @@ def free_port() -> int:
             {},
             "atlas server: error: unrecognized arguments: --prot 4000 (see 'atlas server --help')",
         ),
+        (
+            ["--ssl-cert-file", "/etc/atlas/cert.pem"],
+            {},
+            'atlas server: error: atlas does not support "ssl-cert-file": serve atlas behind a TLS-terminating '
+            "reverse proxy (README: TLS and reverse proxies) (see 'atlas server --help')",
+        ),
+        (
+            ["--gh-hostname=ghe.acme.com", "--prot", "4000"],
+            {},
+            'atlas server: error: atlas does not read "gh-hostname": use --gh-api-url (GitHub Enterprise: '
+            "--gh-api-url https://HOST/api/v3); unrecognized arguments: --prot (see 'atlas server --help')",
+        ),
     ],
 )
 def test_a_wrong_setting_exits_2_with_one_line(

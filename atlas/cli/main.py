@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from atlas import __version__
 from atlas.cli.catalog import SUMMARIES, module_name
 from atlas.cli.subcommand import EXIT_USAGE, ArgumentParser, HelpFormatter, Subcommand
+from atlas.config.atlantis_keys import Where, refusal, unread_key
 from atlas.config.setting_names import SettingsError
 from atlas.runtime.sandbox import mark_undumpable
 
@@ -66,6 +67,21 @@ def build_parser(argv: Sequence[str] | None = None) -> ArgumentParser:
     return parser
 
 
+def unknown_arguments(unknown: Sequence[str]) -> str:
+    """What is wrong with arguments atlas does not take: for an Atlantis flag atlas refuses, or takes under
+    another name, the key table's reason; for anything else, argparse's words."""
+    refused = []
+    for argument in unknown:
+        name = argument[2:].partition("=")[0] if argument.startswith("--") else ""
+        key = unread_key(Where.SERVER, name) if name else None
+        if key is not None:
+            refused.append(refusal(key))
+    if not refused:
+        return f"unrecognized arguments: {' '.join(unknown)}"
+    others = [a for a in unknown if a.startswith("-") and unread_key(Where.SERVER, a[2:].partition("=")[0]) is None]
+    return "; ".join(refused + ([f"unrecognized arguments: {' '.join(others)}"] if others else []))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     # Before any secret is read: other processes of this user must not read them from /proc.
     mark_undumpable()
@@ -73,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(argv)
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # reported by the subcommand's parser, so that the error points at its --help
-        getattr(args, "parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
+        getattr(args, "parser", parser).error(unknown_arguments(unknown))
     try:
         status: int = args.run(args)
     except SettingsError as error:
