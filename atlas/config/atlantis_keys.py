@@ -506,7 +506,8 @@ SHOWN_BY: dict[str, str] = {
     "repo:abort_on_execution_order_fail":
         "test_repo_config_e2e.py::test_execution_order_groups_apply_in_order_and_abort_on_failure",
     "repo:repo_locks": "test_repo_config_e2e.py::test_repo_locks_disabled_takes_no_lock",
-    "repo:repo_locks.mode": "test_project_selection.py::test_autodiscover_modes",
+    "repo:repo_locks.mode":
+        "test_repo_config_e2e.py::test_repo_locks_disabled_takes_no_lock",
     "repo:silence_pr_comments": "test_repo_config.py::test_every_documented_key_is_read",
     "repo:projects": "test_repo_config_e2e.py::test_atlantis_yaml_unchanged_selects_projects_by_when_modified",
     "repo:projects[].name": "test_repo_config_e2e.py::test_depends_on_makes_apply_wait_for_the_named_project",
@@ -520,10 +521,11 @@ SHOWN_BY: dict[str, str] = {
         "test_atlantis_flags_e2e.py::test_repos_yaml_delete_source_branch_on_merge_deletes_after_automerge",
     "repo:projects[].repo_locking": "test_server_config.py::test_repo_locking_false_turns_repo_locks_off",
     "repo:projects[].repo_locks": "test_repo_config_e2e.py::test_repo_locks_disabled_takes_no_lock",
-    "repo:projects[].repo_locks.mode": "test_project_selection.py::test_autodiscover_modes",
+    "repo:projects[].repo_locks.mode":
+        "test_repo_config_e2e.py::test_repo_locks_disabled_takes_no_lock",
     "repo:projects[].autoplan": "test_project_selection.py::test_autoplan_disabled_projects_plan_only_when_asked",
     "repo:projects[].autoplan.enabled":
-        "test_comment_commands.py::test_a_command_not_enabled_on_the_server_is_refused_with_the_allowed_list",
+        "test_project_selection.py::test_autoplan_disabled_projects_plan_only_when_asked",
     "repo:projects[].autoplan.when_modified":
         "test_project_selection.py::test_a_module_change_plans_the_projects_whose_when_modified_reaches_it",
     "repo:projects[].terraform_version":
@@ -558,10 +560,12 @@ SHOWN_BY: dict[str, str] = {
     "repo:steps[].run.output.filter_regex":
         "test_atlantis_flags_e2e.py::test_a_filter_regex_that_does_not_compile_is_a_comment_naming_the_key",
     "repo:steps[].env": "test_steps.py::test_a_failing_env_command_fails_the_stage",
-    "repo:steps[].env.name": "test_repo_config_e2e.py::test_depends_on_makes_apply_wait_for_the_named_project",
-    "repo:steps[].env.value": "test_steps.py::test_multienv_sets_every_printed_variable_and_names_them_without_values",
+    "repo:steps[].env.name":
+        "test_steps.py::test_env_steps_set_variables_for_later_run_steps_and_terraform",
+    "repo:steps[].env.value":
+        "test_steps.py::test_env_steps_set_variables_for_later_run_steps_and_terraform",
     "repo:steps[].env.command":
-        "test_embedded_restart_e2e.py::test_a_server_killed_mid_plan_reports_the_running_command_and_runs_the_queued_one_after_restart",
+        "test_steps.py::test_env_steps_set_variables_for_later_run_steps_and_terraform",
     "repo:steps[].env.shell": "test_repo_config.py::test_steps_in_every_documented_form_become_workflow_steps",
     "repo:steps[].env.shellArgs": "test_repo_config.py::test_steps_in_every_documented_form_become_workflow_steps",
     "repo:steps[].multienv": "test_steps.py::test_multienv_sets_every_printed_variable_and_names_them_without_values",
@@ -588,7 +592,8 @@ SHOWN_BY: dict[str, str] = {
         "test_atlantis_flags_e2e.py::test_repos_yaml_delete_source_branch_on_merge_deletes_after_automerge",
     "repos:repos[].repo_locking": "test_server_config.py::test_repo_locking_false_turns_repo_locks_off",
     "repos:repos[].repo_locks": "test_repo_config_e2e.py::test_repo_locks_disabled_takes_no_lock",
-    "repos:repos[].repo_locks.mode": "test_project_selection.py::test_autodiscover_modes",
+    "repos:repos[].repo_locks.mode":
+        "test_repo_config_e2e.py::test_repo_locks_disabled_takes_no_lock",
     "repos:repos[].autodiscover": "test_project_selection.py::test_autodiscover_modes",
     "repos:repos[].autodiscover.mode": "test_project_selection.py::test_autodiscover_modes",
     "repos:repos[].autodiscover.ignore_paths":
@@ -638,10 +643,12 @@ SHOWN_BY: dict[str, str] = {
     "repos:steps[].run.output.filter_regex":
         "test_atlantis_flags_e2e.py::test_a_filter_regex_that_does_not_compile_is_a_comment_naming_the_key",
     "repos:steps[].env": "test_steps.py::test_a_failing_env_command_fails_the_stage",
-    "repos:steps[].env.name": "test_repo_config_e2e.py::test_depends_on_makes_apply_wait_for_the_named_project",
-    "repos:steps[].env.value": "test_steps.py::test_multienv_sets_every_printed_variable_and_names_them_without_values",
+    "repos:steps[].env.name":
+        "test_steps.py::test_env_steps_set_variables_for_later_run_steps_and_terraform",
+    "repos:steps[].env.value":
+        "test_steps.py::test_env_steps_set_variables_for_later_run_steps_and_terraform",
     "repos:steps[].env.command":
-        "test_embedded_restart_e2e.py::test_a_server_killed_mid_plan_reports_the_running_command_and_runs_the_queued_one_after_restart",
+        "test_steps.py::test_env_steps_set_variables_for_later_run_steps_and_terraform",
     "repos:steps[].env.shell": "test_server_config.py::test_every_repo_key_is_read",
     "repos:steps[].env.shellArgs": "test_server_config.py::test_every_repo_key_is_read",
     "repos:steps[].multienv": "test_steps.py::test_multienv_sets_every_printed_variable_and_names_them_without_values",
@@ -658,7 +665,8 @@ SHOWN_BY: dict[str, str] = {
     "repos:external_stores.plan_store.s3.bucket": "test_artifacts.py::test_s3_store_names_the_bucket_it_cannot_use",
     "repos:external_stores.plan_store.s3.region":
         "test_sandbox.py::test_host_paths_are_reachable_read_write_or_read_only",
-    "repos:external_stores.plan_store.s3.prefix": "test_redis_locks.py::test_lock_keys_stay_under_the_prefix",
+    "repos:external_stores.plan_store.s3.prefix":
+        "test_artifacts.py::test_s3_store_keeps_each_plan_with_its_metadata_beside_it",
     "repos:external_stores.plan_store.s3.endpoint": "test_artifacts.py::test_the_settings_choose_the_store",
     "server:allow-commands": "test_commands_e2e.py::test_disallowed_command_lists_the_allowed_ones",
     "server:allow-draft-prs": "test_events.py::test_reopen_and_push_trigger_autoplan",
@@ -680,11 +688,12 @@ SHOWN_BY: dict[str, str] = {
     "server:data-dir": "test_settings.py::test_own_paths_are_the_data_dir_config_repos_yaml_and_secret_files",
     "server:default-tf-version": "test_tfversions.py::test_a_default_version_is_resolved_like_any_other",
     "server:disable-apply-all": "test_commands_e2e.py::test_disable_apply_all_asks_for_a_project",
-    "server:disable-repo-locking": "test_project_selection.py::test_autodiscover_modes",
+    "server:disable-repo-locking":
+        "test_repo_config_e2e.py::test_repo_locks_disabled_takes_no_lock",
     "server:discard-approval-on-plan":
         "test_atlantis_flags_e2e.py::test_discard_approval_on_plan_dismisses_approvals_when_a_new_plan_runs",
     "server:enable-drift-detection":
-        "test_comment_commands.py::test_a_command_not_enabled_on_the_server_is_refused_with_the_allowed_list",
+        "test_drift_e2e.py::test_drift_is_reported_in_one_issue_until_the_project_is_back_in_sync",
     "server:enable-drift-remediation":
         "test_drift_e2e.py::test_a_plan_that_destroys_is_remediated_only_with_remediate_destroy",
     "server:enable-external-stores": "test_artifacts.py::test_the_settings_choose_the_store",
