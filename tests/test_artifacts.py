@@ -375,5 +375,6 @@ def test_the_settings_choose_the_store(redis_url: str, s3_bucket: S3Bucket, tmp_
     assert isinstance(redis, RedisArtifactStore)
 
     s3 = open_backends(Settings(data_dir=tmp_path, gh_token=token, redis_url=redis_at, plans_s3_bucket=s3_bucket.name,
-                                plans_s3_endpoint=s3_bucket.endpoint)).artifacts
+                                plans_s3_endpoint=s3_bucket.endpoint, plans_s3_region="eu-west-1")).artifacts
     assert isinstance(s3, S3ArtifactStore) and s3.bucket == s3_bucket.name
+    assert s3.client.meta.region_name == "eu-west-1", "requests are signed for the configured region"

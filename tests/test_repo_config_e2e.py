@@ -205,6 +205,33 @@ repos:
     assert "cost report unavailable" in said
 
 
+def test_workflow_hooks_with_commands_run_only_for_those_commands(
+    start_atlas: Start, repo_with: Callable[..., EmulatedRepo], github_emulator: GitHubEmulator, tmp_path: Path,
+) -> None:
+    repo_with({})
+    outbox = tmp_path / "hook-outbox"
+    outbox.mkdir()
+    config = repos_yaml(tmp_path, f"""\
+repos:
+- id: /.*/
+  pre_workflow_hooks:
+  - run: echo plan >> {outbox / "plan-hook"}
+    commands: plan
+  post_workflow_hooks:
+  - run: echo apply >> {outbox / "apply-hook"}
+    commands: apply
+""")
+    atlas = start_atlas(repo_config=config, reachable=(outbox,))
+    pull = open_and_plan(atlas, github_emulator, "x", app_change(3))
+    assert (outbox / "plan-hook").read_text() == "plan\n"
+    assert not (outbox / "apply-hook").exists(), "an apply-only hook ran for a plan"
+    comment(atlas, pull, "atlas apply")
+    atlas.wait_idle()
+    assert "Apply complete" in last_bot_comment(github_emulator, pull)
+    assert (outbox / "apply-hook").read_text() == "apply\n"
+    assert (outbox / "plan-hook").read_text() == "plan\n", "a plan-only hook ran for an apply"
+
+
 def test_failing_pre_workflow_hook_stops_the_plan_with_fail_on_pre_workflow_hook_error(
     start_atlas: Start, repo_with: Callable[..., EmulatedRepo], github_emulator: GitHubEmulator, tmp_path: Path,
 ) -> None:

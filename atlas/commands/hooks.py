@@ -16,7 +16,7 @@ from pathlib import Path
 
 from atlas.commands.context import CommandContext
 from atlas.config.server import WorkflowHook
-from atlas.models import Job
+from atlas.models import CommandName, Job
 from atlas.render.comments import render_error_comment
 from atlas.runtime.joblog import JobLog
 from atlas.runtime.sandbox import RunScope
@@ -36,17 +36,19 @@ def run_hooks(ctx: CommandContext, job: Job, hooks: Sequence[WorkflowHook], work
     That is when a pre-workflow hook failed and `--fail-on-pre-workflow-hook-error` is set.
     """
     pull = job.pull
+    # Atlantis names an autoplan "plan" to its hooks: `commands: plan` covers both.
+    command = "plan" if job.command == CommandName.AUTOPLAN else str(job.command)
     status_file = workdir / STATUS_FILE_NAME
     env = {
         "BASE_REPO_NAME": pull.repo.name, "BASE_REPO_OWNER": pull.repo.owner,
         "HEAD_BRANCH_NAME": pull.head_ref, "HEAD_COMMIT": pull.head_sha, "BASE_BRANCH_NAME": pull.base_ref,
         "PULL_NUM": str(pull.number), "PULL_URL": pull.html_url, "PULL_AUTHOR": pull.author,
-        "DIR": str(workdir), "USER_NAME": job.requested_by or "", "COMMAND_NAME": str(job.command),
+        "DIR": str(workdir), "USER_NAME": job.requested_by or "", "COMMAND_NAME": command,
         "OUTPUT_STATUS_FILE": str(status_file),
     }
     stops = when == "pre" and ctx.settings.fail_on_pre_workflow_hook_error
     for number, hook in enumerate(hooks):
-        if not hook.runs_for(str(job.command)):
+        if not hook.runs_for(command):
             continue
         name = hook.description or f"{when.capitalize()} workflow hook #{number}"
         context = f"atlas/{when}_workflow_hook: {name}"

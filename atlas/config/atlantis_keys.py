@@ -608,7 +608,7 @@ SHOWN_BY: dict[str, str] = {
     "repos:repos[].pre_workflow_hooks[].shell": "test_server_config.py::test_every_repo_key_is_read",
     "repos:repos[].pre_workflow_hooks[].shellArgs": "test_server_config.py::test_every_repo_key_is_read",
     "repos:repos[].pre_workflow_hooks[].commands":
-        "test_comment_commands.py::test_allowed_commands_accept_command_spellings",
+        "test_repo_config_e2e.py::test_workflow_hooks_with_commands_run_only_for_those_commands",
     "repos:repos[].post_workflow_hooks":
         "test_repo_config_e2e.py::test_workflow_hooks_run_around_the_command_and_failures_are_reported",
     "repos:repos[].post_workflow_hooks[].run":
@@ -618,7 +618,7 @@ SHOWN_BY: dict[str, str] = {
     "repos:repos[].post_workflow_hooks[].shell": "test_server_config.py::test_every_repo_key_is_read",
     "repos:repos[].post_workflow_hooks[].shellArgs": "test_server_config.py::test_every_repo_key_is_read",
     "repos:repos[].post_workflow_hooks[].commands":
-        "test_comment_commands.py::test_allowed_commands_accept_command_spellings",
+        "test_repo_config_e2e.py::test_workflow_hooks_with_commands_run_only_for_those_commands",
     "repos:workflows": "test_server_config.py::test_a_repo_defined_workflow_needs_allow_custom_workflows",
     "repos:workflows.*.plan": "test_repo_config_e2e.py::test_import_and_state_rm_run_and_discard_the_plan",
     "repos:workflows.*.apply": "test_repo_config_e2e.py::test_server_apply_requirements_from_repos_yaml_hold",
@@ -663,8 +663,7 @@ SHOWN_BY: dict[str, str] = {
     "repos:external_stores.plan_store.type": "test_scale_e2e.py::test_a_plan_made_on_one_worker_is_applied_by_another",
     "repos:external_stores.plan_store.s3": "test_artifacts.py::test_s3_store_names_the_bucket_it_cannot_use",
     "repos:external_stores.plan_store.s3.bucket": "test_artifacts.py::test_s3_store_names_the_bucket_it_cannot_use",
-    "repos:external_stores.plan_store.s3.region":
-        "test_sandbox.py::test_host_paths_are_reachable_read_write_or_read_only",
+    "repos:external_stores.plan_store.s3.region": "test_artifacts.py::test_the_settings_choose_the_store",
     "repos:external_stores.plan_store.s3.prefix":
         "test_artifacts.py::test_s3_store_keeps_each_plan_with_its_metadata_beside_it",
     "repos:external_stores.plan_store.s3.endpoint": "test_artifacts.py::test_the_settings_choose_the_store",
@@ -703,7 +702,7 @@ SHOWN_BY: dict[str, str] = {
     "server:gh-hostname": "test_settings.py::test_an_api_url_without_a_known_git_host_is_refused",
     "server:gh-token": "test_settings.py::test_empty_values_leave_the_setting_unset",
     "server:gh-token-file": "test_settings.py::test_a_secret_and_its_file_together_are_refused",
-    "server:gh-user": "test_settings.py::test_a_key_given_twice_in_the_file_is_an_error",
+    "server:gh-user": "test_commands_e2e.py::test_atlas_ignores_its_own_comments",
     "server:gh-webhook-secret": "test_autoplan_e2e.py::test_token_is_nowhere_on_disk_or_in_logs_after_a_run",
     "server:help": "test_commands_e2e.py::test_help_answers_with_usage",
     "server:hide-prev-plan-comments": "test_commands_e2e.py::test_hide_previous_plan_comments_on_replan",
@@ -720,7 +719,7 @@ SHOWN_BY: dict[str, str] = {
     "server:parallel-apply": "test_repo_config.py::test_every_documented_key_is_read",
     "server:parallel-plan": "test_repo_config.py::test_every_documented_key_is_read",
     "server:parallel-pool-size": "test_locks_e2e.py::test_concurrent_pull_requests_racing_for_one_project_one_wins",
-    "server:port": "test_worker.py::test_an_unreachable_redis_is_reported_without_its_password",
+    "server:port": "test_server_smoke.py::test_atlas_server_under_gunicorn_plans_a_pull_request",
     "server:redis-db":
         "test_scale_e2e.py::test_with_redis_stopped_deliveries_get_503_and_the_server_says_why_until_it_is_back",
     "server:redis-host":
