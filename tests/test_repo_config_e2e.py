@@ -13,6 +13,7 @@ from tests.commands_world import (
     DEVELOPER,
     REPO,
     app_change,
+    bot_comments,
     comment,
     db_change,
     last_bot_comment,
@@ -356,3 +357,117 @@ def test_a_version_that_cannot_be_had_fails_the_project_with_a_clear_comment(
     pull = open_and_plan(atlas, github_emulator, "x", app_change(3))
     said = last_bot_comment(github_emulator, pull)
     assert "1.4.6" in said and "--tf-download=false" in said
+
+
+def test_repos_yaml_plan_requirements_refuse_a_plan_until_they_are_met(
+    start_atlas: Start, repo_with: Callable[..., EmulatedRepo], github_emulator: GitHubEmulator, tmp_path: Path,
+) -> None:
+    repo_with({})
+    atlas = start_atlas(repo_config=repos_yaml(tmp_path, "repos:\n- id: /.*/\n  plan_requirements: [approved]\n"))
+    pull = open_and_plan(atlas, github_emulator, "x", app_change(3))
+    said = last_bot_comment(github_emulator, pull)
+    assert "atlas did not plan" in said and "requires, before plan" in said and "**approved**" in said
+    assert lock_holders(atlas) == {}
+
+
+def test_repos_yaml_import_requirements_refuse_an_import_until_they_are_met(
+    start_atlas: Start, repo_with: Callable[..., EmulatedRepo], github_emulator: GitHubEmulator, tmp_path: Path,
+) -> None:
+    repo_with({})
+    atlas = start_atlas(allow_commands="plan,apply,unlock,import",
+                        repo_config=repos_yaml(tmp_path, "repos:\n- id: /.*/\n  import_requirements: [approved]\n"))
+    pull = open_and_plan(atlas, github_emulator, "x", app_change(3))
+    comment(atlas, pull, "atlas import -d app terraform_data.service 5d3f9a1c-0000-4000-8000-000000000001")
+    atlas.wait_idle()
+    said = last_bot_comment(github_emulator, pull)
+    assert "atlas did not import" in said and "requires, before import" in said and "**approved**" in said
+
+
+def test_repos_yaml_silence_pr_comments_plans_without_a_comment_but_with_its_status(
+    start_atlas: Start, repo_with: Callable[..., EmulatedRepo], github_emulator: GitHubEmulator, tmp_path: Path,
+) -> None:
+    repo_with({})
+    atlas = start_atlas(repo_config=repos_yaml(tmp_path, "repos:\n- id: /.*/\n  silence_pr_comments: [plan]\n"))
+    pull = open_and_plan(atlas, github_emulator, "x", app_change(3))
+    assert bot_comments(github_emulator, pull) == []
+    assert statuses(github_emulator, pull.head_sha, "atlas/plan")[-1][0] == "success"
+
+
+def test_repos_yaml_allowed_workflows_refuse_a_workflow_the_repository_may_not_choose(
+    start_atlas: Start, repo_with: Callable[..., EmulatedRepo], github_emulator: GitHubEmulator, tmp_path: Path,
+) -> None:
+    repo_with({"atlas.yaml": "version: 3\nprojects:\n- dir: app\n  workflow: green\n"})
+    config = repos_yaml(tmp_path, """\
+repos:
+- id: /.*/
+  allowed_overrides: [workflow]
+  allowed_workflows: [blue]
+workflows:
+  blue: {}
+  green: {}
+""")
+    atlas = start_atlas(repo_config=config)
+    pull = open_and_plan(atlas, github_emulator, "x", app_change(3))
+    said = last_bot_comment(github_emulator, pull)
+    assert 'workflow "green" is not allowed for this repository; allowed: blue' in said
+    assert lock_holders(atlas) == {}
+
+
+def test_repos_yaml_repo_config_file_is_the_config_atlas_reads(
+    start_atlas: Start, repo_with: Callable[..., EmulatedRepo], github_emulator: GitHubEmulator, tmp_path: Path,
+) -> None:
+    # atlas.yaml at the root would plan app; the file repos.yaml names plans only db.
+    repo_with({"atlas.yaml": "version: 3\nprojects:\n- dir: app\n",
+               "ci/atlas-projects.yaml": "version: 3\nprojects:\n- dir: db\n"})
+    config = repos_yaml(tmp_path, "repos:\n- id: /.*/\n  repo_config_file: ci/atlas-projects.yaml\n")
+    atlas = start_atlas(repo_config=config)
+    pull = open_and_plan(atlas, github_emulator, "x", {**app_change(3), **db_change("staging")})
+    assert statuses(github_emulator, pull.head_sha, "atlas/plan: db/default")
+    assert not statuses(github_emulator, pull.head_sha, "atlas/plan: app/default")
+
+
+def test_shell_and_shell_args_choose_the_interpreter_of_run_steps_and_hooks(
+    start_atlas: Start, repo_with: Callable[..., EmulatedRepo], github_emulator: GitHubEmulator, tmp_path: Path,
+) -> None:
+    require_binary("bash", "install bash (Debian package bash)")
+    repo_with({"atlas.yaml": "version: 3\nprojects:\n- dir: app\n  workflow: bashed\n"})
+    outbox = tmp_path / "hook-outbox"
+    outbox.mkdir()
+    config = repos_yaml(tmp_path, f"""\
+repos:
+- id: /.*/
+  allowed_overrides: [workflow]
+  pre_workflow_hooks:
+  - run: 'echo "hook in ${{BASH_VERSION:+bash}} with $-" > {outbox / "shell"}'
+    shell: bash
+    shellArgs: -ec
+workflows:
+  bashed:
+    plan:
+      steps:
+      - run:
+          command: 'if [[ -n "$BASH_VERSION" ]]; then echo "step in bash with $-"; fi'
+          shell: bash
+          shellArgs: -euc
+      - env:
+          name: ENV_SHELL
+          command: 'echo ${{BASH_VERSION:+bash}}'
+          shell: bash
+          shellArgs: -c
+      - multienv:
+          command: 'echo MULTI_SHELL=${{BASH_VERSION:+bash}}'
+          shell: bash
+          shellArgs: -c
+      - run: echo "env step in $ENV_SHELL, multienv step in $MULTI_SHELL"
+      - init
+      - plan
+""")
+    atlas = start_atlas(repo_config=config, reachable=(outbox,))
+    pull = open_and_plan(atlas, github_emulator, "x", app_change(3))
+    hook_line = (outbox / "shell").read_text()
+    assert hook_line.startswith("hook in bash with ") and "e" in hook_line.split(" with ")[1]
+    said = last_bot_comment(github_emulator, pull)
+    assert "step in bash with " in said
+    flags = said.split("step in bash with ")[1].split()[0]
+    assert "e" in flags and "u" in flags
+    assert "env step in bash, multienv step in bash" in said

@@ -579,13 +579,17 @@ SHOWN_BY: dict[str, str] = {
     "repos:repos[].id": "test_repo_config_e2e.py::test_repos_yaml_requirements_cannot_be_overridden_unless_allowed",
     "repos:repos[].branch":
         "test_atlantis_flags_e2e.py::test_automerge_method_squashes_and_delete_source_branch_on_merge_deletes_the_branch",
-    "repos:repos[].repo_config_file": "test_server_config.py::test_every_repo_key_is_read",
-    "repos:repos[].plan_requirements": "test_server_config.py::test_every_repo_key_is_read",
+    "repos:repos[].repo_config_file":
+        "test_repo_config_e2e.py::test_repos_yaml_repo_config_file_is_the_config_atlas_reads",
+    "repos:repos[].plan_requirements":
+        "test_repo_config_e2e.py::test_repos_yaml_plan_requirements_refuse_a_plan_until_they_are_met",
     "repos:repos[].apply_requirements": "test_repo_config_e2e.py::test_server_apply_requirements_from_repos_yaml_hold",
-    "repos:repos[].import_requirements": "test_server_config.py::test_every_repo_key_is_read",
+    "repos:repos[].import_requirements":
+        "test_repo_config_e2e.py::test_repos_yaml_import_requirements_refuse_an_import_until_they_are_met",
     "repos:repos[].workflow": "test_repo_config_e2e.py::test_custom_workflow_is_refused_unless_the_server_allows_it",
     "repos:repos[].allowed_overrides": "test_repo_config_e2e.py::test_repo_locks_disabled_takes_no_lock",
-    "repos:repos[].allowed_workflows": "test_server_config.py::test_every_repo_key_is_read",
+    "repos:repos[].allowed_workflows":
+        "test_repo_config_e2e.py::test_repos_yaml_allowed_workflows_refuse_a_workflow_the_repository_may_not_choose",
     "repos:repos[].allow_custom_workflows":
         "test_server_config.py::test_a_repo_defined_workflow_needs_allow_custom_workflows",
     "repos:repos[].delete_source_branch_on_merge":
@@ -598,15 +602,18 @@ SHOWN_BY: dict[str, str] = {
     "repos:repos[].autodiscover.mode": "test_project_selection.py::test_autodiscover_modes",
     "repos:repos[].autodiscover.ignore_paths":
         "test_server_config.py::test_atlantis_documented_example_repos_yaml_reads_unchanged_but_for_keys_not_built_yet",
-    "repos:repos[].silence_pr_comments": "test_server_config.py::test_every_repo_key_is_read",
+    "repos:repos[].silence_pr_comments":
+        "test_repo_config_e2e.py::test_repos_yaml_silence_pr_comments_plans_without_a_comment_but_with_its_status",
     "repos:repos[].pre_workflow_hooks":
         "test_repo_config_e2e.py::test_workflow_hooks_run_around_the_command_and_failures_are_reported",
     "repos:repos[].pre_workflow_hooks[].run":
         "test_repo_config_e2e.py::test_workflow_hooks_run_around_the_command_and_failures_are_reported",
     "repos:repos[].pre_workflow_hooks[].description":
         "test_repo_config_e2e.py::test_workflow_hooks_run_around_the_command_and_failures_are_reported",
-    "repos:repos[].pre_workflow_hooks[].shell": "test_server_config.py::test_every_repo_key_is_read",
-    "repos:repos[].pre_workflow_hooks[].shellArgs": "test_server_config.py::test_every_repo_key_is_read",
+    "repos:repos[].pre_workflow_hooks[].shell":
+        "test_repo_config_e2e.py::test_shell_and_shell_args_choose_the_interpreter_of_run_steps_and_hooks",
+    "repos:repos[].pre_workflow_hooks[].shellArgs":
+        "test_repo_config_e2e.py::test_shell_and_shell_args_choose_the_interpreter_of_run_steps_and_hooks",
     "repos:repos[].pre_workflow_hooks[].commands":
         "test_repo_config_e2e.py::test_workflow_hooks_with_commands_run_only_for_those_commands",
     "repos:repos[].post_workflow_hooks":
@@ -615,8 +622,10 @@ SHOWN_BY: dict[str, str] = {
         "test_repo_config_e2e.py::test_workflow_hooks_run_around_the_command_and_failures_are_reported",
     "repos:repos[].post_workflow_hooks[].description":
         "test_repo_config_e2e.py::test_workflow_hooks_run_around_the_command_and_failures_are_reported",
-    "repos:repos[].post_workflow_hooks[].shell": "test_server_config.py::test_every_repo_key_is_read",
-    "repos:repos[].post_workflow_hooks[].shellArgs": "test_server_config.py::test_every_repo_key_is_read",
+    "repos:repos[].post_workflow_hooks[].shell":
+        "test_repo_config_e2e.py::test_shell_and_shell_args_choose_the_interpreter_of_run_steps_and_hooks",
+    "repos:repos[].post_workflow_hooks[].shellArgs":
+        "test_repo_config_e2e.py::test_shell_and_shell_args_choose_the_interpreter_of_run_steps_and_hooks",
     "repos:repos[].post_workflow_hooks[].commands":
         "test_repo_config_e2e.py::test_workflow_hooks_with_commands_run_only_for_those_commands",
     "repos:workflows": "test_server_config.py::test_a_repo_defined_workflow_needs_allow_custom_workflows",
@@ -636,8 +645,10 @@ SHOWN_BY: dict[str, str] = {
         "test_repo_config_e2e.py::test_workflow_hooks_run_around_the_command_and_failures_are_reported",
     "repos:steps[].run.command":
         "test_embedded_restart_e2e.py::test_a_server_killed_mid_plan_reports_the_running_command_and_runs_the_queued_one_after_restart",
-    "repos:steps[].run.shell": "test_server_config.py::test_every_repo_key_is_read",
-    "repos:steps[].run.shellArgs": "test_server_config.py::test_every_repo_key_is_read",
+    "repos:steps[].run.shell":
+        "test_repo_config_e2e.py::test_shell_and_shell_args_choose_the_interpreter_of_run_steps_and_hooks",
+    "repos:steps[].run.shellArgs":
+        "test_repo_config_e2e.py::test_shell_and_shell_args_choose_the_interpreter_of_run_steps_and_hooks",
     "repos:steps[].run.output":
         "test_atlantis_flags_e2e.py::test_max_comments_per_command_keeps_the_end_and_links_the_whole_output",
     "repos:steps[].run.output.filter_regex":
@@ -649,13 +660,17 @@ SHOWN_BY: dict[str, str] = {
         "test_steps.py::test_env_steps_set_variables_for_later_run_steps_and_terraform",
     "repos:steps[].env.command":
         "test_steps.py::test_env_steps_set_variables_for_later_run_steps_and_terraform",
-    "repos:steps[].env.shell": "test_server_config.py::test_every_repo_key_is_read",
-    "repos:steps[].env.shellArgs": "test_server_config.py::test_every_repo_key_is_read",
+    "repos:steps[].env.shell":
+        "test_repo_config_e2e.py::test_shell_and_shell_args_choose_the_interpreter_of_run_steps_and_hooks",
+    "repos:steps[].env.shellArgs":
+        "test_repo_config_e2e.py::test_shell_and_shell_args_choose_the_interpreter_of_run_steps_and_hooks",
     "repos:steps[].multienv": "test_steps.py::test_multienv_sets_every_printed_variable_and_names_them_without_values",
     "repos:steps[].multienv.command":
         "test_embedded_restart_e2e.py::test_a_server_killed_mid_plan_reports_the_running_command_and_runs_the_queued_one_after_restart",
-    "repos:steps[].multienv.shell": "test_server_config.py::test_every_repo_key_is_read",
-    "repos:steps[].multienv.shellArgs": "test_server_config.py::test_every_repo_key_is_read",
+    "repos:steps[].multienv.shell":
+        "test_repo_config_e2e.py::test_shell_and_shell_args_choose_the_interpreter_of_run_steps_and_hooks",
+    "repos:steps[].multienv.shellArgs":
+        "test_repo_config_e2e.py::test_shell_and_shell_args_choose_the_interpreter_of_run_steps_and_hooks",
     "repos:steps[].multienv.output":
         "test_atlantis_flags_e2e.py::test_max_comments_per_command_keeps_the_end_and_links_the_whole_output",
     "repos:external_stores": "test_artifacts.py::test_the_settings_choose_the_store",
