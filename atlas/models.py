@@ -149,6 +149,11 @@ class CommandName(StrEnum):
     REFUSE = "refuse"
     """Answer a comment atlas will not run (bad syntax, disallowed command) with the reason."""
 
+    @property
+    def as_atlantis_names_it(self) -> str:
+        """`COMMAND_NAME` of hooks and run steps: Atlantis calls an autoplan `plan` (`commands: plan` covers both)."""
+        return "plan" if self is CommandName.AUTOPLAN else self.value
+
 
 class CommandArgs(BaseModel):
     """What a comment asked for beyond the command itself."""

@@ -359,23 +359,39 @@ def test_a_version_that_cannot_be_had_fails_the_project_with_a_clear_comment(
     assert "1.4.6" in said and "--tf-download=false" in said
 
 
-def test_repos_yaml_plan_requirements_refuse_a_plan_until_they_are_met(
-    start_atlas: Start, repo_with: Callable[..., EmulatedRepo], github_emulator: GitHubEmulator, tmp_path: Path,
+def _set_by(where: str, key: str, value: str) -> tuple[dict[str, str], str]:
+    """The repository's files and the repos.yaml text that set `key`, in repos.yaml or in the repository's config."""
+    if where == "repos.yaml":
+        return {}, f"repos:\n- id: /.*/\n  {key}: {value}\n"
+    return ({"atlas.yaml": f"version: 3\nprojects:\n- dir: app\n  {key}: {value}\n"},
+            f"repos:\n- id: /.*/\n  allowed_overrides: [{key}]\n")
+
+
+WHERE = pytest.mark.parametrize("where", ["repos.yaml", "repo config"])
+
+
+@WHERE
+def test_plan_requirements_refuse_a_plan_until_they_are_met(
+    where: str, start_atlas: Start, repo_with: Callable[..., EmulatedRepo], github_emulator: GitHubEmulator,
+    tmp_path: Path,
 ) -> None:
-    repo_with({})
-    atlas = start_atlas(repo_config=repos_yaml(tmp_path, "repos:\n- id: /.*/\n  plan_requirements: [approved]\n"))
+    files, server = _set_by(where, "plan_requirements", "[approved]")
+    repo_with(files)
+    atlas = start_atlas(repo_config=repos_yaml(tmp_path, server))
     pull = open_and_plan(atlas, github_emulator, "x", app_change(3))
     said = last_bot_comment(github_emulator, pull)
     assert "atlas did not plan" in said and "requires, before plan" in said and "**approved**" in said
     assert lock_holders(atlas) == {}
 
 
-def test_repos_yaml_import_requirements_refuse_an_import_until_they_are_met(
-    start_atlas: Start, repo_with: Callable[..., EmulatedRepo], github_emulator: GitHubEmulator, tmp_path: Path,
+@WHERE
+def test_import_requirements_refuse_an_import_until_they_are_met(
+    where: str, start_atlas: Start, repo_with: Callable[..., EmulatedRepo], github_emulator: GitHubEmulator,
+    tmp_path: Path,
 ) -> None:
-    repo_with({})
-    atlas = start_atlas(allow_commands="plan,apply,unlock,import",
-                        repo_config=repos_yaml(tmp_path, "repos:\n- id: /.*/\n  import_requirements: [approved]\n"))
+    files, server = _set_by(where, "import_requirements", "[approved]")
+    repo_with(files)
+    atlas = start_atlas(allow_commands="plan,apply,unlock,import", repo_config=repos_yaml(tmp_path, server))
     pull = open_and_plan(atlas, github_emulator, "x", app_change(3))
     comment(atlas, pull, "atlas import -d app terraform_data.service 5d3f9a1c-0000-4000-8000-000000000001")
     atlas.wait_idle()
@@ -383,11 +399,14 @@ def test_repos_yaml_import_requirements_refuse_an_import_until_they_are_met(
     assert "atlas did not import" in said and "requires, before import" in said and "**approved**" in said
 
 
-def test_repos_yaml_silence_pr_comments_plans_without_a_comment_but_with_its_status(
-    start_atlas: Start, repo_with: Callable[..., EmulatedRepo], github_emulator: GitHubEmulator, tmp_path: Path,
+@WHERE
+def test_silence_pr_comments_plans_without_a_comment_but_with_its_status(
+    where: str, start_atlas: Start, repo_with: Callable[..., EmulatedRepo], github_emulator: GitHubEmulator,
+    tmp_path: Path,
 ) -> None:
-    repo_with({})
-    atlas = start_atlas(repo_config=repos_yaml(tmp_path, "repos:\n- id: /.*/\n  silence_pr_comments: [plan]\n"))
+    files, server = _set_by(where, "silence_pr_comments", "[plan]")
+    repo_with(files)
+    atlas = start_atlas(repo_config=repos_yaml(tmp_path, server))
     pull = open_and_plan(atlas, github_emulator, "x", app_change(3))
     assert bot_comments(github_emulator, pull) == []
     assert statuses(github_emulator, pull.head_sha, "atlas/plan")[-1][0] == "success"
@@ -471,3 +490,46 @@ workflows:
     flags = said.split("step in bash with ")[1].split()[0]
     assert "e" in flags and "u" in flags
     assert "env step in bash, multienv step in bash" in said
+
+
+def _timed_workflow_config(outbox: Path, parallel: bool) -> str:
+    flag = "true" if parallel else "false"
+    timed = (f"date +%s.%N > {outbox}/$COMMAND_NAME-start-$PROJECT_NAME; sleep 1; "
+             f"date +%s.%N > {outbox}/$COMMAND_NAME-end-$PROJECT_NAME")
+    return f"""\
+version: 3
+parallel_plan: {flag}
+parallel_apply: {flag}
+projects:
+- {{name: app, dir: app, workflow: timed}}
+- {{name: db, dir: db, workflow: timed}}
+workflows:
+  timed:
+    plan:
+      steps: [{{run: '{timed}'}}, init, plan]
+    apply:
+      steps: [{{run: '{timed}'}}, apply]
+"""
+
+
+def _overlapped(outbox: Path, command: str) -> bool:
+    def at(edge: str, project: str) -> float:
+        return float((outbox / f"{command}-{edge}-{project}").read_text())
+    return at("start", "db") < at("end", "app") and at("start", "app") < at("end", "db")
+
+
+@pytest.mark.parametrize("parallel", [True, False], ids=["parallel", "one-after-another"])
+def test_parallel_plan_and_apply_run_a_pull_requests_projects_at_once_or_in_turn(
+    parallel: bool, start_atlas: Start, repo_with: Callable[..., EmulatedRepo], github_emulator: GitHubEmulator,
+    tmp_path: Path,
+) -> None:
+    outbox = tmp_path / "timings"
+    outbox.mkdir()
+    repo_with({"atlas.yaml": _timed_workflow_config(outbox, parallel)})
+    atlas = start_atlas(repo_config=repos_yaml(tmp_path, ALLOW_WORKFLOWS), reachable=(outbox,))
+    pull = open_and_plan(atlas, github_emulator, "x", {**app_change(3), **db_change("staging")})
+    assert _overlapped(outbox, "plan") is parallel
+    comment(atlas, pull, "atlas apply")
+    atlas.wait_idle()
+    assert "Apply complete" in last_bot_comment(github_emulator, pull)
+    assert _overlapped(outbox, "apply") is parallel

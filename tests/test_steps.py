@@ -572,9 +572,11 @@ def test_a_fork_pull_requests_head_repository_is_named_by_its_clone_url(tmp_path
     context = StepContext.for_pull(fork, Project(dir="app"), user_name="bob", approved=True, mergeable=False)
 
     variables = run_step_environment(
-        context, project_dir=tmp_path, files=StageFiles(tmp_path / "p.tfplan"), terraform_version="1.11.0"
+        context, command="plan", project_dir=tmp_path, files=StageFiles(tmp_path / "p.tfplan"),
+        terraform_version="1.11.0",
     )
 
+    assert variables["COMMAND_NAME"] == variables["ATLAS_COMMAND_NAME"] == "plan"
     assert (variables["HEAD_REPO_OWNER"], variables["HEAD_REPO_NAME"]) == ("mallory", "infra-fork")
     assert (variables["BASE_REPO_OWNER"], variables["BASE_REPO_NAME"]) == ("acme", "infra")
     assert variables["ATLANTIS_PR_APPROVED"] == variables["ATLAS_PR_APPROVED"] == "true"

@@ -36,8 +36,7 @@ def run_hooks(ctx: CommandContext, job: Job, hooks: Sequence[WorkflowHook], work
     That is when a pre-workflow hook failed and `--fail-on-pre-workflow-hook-error` is set.
     """
     pull = job.pull
-    # Atlantis names an autoplan "plan" to its hooks: `commands: plan` covers both.
-    command = "plan" if job.command == CommandName.AUTOPLAN else str(job.command)
+    command = CommandName(job.command).as_atlantis_names_it
     status_file = workdir / STATUS_FILE_NAME
     env = {
         "BASE_REPO_NAME": pull.repo.name, "BASE_REPO_OWNER": pull.repo.owner,

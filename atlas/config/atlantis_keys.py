@@ -501,14 +501,17 @@ SHOWN_BY: dict[str, str] = {
     "repo:autodiscover.ignore_paths": "test_project_selection.py::test_autodiscover_modes",
     "repo:delete_source_branch_on_merge":
         "test_atlantis_flags_e2e.py::test_repos_yaml_delete_source_branch_on_merge_deletes_after_automerge",
-    "repo:parallel_plan": "test_repo_config.py::test_every_documented_key_is_read",
-    "repo:parallel_apply": "test_repo_config.py::test_every_documented_key_is_read",
+    "repo:parallel_plan":
+        "test_repo_config_e2e.py::test_parallel_plan_and_apply_run_a_pull_requests_projects_at_once_or_in_turn",
+    "repo:parallel_apply":
+        "test_repo_config_e2e.py::test_parallel_plan_and_apply_run_a_pull_requests_projects_at_once_or_in_turn",
     "repo:abort_on_execution_order_fail":
         "test_repo_config_e2e.py::test_execution_order_groups_apply_in_order_and_abort_on_failure",
     "repo:repo_locks": "test_repo_config_e2e.py::test_repo_locks_disabled_takes_no_lock",
     "repo:repo_locks.mode":
         "test_repo_config_e2e.py::test_repo_locks_disabled_takes_no_lock",
-    "repo:silence_pr_comments": "test_repo_config.py::test_every_documented_key_is_read",
+    "repo:silence_pr_comments":
+        "test_repo_config_e2e.py::test_silence_pr_comments_plans_without_a_comment_but_with_its_status",
     "repo:projects": "test_repo_config_e2e.py::test_atlantis_yaml_unchanged_selects_projects_by_when_modified",
     "repo:projects[].name": "test_repo_config_e2e.py::test_depends_on_makes_apply_wait_for_the_named_project",
     "repo:projects[].branch":
@@ -530,11 +533,14 @@ SHOWN_BY: dict[str, str] = {
         "test_project_selection.py::test_a_module_change_plans_the_projects_whose_when_modified_reaches_it",
     "repo:projects[].terraform_version":
         "test_repo_config_e2e.py::test_project_terraform_version_is_downloaded_verified_and_used",
-    "repo:projects[].plan_requirements": "test_repo_config.py::test_every_documented_key_is_read",
+    "repo:projects[].plan_requirements":
+        "test_repo_config_e2e.py::test_plan_requirements_refuse_a_plan_until_they_are_met",
     "repo:projects[].apply_requirements":
         "test_repo_config_e2e.py::test_server_apply_requirements_from_repos_yaml_hold",
-    "repo:projects[].import_requirements": "test_repo_config.py::test_every_documented_key_is_read",
-    "repo:projects[].silence_pr_comments": "test_repo_config.py::test_every_documented_key_is_read",
+    "repo:projects[].import_requirements":
+        "test_repo_config_e2e.py::test_import_requirements_refuse_an_import_until_they_are_met",
+    "repo:projects[].silence_pr_comments":
+        "test_repo_config_e2e.py::test_silence_pr_comments_plans_without_a_comment_but_with_its_status",
     "repo:projects[].depends_on": "test_repo_config_e2e.py::test_depends_on_makes_apply_wait_for_the_named_project",
     "repo:projects[].workflow": "test_repo_config_e2e.py::test_custom_workflow_is_refused_unless_the_server_allows_it",
     "repo:workflows": "test_server_config.py::test_a_repo_defined_workflow_needs_allow_custom_workflows",
@@ -582,10 +588,10 @@ SHOWN_BY: dict[str, str] = {
     "repos:repos[].repo_config_file":
         "test_repo_config_e2e.py::test_repos_yaml_repo_config_file_is_the_config_atlas_reads",
     "repos:repos[].plan_requirements":
-        "test_repo_config_e2e.py::test_repos_yaml_plan_requirements_refuse_a_plan_until_they_are_met",
+        "test_repo_config_e2e.py::test_plan_requirements_refuse_a_plan_until_they_are_met",
     "repos:repos[].apply_requirements": "test_repo_config_e2e.py::test_server_apply_requirements_from_repos_yaml_hold",
     "repos:repos[].import_requirements":
-        "test_repo_config_e2e.py::test_repos_yaml_import_requirements_refuse_an_import_until_they_are_met",
+        "test_repo_config_e2e.py::test_import_requirements_refuse_an_import_until_they_are_met",
     "repos:repos[].workflow": "test_repo_config_e2e.py::test_custom_workflow_is_refused_unless_the_server_allows_it",
     "repos:repos[].allowed_overrides": "test_repo_config_e2e.py::test_repo_locks_disabled_takes_no_lock",
     "repos:repos[].allowed_workflows":
@@ -603,7 +609,7 @@ SHOWN_BY: dict[str, str] = {
     "repos:repos[].autodiscover.ignore_paths":
         "test_server_config.py::test_atlantis_documented_example_repos_yaml_reads_unchanged_but_for_keys_not_built_yet",
     "repos:repos[].silence_pr_comments":
-        "test_repo_config_e2e.py::test_repos_yaml_silence_pr_comments_plans_without_a_comment_but_with_its_status",
+        "test_repo_config_e2e.py::test_silence_pr_comments_plans_without_a_comment_but_with_its_status",
     "repos:repos[].pre_workflow_hooks":
         "test_repo_config_e2e.py::test_workflow_hooks_run_around_the_command_and_failures_are_reported",
     "repos:repos[].pre_workflow_hooks[].run":
@@ -731,8 +737,10 @@ SHOWN_BY: dict[str, str] = {
         "test_atlantis_flags_e2e.py::test_markdown_template_overrides_replace_built_ins_and_a_broken_one_falls_back",
     "server:max-comments-per-command":
         "test_atlantis_flags_e2e.py::test_max_comments_per_command_keeps_the_end_and_links_the_whole_output",
-    "server:parallel-apply": "test_repo_config.py::test_every_documented_key_is_read",
-    "server:parallel-plan": "test_repo_config.py::test_every_documented_key_is_read",
+    "server:parallel-apply":
+        "test_repo_config_e2e.py::test_parallel_plan_and_apply_run_a_pull_requests_projects_at_once_or_in_turn",
+    "server:parallel-plan":
+        "test_repo_config_e2e.py::test_parallel_plan_and_apply_run_a_pull_requests_projects_at_once_or_in_turn",
     "server:parallel-pool-size": "test_locks_e2e.py::test_concurrent_pull_requests_racing_for_one_project_one_wins",
     "server:port": "test_server_smoke.py::test_atlas_server_under_gunicorn_plans_a_pull_request",
     "server:redis-db":

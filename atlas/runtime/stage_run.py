@@ -198,7 +198,8 @@ class StageRun:
     def run_env(self) -> dict[str, str]:
         """What `run`, `env` and `multienv` commands get on top of the runner's environment."""
         provided = run_step_environment(
-            self.context, project_dir=self.project_dir, files=self.files, terraform_version=self._terraform_version()
+            self.context, command=self.command.as_atlantis_names_it, project_dir=self.project_dir, files=self.files,
+            terraform_version=self._terraform_version(),
         )
         # The scrubbing already dropped the server's ATLAS_* variables; these are added after it, so
         # none of them may carry a secret either.

@@ -110,7 +110,7 @@ class StageFiles:
 
 
 def run_step_environment(
-    context: StepContext, *, project_dir: Path, files: StageFiles, terraform_version: str
+    context: StepContext, *, command: str, project_dir: Path, files: StageFiles, terraform_version: str
 ) -> dict[str, str]:
     """The variables Atlantis documents for custom run steps, each also under an `ATLAS_` name."""
     variables = {
@@ -134,6 +134,7 @@ def run_step_environment(
         "REPO_REL_DIR": context.dir,
         "USER_NAME": context.user_name,
         "COMMENT_ARGS": escape_comment_args(context.comment_args),
+        "COMMAND_NAME": command,
     }
     if context.pull_approved is not None:
         variables["ATLANTIS_PR_APPROVED"] = str(context.pull_approved).lower()
