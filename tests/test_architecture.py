@@ -31,7 +31,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("atlas.jobs",),
     ("atlas.stores", "atlas.github", "atlas.gitlab"),
     ("atlas.metrics",),
-    ("atlas.vcs", "atlas.logs", "atlas.vocabulary"),
+    ("atlas.vcs", "atlas.logs", "atlas.vocabulary", "atlas.host_retry"),
     ("atlas.models",),
     ("atlas",),
 )

@@ -274,6 +274,17 @@ deny contains msg if {
 """
 
 
+def replicas_policy(tmp_path: Path) -> str:
+    """A repos.yaml whose one policy set, owned by olga, allows at most 3 replicas."""
+    policy_dir = tmp_path / "policies" / "replicas"
+    policy_dir.mkdir(parents=True)
+    (policy_dir / "replicas.rego").write_text(MAX_THREE_REPLICAS)
+    repos_yaml = tmp_path / "repos.yaml"
+    repos_yaml.write_text("repos:\n- id: /.*/\npolicies:\n  owners: {users: [olga]}\n  policy_sets:\n"
+                          "    - name: replicas\n      path: policies/replicas\n      source: local\n")
+    return str(repos_yaml)
+
+
 def test_a_policy_check_gets_its_own_check_run_which_an_owners_approval_turns_green(
     start_atlas: Callable[..., RunningAtlas],
     fixture_repo: Callable[..., EmulatedRepo],
@@ -281,14 +292,8 @@ def test_a_policy_check_gets_its_own_check_run_which_an_owners_approval_turns_gr
     github_app: GitHubAppEmulator,
     tmp_path: Path,
 ) -> None:
-    policy_dir = tmp_path / "policies" / "replicas"
-    policy_dir.mkdir(parents=True)
-    (policy_dir / "replicas.rego").write_text(MAX_THREE_REPLICAS)
-    repos_yaml = tmp_path / "repos.yaml"
-    repos_yaml.write_text("repos:\n- id: /.*/\npolicies:\n  owners: {users: [olga]}\n  policy_sets:\n"
-                          "    - name: replicas\n      path: policies/replicas\n      source: local\n")
     installation = github_app.install("acme")
-    atlas = start_atlas(**app_settings(github_app, repo_config=str(repos_yaml), enable_policy_checks=True))
+    atlas = start_atlas(**app_settings(github_app, repo_config=replicas_policy(tmp_path), enable_policy_checks=True))
     fixture_repo("multi-project")
     github_emulator.set_permission(REPO, "olga", "write")
     five = (FIXTURES / "multi-project/app/main.tf").read_text().replace("replicas = 2", "replicas = 5")
@@ -337,14 +342,8 @@ def test_a_failed_plan_skips_its_policy_check_run_and_says_why(
     github_app: GitHubAppEmulator,
     tmp_path: Path,
 ) -> None:
-    policy_dir = tmp_path / "policies" / "replicas"
-    policy_dir.mkdir(parents=True)
-    (policy_dir / "replicas.rego").write_text(MAX_THREE_REPLICAS)
-    repos_yaml = tmp_path / "repos.yaml"
-    repos_yaml.write_text("repos:\n- id: /.*/\npolicies:\n  owners: {users: [olga]}\n  policy_sets:\n"
-                          "    - name: replicas\n      path: policies/replicas\n      source: local\n")
     installation = github_app.install("acme")
-    atlas = start_atlas(**app_settings(github_app, repo_config=str(repos_yaml), enable_policy_checks=True))
+    atlas = start_atlas(**app_settings(github_app, repo_config=replicas_policy(tmp_path), enable_policy_checks=True))
     fixture_repo("failing")
     broken = (FIXTURES / "failing/broken/main.tf").read_text()
     pull = github_emulator.open_pull(REPO, "broken", {"broken/main.tf": broken + "\n# touched\n"})

@@ -29,13 +29,8 @@ from github.Repository import Repository as GithubRepository
 from atlas import metrics
 from atlas.github.app_auth import AppAuthError, GitHubApp
 from atlas.github.checks import CheckRuns
-from atlas.github.ratelimit import (
-    DEFAULT_BACKOFF_BASE,
-    DEFAULT_MAX_RATE_LIMIT_WAIT,
-    DEFAULT_MAX_RETRIES,
-    GitHubRetry,
-    WriteBudget,
-)
+from atlas.github.ratelimit import GitHubRetry, WriteBudget
+from atlas.host_retry import DEFAULT_BACKOFF_BASE, DEFAULT_MAX_RATE_LIMIT_WAIT, DEFAULT_MAX_RETRIES
 from atlas.logs import redact, runtime_secrets
 from atlas.models import PullRequest, Repo
 from atlas.vcs import ChangedFile, CommitState, FileStatus, Issue, Permission, PostedComment, VCSError

@@ -7,11 +7,7 @@ PyGithub sleeps 0.25 s before every request and 1 s before every write; a pull r
   budget GitHub documents is spent (80 per minute; `WriteBudget`);
 - honours `Retry-After`, and `X-RateLimit-Reset` when `X-RateLimit-Remaining` is 0, on 403/429
   (the request was refused before it did anything, so any method is retried);
-- retries server errors a bounded number of times with exponential backoff: reads (GET/HEAD)
-  on 500/502/503/504, writes only on 502/503/504. Those three come from the gateway or mean the
-  service was unavailable, so GitHub did not do the write; a 500 may have come after the write
-  happened (a comment created twice is worse than one error). Connection failures before the
-  request was sent are retried for every method; timeouts after it was sent only for reads.
+- retries server errors and connection failures by the rules all hosts share (`HostRetry`).
 """
 
 from __future__ import annotations
@@ -26,27 +22,26 @@ from collections.abc import Callable
 from typing import Any, ClassVar, Protocol, Self
 
 from redis import Redis
-from urllib3 import Retry
 from urllib3.exceptions import MaxRetryError
 from urllib3.response import BaseHTTPResponse
+
+from atlas.host_retry import (
+    DEFAULT_BACKOFF_BASE,
+    DEFAULT_MAX_BACKOFF,
+    DEFAULT_MAX_RATE_LIMIT_WAIT,
+    DEFAULT_MAX_RETRIES,
+    WRITE_METHODS,
+    HostRetry,
+)
 
 log = logging.getLogger(__name__)
 
 WRITES_PER_MINUTE = 80
 """GitHub's documented secondary limit on content-creating requests per minute."""
 
-WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
-READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 RATE_LIMIT_STATUSES = frozenset({403, 429})
-READ_RETRY_STATUSES = frozenset({500, 502, 503, 504})
-WRITE_RETRY_STATUSES = frozenset({502, 503, 504})
+"""GitHub's rate-limit answers (403 for the secondary limits)."""
 
-DEFAULT_MAX_RETRIES = 3
-DEFAULT_BACKOFF_BASE = 1.0
-"""Seconds before the first retry of a server error; doubled for each further retry."""
-DEFAULT_MAX_BACKOFF = 30.0
-DEFAULT_MAX_RATE_LIMIT_WAIT = 60.0
-"""Longest atlas sleeps for one rate-limit answer before retrying anyway."""
 
 
 class WriteBudget:
@@ -151,29 +146,15 @@ class SharedWriteBudget(WriteBudget):
             waited += pause
 
 
-class GitHubRetry(Retry):
-    """urllib3 retries tuned to what GitHub asks (see the module docstring); give it to PyGithub.
+class GitHubRetry(HostRetry):
+    """`HostRetry` for GitHub: 403 and 429 are its rate limits, and retries of writes spend the write budget."""
 
-    When retries run out the last response is handed back, so PyGithub raises its usual
-    exception with GitHub's status and message.
-    """
+    HOST = "GitHub"
+    RATE_LIMIT_STATUSES = RATE_LIMIT_STATUSES
 
-    def __init__(
-        self,
-        *args: Any,
-        backoff_base: float = DEFAULT_BACKOFF_BASE,
-        max_backoff: float = DEFAULT_MAX_BACKOFF,
-        max_rate_limit_wait: float = DEFAULT_MAX_RATE_LIMIT_WAIT,
-        write_budget: WriteBudget | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *args: Any, write_budget: WriteBudget | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.backoff_base = backoff_base
-        self.max_backoff = max_backoff
-        self.max_rate_limit_wait = max_rate_limit_wait
         self.write_budget = write_budget
-        self._sleep_for = sleep
 
     @classmethod
     def policy(
@@ -186,43 +167,11 @@ class GitHubRetry(Retry):
         write_budget: WriteBudget | None = None,
     ) -> GitHubRetry:
         """Retry at most `max_retries` times per request, for any of the reasons above."""
-        return cls(
-            total=max_retries,
-            connect=max_retries,
-            read=max_retries,
-            status=max_retries,
-            other=0,
-            redirect=0,
-            # Only consulted for read errors, where the server may have acted on the request.
-            allowed_methods=READ_METHODS,
-            status_forcelist=RATE_LIMIT_STATUSES | READ_RETRY_STATUSES,
-            raise_on_status=False,
-            raise_on_redirect=False,
-            respect_retry_after_header=True,
-            backoff_factor=0,
-            backoff_base=backoff_base,
-            max_backoff=max_backoff,
-            max_rate_limit_wait=max_rate_limit_wait,
-            write_budget=write_budget,
-        )
+        return cls.rules(max_retries, backoff_base=backoff_base, max_backoff=max_backoff,
+                         max_rate_limit_wait=max_rate_limit_wait, write_budget=write_budget)
 
-    def new(self, **kw: Any) -> Self:
-        kw.update(
-            backoff_base=self.backoff_base,
-            max_backoff=self.max_backoff,
-            max_rate_limit_wait=self.max_rate_limit_wait,
-            write_budget=self.write_budget,
-            sleep=self._sleep_for,
-        )
-        return super().new(**kw)
-
-    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
-        # 403/429 are decided in `increment`, where the rate-limit headers can be read.
-        if status_code in RATE_LIMIT_STATUSES:
-            return True
-        if method.upper() in WRITE_METHODS:
-            return status_code in WRITE_RETRY_STATUSES
-        return status_code in READ_RETRY_STATUSES
+    def carried(self) -> dict[str, Any]:
+        return {**super().carried(), "write_budget": self.write_budget}
 
     def increment(
         self,
@@ -238,20 +187,12 @@ class GitHubRetry(Retry):
             raise MaxRetryError(_pool, url or "", None)
         return super().increment(method, url, response, error, _pool, _stacktrace)
 
+    def requested_wait(self, response: BaseHTTPResponse) -> float | None:
+        return requested_wait(response)
+
     def sleep(self, response: BaseHTTPResponse | None = None) -> None:
-        wait = requested_wait(response) if response is not None else None
-        if wait is not None:
-            if wait > self.max_rate_limit_wait:
-                log.warning("GitHub asks to wait %.0f s; waiting %.0f s instead", wait, self.max_rate_limit_wait)
-            wait = min(wait, self.max_rate_limit_wait)
-        else:
-            wait = min(self.backoff_base * 2 ** max(len(self.history) - 1, 0), self.max_backoff)
+        super().sleep(response)
         last = self.history[-1] if self.history else None
-        if last is not None:
-            reason = last.status or type(last.error).__name__
-            log.info("retrying GitHub %s after %s in %.2f s", last.method, reason, wait)
-        if wait > 0:
-            self._sleep_for(wait)
         if self.write_budget is not None and last is not None and (last.method or "").upper() in WRITE_METHODS:
             self.write_budget.acquire()
 

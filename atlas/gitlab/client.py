@@ -36,12 +36,8 @@ from gitlab.exceptions import GitlabError, GitlabHttpError
 from requests.adapters import HTTPAdapter
 
 from atlas.gitlab.hosts import DEFAULT_HOSTNAME, gitlab_base_url
-from atlas.gitlab.retry import (
-    DEFAULT_BACKOFF_BASE,
-    DEFAULT_MAX_RATE_LIMIT_WAIT,
-    DEFAULT_MAX_RETRIES,
-    GitLabRetry,
-)
+from atlas.gitlab.retry import GitLabRetry
+from atlas.host_retry import DEFAULT_BACKOFF_BASE, DEFAULT_MAX_RATE_LIMIT_WAIT, DEFAULT_MAX_RETRIES
 from atlas.models import PullRequest, Repo, VCSHost
 from atlas.vcs import ChangedFile, CommitState, FileStatus, Issue, Permission, PostedComment, VCSError
 
