@@ -27,6 +27,7 @@ import requests
 from github import Github, GithubException
 from github.CheckRun import CheckRun as GithubCheckRun
 
+from atlas.github.errors import describe
 from atlas.github.ratelimit import WriteBudget
 from atlas.vcs import VCSError
 
@@ -435,7 +436,7 @@ class CheckRuns:
             result: T = self._call(action)
             return result
         except GithubException as error:
-            raise VCSError(_describe(what, error)) from error
+            raise VCSError(describe(what, error)) from error
         except requests.RequestException as error:
             raise VCSError(f"GitHub {what} failed: {type(error).__name__}") from error
 
@@ -450,18 +451,6 @@ def _batches(annotations: Sequence[Annotation]) -> list[Sequence[Annotation]]:
     if not annotations:
         return [()]
     return [annotations[i : i + ANNOTATIONS_PER_REQUEST] for i in range(0, len(annotations), ANNOTATIONS_PER_REQUEST)]
-
-
-def _describe(what: str, error: GithubException) -> str:
-    data = error.data if isinstance(error.data, dict) else {}
-    message = data.get("message") or error.message or ""
-    details = [
-        str(item["message"])
-        for item in data.get("errors", []) or []
-        if isinstance(item, dict) and item.get("message") and item["message"] != message
-    ]
-    text = f"GitHub {what} failed: {error.status} {message}".rstrip()
-    return text + (f" ({'; '.join(details)})" if details else "")
 
 
 # Terraform's diagnostics as annotations

@@ -29,6 +29,7 @@ from github.Repository import Repository as GithubRepository
 from atlas import metrics
 from atlas.github.app_auth import AppAuthError, GitHubApp
 from atlas.github.checks import CheckRuns
+from atlas.github.errors import describe
 from atlas.github.ratelimit import GitHubRetry, WriteBudget
 from atlas.host_retry import DEFAULT_BACKOFF_BASE, DEFAULT_MAX_RATE_LIMIT_WAIT, DEFAULT_MAX_RETRIES
 from atlas.logs import redact, runtime_secrets
@@ -90,21 +91,6 @@ def issue_from_api(issue: GithubIssue) -> Issue:
         html_url=issue.html_url,
         labels=tuple(label.name for label in issue.labels),
     )
-
-
-def _describe(action: str, error: GithubException) -> str:
-    """`GitHub <action> failed: <status> <message> (<details>)` from GitHub's error body."""
-    data = error.data if isinstance(error.data, dict) else {}
-    message = data.get("message") or error.message or ""
-    details = [
-        str(item["message"])
-        for item in data.get("errors", []) or []
-        if isinstance(item, dict) and item.get("message") and item["message"] != message
-    ]
-    text = f"GitHub {action} failed: {error.status} {message}".rstrip()
-    if details:
-        text += f" ({'; '.join(details)})"
-    return text
 
 
 def _shorten(text: str, limit: int) -> str:
@@ -267,7 +253,7 @@ class GitHubClient:
         try:
             yield
         except GithubException as error:
-            raise VCSError(self._scrub(_describe(action, error))) from error
+            raise VCSError(self._scrub(describe(action, error))) from error
         except requests.RequestException as error:
             raise VCSError(self._scrub(f"GitHub {action} failed: {type(error).__name__}: {error}")) from error
         except AppAuthError as error:
