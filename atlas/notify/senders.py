@@ -115,19 +115,8 @@ class HttpSender:
             with self.opener.open(self.request(delivery), timeout=self.timeout) as response:
                 response.read(64 * 1024)
                 return SendResult(Outcome.DELIVERED, f"HTTP {response.status}")
-        except urllib.error.HTTPError as error:
-            status = error.code
-            error.close()
-            retry = status >= 500 or status in RETRYABLE_HTTP
-            return SendResult(Outcome.RETRY if retry else Outcome.FAILED, f"HTTP {status} {error.reason}")
-        except urllib.error.URLError as error:
-            return SendResult(Outcome.RETRY, _reason(error.reason))
-        except TimeoutError as error:
-            return SendResult(Outcome.RETRY, _reason(error))
-        except OSError as error:
-            return SendResult(Outcome.RETRY, _reason(error))
         except Exception as error:  # a sender must never raise into the notifier
-            return SendResult(Outcome.FAILED, f"unexpected {type(error).__name__}")
+            return _transport_failure(error)
 
 
 class SlackSender:
@@ -158,17 +147,23 @@ class SlackSender:
             status = error.response.status_code
             retry = code not in PERMANENT_SLACK_ERRORS and (status >= 500 or status in RETRYABLE_HTTP or status == 200)
             return SendResult(Outcome.RETRY if retry else Outcome.FAILED, f"Slack answered {code}")
-        except urllib.error.HTTPError as error:
-            status = error.code
-            retry = status >= 500 or status in RETRYABLE_HTTP
-            return SendResult(Outcome.RETRY if retry else Outcome.FAILED, f"HTTP {status} {error.reason}")
-        except urllib.error.URLError as error:
-            return SendResult(Outcome.RETRY, _reason(error.reason))
-        except OSError as error:
-            return SendResult(Outcome.RETRY, _reason(error))
         except Exception as error:  # a sender must never raise into the notifier
-            return SendResult(Outcome.FAILED, f"unexpected {type(error).__name__}")
+            return _transport_failure(error)
         return SendResult(Outcome.DELIVERED, f"Slack message {response.get('ts', '')}".strip())
+
+
+def _transport_failure(error: Exception) -> SendResult:
+    """What a failure to reach the receiver means: retry what may pass later, give up on the rest."""
+    if isinstance(error, urllib.error.HTTPError):
+        status = error.code
+        error.close()
+        retry = status >= 500 or status in RETRYABLE_HTTP
+        return SendResult(Outcome.RETRY if retry else Outcome.FAILED, f"HTTP {status} {error.reason}")
+    if isinstance(error, urllib.error.URLError):
+        return SendResult(Outcome.RETRY, _reason(error.reason))
+    if isinstance(error, OSError):  # timeouts included
+        return SendResult(Outcome.RETRY, _reason(error))
+    return SendResult(Outcome.FAILED, f"unexpected {type(error).__name__}")
 
 
 def _reason(reason: object) -> str:
