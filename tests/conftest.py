@@ -17,6 +17,7 @@ from atlas.runtime.sandbox import INSTALL_HINT, HostPath, Sandbox, SandboxError,
 pytest_plugins = [
     "tests.emulator.pytest_plugin",
     "tests.gitlab_emulator.pytest_plugin",
+    "tests.gitlab_world",
     "tests.atlas_plugin",
     "tests.redis_plugin",
     "tests.web_plugin",
