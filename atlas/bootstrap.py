@@ -22,7 +22,7 @@ from atlas.config.settings import Settings, SettingsError
 from atlas.github.app_auth import AppCredentials, AppKeyError, GitHubApp, MemoryTokenCache, RedisTokenCache, TokenCache
 from atlas.github.client import GitHubClient
 from atlas.github.ratelimit import SharedWriteBudget, WriteBudget
-from atlas.gitlab.client import GitLabClient
+from atlas.gitlab.client import STATUS_RETRIES, GitLabClient
 from atlas.jobs.embedded import EmbeddedQueue
 from atlas.jobs.queue import JobQueue
 from atlas.jobs.rq import RQQueue
@@ -110,7 +110,8 @@ def gitlab_client(settings: Settings) -> GitLabClient | None:
     """The client of `--gitlab-hostname` with `--gitlab-token`; None when atlas serves no GitLab."""
     if settings.gitlab_token is None:
         return None
-    return GitLabClient(settings.gitlab_token.get_secret_value(), settings.gitlab_hostname)
+    return GitLabClient(settings.gitlab_token.get_secret_value(), settings.gitlab_hostname,
+                        status_retries=STATUS_RETRIES if settings.gitlab_status_retry_enabled else 0)
 
 
 def build_sandbox(settings: Settings) -> Sandbox:

@@ -16,6 +16,7 @@ from tests.commands_world import (
     app_change,
     bot_comments,
     comment,
+    db_change,
     last_bot_comment,
     open_and_plan,
     statuses,
@@ -373,3 +374,36 @@ def test_a_merge_base_deeper_than_checkout_depth_is_fetched_and_the_plan_still_m
     assert "(`--checkout-strategy merge`)" in said and "Plan: 1 to add" in said
     assert "more than 1 commits deep (--checkout-depth)" in job_logs(atlas)
     assert (working_copy(atlas, pull) / "notes" / "2.md").is_file(), "the plan is of the merge with main's tip"
+
+
+def test_pending_apply_status_keeps_atlas_apply_pending_until_every_planned_change_is_applied(
+    start_atlas: Start, repo_with: Callable[[dict[str, str]], EmulatedRepo], github_emulator: GitHubEmulator
+) -> None:
+    repo_with({})
+    atlas = start_atlas(pending_apply_status=True)
+    pull = open_and_plan(atlas, github_emulator, "two-projects", {**app_change(3), **db_change("staging")})
+    assert statuses(github_emulator, pull.head_sha, "atlas/apply") == [
+        ("pending", "2 project(s) with planned changes to apply")]
+
+    comment(atlas, pull, "atlas apply -d app")
+    atlas.wait_idle()
+    assert statuses(github_emulator, pull.head_sha, "atlas/apply")[-1] == (
+        "pending", "1/1 projects applied; 1 project(s) with planned changes still to apply")
+
+    comment(atlas, pull, "atlas plan -d db")  # a plan in between leaves the count as it is
+    atlas.wait_idle()
+    assert statuses(github_emulator, pull.head_sha, "atlas/apply")[-1] == (
+        "pending", "1 project(s) with planned changes to apply")
+
+    comment(atlas, pull, "atlas apply")
+    atlas.wait_idle()
+    assert statuses(github_emulator, pull.head_sha, "atlas/apply")[-1] == ("success", "1/1 projects applied")
+
+
+def test_pending_apply_status_marks_a_pull_request_without_changes_to_apply_successful(
+    start_atlas: Start, repo_with: Callable[[dict[str, str]], EmulatedRepo], github_emulator: GitHubEmulator
+) -> None:
+    repo_with({})
+    atlas = start_atlas(pending_apply_status=True)
+    pull = open_and_plan(atlas, github_emulator, "docs", {"README.md": "Nothing terraform reads.\n"})
+    assert statuses(github_emulator, pull.head_sha, "atlas/apply") == [("success", "no planned changes to apply")]

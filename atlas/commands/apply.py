@@ -13,7 +13,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from atlas.commands import policy_check
+from atlas.commands import apply_status, policy_check
 from atlas.commands.audit import audited
 from atlas.commands.check_runs import JobChecks
 from atlas.commands.context import CommandContext
@@ -43,7 +43,7 @@ from atlas.vcs import CommitState, VCSError
 
 log = logging.getLogger(__name__)
 
-STATUS_CONTEXT = "atlas/apply"
+STATUS_CONTEXT = apply_status.STATUS_CONTEXT
 
 
 class ApplyRefused(Exception):
@@ -122,7 +122,8 @@ def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
     applied = sum(1 for r in results if r.ok)
     description = f"{applied}/{len(plans)} projects applied"
     failed = applied < len(plans)
-    _set_status(job, ctx, CommitState.FAILURE if failed else CommitState.SUCCESS, description)
+    _set_status(job, ctx, *apply_status.after_apply(
+        job, ctx, CommitState.FAILURE if failed else CommitState.SUCCESS, description))
     run_hooks(ctx, job, repo.effective.post_workflow_hooks, workdir, joblog, when="post")
     if not failed and repo.flag(repo.effective.automerge, ctx.settings.automerge):
         _automerge(job, ctx, repo)
@@ -319,5 +320,4 @@ def _automerge(job: Job, ctx: CommandContext, repo: RepoSettings) -> None:
 
 
 def _set_status(job: Job, ctx: CommandContext, state: CommitState, description: str) -> None:
-    ctx.vcs.set_status(job.pull.repo, job.pull.head_sha, state, STATUS_CONTEXT, description,
-                       target_url=ctx.job_url(job.id), number=job.pull.number)
+    apply_status.set_status(job, ctx, state, description)

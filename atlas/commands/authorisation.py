@@ -1,10 +1,11 @@
 """Who may run comment commands: `--allow-users`/`--allow-teams`, else write permission; then, per
-command, `--gh-team-allowlist`.
+command, `--gh-team-allowlist` (GitHub) or `--gitlab-group-allowlist` (GitLab).
 
 The first gate says who may talk to atlas on a repository at all. The team allowlist, when set,
 further says which commands each team may run (`platform:plan, platform-leads:apply`): a user
-passes it when `*` or one of the teams paired with the command counts them as a member. Teams
-are slugs in the repository owner's organisation, or `ORG/SLUG`.
+passes it when `*` or one of the teams paired with the command counts them as a member. On GitHub
+teams are slugs in the repository owner's organisation, or `ORG/SLUG`; on GitLab they are groups'
+full paths (`platform/infra`), as Atlantis names them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import fnmatch
 
 from atlas.commands.context import CommandContext
 from atlas.config.team_rights import ANY, TeamRight, teams_for
-from atlas.models import CommandName, Job
+from atlas.models import CommandName, Job, VCSHost
 from atlas.vocabulary import spelling
 
 OPEN_TO_ANYONE = frozenset({CommandName.HELP, CommandName.VERSION, CommandName.REFUSE})
@@ -35,20 +36,22 @@ def refusal_for(job: Job, ctx: CommandContext) -> str | None:
             f"Sorry @{user}, `{job.command}` on this repository can only be run by {who}. "
             "Ask someone who can to run it, or ask an administrator for access."
         )
-    rights = settings.team_rights()
+    gitlab = job.pull.repo.vcs is VCSHost.GITLAB
+    rights = settings.team_rights(job.pull.repo.vcs)
     if not rights:
         return None
     command = spelling(job.command)
     allowed_teams = teams_for(rights, command)
     if ANY in allowed_teams or any(_is_member(ctx, job, team, user) for team in allowed_teams):
         return None
-    teams = ", ".join(f"`{team}`" for team in allowed_teams) or "no team"
+    kind, flag = ("group", "--gitlab-group-allowlist") if gitlab else ("team", "--gh-team-allowlist")
+    teams = ", ".join(f"`{team}`" for team in allowed_teams) or f"no {kind}"
     may = _commands_user_may_run(ctx, job, rights, user)
     also = f" You may run: {', '.join(f'`{name}`' for name in may)}." if may else ""
     return (
-        f"Sorry @{user}, `{command}` needs membership of a team this atlas server allows to run it "
-        f"(`--gh-team-allowlist`: {teams}), and you are in none of them.{also} "
-        "Ask a member of one of those teams to run it, or ask an administrator for access."
+        f"Sorry @{user}, `{command}` needs membership of a {kind} this atlas server allows to run it "
+        f"(`{flag}`: {teams}), and you are in none of them.{also} "
+        f"Ask a member of one of those {kind}s to run it, or ask an administrator for access."
     )
 
 
@@ -66,6 +69,8 @@ def is_allowed(user: str, job: Job, ctx: CommandContext) -> bool:
 
 
 def _is_member(ctx: CommandContext, job: Job, team: str, user: str) -> bool:
+    if job.pull.repo.vcs is VCSHost.GITLAB:
+        return ctx.vcs_for(job.pull.repo).is_team_member(team, "", user)  # a group's full path
     org, slash, slug = team.partition("/")
     if not slash:
         org, slug = job.pull.repo.owner, team

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import shutil
 
-from atlas.commands import policy_check
+from atlas.commands import apply_status, policy_check
 from atlas.commands.audit import audited
 from atlas.commands.check_runs import JobChecks
 from atlas.commands.context import CommandContext
@@ -50,7 +50,7 @@ from atlas.vcs import CommitState
 
 log = logging.getLogger(__name__)
 
-STATUS_CONTEXT = "atlas/apply"
+STATUS_CONTEXT = apply_status.STATUS_CONTEXT
 
 
 def settings_at_merge(ctx: CommandContext, job: Job) -> RepoSettings:

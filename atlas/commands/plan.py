@@ -14,7 +14,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from atlas.commands import policy_check
+from atlas.commands import apply_status, policy_check
 from atlas.commands.audit import audited
 from atlas.commands.check_runs import JobChecks
 from atlas.commands.context import CommandContext
@@ -84,6 +84,7 @@ def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
             log.info("%s: no project to plan; no status (--silence-vcs-status-no-plans/-projects)", pull.key)
         else:
             set_status(job, ctx, CommitState.SUCCESS, description)
+            apply_status.after_plan(job, ctx)
         return CommandOutcome(JobStatus.SUCCEEDED, description)
     set_status(job, ctx, CommitState.PENDING, "Planning…")
     if job.args.after_lock_release:
@@ -347,6 +348,7 @@ def _set_summary_status(job: Job, ctx: CommandContext) -> CommandOutcome:
     failed = sum(1 for s in states if s.phase in (ProjectPhase.PLAN_FAILED, ProjectPhase.APPLY_FAILED))
     waiting = [s for s in states if s.phase is ProjectPhase.WAITING]
     total = len(states)
+    apply_status.after_plan(job, ctx)
     if waiting:
         holders = ", ".join(sorted({s.detail for s in waiting}))
         description = f"waiting for the lock held by {holders}; {planned}/{total} projects planned"

@@ -8,7 +8,7 @@ workflow's plan stage; `steps[].run.command` is a key of any step of any stage.
 Each key has a status:
 - `supported`: atlas does what Atlantis documents, under the same name (`atlas` names the setting or key);
 - `equivalent`: atlas does it under another name (`atlas` names it);
-- `planned`: built in this round; `reason` is Atlantis's documented behaviour, what atlas must do;
+- `planned`: not built yet, and refused by name until it is; `reason` is Atlantis's documented behaviour;
 - `refused`: atlas refuses it; `reason` is the one line atlas gives.
 
 `atlas` references read `setting:NAME` (a server setting), `repo:PATH` (an atlas.yaml key),
@@ -138,8 +138,8 @@ _FLAGS_E2E = "tests/test_atlantis_flags_e2e.py::"
 _CONTROLS_E2E = "tests/test_atlantis_controls_e2e.py::"
 _NOTIFY_E2E = "tests/test_notify_e2e.py::"
 _NOTIFY_APPLY = _NOTIFY_E2E + "test_an_apply_sends_a_signed_webhook_and_a_slack_message"
-_GITLAB = "GitLab support (this round): "
 _GITLAB_E2E = "tests/test_gitlab_e2e.py::"
+_GITLAB_CONTROLS_E2E = "tests/test_gitlab_controls_e2e.py::"
 
 REPO_KEYS: tuple[AtlantisKey, ...] = (
     _repo("version"),
@@ -381,13 +381,16 @@ SERVER_KEYS: tuple[AtlantisKey, ...] = (
         _flag(name, R, reason=NOT_GITHUB.format(vcs="Gitea"))
         for name in ("gitea-base-url", "gitea-page-size", "gitea-token", "gitea-user", "gitea-webhook-secret")
     ),
-    _flag("gitlab-group-allowlist", P, "setting:gitlab-group-allowlist",
-          _GITLAB + "GROUP:COMMAND pairs that may run each command"),
+    _flag("gitlab-group-allowlist", S, "setting:gitlab-group-allowlist",
+          "GROUP:COMMAND pairs (groups by full path, `*` for any group or command) that may run each command on "
+          "GitLab projects, with --allow-users; an unknown or unreadable group counts no one (Atlantis skips it)",
+          test=_GITLAB_CONTROLS_E2E + "test_a_group_that_may_plan_but_not_apply_is_refused_apply_with_the_reason"),
     _flag("gitlab-hostname", S, "setting:gitlab-hostname",
           "the GitLab host (default gitlab.com; a bare host is https, a URL with scheme and port is taken as it is)",
           test=_GITLAB_E2E + "test_an_opened_merge_request_gets_a_plan_note_and_statuses_with_gitlab_settings_alone"),
-    _flag("gitlab-status-retry-enabled", P, "setting:gitlab-status-retry-enabled",
-          _GITLAB + "retry pipeline status updates with backoff"),
+    _flag("gitlab-status-retry-enabled", S, "setting:gitlab-status-retry-enabled",
+          "a status GitLab answers 409 Conflict is retried up to 5 times with exponential backoff",
+          test=_GITLAB_CONTROLS_E2E + "test_a_status_gitlab_answers_409_is_retried_with_gitlab_status_retry_enabled"),
     _flag("gitlab-token", S, "setting:gitlab-token",
           "the API user's token, for the API and for git (an oauth2 header, never in a URL); or --gitlab-token-file",
           test=_GITLAB_E2E + "test_an_opened_merge_request_gets_a_plan_note_and_statuses_with_gitlab_settings_alone"),
@@ -419,8 +422,11 @@ SERVER_KEYS: tuple[AtlantisKey, ...] = (
     _flag("parallel-apply", E, "repo:parallel_apply"),
     _flag("parallel-plan", E, "repo:parallel_plan"),
     _flag("parallel-pool-size"),
-    _flag("pending-apply-status", P, "setting:pending-apply-status",
-          _GITLAB + "keep the apply status pending while planned changes are unapplied"),
+    _flag("pending-apply-status", S, "setting:pending-apply-status",
+          "atlas/apply stays pending while planned changes are unapplied, and succeeds when none are left; on "
+          "GitHub too, where Atlantis supports it on GitLab only",
+          test=_FLAGS_E2E
+          + "test_pending_apply_status_keeps_atlas_apply_pending_until_every_planned_change_is_applied"),
     _flag("port"),
     _flag("quiet-policy-checks", reason="comment policy check results only when a project's policies fail",
           test="tests/test_policy_checks_e2e.py::test_warnings_do_not_block_and_quiet_checks_comment_only_on_failures"),

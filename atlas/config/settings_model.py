@@ -218,6 +218,12 @@ class Settings(BaseSettings):
         Group.GITLAB,
         metavar="HOST",
     )
+    gitlab_status_retry_enabled: bool = setting(
+        False,
+        "Retry a GitLab commit status that GitLab answers 409 Conflict (another write to the same pipeline's "
+        "statuses in flight) up to 5 times with exponential backoff, instead of reporting the failed update.",
+        Group.GITLAB,
+    )
     gitlab_user: str | None = setting(
         None,
         "GitLab username of the token's user, whose notes atlas ignores; read from GET /user when unset.",
@@ -299,6 +305,17 @@ class Settings(BaseSettings):
         Group.COMMANDS,
         metavar="TEAM:COMMAND,...",
         example=["platform:plan", "platform-leads:apply"],
+    )
+    gitlab_group_allowlist: CommaList = setting(
+        [],
+        "Which GitLab groups may run which comment commands on GitLab projects, as Atlantis spells it: "
+        "comma-separated GROUP:COMMAND pairs such as 'platform/infra:plan, platform/leads:apply', with * for any "
+        "group or any command. GROUP is the group's full path (subgroups included); a user counts as a member "
+        "when GitLab lists them among the group's members, inherited ones included. It applies on top of "
+        "--allow-users (or Developer access): a user must pass both. Unset, it restricts nothing.",
+        Group.COMMANDS,
+        metavar="GROUP:COMMAND,...",
+        example=["platform/infra:plan", "platform/leads:apply"],
     )
     allow_fork_prs: bool = setting(
         False,
@@ -388,6 +405,13 @@ class Settings(BaseSettings):
         False,
         "Set no atlas/plan status when a plan (or autoplan) finds no project to plan, instead of a successful "
         "'no Terraform projects changed'.",
+        Group.COMMANDS,
+    )
+    pending_apply_status: bool = setting(
+        False,
+        "Keep the atlas/apply status pending while a pull request has planned changes that are not applied, and "
+        "set it successful once every planned change is applied or a plan finds none; with branch protection "
+        "requiring atlas/apply, a pull request cannot be merged before its changes are applied.",
         Group.COMMANDS,
     )
     silence_vcs_status_no_projects: bool = setting(
@@ -788,7 +812,7 @@ class Settings(BaseSettings):
     def _check_tofu_urls(cls, value: str) -> str:
         return http_url(value, "https://github.com/opentofu/opentofu/releases/download")
 
-    @field_validator("gh_team_allowlist")
+    @field_validator("gh_team_allowlist", "gitlab_group_allowlist")
     @classmethod
     def _check_team_allowlist(cls, entries: list[str]) -> list[str]:
         return [str(right) for right in parse_team_rights(entries, KNOWN_COMMANDS)]
@@ -1009,9 +1033,11 @@ class Settings(BaseSettings):
         return included and not any(fnmatch.fnmatchcase(repo_id, glob[1:].lower()) for glob in self.repo_allowlist
                                     if glob.startswith("!"))
 
-    def team_rights(self) -> tuple[TeamRight, ...]:
-        """`--gh-team-allowlist` as rights (empty: it restricts nothing)."""
-        return parse_team_rights(self.gh_team_allowlist, KNOWN_COMMANDS)
+    def team_rights(self, vcs: VCSHost = VCSHost.GITHUB) -> tuple[TeamRight, ...]:
+        """The per-command rights for repositories on `vcs`: `--gh-team-allowlist` on GitHub,
+        `--gitlab-group-allowlist` on GitLab (empty: they restrict nothing)."""
+        entries = self.gitlab_group_allowlist if vcs is VCSHost.GITLAB else self.gh_team_allowlist
+        return parse_team_rights(entries, KNOWN_COMMANDS)
 
 
 def require_github_auth(settings: Settings, why: str) -> None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
 from urllib.parse import quote
@@ -50,6 +50,10 @@ NOTE_LIMIT = 1_000_000
 PER_PAGE = 100
 """Items per page for every list (GitLab's maximum)."""
 STATUS_DESCRIPTION_MAX = 255
+STATUS_CONFLICT = 409
+STATUS_MAX_BACKOFF = 8.0
+STATUS_RETRIES = 5
+"""How often `--gitlab-status-retry-enabled` retries a status GitLab answers 409 Conflict."""
 """GitLab keeps at most 255 characters of a commit status description."""
 MERGEABLE_POLLS = 3
 """How often to ask again while GitLab is still computing `detailed_merge_status`."""
@@ -214,8 +218,13 @@ class GitLabClient:
         max_rate_limit_wait: float = DEFAULT_MAX_RATE_LIMIT_WAIT,
         mergeable_poll_interval: float = 1.0,
         remove_source_branch: bool | None = None,
+        status_retries: int = 0,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._token = token
+        self._status_retries = status_retries
+        self._status_backoff = backoff_base
+        self._sleep = sleep
         self.base_url = gitlab_base_url(hostname)
         self.api_url = f"{self.base_url}/api/v4"
         self._mergeable_poll_interval = mergeable_poll_interval
@@ -484,7 +493,7 @@ class GitLabClient:
                 if mr.get("sha") == sha:
                     body["ref"] = mr["source_branch"]
             try:
-                self._post(f"/projects/{_project(repo)}/statuses/{sha}", body)
+                self._post_status(repo, sha, body)
             except GitlabHttpError as error:
                 if not (error.response_code == 400 and "Cannot transition status" in str(error.error_message)):
                     raise
@@ -493,6 +502,21 @@ class GitLabClient:
                 latest = self._list(f"/projects/{_project(repo)}/repository/commits/{sha}/statuses", **params)
                 if not latest or latest[-1].get("status") != wanted:
                     raise
+
+    def _post_status(self, repo: Repo, sha: str, body: dict[str, Any]) -> None:
+        """Post a commit status; with `status_retries` (`--gitlab-status-retry-enabled`), a 409 Conflict,
+        GitLab's answer while another write to the same pipeline is in flight, is retried with backoff."""
+        for attempt in range(self._status_retries + 1):
+            try:
+                self._post(f"/projects/{_project(repo)}/statuses/{sha}", body)
+                return
+            except GitlabHttpError as error:
+                if error.response_code != STATUS_CONFLICT or attempt == self._status_retries:
+                    raise
+                wait = min(self._status_backoff * 2**attempt, STATUS_MAX_BACKOFF)
+                log.info("GitLab answered 409 to status %s on %s@%s; retrying in %.1f s (%d/%d)", body["name"],
+                         repo.full_name, sha[:12], wait, attempt + 1, self._status_retries)
+                self._sleep(wait)
 
     def merge(
         self, repo: Repo, number: int, sha: str, method: str | None = None, *, auto_merge: bool = False
