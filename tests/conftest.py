@@ -14,6 +14,10 @@ import pytest
 
 from atlas.runtime.sandbox import INSTALL_HINT, HostPath, Sandbox, SandboxError, choose_sandbox
 
+# The worlds import each other (a GitLab world starts an atlas from atlas_plugin), so a plugin can be
+# imported before pytest registers it; marking them first keeps their asserts' explanations.
+pytest.register_assert_rewrite("tests.atlas_plugin", "tests.scale_world")
+
 pytest_plugins = [
     "tests.emulator.pytest_plugin",
     "tests.gitlab_emulator.pytest_plugin",
