@@ -18,9 +18,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from werkzeug.exceptions import HTTPException
 
 from atlas import __version__, web
-from atlas.bootstrap import server_runtime
+from atlas.bootstrap import report_interrupted_job, server_runtime
 from atlas.commands.context import CommandContext
-from atlas.commands.interrupted import recover_after_restart, report_interrupted
+from atlas.commands.interrupted import recover_after_restart
 from atlas.config.settings import Settings, require_webhook_secret
 from atlas.drift.scheduler import start_scheduler
 from atlas.gitlab.client import GitLabClient
@@ -64,7 +64,7 @@ def create_app(settings: Settings) -> Flask:
     ctx, queue = runtime.context, runtime.queue
     _start_queue(ctx, queue)
     HandoffSweep(ctx).start()
-    start_scheduler(ctx, settings)
+    start_scheduler(ctx)
 
     app = Flask("atlas")
     app.config.update(
@@ -115,10 +115,10 @@ def _identity(gitlab: GitLabClient | None) -> Callable[[], str] | None:
 def _start_queue(ctx: CommandContext, queue: JobQueue) -> None:
     """rq: reap the jobs of workers that died; embedded: re-queue what was queued before a restart."""
     if isinstance(queue, RQQueue):
-        Reaper(queue, lambda job: report_interrupted(ctx, job, "The atlas worker running this command stopped")
+        Reaper(queue, lambda job: report_interrupted_job(ctx, job, "The atlas worker running this command stopped")
                ).start()
         return
-    for job in recover_after_restart(ctx):
+    for job in recover_after_restart(ctx, report_interrupted_job):
         log.info("re-queueing job %s (%s on %s), queued before the restart", job.id, job.command, job.pull.key)
         queue.enqueue(job)
 

@@ -4,6 +4,8 @@ SQLite or Redis stores, the GitHub client, the plan artifact store (S3, Redis or
 sandbox, the terraform runner and versions, the working copies and the job queue are chosen here
 and nowhere else; everything above is handed their protocols. Three processes build contexts:
 the server (`server_runtime`), an rq worker (`worker_runtime`) and the admin CLI (`cli_context`).
+Whichever process runs queued jobs runs each with `run_queued`, which knows the two kinds: a pull
+request's command (`atlas.commands`) and a scheduled drift check (`atlas.drift.jobs`).
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from dataclasses import dataclass, field
 
 from atlas.commands.context import CancelElsewhere, CommandContext, JobSubmit
 from atlas.commands.dispatch import run_job
+from atlas.commands.interrupted import report_interrupted
 from atlas.config.server import POLICIES_PASSED, ServerConfig, load_server_config
 from atlas.config.settings import Settings, SettingsError
+from atlas.drift import jobs as drift_jobs
 from atlas.github.app_auth import AppCredentials, AppKeyError, GitHubApp, MemoryTokenCache, RedisTokenCache, TokenCache
 from atlas.github.client import GitHubClient
 from atlas.github.ratelimit import SharedWriteBudget, WriteBudget
@@ -302,11 +306,27 @@ def server_runtime(settings: Settings) -> ServerRuntime:
     made: list[CommandContext] = []
 
     def execute(job: Job) -> None:
-        run_job(job, made[0])
+        run_queued(job, made[0])
 
     embedded = EmbeddedQueue(execute, backends.state, workers=max(4, settings.parallel_pool_size))
     made.append(command_context(settings, backends, submit=embedded.enqueue, cancel_elsewhere=None))
     return ServerRuntime(context=made[0], queue=embedded, github_app=backends.github_app, gitlab=backends.gitlab)
+
+
+def run_queued(job: Job, ctx: CommandContext) -> None:
+    """Run any queued job to its end: a scheduled drift check, or a pull request's command."""
+    if job.drift is not None:
+        drift_jobs.run(job, ctx)
+    else:
+        run_job(job, ctx)
+
+
+def report_interrupted_job(ctx: CommandContext, job: Job, why: str) -> None:
+    """Report a job that stopped without finishing (its worker died, the server restarted), whatever it was."""
+    if job.drift is not None:
+        drift_jobs.report_interrupted(ctx, job, why)
+    else:
+        report_interrupted(ctx, job, why)
 
 
 def worker_runtime(settings: Settings) -> tuple[CommandContext, RQQueue]:

@@ -148,6 +148,8 @@ class CommandName(StrEnum):
     CLEANUP = "cleanup"
     REFUSE = "refuse"
     """Answer a comment atlas will not run (bad syntax, disallowed command) with the reason."""
+    DRIFT = "drift"
+    """A scheduled drift check of a repository's default branch (`Job.drift`); no pull request asks for it."""
 
     @property
     def as_atlantis_names_it(self) -> str:
@@ -206,6 +208,15 @@ class ApiRun(BaseModel):
     projects: tuple[str, ...] = ()
 
 
+class DriftRun(BaseModel):
+    """What a queued drift check carries: which schedule of its repository fired, and when."""
+
+    model_config = ConfigDict(frozen=True)
+
+    schedule: str
+    fired_at: datetime
+
+
 class Job(BaseModel):
     """One command for one pull request, as it sits in the queue."""
 
@@ -227,14 +238,19 @@ class Job(BaseModel):
     # Set for API runs (`pull.number` 0 when the request named no pull request): they answer the
     # caller with a result instead of commenting.
     api: ApiRun | None = None
+    # Set for drift checks (`pull` is then the default branch as pull request 0).
+    drift: DriftRun | None = None
     created_at: datetime = Field(default_factory=utcnow)
 
     @property
     def serial_key(self) -> str:
         """Jobs sharing this key run one after another.
 
-        `cancel` must not wait behind the job it cancels, so it runs beside the pull request's queue.
+        `cancel` must not wait behind the job it cancels, so it runs beside the pull request's queue. The
+        drift checks of a repository share one key, so two checks of one project never run at once.
         """
+        if self.drift is not None:
+            return f"drift:{self.pull.repo.full_name}"
         if self.command is CommandName.CANCEL:
             return f"{self.pull.key}:cancel"
         return self.pull.key

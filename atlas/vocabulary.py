@@ -116,6 +116,7 @@ SPECS: tuple[CommandSpec, ...] = (
     CommandSpec(CommandName.AUTOPLAN, runs_pull_request_code=True, stage="plan"),
     CommandSpec(CommandName.CLEANUP),
     CommandSpec(CommandName.REFUSE),
+    CommandSpec(CommandName.DRIFT),
 )
 
 BY_NAME: dict[CommandName, CommandSpec] = {spec.name: spec for spec in SPECS}

@@ -30,10 +30,8 @@ from redis.exceptions import RedisError
 from rq import SimpleWorker
 
 from atlas import metrics
-from atlas.bootstrap import worker_runtime
+from atlas.bootstrap import report_interrupted_job, run_queued, worker_runtime
 from atlas.commands.context import CommandContext
-from atlas.commands.dispatch import run_job
-from atlas.commands.interrupted import report_interrupted
 from atlas.config.settings import ENV_PREFIX, Settings, SettingsError, require_github_auth
 from atlas.jobs.drain import SerialRunner
 from atlas.jobs.queue import JobExecutor
@@ -57,15 +55,16 @@ AbandonedHookFactory = Callable[[CommandContext], AbandonedHook]
 
 
 def run_commands(ctx: CommandContext) -> JobExecutor:
-    """The real executor: `run_job` with the worker's context."""
-    return lambda job: run_job(job, ctx)
+    """The real executor: commands and drift checks (`run_queued`) with the worker's context."""
+    return lambda job: run_queued(job, ctx)
 
 
 def report_abandoned(ctx: CommandContext) -> AbandonedHook:
-    """Tell the pull request that its command's worker died, and turn its status to failure."""
+    """Tell the pull request that its command's worker died, and turn its status to failure (for a drift
+    check: release its remediation's locks, and say so on `atlas/drift`)."""
 
     def report(job: Job) -> None:
-        report_interrupted(ctx, job, "The atlas worker running this command stopped")
+        report_interrupted_job(ctx, job, "The atlas worker running this command stopped")
 
     return report
 

@@ -129,7 +129,8 @@ class RedisProcess:
 
 @dataclass
 class SlowTerraform:
-    """A terraform whose first `plan` (of all processes using it) sleeps a minute first; later plans are quick.
+    """A terraform whose first `plan` (of all processes using it) sleeps a minute first; later plans are quick
+    (or the first `apply`, made with `command="apply"`).
 
     The slow run creates `started` before it says `slow plan starting`; a test then finds, from the
     host, which atlas process runs it (inside its sandbox the run cannot know: its PID namespace is
@@ -138,9 +139,11 @@ class SlowTerraform:
 
     binary: Path
     started: Path
+    command: str = "plan"
 
     @classmethod
-    def create(cls, directory: Path, seconds: int = 60, only_in: str | None = None) -> SlowTerraform:
+    def create(cls, directory: Path, seconds: int = 60, only_in: str | None = None,
+               command: str = "plan") -> SlowTerraform:
         """`only_in`: slow only in a project directory of that name (the others plan at once)."""
         real = shutil.which("terraform")
         if real is None:
@@ -151,18 +154,18 @@ class SlowTerraform:
         binary.write_text(
             "#!/bin/sh\n"
             # mkdir is atomic: exactly one plan is slow.
-            f'if [ "$1" = plan ] && {where}mkdir "{taken}" 2>/dev/null; then\n'
+            f'if [ "$1" = {command} ] && {where}mkdir "{taken}" 2>/dev/null; then\n'
             f'  touch "{started}"\n'
-            '  echo "slow plan starting"\n'
+            f'  echo "slow {command} starting"\n'
             f"  sleep {seconds}\n"
             "fi\n"
             f'exec {real} "$@"\n'
         )
         binary.chmod(0o755)
-        return cls(binary, started)
+        return cls(binary, started, command)
 
     def running(self) -> int | None:
-        """The host pid of the slow plan's script while it runs."""
+        """The host pid of the slow run's script while it runs."""
         needle = str(self.binary).encode()
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
@@ -171,7 +174,7 @@ class SlowTerraform:
                 words = (entry / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if len(words) > 2 and words[1] == needle and words[2] == b"plan":
+            if len(words) > 2 and words[1] == needle and words[2] == self.command.encode():
                 return int(entry.name)
         return None
 
@@ -378,9 +381,9 @@ class ScaleWorld:
 
     # Processes
 
-    def slow_terraform(self, only_in: str | None = None, seconds: int = 60) -> SlowTerraform:
+    def slow_terraform(self, only_in: str | None = None, seconds: int = 60, command: str = "plan") -> SlowTerraform:
         slow = SlowTerraform.create(self.root / f"slow-terraform-{len(self.slow_terraforms)}", seconds=seconds,
-                                    only_in=only_in)
+                                    only_in=only_in, command=command)
         self.slow_terraforms.append(slow)
         return slow
 

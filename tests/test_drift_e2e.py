@@ -26,16 +26,20 @@ import requests
 from atlas.commands.context import CommandContext
 from atlas.drift import check as drift
 from atlas.drift.report import fit_for_github
-from atlas.drift.scheduler import start_scheduler
-from atlas.models import DriftStatus
+from atlas.drift.scheduler import Scheduler, start_scheduler
+from atlas.models import CommandName, DriftStatus, JobStatus
 from atlas.notify import SIGNATURE_HEADER, verify_signature
 from atlas.render.drift import render_issue_body
 from atlas.stores.audit import AuditAction
+from atlas.stores.jobs import JobRecord
 from tests.atlas_plugin import FIXTURES, REPO_ROOT, RunningAtlas
 from tests.commands_world import DEVELOPER, REPO, app_change, open_and_plan
 from tests.emulator import GitHubEmulator, webhook_payload
 from tests.notify_receivers import WebhookReceiver, running
-from tests.redis_plugin import eventually
+from tests.redis_plugin import eventually, free_port
+from tests.scale_world import ScaleWorld
+
+pytest_plugins = ["tests.scale_world"]
 
 NEVER = "0 0 1 1 *"
 """A schedule that does not fire while a test runs, so servers' schedulers stay out of the way."""
@@ -442,20 +446,122 @@ def test_the_server_runs_the_checks_on_their_schedule(
     world.apply_live("app", "-var", "environment=staging")
     ctx: CommandContext = atlas.app.config["ATLAS_CONTEXT"]
     now = [datetime(2030, 12, 31, 23, 59, 30, tzinfo=UTC)]
-    scheduler = start_scheduler(ctx, atlas.settings, clock=lambda: now[0], tick_seconds=0.05)
+    scheduler = start_scheduler(ctx, clock=lambda: now[0], tick_seconds=0.05)
     try:
         eventually(lambda: scheduler.table, 30, "the scheduler reading the schedules")
         assert dict(scheduler.table) == {REPO: {NEVER}}
         assert ctx.state.drift_records() == [], "nothing is due before the new year"
         now[0] = datetime(2031, 1, 1, 0, 0, 10, tzinfo=UTC)
         eventually(lambda: len(ctx.state.drift_records()) == 2, 120, "the checks of the new year's slot")
-        assert scheduler.wait_idle(120)
+        atlas.wait_idle(120)
     finally:
         scheduler.stop()
     assert {r.project.dir: (r.status, r.trigger) for r in ctx.state.drift_records()} == {
         "app": (DriftStatus.DRIFTED, "schedule"), "db": (DriftStatus.IN_SYNC, "schedule")}
     assert [issue["title"] for issue in world.issues()] == ["atlas drift: acme/infra app (default)"]
     assert not ctx.state.claim_slot(f"drift:{REPO}:{NEVER}:2031-01-01T00:00:00+00:00", 60), "the slot was claimed"
+    # It ran as a job of the embedded queue, with a page like any job's.
+    [job] = [record for record in ctx.state.jobs() if record.job.command is CommandName.DRIFT]
+    assert (job.status, job.description) == (JobStatus.SUCCEEDED, "1 drifted, 1 in sync")
+    page = requests.get(f"{atlas.url}/jobs/{job.job.id}", timeout=10).text
+    assert "acme/infra</a>" in page and "default branch" in page
+    assert "atlas: app: drifted: 2 resource(s) differ: output.service_name, terraform_data.service (" in page
+    assert "atlas: db: in sync (" in page
+    assert "[app] " in page and "terraform_data.service" in page
+
+
+# --- Redis mode: the server schedules, `atlas worker` checks ----------------------------------------
+
+
+def schedule_new_year(ctx: CommandContext) -> Scheduler:
+    """A scheduler of the server's context on a clock of its own, which passes the new year once it read the
+    schedules; it queues the new year's slot of a `NEVER` schedule."""
+    now = [datetime(2030, 12, 31, 23, 59, 30, tzinfo=UTC)]
+    scheduler = start_scheduler(ctx, clock=lambda: now[0], tick_seconds=0.05)
+    eventually(lambda: scheduler.table, 30, "the scheduler reading the schedules")
+    now[0] = datetime(2031, 1, 1, 0, 0, 10, tzinfo=UTC)
+    return scheduler
+
+
+def drift_job_record(ctx: CommandContext, *statuses: JobStatus) -> JobRecord | None:
+    return next((record for record in ctx.state.jobs() if record.job.command is CommandName.DRIFT
+                 and (not statuses or record.status in statuses)), None)
+
+
+def test_in_redis_mode_the_server_only_schedules_and_a_worker_runs_the_checks(
+    drift_world: Callable[..., DriftWorld], scale_world: ScaleWorld, start_atlas: Callable[..., RunningAtlas],
+    tmp_path: Path,
+) -> None:
+    world = drift_world()
+    world.configure(f'{{enabled: true, schedule: "{NEVER}"}}')
+    metrics_port = free_port()
+    worker = scale_world.start_worker(extra_args=("--repo-config", str(world.repos_yaml),
+                                                  "--metrics-port", str(metrics_port)))
+    # The server could not run terraform if it tried.
+    atlas = start_atlas(data_dir=world.data_dir, repo_config=world.repos_yaml, redis_url=scale_world.redis_url,
+                        terraform_bin=str(tmp_path / "no-terraform-here" / "terraform"))
+    world.apply_live("app", "-var", "environment=staging")
+    ctx: CommandContext = atlas.app.config["ATLAS_CONTEXT"]
+
+    scheduler = schedule_new_year(ctx)
+    try:
+        record = eventually(lambda: drift_job_record(ctx, JobStatus.SUCCEEDED, JobStatus.FAILED), 180,
+                            "the worker finishing the new year's checks")
+    finally:
+        scheduler.stop()
+
+    assert (record.status, record.description) == (JobStatus.SUCCEEDED, "1 drifted, 1 in sync")
+    assert record.job.serial_key == f"drift:{REPO}"
+    assert [issue["title"] for issue in world.issues()] == ["atlas drift: acme/infra app (default)"]
+    assert world.drift_statuses()[-1] == ("failure", "1 of 2 projects drifted")
+    assert {r.project.dir: (r.status, r.trigger) for r in ctx.state.drift_records()} == {
+        "app": (DriftStatus.DRIFTED, "schedule"), "db": (DriftStatus.IN_SYNC, "schedule")}
+    assert worker.ran("atlas: app: drifted: 2 resource(s) differ"), "the worker ran the checks"
+    assert not (world.data_dir / "drift").exists() and not (world.data_dir / "repos").exists(), \
+        "the server cloned and planned nothing"
+    page = requests.get(f"{atlas.url}/jobs/{record.job.id}", timeout=10).text
+    assert "[app] " in page and "atlas: db: in sync (" in page, "the job's page shows what the worker did"
+    index = requests.get(f"{atlas.url}/", timeout=10).text
+    assert record.job.id in index and "default branch, schedule" in index
+    worker_metrics = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+    assert 'atlas_jobs_total{command="drift",outcome="succeeded"} 1.0' in worker_metrics
+    assert 'atlas_drift_check_duration_seconds_count{status="drifted"} 1.0' in worker_metrics
+
+
+def test_a_remediation_whose_worker_dies_is_reported_and_its_lock_released(
+    drift_world: Callable[..., DriftWorld], scale_world: ScaleWorld, start_atlas: Callable[..., RunningAtlas],
+) -> None:
+    world = drift_world()
+    world.configure(f'{{enabled: true, schedule: "{NEVER}", remediate: true}}')
+    slow = scale_world.slow_terraform(command="apply", seconds=120)
+    worker = scale_world.start_worker(terraform_bin=slow.binary, extra_args=("--repo-config", str(world.repos_yaml)))
+    atlas = start_atlas(data_dir=world.data_dir, repo_config=world.repos_yaml, redis_url=scale_world.redis_url)
+    world.apply_live("app", "-var", "environment=staging")
+    ctx: CommandContext = atlas.app.config["ATLAS_CONTEXT"]
+
+    scheduler = schedule_new_year(ctx)
+    try:
+        eventually(slow.started_by, 180, "the remediation's apply starting on the worker")
+        [lock] = ctx.locks.for_pull(REPO, 0)
+        running = drift_job_record(ctx, JobStatus.RUNNING)
+        assert running is not None and lock.job_id == running.job.id, "the remediation's lock is its job's"
+        worker.kill()
+        record = eventually(lambda: drift_job_record(ctx, JobStatus.INTERRUPTED), 60,
+                            "the reaper reporting the dead worker's check")
+    finally:
+        scheduler.stop()
+
+    assert record.job.id == running.job.id
+    # Recorded as interrupted first, then reported.
+    state, description = eventually(lambda: world.drift_statuses()[-1:], 30, "atlas/drift saying so")[0]
+    assert ctx.locks.for_pull(REPO, 0) == [], "the lock the dead remediation held was released"
+    assert eventually(lambda: slow.running() is None, 5, "the apply ending with its worker")
+    assert state == "error"
+    assert description.startswith("drift check failed: interrupted: the atlas worker running this command stopped")
+    [entry] = [e for e in ctx.state.audit_entries(action=AuditAction.DRIFT_CHECK) if e.outcome == "failed"]
+    assert entry.detail == ("interrupted: the atlas worker running this command stopped; released the lock of app, "
+                            "which its remediation held")
+    assert world.service_name() == "staging-app", "nothing was applied"
 
 
 # --- the pure parts: what differs, and issue bodies GitHub accepts -----------------------------------

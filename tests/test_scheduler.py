@@ -21,7 +21,9 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
+from atlas.drift.jobs import drift_job, unfinished_check
 from atlas.drift.scheduler import Scheduler, Slot, due_slots, latest_firing
+from atlas.models import CommandName, Job, JobStatus
 from atlas.stores.redis.backend import RedisBackend, connect, text
 from atlas.stores.redis.state import RedisStateStore
 from atlas.stores.sqlite.state import SQLiteStateStore
@@ -101,7 +103,6 @@ def test_schedulers_sharing_a_sqlite_store_run_each_slot_once(tmp_path: Path) ->
         for each in (first, second) if step % 2 else (second, first):
             each.tick()
     for each in (first, second):
-        assert each.wait_idle(10)
         each.stop()
 
     keys = [key for key, _ in runs]
@@ -110,24 +111,29 @@ def test_schedulers_sharing_a_sqlite_store_run_each_slot_once(tmp_path: Path) ->
     assert {name for _, name in runs} == {"first", "second"}, "both schedulers won some slots"
 
 
-def test_a_slot_still_running_is_not_started_again_in_the_same_process(tmp_path: Path) -> None:
+def test_a_slot_whose_previous_check_is_still_queued_or_running_is_skipped(tmp_path: Path) -> None:
     store = SQLiteStateStore(tmp_path / "atlas.db")
-    release = threading.Event()
-    started: list[str] = []
+    queued: list[Job] = []
 
-    def run(slot: Slot) -> None:
-        started.append(slot.key)
-        release.wait(10)
+    def submit(slot: Slot) -> None:
+        job = drift_job(slot.repo, slot.schedule, slot.at)
+        store.save_job(job, JobStatus.QUEUED)
+        queued.append(job)
 
-    scheduler = Scheduler(lambda known: {"acme/infra": ["* * * * *"]}, run, store.claim_slot, since=START)
+    scheduler = Scheduler(lambda known: {"acme/infra": ["* * * * *"]}, submit, store.claim_slot, since=START,
+                          busy=lambda slot: unfinished_check(store, slot.repo, slot.schedule) is not None)
     assert len(scheduler.tick(START + timedelta(minutes=1))) == 1
-    assert scheduler.tick(START + timedelta(minutes=2)) == [], "the 00:01 checks still run"
-    release.set()
-    assert scheduler.wait_idle(10)
-    assert len(scheduler.tick(START + timedelta(minutes=3))) == 1
-    assert scheduler.wait_idle(10)
+    assert scheduler.tick(START + timedelta(minutes=2)) == [], "the 00:01 checks still wait for a worker"
+    store.set_job_status(queued[0].id, JobStatus.RUNNING)
+    assert scheduler.tick(START + timedelta(minutes=3)) == [], "the 00:01 checks still run"
+    store.set_job_status(queued[0].id, JobStatus.SUCCEEDED)
+    assert len(scheduler.tick(START + timedelta(minutes=4))) == 1
     scheduler.stop()
-    assert len(started) == 2
+    fired = [job.drift.fired_at.strftime("%H:%M") if job.drift else "" for job in queued]
+    assert [(job.command, job.serial_key) for job in queued] == [(CommandName.DRIFT, "drift:acme/infra")] * 2
+    assert fired == ["00:01", "00:04"]
+    assert store.claim_slot(Slot("acme/infra", "* * * * *", START + timedelta(minutes=2)).key, 60), \
+        "a skipped slot is not claimed"
 
 
 def test_two_processes_in_redis_mode_run_each_slot_once(redis_url: str, redis_client: Redis, tmp_path: Path) -> None:
@@ -193,7 +199,6 @@ def run_scheduler_process(argv: list[str]) -> int:
         if now >= end:
             break
         time.sleep(0.02)
-    scheduler.wait_idle(30)
     scheduler.stop(wait=True)
     return 0
 

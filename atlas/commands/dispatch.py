@@ -49,7 +49,8 @@ RUNNERS: dict[CommandName, CommandRunner] = {
     CommandName.CLEANUP: cleanup.run,
 }
 
-assert set(RUNNERS) == set(CommandName), "every command in the vocabulary has its runner"
+# A drift check is no pull request's command: `atlas.drift.jobs` runs it, and `atlas.bootstrap` routes it there.
+assert set(RUNNERS) == set(CommandName) - {CommandName.DRIFT}, "every pull request command has its runner"
 
 
 def run_job(job: Job, ctx: CommandContext) -> None:

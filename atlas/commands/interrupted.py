@@ -11,6 +11,7 @@ the others are released, passing to the next pull request waiting; the comment s
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from atlas.commands import api_run
 from atlas.commands.check_runs import cancel_interrupted
@@ -92,10 +93,14 @@ def _locks_text(released: list[ProjectLock], kept: list[ProjectLock]) -> str:
     return "Of the locks this run took:\n\n" + "\n".join(lines) + "\n\nOther locks this pull request holds stay held."
 
 
-def recover_after_restart(ctx: CommandContext) -> list[Job]:
-    """At start-up (embedded mode): report jobs that were running, and return those still queued."""
+InterruptedReport = Callable[[CommandContext, Job, str], None]
+"""Reports one job that stopped without finishing, with why (`report_interrupted`, for commands)."""
+
+
+def recover_after_restart(ctx: CommandContext, report: InterruptedReport = report_interrupted) -> list[Job]:
+    """At start-up (embedded mode): report jobs that were running with `report`, and return those still queued."""
     for record in ctx.state.jobs(statuses=(JobStatus.RUNNING,), limit=10_000):
         log.warning("job %s was running when the server stopped; reporting it as interrupted", record.job.id)
-        report_interrupted(ctx, record.job, "The atlas server restarted while this command was running")
+        report(ctx, record.job, "The atlas server restarted while this command was running")
     queued = [record.job for record in ctx.state.jobs(statuses=(JobStatus.QUEUED,), limit=10_000)]
     return sorted(queued, key=lambda job: job.created_at)

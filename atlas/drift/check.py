@@ -10,9 +10,10 @@ enabled (`atlas.drift.remediate`) and reported (`atlas.drift.report`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ from atlas.config.raw import ConfigError
 from atlas.config.workflow import Stage, Step, StepName
 from atlas.drift.notifications import notify_check
 from atlas.drift.remediate import remediate
-from atlas.drift.report import record_check, record_failed_repo, report, set_repo_status
+from atlas.drift.report import check_detail, record_check, record_failed_repo, report, set_repo_status
 from atlas.drift.targets import DRIFT_USER, DriftTarget, candidate_repos, targets_at
 from atlas.drift.workdirs import checkout, component, drift_path, exclusive, lock_path, project_log, repo_log
 from atlas.models import (
@@ -59,6 +60,36 @@ log = logging.getLogger(__name__)
 
 MAX_DIFFERENCES = 20
 """Attributes listed per drifted resource; the plan in the issue has the rest."""
+
+
+@dataclass(frozen=True)
+class CheckJob:
+    """The queued job a check runs as, if any: its id goes on the locks a remediation takes (so that they
+    are released if the job is interrupted), and each project's outcome goes to its log (the job's page)."""
+
+    job_id: str = ""
+    log: JobLog | None = None
+
+    def say(self, line: str) -> None:
+        if self.log is not None:
+            self.log.write(f"atlas: {line}")
+
+    @contextlib.contextmanager
+    def following(self, project_log: JobLog, label: str) -> Iterator[None]:
+        """Copy what the project's log gets into the job's log meanwhile, each line marked with the project."""
+        if self.log is None:
+            yield
+            return
+        log = self.log
+
+        def copy(line: str) -> None:
+            log.write(f"[{label}] {line}")
+
+        project_log.subscribe(copy)
+        try:
+            yield
+        finally:
+            project_log.unsubscribe(copy)
 
 
 @dataclass
@@ -114,9 +145,11 @@ def check_repo(
     schedule: str | None = None,
     trigger: str,
     user: str,
+    job: CheckJob | None = None,
 ) -> RepoCheck:
     """Check one repository's projects at its default branch head, report each and set `atlas/drift`."""
     check = RepoCheck(repo=full_name)
+    job = job or CheckJob()
     repo: Repo | None = None
     try:
         repo = ctx.vcs.get_repo(full_name)
@@ -132,7 +165,9 @@ def check_repo(
             workdirs = {"default": workdir}
             for workspace in sorted({t.project.workspace for t in targets} - {"default"}):
                 workdirs[workspace] = checkout(ctx, repo, check.sha, workspace, repo_log(ctx, repo))
-            check.records = _check_all(ctx, targets, workdirs, trigger=trigger, user=user)
+            job.say(f"checking {len(targets)} project(s) of {full_name} at {repo.default_branch} {check.sha[:7]}: "
+                    + (", ".join(t.project.label for t in targets) or "none has drift detection on"))
+            check.records = _check_all(ctx, targets, workdirs, trigger=trigger, user=user, job=job)
         notify_check(ctx, repo, check.records)
     except ConfigError as error:
         check.error = f"the repo config at {check.sha[:7]} is invalid: {error}"
@@ -140,6 +175,7 @@ def check_repo(
         check.error = str(error)
     if check.error is not None:
         log.warning("drift check of %s failed: %s", full_name, check.error)
+        job.say(f"the check of {full_name} failed: {check.error}")
         record_failed_repo(ctx, full_name, check.sha, check.error, user=user, trigger=trigger)
     if repo is not None and check.sha:
         set_repo_status(ctx, repo, check.sha, error=check.error)
@@ -147,7 +183,8 @@ def check_repo(
 
 
 def _check_all(
-    ctx: CommandContext, targets: Sequence[DriftTarget], workdirs: Mapping[str, Path], *, trigger: str, user: str
+    ctx: CommandContext, targets: Sequence[DriftTarget], workdirs: Mapping[str, Path], *, trigger: str, user: str,
+    job: CheckJob,
 ) -> list[DriftRecord]:
     """Check every target; those sharing a dir and workspace one after another (they share `.terraform`)."""
     lanes: dict[tuple[str, str], list[DriftTarget]] = {}
@@ -159,7 +196,7 @@ def _check_all(
 
     def run_lane(lane: list[DriftTarget]) -> list[DriftRecord]:
         return [check_project(ctx, t, workdirs[t.project.workspace], trigger=trigger, user=user,
-                              previous=previous.get((t.project.dir, t.project.workspace, t.project.name)))
+                              previous=previous.get((t.project.dir, t.project.workspace, t.project.name)), job=job)
                 for t in lane]
 
     if not lanes:
@@ -172,13 +209,14 @@ def _check_all(
 
 def check_project(
     ctx: CommandContext, target: DriftTarget, workdir: Path, *, trigger: str, user: str,
-    previous: DriftRecord | None = None,
+    previous: DriftRecord | None = None, job: CheckJob | None = None,
 ) -> DriftRecord:
     """Plan one project at the head, remediate if it may, report, and record the result everywhere.
 
     `previous` is the project's last check: when it was in sync and fully reported, no issue can be
     open, so a check still in sync asks GitHub nothing.
     """
+    job = job or CheckJob()
     started = time.monotonic()
     joblog = project_log(ctx, target.repo, target.project)
     # A directory per project: the plan runs confined to the working copy and this directory.
@@ -188,9 +226,11 @@ def check_project(
     record = DriftRecord(repo=target.repo.full_name, project=target.project, sha=target.sha,
                          status=DriftStatus.FAILED, trigger=trigger)
     try:
-        record = _plan(ctx, target, workdir, planfile, joblog, record)
-        if record.status is DriftStatus.DRIFTED and target.settings.drift.remediate:
-            record = remediate(ctx, target, workdir, planfile, joblog, record, user=user, trigger=trigger)
+        with job.following(joblog, target.project.label):
+            record = _plan(ctx, target, workdir, planfile, joblog, record)
+            if record.status is DriftStatus.DRIFTED and target.settings.drift.remediate:
+                record = remediate(ctx, target, workdir, planfile, joblog, record, user=user, trigger=trigger,
+                                   job_id=job.job_id)
     except Exception as error:  # one project's surprise must not stop the others' checks
         log.exception("drift check of %s %s failed unexpectedly", target.repo.full_name, target.project.label)
         record = record.model_copy(update={"status": DriftStatus.FAILED,
@@ -203,6 +243,9 @@ def check_project(
     metrics.record_drift_check(record.status, record.duration_seconds)
     record_check(ctx, record, user=user, trigger=trigger)
     log.info("drift check of %s %s at %s: %s", record.repo, record.project.label, record.sha[:7], record.status)
+    said, detail = str(record.status).replace("_", " "), check_detail(record)
+    job.say(f"{record.project.label}: {said}{f': {detail}' if detail != said else ''} "
+            f"({record.duration_seconds:.1f} s)")
     return record
 
 

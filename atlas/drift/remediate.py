@@ -31,14 +31,17 @@ log = logging.getLogger(__name__)
 
 
 def remediate(ctx: CommandContext, target: DriftTarget, workdir: Path, planfile: Path, joblog: JobLog,
-              record: DriftRecord, *, user: str, trigger: str) -> DriftRecord:
-    """Apply the check's plan, if nothing forbids it, holding the project's lock meanwhile."""
+              record: DriftRecord, *, user: str, trigger: str, job_id: str = "") -> DriftRecord:
+    """Apply the check's plan, if nothing forbids it, holding the project's lock meanwhile.
+
+    The lock carries `job_id`, the queued drift check's, so that the lock is released if its worker dies.
+    """
     project, repo = target.project, target.repo
     remediation = _refusal(ctx, target, record)
     if remediation is None:
         remediation = _policy_refusal(ctx, target, workdir, planfile, joblog, user=user, trigger=trigger)
     if remediation is None:
-        attempt = ctx.locks.acquire(target.pull, [project], DRIFT_USER)
+        attempt = ctx.locks.acquire(target.pull, [project], DRIFT_USER, job_id=job_id)
         if attempt.conflicts:
             remediation = waiting(attempt.conflicts[0].pull_number)
         else:

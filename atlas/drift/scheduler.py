@@ -1,10 +1,16 @@
-"""Scheduled drift checks: every server process runs a `Scheduler`, and each scheduled slot runs exactly once.
+"""Scheduled drift checks: every server process runs a `Scheduler`, and each scheduled slot is queued exactly once.
 
 A slot is one firing of one repository's cron schedule (UTC), such as `acme/infra` on `0 * * * *`
-at 10:00. Every process computes the same slots from the same schedules; before running one it
+at 10:00. Every process computes the same slots from the same schedules; before queueing one it
 claims the slot's key in the state store (`StateStore.claim_slot`: a row in SQLite, `SET NX PX` in
-Redis), so with any number of processes sharing the store exactly one runs it. A slot that fired
+Redis), so with any number of processes sharing the store exactly one queues it. A slot that fired
 while no process was running is not run late: scheduling starts when the process does.
+
+The scheduler only schedules: a claimed slot becomes a drift job on the job queue
+(`atlas.drift.jobs`), which an `atlas worker` runs in Redis mode and the embedded queue's threads
+run otherwise, so the web process needs no terraform for it and never spends a request's thread on
+it. A slot whose previous check of the same repository and schedule is still queued or running, in
+any process, is skipped: that check plans what is there when it runs.
 
 Which repositories run on which schedules (`atlas.drift.targets.scheduled_repos`) is read again every few
 minutes, so a changed repos.yaml entry or repo config takes effect without a restart.
@@ -15,16 +21,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Collection, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from croniter import croniter
 
 from atlas.commands.context import CommandContext
-from atlas.config.settings import Settings
-from atlas.drift.check import check_repo
-from atlas.drift.targets import SCHEDULE_USER, scheduled_repos
+from atlas.drift.jobs import drift_job, unfinished_check
+from atlas.drift.targets import scheduled_repos
 from atlas.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -83,57 +87,61 @@ def due_slots(table: ScheduleTable, since: datetime, now: datetime) -> list[Slot
 
 
 class Scheduler:
-    """Finds due slots on every tick, claims each in the store, and runs those it claimed on a small pool.
+    """Finds due slots on every tick, claims each in the store, and queues those it claimed.
 
-    `discover(table)` answers which repositories run on which schedules, given the last answer.
+    `discover(table)` answers which repositories run on which schedules, given the last answer;
+    `busy(slot)` whether the previous check of the slot's repository and schedule has yet to finish;
+    `submit(slot)` queues the slot's check.
     """
 
     def __init__(
         self,
         discover: Callable[[ScheduleTable], ScheduleTable],
-        run_slot: Callable[[Slot], object],
+        submit: Callable[[Slot], object],
         claim: Callable[[str, float], bool],
         *,
+        busy: Callable[[Slot], bool] = lambda slot: False,
         clock: Callable[[], datetime] = utcnow,
         tick_seconds: float = TICK_SECONDS,
         refresh_seconds: float = REFRESH_SECONDS,
-        workers: int = 2,
         since: datetime | None = None,
     ) -> None:
         self._discover = discover
-        self._run_slot = run_slot
+        self._submit = submit
         self._claim = claim
+        self._busy = busy
         self.clock = clock
         self.tick_seconds = tick_seconds
         self.refresh_seconds = refresh_seconds
         self.since = since or clock()
         self.table: ScheduleTable = {}
         self._refreshed_at: datetime | None = None
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="atlas-drift-slot")
-        self._running: dict[tuple[str, str], Future[None]] = {}
-        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def tick(self, now: datetime | None = None) -> list[Slot]:
-        """Start every due slot this process claims; the slots it started."""
+        """Queue every due slot this process claims; the slots it queued."""
         now = now or self.clock()
         if self._refreshed_at is None or (now - self._refreshed_at).total_seconds() >= self.refresh_seconds:
             self.refresh(now)
-        started: list[Slot] = []
+        queued: list[Slot] = []
         for slot in due_slots(self.table, self.since, now):
-            with self._lock:
-                busy = self._running.get((slot.repo, slot.schedule))
-                if busy is not None and not busy.done():
-                    log.warning("drift checks of %s on %r still run; skipping the slot at %s",
+            try:
+                if self._busy(slot):
+                    log.warning("drift checks of %s on %r are still queued or running; skipping the slot at %s",
                                 slot.repo, slot.schedule, slot.at.isoformat())
                     continue
                 if not self._claim(slot.key, SLOT_CLAIM_SECONDS):
                     continue
-                self._running[(slot.repo, slot.schedule)] = self._pool.submit(self._run, slot)
-            started.append(slot)
+                log.info("queueing the drift checks of %s scheduled %r at %s", slot.repo, slot.schedule,
+                         slot.at.isoformat())
+                self._submit(slot)
+            except Exception:
+                log.exception("could not queue the drift checks of %s at %s", slot.repo, slot.at.isoformat())
+                continue
+            queued.append(slot)
         self.since = max(self.since, now)
-        return started
+        return queued
 
     def refresh(self, now: datetime | None = None) -> None:
         """Read again which repositories run on which schedules (the old table stays if that fails)."""
@@ -142,24 +150,6 @@ class Scheduler:
         except Exception:
             log.exception("could not read the drift schedules; keeping the previous ones")
         self._refreshed_at = now or self.clock()
-
-    def _run(self, slot: Slot) -> None:
-        log.info("running the drift checks of %s scheduled %r at %s", slot.repo, slot.schedule, slot.at.isoformat())
-        try:
-            self._run_slot(slot)
-        except Exception:
-            log.exception("the drift checks of %s at %s failed", slot.repo, slot.at.isoformat())
-
-    def wait_idle(self, timeout: float | None = None) -> bool:
-        """Wait for the slots started so far to finish; False if some still run after `timeout`."""
-        with self._lock:
-            running = list(self._running.values())
-        for future in running:
-            try:
-                future.result(timeout=timeout)
-            except TimeoutError:
-                return False
-        return True
 
     def start(self) -> Scheduler:
         """Tick in a daemon thread until `stop()`."""
@@ -171,7 +161,6 @@ class Scheduler:
         self._stop.set()
         if self._thread is not None and wait:
             self._thread.join()
-        self._pool.shutdown(wait=wait)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -184,21 +173,25 @@ class Scheduler:
 
 def start_scheduler(
     ctx: CommandContext,
-    settings: Settings,
     *,
     clock: Callable[[], datetime] = utcnow,
     tick_seconds: float = TICK_SECONDS,
 ) -> Scheduler:
-    """The drift scheduler of a server process, started; idle while no repos.yaml entry enables drift."""
+    """The drift scheduler of a server process, started; idle while no repos.yaml entry enables drift.
 
-    def run_slot(slot: Slot) -> None:
-        check_repo(ctx, slot.repo, schedule=slot.schedule, trigger="schedule", user=SCHEDULE_USER)
+    Each claimed slot is queued with the context's `submit`, the server's job queue.
+    """
+    submit = ctx.submit
+    assert submit is not None, "a server's context queues its jobs"
+
+    def queue_slot(slot: Slot) -> None:
+        submit(drift_job(slot.repo, slot.schedule, slot.at))
 
     return Scheduler(
         lambda known: scheduled_repos(ctx, known),
-        run_slot,
+        queue_slot,
         ctx.state.claim_slot,
+        busy=lambda slot: unfinished_check(ctx.state, slot.repo, slot.schedule) is not None,
         clock=clock,
         tick_seconds=tick_seconds,
-        workers=max(1, min(4, settings.parallel_pool_size)),
     ).start()
