@@ -37,7 +37,7 @@ from tests.commands_world import DEVELOPER, REPO, app_change, open_and_plan
 from tests.emulator import GitHubEmulator, webhook_payload
 from tests.notify_receivers import WebhookReceiver, running
 from tests.redis_plugin import eventually, free_port
-from tests.scale_world import ScaleWorld
+from tests.scale_world import ScaleWorld, SlowTerraform
 
 pytest_plugins = ["tests.scale_world"]
 
@@ -562,6 +562,35 @@ def test_a_remediation_whose_worker_dies_is_reported_and_its_lock_released(
     assert entry.detail == ("interrupted: the atlas worker running this command stopped; released the lock of app, "
                             "which its remediation held")
     assert world.service_name() == "staging-app", "nothing was applied"
+
+
+def test_a_drift_job_its_worker_lost_stops_its_terraform(
+    drift_world: Callable[..., DriftWorld], start_atlas: Callable[..., RunningAtlas], tmp_path: Path,
+) -> None:
+    world = drift_world()
+    world.configure(f'{{enabled: true, schedule: "{NEVER}"}}')
+    slow = SlowTerraform.create(tmp_path / "slow-terraform", seconds=120, only_in="app")
+    atlas = start_atlas(data_dir=world.data_dir, repo_config=world.repos_yaml, terraform_bin=str(slow.binary),
+                        reachable=(slow.binary.parent,))
+    ctx: CommandContext = atlas.app.config["ATLAS_CONTEXT"]
+
+    scheduler = schedule_new_year(ctx)
+    try:
+        eventually(lambda: slow.running(), 120, "the slow plan of app starting")
+        eventually(lambda: [r for r in ctx.state.drift_records() if r.project.dir == "db"], 120,
+                   "the check of db, beside it, ending")
+        # What a worker does to the job it lost (`Heartbeat.on_lost`).
+        [lost] = ctx.running.cancel_pull(f"{REPO}#0")
+        atlas.wait_idle(30)
+    finally:
+        scheduler.stop()
+        slow.end_leftover()
+
+    record = ctx.state.get_job(lost.id)
+    assert record is not None and record.status is JobStatus.CANCELLED
+    assert record.description == "cancelled: 1 failed, 1 in sync"
+    [app] = [r for r in ctx.state.drift_records() if r.project.dir == "app"]
+    assert app.error is not None and app.error.startswith("terraform plan was cancelled")
 
 
 # --- the pure parts: what differs, and issue bodies GitHub accepts -----------------------------------

@@ -39,6 +39,7 @@ from atlas.models import (
     ResourceDrift,
     utcnow,
 )
+from atlas.runtime.cancellation import CancelToken
 from atlas.runtime.joblog import JobLog
 from atlas.runtime.plan_compare import (
     UNKNOWN,
@@ -69,6 +70,8 @@ class CheckJob:
 
     job_id: str = ""
     log: JobLog | None = None
+    cancel: CancelToken | None = None
+    """Stops the check's terraform runs: its worker lost the job (see `atlas.jobs.drain.Heartbeat`)."""
 
     def say(self, line: str) -> None:
         if self.log is not None:
@@ -227,10 +230,10 @@ def check_project(
                          status=DriftStatus.FAILED, trigger=trigger)
     try:
         with job.following(joblog, target.project.label):
-            record = _plan(ctx, target, workdir, planfile, joblog, record)
+            record = _plan(ctx, target, workdir, planfile, joblog, record, job.cancel)
             if record.status is DriftStatus.DRIFTED and target.settings.drift.remediate:
                 record = remediate(ctx, target, workdir, planfile, joblog, record, user=user, trigger=trigger,
-                                   job_id=job.job_id)
+                                   job_id=job.job_id, cancel=job.cancel)
     except Exception as error:  # one project's surprise must not stop the others' checks
         log.exception("drift check of %s %s failed unexpectedly", target.repo.full_name, target.project.label)
         record = record.model_copy(update={"status": DriftStatus.FAILED,
@@ -250,7 +253,7 @@ def check_project(
 
 
 def _plan(ctx: CommandContext, target: DriftTarget, workdir: Path, planfile: Path, joblog: JobLog,
-          record: DriftRecord) -> DriftRecord:
+          record: DriftRecord, cancel: CancelToken | None = None) -> DriftRecord:
     """Plan the project (refresh on) into `planfile`; the record says in sync, drifted (and how) or failed."""
     settings, project = target.settings, target.project
     try:
@@ -264,11 +267,11 @@ def _plan(ctx: CommandContext, target: DriftTarget, workdir: Path, planfile: Pat
     plan_step = next((step for step in stage.steps if step.name is StepName.PLAN), None)
     if plan_step is not None and all(step.name in _TERRAFORM_PLAN_STEPS for step in stage.steps):
         changed, output, error = _detailed_plan(runner, stage, plan_step, workdir, project, planfile, joblog,
-                                                context, target.sha)
+                                                context, target.sha, cancel)
     else:
         # A workflow of the repository's own (run, env steps): run it as pull requests do; the plan decides.
         result = run_stage(stage, command=CommandName.PLAN, runner=runner, workdir=workdir, project=project,
-                           planfile=planfile, log=joblog, context=context)
+                           planfile=planfile, log=joblog, context=context, cancel=cancel)
         changed, output, error = None, result.output, result.error
         if result.ok and not planfile.is_file():
             error = "the project's plan workflow saved no plan file, so atlas cannot tell whether it drifted"
@@ -295,7 +298,7 @@ _TERRAFORM_PLAN_STEPS = frozenset({StepName.INIT, StepName.PLAN, StepName.SHOW})
 
 def _detailed_plan(
     runner: TerraformRunner, stage: Stage, plan_step: Step, workdir: Path, project: Project, planfile: Path,
-    joblog: JobLog, context: StepContext, sha: str,
+    joblog: JobLog, context: StepContext, sha: str, cancel: CancelToken | None = None,
 ) -> tuple[bool | None, str, str | None]:
     """`init` (and the workspace) by runtime.steps, then `plan -detailed-exitcode -out`: (changes?, output, error).
 
@@ -309,7 +312,7 @@ def _detailed_plan(
     if not (marker.is_file() and marker.read_text() == initialised):
         marker.unlink(missing_ok=True)
         init = run_stage(Stage(steps=inits), command=CommandName.PLAN, runner=runner, workdir=workdir,
-                         project=project, planfile=planfile, log=joblog, context=context)
+                         project=project, planfile=planfile, log=joblog, context=context, cancel=cancel)
         if not init.ok:
             return None, init.output, init.error or "terraform init failed"
         if marker.parent.is_dir():  # a project without providers, modules or backend has no .terraform
@@ -318,7 +321,7 @@ def _detailed_plan(
     var_file_args = [f"-var-file={var_file}"] if (project_dir / var_file).is_file() else []
     result = runner.run(["plan", "-input=false", "-no-color", "-refresh=true", "-detailed-exitcode",
                          f"-out={planfile}", *plan_step.extra_args, *var_file_args], project_dir, joblog,
-                        scope=RunScope(writable=(workdir, planfile.parent)))
+                        scope=RunScope(writable=(workdir, planfile.parent)), cancel=cancel)
     output = clean_plan_output(result.output)
     if result.cancelled or result.timed_out:
         return None, output, f"terraform plan {'timed out' if result.timed_out else 'was cancelled'}"

@@ -73,16 +73,21 @@ def run(job: Job, ctx: CommandContext) -> None:
         joblog = ctx.job_log(job.id)
         status, description = JobStatus.FAILED, "internal error"
         log.info("job %s started: drift checks of %s on %r", job.id, name, job.drift.schedule)
+        # Registered so that a worker that lost the job (it stalled, and the job was reported) stops its terraform.
+        token = ctx.running.start(job)
         try:
             check = check_repo(ctx, name, schedule=job.drift.schedule, trigger=SCHEDULE_TRIGGER, user=SCHEDULE_USER,
-                               job=CheckJob(job_id=job.id, log=joblog))
+                               job=CheckJob(job_id=job.id, log=joblog, cancel=token))
             status, description = outcome(check)
+            if token.cancelled:
+                status, description = JobStatus.CANCELLED, f"cancelled: {description}"
         except Exception:  # one check's surprise must not take the worker down
             log.exception("drift job %s failed unexpectedly", job.id)
             description = f"atlas hit an internal error while checking {name}; the log of the process that ran it " \
                           "has the details"
             joblog.write(f"atlas: {description}")
         finally:
+            ctx.running.finish(job)
             ctx.state.set_job_status(job.id, status, description)
             metrics.record_job(job.command, status, time.monotonic() - started)
             # Kept in the state store, so the job's page outlives the log file and the host that ran it.

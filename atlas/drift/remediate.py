@@ -19,6 +19,7 @@ from atlas.drift.targets import DRIFT_USER, DriftTarget
 from atlas.drift.workdirs import DRIFT_PULL_NUMBER
 from atlas.models import CommandName, DriftRecord, DriftStatus, Remediation, RemediationStatus
 from atlas.policy.results import PolicyOutcome, PolicySetResult
+from atlas.runtime.cancellation import CancelToken
 from atlas.runtime.joblog import JobLog
 from atlas.runtime.lock_handoff import plan_for_new_holders
 from atlas.runtime.plan_policies import evaluate_plan
@@ -31,10 +32,12 @@ log = logging.getLogger(__name__)
 
 
 def remediate(ctx: CommandContext, target: DriftTarget, workdir: Path, planfile: Path, joblog: JobLog,
-              record: DriftRecord, *, user: str, trigger: str, job_id: str = "") -> DriftRecord:
+              record: DriftRecord, *, user: str, trigger: str, job_id: str = "",
+              cancel: CancelToken | None = None) -> DriftRecord:
     """Apply the check's plan, if nothing forbids it, holding the project's lock meanwhile.
 
-    The lock carries `job_id`, the queued drift check's, so that the lock is released if its worker dies.
+    The lock carries `job_id`, the queued drift check's, so that the lock is released if its worker dies;
+    `cancel` stops the apply when the worker lost the job.
     """
     project, repo = target.project, target.repo
     remediation = _refusal(ctx, target, record)
@@ -49,7 +52,8 @@ def remediate(ctx: CommandContext, target: DriftTarget, workdir: Path, planfile:
                 runner = ctx.runner_for(target.settings, workdir / project.dir)
                 context = StepContext.for_pull(target.pull, project, user_name=DRIFT_USER)
                 result = run_stage(target.settings.workflow.apply, command=CommandName.APPLY, runner=runner,
-                                   workdir=workdir, project=project, planfile=planfile, log=joblog, context=context)
+                                   workdir=workdir, project=project, planfile=planfile, log=joblog, context=context,
+                                   cancel=cancel)
             finally:
                 release = ctx.locks.release(lock_id_for(repo.full_name, project))
                 plan_for_new_holders(ctx, release)
