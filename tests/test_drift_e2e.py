@@ -497,19 +497,22 @@ def test_in_redis_mode_the_server_only_schedules_and_a_worker_runs_the_checks(
     metrics_port = free_port()
     worker = scale_world.start_worker(extra_args=("--repo-config", str(world.repos_yaml),
                                                   "--metrics-port", str(metrics_port)))
-    # The server could not run terraform if it tried.
-    atlas = start_atlas(data_dir=world.data_dir, repo_config=world.repos_yaml, redis_url=scale_world.redis_url,
-                        terraform_bin=str(tmp_path / "no-terraform-here" / "terraform"))
+    # Two web processes, which could not run terraform if they tried.
+    atlas, other = (start_atlas(data_dir=tmp_path / f"web-{index}", repo_config=world.repos_yaml,
+                                redis_url=scale_world.redis_url,
+                                terraform_bin=str(tmp_path / "no-terraform-here" / "terraform")) for index in (1, 2))
     world.apply_live("app", "-var", "environment=staging")
     ctx: CommandContext = atlas.app.config["ATLAS_CONTEXT"]
 
-    scheduler = schedule_new_year(ctx)
+    schedulers = [schedule_new_year(ctx), schedule_new_year(other.app.config["ATLAS_CONTEXT"])]
     try:
         record = eventually(lambda: drift_job_record(ctx, JobStatus.SUCCEEDED, JobStatus.FAILED), 180,
                             "the worker finishing the new year's checks")
     finally:
-        scheduler.stop()
+        for scheduler in schedulers:
+            scheduler.stop()
 
+    assert [r.job.command for r in ctx.state.jobs()] == [CommandName.DRIFT], "one slot, queued once"
     assert (record.status, record.description) == (JobStatus.SUCCEEDED, "1 drifted, 1 in sync")
     assert record.job.serial_key == f"drift:{REPO}"
     assert [issue["title"] for issue in world.issues()] == ["atlas drift: acme/infra app (default)"]
@@ -517,8 +520,8 @@ def test_in_redis_mode_the_server_only_schedules_and_a_worker_runs_the_checks(
     assert {r.project.dir: (r.status, r.trigger) for r in ctx.state.drift_records()} == {
         "app": (DriftStatus.DRIFTED, "schedule"), "db": (DriftStatus.IN_SYNC, "schedule")}
     assert worker.ran("atlas: app: drifted: 2 resource(s) differ"), "the worker ran the checks"
-    assert not (world.data_dir / "drift").exists() and not (world.data_dir / "repos").exists(), \
-        "the server cloned and planned nothing"
+    assert not any((tmp_path / f"web-{index}" / part).exists() for index in (1, 2) for part in ("drift", "repos")), \
+        "the web processes cloned and planned nothing"
     page = requests.get(f"{atlas.url}/jobs/{record.job.id}", timeout=10).text
     assert "[app] " in page and "atlas: db: in sync (" in page, "the job's page shows what the worker did"
     index = requests.get(f"{atlas.url}/", timeout=10).text
