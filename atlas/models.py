@@ -33,6 +33,28 @@ class VCSHost(StrEnum):
         return "GitLab" if self is VCSHost.GITLAB else "GitHub"
 
 
+GITLAB_KEY_PREFIX = "gitlab:"
+"""What a GitLab project's key starts with, so that it never equals a GitHub repository's `OWNER/NAME`."""
+
+
+def repo_key(full_name: str, vcs: VCSHost = VCSHost.GITHUB) -> str:
+    """How stores, lock ids, plan files and queues name a repository (`Repo.key`).
+
+    A GitHub repository is `OWNER/NAME`, as atlas has always named it, so existing data dirs and Redis
+    databases keep their records; a GitLab project is `gitlab:GROUP/…/PROJECT`, so that one atlas
+    serving both never lets a GitHub repository and a GitLab project of the same path share a lock,
+    a plan or a record. One atlas serves one GitLab, so the host needs no place in the key.
+    """
+    return f"{GITLAB_KEY_PREFIX}{full_name}" if vcs is VCSHost.GITLAB else full_name
+
+
+def split_repo_key(key: str) -> tuple[str, VCSHost]:
+    """The repository path and host a `repo_key` names."""
+    if key.startswith(GITLAB_KEY_PREFIX):
+        return key[len(GITLAB_KEY_PREFIX):], VCSHost.GITLAB
+    return key, VCSHost.GITHUB
+
+
 class Repo(BaseModel):
     """A repository as the webhook payload names it.
 
@@ -65,6 +87,11 @@ class Repo(BaseModel):
             return ""
 
     @property
+    def key(self) -> str:
+        """The repository's name in every store and lock id (`repo_key`): unique across hosts."""
+        return repo_key(self.full_name, self.vcs)
+
+    @property
     def allowlist_id(self) -> str:
         """`HOST/OWNER/NAME`, the string `--repo-allowlist` globs are matched against."""
         return f"{self.host}/{self.full_name}"
@@ -95,8 +122,8 @@ class PullRequest(BaseModel):
 
     @property
     def key(self) -> str:
-        """Identifies the pull request across repositories: `owner/name#number`."""
-        return f"{self.repo.full_name}#{self.number}"
+        """Identifies the pull request across repositories and hosts: `REPO_KEY#number` (`Repo.key`)."""
+        return f"{self.repo.key}#{self.number}"
 
 
 class Project(BaseModel):
@@ -250,7 +277,7 @@ class Job(BaseModel):
         drift checks of a repository share one key, so two checks of one project never run at once.
         """
         if self.drift is not None:
-            return f"drift:{self.pull.repo.full_name}"
+            return f"drift:{self.pull.repo.key}"
         if self.command is CommandName.CANCEL:
             return f"{self.pull.key}:cancel"
         return self.pull.key

@@ -271,14 +271,14 @@ def test_a_second_merge_request_is_told_who_holds_the_lock_and_gets_it_when_the_
 
     told = notes_by_atlas(gitlab_emulator, second)[-1]
     assert "locked by pull request" in told and f"/merge_requests/{first}" in told
-    assert lock_holders(atlas) == {f"{PATH}:app/default": f"{PATH}#{first}"}
+    assert lock_holders(atlas) == {f"gitlab:{PATH}:app/default": f"gitlab:{PATH}#{first}"}
 
     gitlab_emulator.close_merge_request(PATH, first)
     assert mr_hook(atlas, gitlab_emulator, "close", iid=first).status_code == 202
     atlas.wait_idle()
 
     assert "deleted its locks" in notes_by_atlas(gitlab_emulator, first)[-1]
-    assert lock_holders(atlas) == {f"{PATH}:app/default": f"{PATH}#{second}"}
+    assert lock_holders(atlas) == {f"gitlab:{PATH}:app/default": f"gitlab:{PATH}#{second}"}
     assert "replicas = 5" in notes_by_atlas(gitlab_emulator, second)[-1]
     copies = atlas.settings.data_dir / "repos" / ".gitlab"
     assert not [p for p in copies.rglob("*.tf") if f"/{first}/" in str(p)], "the closed request's copies are gone"
@@ -291,7 +291,7 @@ def test_merging_applies_the_reviewed_plan_and_releases_the_locks(
     atlas = gitlab_atlas(apply_on_merge="true")
     gitlab_project()
     iid = open_and_plan(atlas, gitlab_emulator, "more-replicas", app_change(3))
-    assert lock_holders(atlas) == {f"{PATH}:app/default": f"{PATH}#{iid}"}
+    assert lock_holders(atlas) == {f"gitlab:{PATH}:app/default": f"gitlab:{PATH}#{iid}"}
 
     sha = gitlab_emulator.merge_merge_request(PATH, iid, by="bob")
     assert mr_hook(atlas, gitlab_emulator, "merge", iid=iid, user="bob").status_code == 202
@@ -339,8 +339,45 @@ def test_one_atlas_serves_github_and_gitlab_and_their_locks_are_their_own(
     assert "replicas = 3" in on_gitlab and "Plan: 1 to add" in on_gitlab
     assert lock_holders(atlas) == {
         "acme/infra:app/default": f"acme/infra#{pull.number}",
-        f"{PATH}:app/default": f"{PATH}#{iid}",
+        f"gitlab:{PATH}:app/default": f"gitlab:{PATH}#{iid}",
     }
+
+
+def test_a_gitlab_project_and_a_github_repository_of_the_same_path_lock_and_unlock_apart(
+    gitlab_atlas: Callable[..., RunningAtlas], gitlab_emulator: GitLabEmulator, tmp_path: Path,
+    fixture_repo: Callable[..., Any], github_emulator: Any,
+) -> None:
+    atlas = gitlab_atlas()
+    gitlab_state = tmp_path / "gitlab-tfstate"
+    gitlab_state.mkdir()
+    # Its state apart from the GitHub repository's, as two teams' backends would be.
+    gitlab_emulator.create_project("acme/infra", fixture_files("multi-project", gitlab_state))
+    fixture_repo("multi-project")
+    pull = github_emulator.open_pull("acme/infra", "more-replicas", app_change(4))
+
+    assert atlas.pull_event(pull).status_code == 202
+    iid = open_and_plan(atlas, gitlab_emulator, "more-replicas", app_change(3), path="acme/infra")
+    atlas.wait_idle()
+
+    assert lock_holders(atlas) == {
+        "acme/infra:app/default": f"acme/infra#{pull.number}",
+        "gitlab:acme/infra:app/default": f"gitlab:acme/infra#{iid}",
+    }
+    [on_gitlab] = notes_by_atlas(gitlab_emulator, iid, path="acme/infra")
+    assert "replicas = 3" in on_gitlab and "Plan: 1 to add" in on_gitlab
+    index = requests.get(f"{atlas.url}/", timeout=10).text
+    assert f"acme/infra#{pull.number}" in index and f"gitlab:acme/infra#{iid}" in index
+    pull_page = requests.get(f"{atlas.url}/pulls/gitlab:acme/infra/{iid}", timeout=10)
+    assert pull_page.status_code == 200 and "<td" in pull_page.text and ">app<" in pull_page.text
+
+    gitlab_emulator.add_member("acme/infra", "bob", "developer")
+    assert comment(atlas, gitlab_emulator, "atlas unlock", iid=iid, path="acme/infra").status_code == 202
+    atlas.wait_idle()
+
+    assert lock_holders(atlas) == {"acme/infra:app/default": f"acme/infra#{pull.number}"}
+    [on_github] = [c["body"] for c in github_emulator.comments("acme/infra", pull.number)
+                   if c["user"] == github_emulator.bot_login]
+    assert "replicas = 4" in on_github and "Plan: 1 to add" in on_github
 
 
 CHATTY_WORKFLOW = """

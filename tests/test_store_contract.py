@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
-from atlas.models import CommandName, Job, JobStatus, PlanSummary, Project, PullRequest, Repo, utcnow
-from atlas.stores.locks import LockAttempt, LockStore, lock_id_for
+from atlas.models import CommandName, Job, JobStatus, PlanSummary, Project, PullRequest, Repo, VCSHost, utcnow
+from atlas.stores.locks import LockAttempt, LockStore, lock_id_for, lock_id_parts
 from atlas.stores.plans import PlanRecord
 from atlas.stores.policy import PolicyApprovalRecord, PolicyCheckRecord
 from atlas.stores.pulls import ProjectPhase, ProjectState
@@ -447,6 +447,52 @@ def test_locks_of_other_repositories_are_separate_and_listed_in_order(store: Loc
         ("acme/infra", "network"),
     ]
     assert [lock.project for lock in store.for_pull("acme/infra", 1)] == [APP, NETWORK]
+
+
+GITLAB_REPO = Repo(full_name="acme/infra", clone_url="https://gitlab.example.com/acme/infra.git",
+                  html_url="https://gitlab.example.com/acme/infra", vcs=VCSHost.GITLAB)
+"""A GitLab project with the very path of the GitHub repository `REPO`."""
+
+
+def gitlab_pull(number: int, repo: Repo = GITLAB_REPO) -> PullRequest:
+    return pull(number).model_copy(update={"repo": repo, "html_url": f"{repo.html_url}/-/merge_requests/{number}"})
+
+
+def test_a_gitlab_project_and_a_github_repository_of_one_path_hold_their_own_locks(store: LockStore) -> None:
+    github = store.acquire(pull(1), [APP], "dev1")
+    gitlab = store.acquire(gitlab_pull(1), [APP], "dev1")
+    nested = store.acquire(gitlab_pull(1, GITLAB_REPO.model_copy(update={"full_name": "acme/infra/app"})),
+                           [Project(dir="x")], "dev1")
+
+    assert github.complete and gitlab.complete and nested.complete
+    assert gitlab.acquired[0].id != github.acquired[0].id
+    assert lock_id_parts(gitlab.acquired[0].id) == ("gitlab:acme/infra", "app", "default")
+    assert lock_id_parts(nested.acquired[0].id) == ("gitlab:acme/infra/app", "x", "default")
+    assert lock_id_parts(github.acquired[0].id) == ("acme/infra", "app", "default")
+    assert gitlab.acquired[0].vcs_repo() == GITLAB_REPO.model_copy(update={"default_branch": "main"})
+    assert [lock.repo for lock in store.for_pull("gitlab:acme/infra", 1)] == ["gitlab:acme/infra"]
+
+    store.release_pull("gitlab:acme/infra", 1)
+    assert store.get("acme/infra", APP) == github.acquired[0]
+    assert store.get("gitlab:acme/infra", APP) is None
+
+
+def test_a_gitlab_merge_request_and_a_github_pull_request_of_one_path_and_number_keep_their_own_records(
+    state: StateStore,
+) -> None:
+    github, gitlab = pull(4, "a"), gitlab_pull(4).model_copy(update={"head_sha": "b" * 40})
+    state.save_pull(github)
+    state.save_pull(gitlab)
+    state.save_plan(plan_record(APP, number=4))
+    state.save_plan(plan_record(NETWORK, number=4).model_copy(update={"repo": gitlab.repo.key}))
+
+    assert state.get_pull("acme/infra", 4) == github
+    assert state.get_pull("gitlab:acme/infra", 4) == gitlab
+    assert [p.project for p in state.plans("acme/infra", 4)] == [APP]
+    assert [p.project for p in state.plans("gitlab:acme/infra", 4)] == [NETWORK]
+    assert sorted(repo.key for repo in state.known_repos()) == ["acme/infra", "gitlab:acme/infra"]
+    state.forget_pull("gitlab:acme/infra", 4)
+    assert [p.project for p in state.plans("acme/infra", 4)] == [APP]
 
 
 def race_threads(store: LockStore, racers: int) -> dict[int, LockAttempt]:

@@ -110,7 +110,7 @@ def _run(job: Job, wanted: ApiRun, ctx: CommandContext, cancel: CancelToken) -> 
     for result in results:
         audit.record(ctx.state, audit.AuditEntry(
             action=audit.AuditAction.PLAN if job.command is CommandName.PLAN else audit.AuditAction.APPLY,
-            repo=pull.repo.full_name, user="api", outcome=str(result.status), sha=pull.head_sha,
+            repo=pull.repo.key, user="api", outcome=str(result.status), sha=pull.head_sha,
             pull_number=pull.number or None, project=result.project, trigger="api", job_id=job.id,
             detail=description, output=result.output,
         ))
@@ -167,11 +167,11 @@ def _plan(ctx: CommandContext, job: Job, repo: RepoSettings, project: Project, j
 def _apply(ctx: CommandContext, job: Job, repo: RepoSettings, project: Project, joblog: JobLog,
            cancel: CancelToken) -> ProjectResult:
     pull = job.pull
-    plan = next((p for p in ctx.state.plans(pull.repo.full_name, pull.number) if p.project == project), None)
+    plan = next((p for p in ctx.state.plans(pull.repo.key, pull.number) if p.project == project), None)
     if plan is None or plan.head_sha != pull.head_sha:
         return ProjectResult(project=project, command=CommandName.APPLY, status=ProjectStatus.FAILED,
                              error=f"no plan of this project at {pull.head_sha[:7]}: POST /api/plan first")
-    holder = ctx.locks.get(pull.repo.full_name, project)
+    holder = ctx.locks.get(pull.repo.key, project)
     if holder is not None and holder.pull_number != pull.number:
         return _locked(project, holder.pull_number)
     refusals = [r for r in [policy_check.unjudged(ctx, repo, project)] if r]

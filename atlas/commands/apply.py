@@ -164,7 +164,7 @@ def apply_one(job: Job, ctx: CommandContext, repo: RepoSettings, plan: PlanRecor
 def _fetch_plan(ctx: CommandContext, job: Job, plan: PlanRecord) -> Path:
     """The saved plan from the artifact store, checked against its checksum and the pull request's head."""
     pull = job.pull
-    meta = ctx.artifacts.get(pull.repo.full_name, pull.number, plan.project)
+    meta = ctx.artifacts.get(pull.repo.key, pull.number, plan.project)
     if meta is None:
         raise ArtifactError(f"the saved plan of dir `{plan.project.dir}` workspace `{plan.project.workspace}` "
                             "is gone from the plan store")
@@ -181,7 +181,7 @@ def _plans_to_apply(job: Job, ctx: CommandContext, repo: RepoSettings, prefix: s
             f"`{prefix} apply -d DIR` (with `-w WORKSPACE` for a workspace other than default) or "
             f"`{prefix} apply -p PROJECT`."
         )
-    plans = ctx.state.plans(pull.repo.full_name, pull.number)
+    plans = ctx.state.plans(pull.repo.key, pull.number)
     if args.project:
         regexp = ctx.settings.enable_regexp_cmd
         try:
@@ -255,9 +255,9 @@ def _check_dependencies(job: Job, ctx: CommandContext, repo: RepoSettings, plans
     """`depends_on`: a project applies only after the projects it names (in this apply or before)."""
     pull = job.pull
     applying = {plan.project for plan in plans}
-    applied = {s.project for s in ctx.state.project_states(pull.repo.full_name, pull.number)
+    applied = {s.project for s in ctx.state.project_states(pull.repo.key, pull.number)
                if s.phase is ProjectPhase.APPLIED and s.head_sha == pull.head_sha}
-    planned = {p.project for p in ctx.state.plans(pull.repo.full_name, pull.number)}
+    planned = {p.project for p in ctx.state.plans(pull.repo.key, pull.number)}
     blocking: list[str] = []
     for plan in plans:
         for dependency in repo.depends_on(plan.project):
@@ -282,7 +282,7 @@ def _check_locks(job: Job, ctx: CommandContext, repo: RepoSettings, plans: list[
 def _record(job: Job, ctx: CommandContext, plan: PlanRecord, result: ProjectResult) -> None:
     pull = job.pull
     if result.ok:
-        ctx.forget_plans(pull.repo.full_name, pull.number, plan.project)
+        ctx.forget_plans(pull.repo.key, pull.number, plan.project)
         phase, detail = ProjectPhase.APPLIED, result.summary.line if result.summary else "applied"
     else:
         phase, detail = ProjectPhase.APPLY_FAILED, result.error or "apply failed"
@@ -296,7 +296,7 @@ def _automerge(job: Job, ctx: CommandContext, repo: RepoSettings) -> None:
     the repo config or in repos.yaml), delete the pull request's branch, unless it lives in a fork.
     """
     pull = job.pull
-    states = [s for s in ctx.state.project_states(pull.repo.full_name, pull.number) if s.head_sha == pull.head_sha]
+    states = [s for s in ctx.state.project_states(pull.repo.key, pull.number) if s.head_sha == pull.head_sha]
     if not states or any(s.phase is not ProjectPhase.APPLIED for s in states):
         return
     method = ctx.settings.automerge_method

@@ -19,9 +19,9 @@ STATUS_CONTEXT = "atlas/apply"
 def unapplied(ctx: CommandContext, job: Job) -> list[Project]:
     """Projects whose latest plan at the pull request's head has changes that are not applied."""
     pull = job.pull
-    planned = {s.project for s in ctx.state.project_states(pull.repo.full_name, pull.number)
+    planned = {s.project for s in ctx.state.project_states(pull.repo.key, pull.number)
                if s.head_sha == pull.head_sha and s.phase is ProjectPhase.PLANNED}
-    return sorted((plan.project for plan in ctx.state.plans(pull.repo.full_name, pull.number)
+    return sorted((plan.project for plan in ctx.state.plans(pull.repo.key, pull.number)
                    if plan.project in planned and plan.head_sha == pull.head_sha and plan.summary.has_changes),
                   key=lambda project: (project.dir, project.workspace))
 

@@ -31,7 +31,7 @@ def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
         return _reply(job, ctx, JobStatus.FAILED, (
             "This atlas server does not run policy checks (`--enable-policy-checks` and repos.yaml `policies:`), "
             "so there is nothing to approve."))
-    checked = [c.project for c in ctx.state.policy_checks(pull.repo.full_name, pull.number)
+    checked = [c.project for c in ctx.state.policy_checks(pull.repo.key, pull.number)
                if c.head_sha == pull.head_sha]
     projects = [p for p in checked if _selected(job, p)]
     if not projects:
@@ -41,7 +41,7 @@ def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
             f"comment `{prefix} plan` first."))
 
     if args.clear_policy_approval:
-        removed = sum(ctx.state.remove_policy_approvals(pull.repo.full_name, pull.number, p, user) for p in projects)
+        removed = sum(ctx.state.remove_policy_approvals(pull.repo.key, pull.number, p, user) for p in projects)
         for project in projects:
             _audit(ctx, job, AuditAction.POLICY_APPROVAL_WITHDRAWN, project, user, "withdrawn", "")
         withdrawn = [f"Withdrew {removed} policy approval(s) by @{user}." if removed
@@ -73,7 +73,7 @@ def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
                              f"{describe_owners(set_standing.owners)}.")
                 continue
             ctx.state.add_policy_approval(PolicyApprovalRecord(
-                repo=pull.repo.full_name, pull_number=pull.number, project=entry.project, policy_set=name,
+                repo=pull.repo.key, pull_number=pull.number, project=entry.project, policy_set=name,
                 user=user, head_sha=pull.head_sha))
             _audit(ctx, job, AuditAction.POLICY_APPROVAL, entry.project, user, "approved", name)
             approved_any = True
@@ -127,7 +127,7 @@ def _set_status(job: Job, ctx: CommandContext, projects: list[Project]) -> None:
 def _audit(ctx: CommandContext, job: Job, action: AuditAction, project: Project, user: str, outcome: str,
            policy_set: str) -> None:
     pull = job.pull
-    record(ctx.state, AuditEntry(action=action, repo=pull.repo.full_name, user=user, outcome=outcome, sha=pull.head_sha,
+    record(ctx.state, AuditEntry(action=action, repo=pull.repo.key, user=user, outcome=outcome, sha=pull.head_sha,
                            pull_number=pull.number, project=project, trigger="comment", job_id=job.id,
                            detail=policy_set))
 

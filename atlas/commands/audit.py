@@ -42,7 +42,7 @@ def entry_for_job(action: AuditAction, job: Job, outcome: str, detail: str) -> A
         trigger = str(job.command)
     return AuditEntry(
         action=action,
-        repo=pull.repo.full_name,
+        repo=pull.repo.key,
         user=job.requested_by or (pull.merged_by if after_merge else "") or pull.author or "unknown",
         outcome=outcome,
         sha=pull.merge_commit_sha if after_merge else pull.head_sha,

@@ -31,7 +31,7 @@ def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
     released, plans, left = release_pull(ctx, job)
     shutil.rmtree(ctx.plans_dir(pull), ignore_errors=True)
     ctx.working_copies.remove_pull(pull.repo, pull.number)
-    ctx.state.forget_pull(pull.repo.full_name, pull.number)
+    ctx.state.forget_pull(pull.repo.key, pull.number)
     ctx.state.save_pull(pull)
     projects = sorted(released | plans, key=lambda p: (p.dir, p.workspace))
     if projects or left:

@@ -161,4 +161,4 @@ class CommandContext:
         return removed
 
     def plans_dir(self, pull: PullRequest) -> Path:
-        return self.settings.data_dir / "plans" / pull_dir(pull.repo.full_name, pull.number)
+        return self.settings.data_dir / "plans" / pull_dir(pull.repo.key, pull.number)

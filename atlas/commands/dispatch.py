@@ -107,7 +107,7 @@ def _run_job(job: Job, ctx: CommandContext, token: CancelToken) -> None:
 def _refusal(job: Job, ctx: CommandContext) -> CommandOutcome | None:
     """Refuse a command its author may not run, or a fork's code the server will not run."""
     waiting_for_merge_apply = job.pull.merged and bool(
-        ctx.locks.for_pull(job.pull.repo.full_name, job.pull.number))
+        ctx.locks.for_pull(job.pull.repo.key, job.pull.number))
     if (job.comment_id is not None and not job.pull.is_open and job.command in RUNS_PULL_REQUEST_CODE
             and not (job.command is CommandName.APPLY and waiting_for_merge_apply)):
         ctx.vcs.post_comment(job.pull.repo, job.pull.number, render_error_comment(

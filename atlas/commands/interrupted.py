@@ -59,10 +59,10 @@ def report_interrupted(ctx: CommandContext, job: Job, why: str) -> None:
 def settle_locks(ctx: CommandContext, job: Job) -> tuple[list[ProjectLock], list[ProjectLock]]:
     """The locks only `job` held (it took them): (released, kept by the pull request)."""
     pull = job.pull
-    taken = [lock for lock in ctx.locks.for_pull(pull.repo.full_name, pull.number) if lock.job_id == job.id]
+    taken = [lock for lock in ctx.locks.for_pull(pull.repo.key, pull.number) if lock.job_id == job.id]
     if not taken:
         return [], []
-    planned = {plan.project for plan in ctx.state.plans(pull.repo.full_name, pull.number)}
+    planned = {plan.project for plan in ctx.state.plans(pull.repo.key, pull.number)}
     released: list[ProjectLock] = []
     kept: list[ProjectLock] = []
     for lock in taken:

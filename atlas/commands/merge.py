@@ -63,8 +63,8 @@ def settings_at_merge(ctx: CommandContext, job: Job) -> RepoSettings:
 
 def projects_applying_on_merge(ctx: CommandContext, pull: PullRequest, repo: RepoSettings) -> list[Project]:
     """The projects of a pull request that apply on merge (those it planned or tried to plan)."""
-    planned = {plan.project for plan in ctx.state.plans(pull.repo.full_name, pull.number) if not plan.after_merge}
-    tried = {state.project for state in ctx.state.project_states(pull.repo.full_name, pull.number)}
+    planned = {plan.project for plan in ctx.state.plans(pull.repo.key, pull.number) if not plan.after_merge}
+    tried = {state.project for state in ctx.state.project_states(pull.repo.key, pull.number)}
     return sorted((p for p in planned | tried if repo.apply_on_merge(p) != "false"),
                   key=lambda p: (p.dir, p.workspace))
 
@@ -74,7 +74,7 @@ def apply_on_merge(job: Job, ctx: CommandContext, cancel: CancelToken, repo: Rep
              projects: list[Project]) -> CommandOutcome:
     """The merge of a pull request with projects that apply on merge."""
     pull = job.pull
-    reviewed = {plan.project: plan for plan in ctx.state.plans(pull.repo.full_name, pull.number)
+    reviewed = {plan.project: plan for plan in ctx.state.plans(pull.repo.key, pull.number)
                 if not plan.after_merge}
     never_planned = [p for p in projects if p not in reviewed]
     if never_planned:
@@ -94,7 +94,7 @@ def apply_merged(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandO
     """`atlas apply` on a merged pull request: plan the merge commit again and apply it, no comparison."""
     pull = job.pull
     repo = settings_at_merge(ctx, job)
-    held = sorted({lock.project for lock in ctx.locks.for_pull(pull.repo.full_name, pull.number)},
+    held = sorted({lock.project for lock in ctx.locks.for_pull(pull.repo.key, pull.number)},
                   key=lambda p: (p.dir, p.workspace))
     targets = [p for group in repo.ordered(held) for p in group if _matches(job, p)]
     if not targets:
@@ -102,7 +102,7 @@ def apply_merged(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandO
             "atlas did not apply", "This pull request is merged and holds no lock waiting for an apply: "
             "there is nothing left to apply."))
         return CommandOutcome(JobStatus.SUCCEEDED, "refused: nothing to apply after merge")
-    reviewed = {plan.project: plan for plan in ctx.state.plans(pull.repo.full_name, pull.number)}
+    reviewed = {plan.project: plan for plan in ctx.state.plans(pull.repo.key, pull.number)}
     records = [reviewed.get(p) or _placeholder(pull, p) for p in targets]
     return _plan_and_apply(job, ctx, cancel, repo, records, compare=False)
 
@@ -140,7 +140,7 @@ def _plan_and_apply(job: Job, ctx: CommandContext, cancel: CancelToken, repo: Re
             continue
         changes = planned_changes(show_json(ctx.terraform, workdir, project, planfile, joblog))
         ctx.state.save_plan(PlanRecord(
-            repo=pull.repo.full_name, pull_number=pull.number, project=project, head_sha=sha,
+            repo=pull.repo.key, pull_number=pull.number, project=project, head_sha=sha,
             summary=result.summary, job_id=job.id, changes=dump_changes(changes),
             after_merge=True,
         ))
@@ -178,7 +178,7 @@ def _plan_and_apply(job: Job, ctx: CommandContext, cancel: CancelToken, repo: Re
         if outcome.ok:
             record_phase(ctx, job, project, ProjectPhase.APPLIED,
                          f"applied merge commit {sha[:7]} merged by {pull.merged_by or 'unknown'}", head_sha=sha)
-            ctx.forget_plans(pull.repo.full_name, pull.number, project)
+            ctx.forget_plans(pull.repo.key, pull.number, project)
             planfile.unlink(missing_ok=True)
             _release(ctx, pull, project)
         else:
@@ -208,7 +208,7 @@ def _plan_and_apply(job: Job, ctx: CommandContext, cancel: CancelToken, repo: Re
                                                         else CommitState.FAILURE)
     ctx.vcs.set_status(pull.repo, sha, state, STATUS_CONTEXT, description, target_url=ctx.job_url(job.id))
     log.info("merge of %s: %s", pull.key, description)
-    if not ctx.locks.for_pull(pull.repo.full_name, pull.number):
+    if not ctx.locks.for_pull(pull.repo.key, pull.number):
         _clean_up(ctx, pull)
     return CommandOutcome(JobStatus.FAILED if failed else JobStatus.SUCCEEDED, description)
 
@@ -228,18 +228,18 @@ def _matches(job: Job, project: Project) -> bool:
 
 def _placeholder(pull: PullRequest, project: Project) -> PlanRecord:
     """A project to plan again after merge whose reviewed plan is gone (e.g. a retry after a failure)."""
-    return PlanRecord(repo=pull.repo.full_name, pull_number=pull.number, project=project, head_sha="",
+    return PlanRecord(repo=pull.repo.key, pull_number=pull.number, project=project, head_sha="",
                       job_id="")
 
 
 def _release(ctx: CommandContext, pull: PullRequest, project: Project) -> None:
-    release = ctx.locks.release(lock_id_for(pull.repo.full_name, project))
+    release = ctx.locks.release(lock_id_for(pull.repo.key, project))
     plan_for_new_holders(ctx, release)
 
 
 def _clean_up(ctx: CommandContext, pull: PullRequest) -> None:
     """Everything of the pull request is applied or given up: delete what it left on disk."""
-    ctx.forget_plans(pull.repo.full_name, pull.number)
+    ctx.forget_plans(pull.repo.key, pull.number)
     shutil.rmtree(ctx.plans_dir(pull), ignore_errors=True)
     ctx.working_copies.remove_pull(pull.repo, pull.number)
 

@@ -19,7 +19,7 @@ def record_phase(ctx: CommandContext, job: Job, project: Project, phase: Project
                  *, head_sha: str | None = None) -> None:
     """Where `project` of the job's pull request stands now (at `head_sha`, by default its head)."""
     pull = job.pull
-    ctx.state.set_project_state(pull.repo.full_name, pull.number, ProjectState(
+    ctx.state.set_project_state(pull.repo.key, pull.number, ProjectState(
         project=project, phase=phase, head_sha=head_sha or pull.head_sha, job_id=job.id,
         detail=detail.splitlines()[0] if detail else "", updated_at=utcnow(),
     ))

@@ -248,7 +248,7 @@ def _wait_for_lock(job: Job, ctx: CommandContext, project: Project, holder: Proj
     position = ctx.locks.wait_for(pull, project, job.requested_by or pull.author)
     if position == 0:
         # Released between acquire and wait_for: this pull request holds it now, so plan it next.
-        lock = ctx.locks.get(pull.repo.full_name, project)
+        lock = ctx.locks.get(pull.repo.key, project)
         if lock is not None and lock.pull_number == pull.number:
             submit_handoff_plan(ctx, lock)
     record_phase(ctx, job, project, ProjectPhase.WAITING, f"#{holder.pull_number}")
@@ -276,7 +276,7 @@ def record_plan(job: Job, ctx: CommandContext, repo: RepoSettings, result: Proje
             # What was reviewed, kept to compare with the plan of the merge commit.
             changes = dump_changes(planned_changes(show_json(ctx.terraform, workdir, project, planfile, joblog)))
         record = PlanRecord.for_file(
-            planfile, repo=pull.repo.full_name, pull_number=pull.number, project=project, head_sha=pull.head_sha,
+            planfile, repo=pull.repo.key, pull_number=pull.number, project=project, head_sha=pull.head_sha,
             terraform_version=repo.project(project).terraform_version or "", job_id=job.id, summary=result.summary,
             changes=changes)
         # The file is shared with every worker (the apply may run on another host); the record says what it is.
@@ -284,7 +284,7 @@ def record_plan(job: Job, ctx: CommandContext, repo: RepoSettings, result: Proje
         ctx.state.save_plan(record)
         phase, detail = ProjectPhase.PLANNED, result.summary.line
     else:
-        ctx.forget_plans(pull.repo.full_name, pull.number, project)
+        ctx.forget_plans(pull.repo.key, pull.number, project)
         planfile.unlink(missing_ok=True)
         phase, detail = ProjectPhase.PLAN_FAILED, result.error or "plan failed"
     record_phase(ctx, job, project, phase, detail)
@@ -293,7 +293,7 @@ def record_plan(job: Job, ctx: CommandContext, repo: RepoSettings, result: Proje
 def _post_plan_comment(job: Job, ctx: CommandContext, results: list[ProjectResult], notes: list[str]) -> None:
     pull = job.pull
     if ctx.settings.hide_prev_plan_comments:
-        for node_id in ctx.state.take_comment_records(pull.repo.full_name, pull.number, "plan"):
+        for node_id in ctx.state.take_comment_records(pull.repo.key, pull.number, "plan"):
             try:
                 ctx.vcs.hide_comment(node_id, "OUTDATED", repo=pull.repo)
             except Exception as error:  # hiding is cosmetic; the new plan must still be posted
@@ -310,7 +310,7 @@ def _post_plan_comment(job: Job, ctx: CommandContext, results: list[ProjectResul
                               limit=ctx.comment_limit(pull.repo)):
         posted = ctx.vcs.post_comment(pull.repo, pull.number, part)
         if posted.node_id:
-            ctx.state.add_comment_record(pull.repo.full_name, pull.number, "plan", posted.node_id)
+            ctx.state.add_comment_record(pull.repo.key, pull.number, "plan", posted.node_id)
 
 
 def _discard_approvals(job: Job, ctx: CommandContext) -> None:
@@ -343,7 +343,7 @@ def _set_project_status(job: Job, ctx: CommandContext, result: ProjectResult) ->
 def _set_summary_status(job: Job, ctx: CommandContext) -> CommandOutcome:
     """`atlas/plan` from the latest state of every project of the pull request at this head."""
     pull = job.pull
-    states = [s for s in ctx.state.project_states(pull.repo.full_name, pull.number) if s.head_sha == pull.head_sha]
+    states = [s for s in ctx.state.project_states(pull.repo.key, pull.number) if s.head_sha == pull.head_sha]
     planned = sum(1 for s in states if s.phase in (ProjectPhase.PLANNED, ProjectPhase.APPLIED))
     failed = sum(1 for s in states if s.phase in (ProjectPhase.PLAN_FAILED, ProjectPhase.APPLY_FAILED))
     waiting = [s for s in states if s.phase is ProjectPhase.WAITING]

@@ -76,11 +76,11 @@ def check_project(ctx: CommandContext, job: Job, repo: RepoSettings, project: Pr
         for problem in result.errors:
             joblog.write(f"atlas: policy set {result.policy_set}: {problem}")
     ctx.state.save_policy_check(PolicyCheckRecord(
-        repo=pull.repo.full_name, pull_number=pull.number, project=project, head_sha=pull.head_sha,
+        repo=pull.repo.key, pull_number=pull.number, project=project, head_sha=pull.head_sha,
         results=_RESULTS.dump_json(results).decode()))
     failing = [r for r in results if not r.passed]
     record(ctx.state, AuditEntry(
-        action=AuditAction.POLICY_CHECK, repo=pull.repo.full_name, user=job.requested_by or pull.author,
+        action=AuditAction.POLICY_CHECK, repo=pull.repo.key, user=job.requested_by or pull.author,
         outcome="failed" if failing else "passed", sha=pull.head_sha, pull_number=pull.number, project=project,
         trigger=job.command.value, job_id=job.id,
         detail="; ".join(f"{r.policy_set}: {r.outcome.value}" for r in results),
@@ -100,12 +100,12 @@ def gate_merge_plan(ctx: CommandContext, job: Job, repo: RepoSettings, project: 
     pull = job.pull
     results = _evaluate(ctx, policies, repo, project, workdir, planfile, joblog)
     approvals = [PolicyApproval(policy_set=a.policy_set, user=a.user, head_sha=a.head_sha)
-                 for a in ctx.state.policy_approvals(pull.repo.full_name, pull.number) if a.project == project]
+                 for a in ctx.state.policy_approvals(pull.repo.key, pull.number) if a.project == project]
     verdict = standing(results, approvals, policies, head_sha=pull.head_sha, pull_author=pull.author)
     if verdict.allows_apply:
         return None
     record(ctx.state, AuditEntry(
-        action=AuditAction.POLICY_CHECK, repo=pull.repo.full_name, user=pull.merged_by or pull.author,
+        action=AuditAction.POLICY_CHECK, repo=pull.repo.key, user=pull.merged_by or pull.author,
         outcome="failed", sha=pull.merge_commit_sha, pull_number=pull.number, project=project, trigger="merge",
         job_id=job.id, detail="; ".join(f"{s.result.policy_set}: {s.result.outcome.value}" for s in verdict.blocking)))
     return refusal(project.label, verdict.blocking, command_prefix=ctx.settings.comment_prefix[0])
@@ -131,9 +131,9 @@ def current_standings(ctx: CommandContext, pull: PullRequest, projects: Iterable
     """Each project's standing from the state store (shared by every worker)."""
     policies = policies_of(ctx)
     assert policies is not None
-    checks = {c.project: c for c in ctx.state.policy_checks(pull.repo.full_name, pull.number)}
+    checks = {c.project: c for c in ctx.state.policy_checks(pull.repo.key, pull.number)}
     by_project: dict[Project, list[PolicyApproval]] = {}
-    for approval in ctx.state.policy_approvals(pull.repo.full_name, pull.number):
+    for approval in ctx.state.policy_approvals(pull.repo.key, pull.number):
         by_project.setdefault(approval.project, []).append(PolicyApproval(
             policy_set=approval.policy_set, user=approval.user, head_sha=approval.head_sha))
     standings = []
@@ -189,7 +189,7 @@ def report(ctx: CommandContext, job: Job, checks: Sequence[tuple[Project, Policy
 def set_summary_status(ctx: CommandContext, job: Job) -> None:
     """`atlas/policy_check` from every project checked at the pull request's head, approvals counted."""
     pull = job.pull
-    projects = [c.project for c in ctx.state.policy_checks(pull.repo.full_name, pull.number)
+    projects = [c.project for c in ctx.state.policy_checks(pull.repo.key, pull.number)
                 if c.head_sha == pull.head_sha]
     standings = [e.standing for e in current_standings(ctx, pull, projects) if e.standing is not None]
     if not standings:

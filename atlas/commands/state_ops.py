@@ -59,7 +59,7 @@ def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
                                               ctx.token_for(pull.repo),
                                               log=joblog)
     result = run_project_stage(ctx, job, repo, project, project_dir, ctx.planfile(pull, project), joblog, cancel)
-    discarded = ctx.forget_plans(pull.repo.full_name, pull.number, project)
+    discarded = ctx.forget_plans(pull.repo.key, pull.number, project)
     output = result.output.strip() or result.error or ""
     fence = fence_for(output)
     lines = [f"Ran {TITLES[job.command]} for dir: `{project.dir}` workspace: `{project.workspace}`", "",

@@ -54,9 +54,9 @@ def run(job: Job, ctx: CommandContext, cancel: CancelToken) -> CommandOutcome:
 def release_pull(ctx: CommandContext, job: Job) -> tuple[set[Project], set[Project], list[Project]]:
     """Release the pull request's locks (handing them to waiters), delete its plans, leave its queues."""
     pull = job.pull
-    left = ctx.locks.leave_queues(pull.repo.full_name, pull.number)
-    release = ctx.locks.release_pull(pull.repo.full_name, pull.number)
-    plans = ctx.forget_plans(pull.repo.full_name, pull.number)
+    left = ctx.locks.leave_queues(pull.repo.key, pull.number)
+    release = ctx.locks.release_pull(pull.repo.key, pull.number)
+    plans = ctx.forget_plans(pull.repo.key, pull.number)
     plan_for_new_holders(ctx, release)
     return {lock.project for lock in release.released}, {plan.project for plan in plans}, left
 

@@ -195,7 +195,7 @@ def _check_all(
         lanes.setdefault((target.project.dir, target.project.workspace), []).append(target)
 
     previous = {(r.project.dir, r.project.workspace, r.project.name): r
-                for r in ctx.state.drift_records(targets[0].repo.full_name)} if targets else {}
+                for r in ctx.state.drift_records(targets[0].repo.key)} if targets else {}
 
     def run_lane(lane: list[DriftTarget]) -> list[DriftRecord]:
         return [check_project(ctx, t, workdirs[t.project.workspace], trigger=trigger, user=user,
@@ -226,7 +226,7 @@ def check_project(
     name = component(target.project)
     planfile = drift_path(ctx, target.repo, "plans", f"{name}/{name}.tfplan")
     planfile.parent.mkdir(parents=True, exist_ok=True)
-    record = DriftRecord(repo=target.repo.full_name, project=target.project, sha=target.sha,
+    record = DriftRecord(repo=target.repo.key, project=target.project, sha=target.sha,
                          status=DriftStatus.FAILED, trigger=trigger)
     try:
         with job.following(joblog, target.project.label):

@@ -126,7 +126,7 @@ def report_interrupted(ctx: CommandContext, job: Job, why: str) -> None:
 
 def release_locks(ctx: CommandContext, job: Job) -> list[ProjectLock]:
     """Release the locks only `job` held (a remediation it ran took them); those released."""
-    taken = [lock for lock in ctx.locks.for_pull(job.pull.repo.full_name, DRIFT_PULL_NUMBER) if lock.job_id == job.id]
+    taken = [lock for lock in ctx.locks.for_pull(job.pull.repo.key, DRIFT_PULL_NUMBER) if lock.job_id == job.id]
     released: list[ProjectLock] = []
     for lock in taken:
         try:

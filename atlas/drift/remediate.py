@@ -55,7 +55,7 @@ def remediate(ctx: CommandContext, target: DriftTarget, workdir: Path, planfile:
                                    workdir=workdir, project=project, planfile=planfile, log=joblog, context=context,
                                    cancel=cancel)
             finally:
-                release = ctx.locks.release(lock_id_for(repo.full_name, project))
+                release = ctx.locks.release(lock_id_for(repo.key, project))
                 plan_for_new_holders(ctx, release)
             if result.ok:
                 remediation = Remediation(status=RemediationStatus.APPLIED, output=result.output,
@@ -79,7 +79,7 @@ def _refusal(ctx: CommandContext, target: DriftTarget, record: DriftRecord) -> R
         return Remediation(status=RemediationStatus.REFUSED, detail=(
             f"the plan destroys {destroys} resource{'s' if destroys != 1 else ''}; atlas applies a plan that "
             "destroys only with `remediate_destroy: true`"))
-    holder = ctx.locks.get(target.repo.full_name, target.project)
+    holder = ctx.locks.get(target.repo.key, target.project)
     if holder is not None:
         return waiting(holder.pull_number)
     return None
@@ -95,7 +95,7 @@ def _policy_refusal(ctx: CommandContext, target: DriftTarget, workdir: Path, pla
     results = evaluate_plan(policies, target.settings, runner, workdir, planfile, joblog, ctx.policy_cache)
     failing = [result for result in results if not result.passed]
     audit.record(ctx.state, AuditEntry(
-        action=AuditAction.POLICY_CHECK, repo=target.repo.full_name, user=user, trigger=trigger,
+        action=AuditAction.POLICY_CHECK, repo=target.repo.key, user=user, trigger=trigger,
         outcome="failed" if failing else "passed", sha=target.sha, project=target.project,
         detail="; ".join(f"{r.policy_set}: {r.outcome.value}" for r in results),
         output="\n".join(f"{r.policy_set}: {line}" for r in failing for line in _problems(r))))

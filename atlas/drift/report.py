@@ -112,7 +112,7 @@ def record_remediation(ctx: CommandContext, target: DriftTarget, record: DriftRe
                        *, user: str, trigger: str) -> None:
     """The audit log's entry for a remediation: the plan, and what applying it printed."""
     audit.record(ctx.state, AuditEntry(
-        action=AuditAction.REMEDIATION, repo=target.repo.full_name, user=user, trigger=trigger,
+        action=AuditAction.REMEDIATION, repo=target.repo.key, user=user, trigger=trigger,
         outcome=remediation.status.value, sha=target.sha, project=target.project, detail=remediation.detail,
         plan=record.output, output=remediation.output,
     ))
@@ -133,7 +133,7 @@ def check_detail(record: DriftRecord) -> str:
 
 def set_repo_status(ctx: CommandContext, repo: Repo, sha: str, *, error: str | None = None) -> None:
     """`atlas/drift` on the head: from the latest check of every project at that commit."""
-    records = [record for record in ctx.state.drift_records(repo.full_name) if record.sha == sha]
+    records = [record for record in ctx.state.drift_records(repo.key) if record.sha == sha]
     failed = sum(1 for record in records if record.status is DriftStatus.FAILED)
     drifted = sum(1 for record in records if record.status is DriftStatus.DRIFTED)
     remediated = sum(1 for record in records if record.status is DriftStatus.REMEDIATED)

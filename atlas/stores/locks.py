@@ -15,24 +15,49 @@ the server plans the waiter.
 from __future__ import annotations
 
 import base64
+import binascii
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from atlas.models import Project, PullRequest, Repo, VCSHost, utcnow
+from atlas.models import Project, PullRequest, Repo, VCSHost, repo_key, split_repo_key, utcnow
 
 
 def lock_id_for(repo: str, project: Project) -> str:
-    """The lock's stable, URL-safe id: base64url of `OWNER/NAME/DIR/WORKSPACE`, without padding.
+    """The lock's stable, URL-safe id: base64url of `REPO_KEY/DIR/WORKSPACE` (`Repo.key`), without padding.
 
     base64url rather than percent-escaping, because web servers decode `%2F` before routing
-    `/locks/<id>`. The text is unambiguous: the repository is the first two segments and a
-    workspace name holds no slash.
+    `/locks/<id>`. The text is unambiguous: a GitHub repository is the first two segments, a GitLab
+    project's path (any number of segments, never a colon) ends at the colon after its `gitlab:`
+    prefix, and a workspace name holds no slash.
     """
-    text = f"{repo}/{project.dir}/{project.workspace}"
+    _, vcs = split_repo_key(repo)
+    separator = ":" if vcs is VCSHost.GITLAB else "/"
+    text = f"{repo}{separator}{project.dir}/{project.workspace}"
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def lock_id_parts(lock_id: str) -> tuple[str, str, str] | None:
+    """The repository key, dir and workspace a `lock_id_for` id names, or None when it is not one."""
+    try:
+        text = base64.urlsafe_b64decode(lock_id + "=" * (-len(lock_id) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    path, vcs = split_repo_key(text)
+    if vcs is VCSHost.GITLAB:
+        repo, colon, rest = path.partition(":")
+        if not colon:
+            return None
+        repo = repo_key(repo, vcs)
+    else:
+        owner, name, rest = [*text.split("/", 2), "", ""][:3]
+        repo = f"{owner}/{name}"
+    project_dir, slash, workspace = rest.rpartition("/")
+    if not (slash and project_dir and workspace and repo.strip("/") == repo and "//" not in repo):
+        return None
+    return repo, project_dir, workspace
 
 
 class ProjectLock(BaseModel):
@@ -42,6 +67,7 @@ class ProjectLock(BaseModel):
 
     id: str
     repo: str
+    """The repository's key (`Repo.key`): `OWNER/NAME`, or `gitlab:GROUP/…/PROJECT`."""
     project: Project
     pull_number: int
     pull_url: str
@@ -60,8 +86,8 @@ class ProjectLock(BaseModel):
         """The lock `pull` holds (or would hold) on `project`, taken now because of `user` (by job `job_id`)."""
         return cls(
             job_id=job_id,
-            id=lock_id_for(pull.repo.full_name, project),
-            repo=pull.repo.full_name,
+            id=lock_id_for(pull.repo.key, project),
+            repo=pull.repo.key,
             project=project,
             pull_number=pull.number,
             pull_url=pull.html_url,
@@ -80,8 +106,8 @@ class ProjectLock(BaseModel):
     def vcs_repo(self) -> Repo:
         """The holder's repository, enough for a VCS client to comment on the pull request."""
         html_url = self.repo_html_url or self.pull_url.rsplit("/pull/", 1)[0]
-        return Repo(full_name=self.repo, html_url=html_url, clone_url=self.repo_clone_url or f"{html_url}.git",
-                    vcs=self.repo_vcs)
+        return Repo(full_name=split_repo_key(self.repo)[0], html_url=html_url,
+                    clone_url=self.repo_clone_url or f"{html_url}.git", vcs=self.repo_vcs)
 
 
 class LockAttempt(BaseModel):

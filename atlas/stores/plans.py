@@ -22,7 +22,7 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from atlas.models import PlanSummary, Project, utcnow
+from atlas.models import PlanSummary, Project, VCSHost, split_repo_key, utcnow
 
 _REPO = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+){1,20}")
 """`OWNER/NAME` on GitHub, `group[/subgroup…]/project` on GitLab."""
@@ -166,15 +166,18 @@ def file_digest(path: Path) -> tuple[str, int]:
 
 
 def pull_dir(repo: str, pull_number: int) -> str:
-    """`OWNER/NAME/PR`, after checking `repo` is a plain `owner/name` (it becomes a path and a key).
+    """`OWNER/NAME/PR` for a repository key (`Repo.key`), after checking it (it becomes a path and a key).
 
-    A GitLab path's `subgroup/project` rest is one segment (`subgroup%2Fproject`), so the plans of
-    `group/app` never sit inside those of `group/app/…`'s merge requests.
+    A GitLab project's plans sit under `.gitlab/GROUP/REST/PR`, apart from GitHub's, with the path's
+    `subgroup/project` rest as one segment (`subgroup%2Fproject`), so the plans of `group/app` never
+    sit inside those of `group/app/…`'s merge requests.
     """
-    if not _REPO.fullmatch(repo) or any(part in (".", "..") for part in repo.split("/")):
+    path, vcs = split_repo_key(repo)
+    if not _REPO.fullmatch(path) or any(part in (".", "..") for part in path.split("/")):
         raise ValueError(f"not a repository name of the form owner/name: {repo!r}")
-    owner, _, name = repo.partition("/")
-    return f"{owner}/{name.replace('/', '%2F')}/{pull_number}"
+    owner, _, name = path.partition("/")
+    where = f"{owner}/{name.replace('/', '%2F')}/{pull_number}"
+    return f".gitlab/{where}" if vcs is VCSHost.GITLAB else where
 
 
 def forget_plans(

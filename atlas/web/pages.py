@@ -6,8 +6,6 @@ Pages are Jinja templates in `atlas/templates/web/` over what the stores know; t
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
 import logging
 import re
@@ -21,9 +19,9 @@ from markupsafe import Markup
 
 from atlas import __version__
 from atlas.commands.unlock import LockChanged, discard_and_unlock, holder_token
-from atlas.models import JobStatus, Project, PullRequest, utcnow
+from atlas.models import JobStatus, Project, PullRequest, VCSHost, split_repo_key, utcnow
 from atlas.stores.jobs import JobRecord
-from atlas.stores.locks import ProjectLock
+from atlas.stores.locks import ProjectLock, lock_id_parts
 from atlas.stores.plans import PlanRecord
 from atlas.stores.pulls import ProjectState
 from atlas.web.ansi import ansi_to_html, strip_ansi
@@ -136,6 +134,9 @@ JOB_ID = re.compile(r"[0-9a-f]{16}")
 
 REPO_PART = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 
+MAX_GITLAB_DEPTH = 21
+"""A GitLab project path: a group, up to 20 levels of subgroups, and the project."""
+
 MAX_PULL_NUMBER = 2**31 - 1
 """GitHub's pull request numbers are 32-bit."""
 
@@ -217,14 +218,11 @@ def _released_banner() -> str | None:
 
 def describe_lock_id(lock_id: str) -> str | None:
     """`acme/infra app (workspace default)` from a lock id, or None when it is not one."""
-    try:
-        text = base64.urlsafe_b64decode(lock_id + "=" * (-len(lock_id) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+    parts = lock_id_parts(lock_id)
+    if parts is None:
         return None
-    parts = text.split("/")
-    if len(parts) < 4:
-        return None
-    return f"{parts[0]}/{parts[1]} {'/'.join(parts[2:-1])} (workspace {parts[-1]})"
+    repo, project_dir, workspace = parts
+    return f"{repo} {project_dir} (workspace {workspace})"
 
 
 @pages.get("/locks/<lock_id>")
@@ -397,17 +395,21 @@ class ProjectRow:
     waiting_position: int | None = None
 
 
-@pages.get("/pulls/<owner>/<name>/<int:number>")
-def pull_page(owner: str, name: str, number: int) -> Response:
-    if not (REPO_PART.fullmatch(owner) and REPO_PART.fullmatch(name)):
-        return not_found("Unknown pull request", "This is not the address of a repository: OWNER/NAME.")
+@pages.get("/pulls/<path:repo>/<int:number>")
+def pull_page(repo: str, number: int) -> Response:
+    """A pull request's page; `repo` is its repository's key (`OWNER/NAME`, or `gitlab:GROUP/…/PROJECT`)."""
+    path, vcs = split_repo_key(repo)
+    parts = path.split("/")
+    if not (len(parts) == 2 or (vcs is VCSHost.GITLAB and 2 <= len(parts) <= MAX_GITLAB_DEPTH)) or not all(
+            REPO_PART.fullmatch(part) for part in parts):
+        return not_found("Unknown pull request",
+                         "This is not the address of a repository: OWNER/NAME, or gitlab:GROUP/…/PROJECT.")
     if not 1 <= number <= MAX_PULL_NUMBER:
         return not_found("Unknown pull request", f"#{number} cannot be a pull request number.")
     site = current_site()
-    repo = f"{owner}/{name}"
     state, locks = site.ctx.state, site.ctx.locks
     pull: PullRequest | None = state.get_pull(repo, number)
-    jobs = [r for r in state.jobs(limit=PULL_JOBS_SCANNED) if r.job.pull.repo.full_name == repo
+    jobs = [r for r in state.jobs(limit=PULL_JOBS_SCANNED) if r.job.pull.repo.key == repo
             and r.job.pull.number == number][:RECENT_JOBS]
     rows: dict[tuple[str, str], ProjectRow] = {}
 

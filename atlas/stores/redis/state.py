@@ -146,7 +146,7 @@ class RedisStateStore:
     def save_pull(self, pull: PullRequest) -> None:
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(self._key("pull", pull.key), pull.model_dump_json())
-            pipe.hset(self._key("repos"), pull.repo.full_name, pull.repo.model_dump_json())
+            pipe.hset(self._key("repos"), pull.repo.key, pull.repo.model_dump_json())
             pipe.execute()
 
     def get_pull(self, repo: str, number: int) -> PullRequest | None:

@@ -192,7 +192,7 @@ class SQLiteStateStore:
         with self._transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO pulls (repo, number, body, updated_at) VALUES (?, ?, ?, ?)",
-                (pull.repo.full_name, pull.number, pull.model_dump_json(), utcnow().isoformat()),
+                (pull.repo.key, pull.number, pull.model_dump_json(), utcnow().isoformat()),
             )
 
     def get_pull(self, repo: str, number: int) -> PullRequest | None:
