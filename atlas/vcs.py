@@ -151,7 +151,11 @@ class VCSClient(Protocol):
     def create_issue(self, repo: Repo, title: str, body: str, labels: Sequence[str] = ()) -> Issue: ...
 
     def update_issue(self, repo: Repo, number: int, body: str) -> None:
-        """Replace the issue's body; comment on an issue with `post_comment`."""
+        """Replace the issue's body."""
+        ...
+
+    def comment_on_issue(self, repo: Repo, number: int, body: str) -> None:
+        """Comment on issue `number` (on GitHub an issue comment, as on a pull request; on GitLab an issue note)."""
         ...
 
     def close_issue(self, repo: Repo, number: int) -> None: ...
@@ -248,6 +252,9 @@ class VCSClients:
 
     def update_issue(self, repo: Repo, number: int, body: str) -> None:
         self.for_repo(repo).update_issue(repo, number, body)
+
+    def comment_on_issue(self, repo: Repo, number: int, body: str) -> None:
+        self.for_repo(repo).comment_on_issue(repo, number, body)
 
     def close_issue(self, repo: Repo, number: int) -> None:
         self.for_repo(repo).close_issue(repo, number)

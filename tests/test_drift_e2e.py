@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -35,6 +34,7 @@ from atlas.stores.jobs import JobRecord
 from tests.atlas_plugin import FIXTURES, REPO_ROOT, RunningAtlas
 from tests.commands_world import DEVELOPER, REPO, app_change, open_and_plan
 from tests.emulator import GitHubEmulator, webhook_payload
+from tests.live_copy import LiveCopy
 from tests.notify_receivers import WebhookReceiver, running
 from tests.redis_plugin import eventually, free_port
 from tests.scale_world import ScaleWorld, SlowTerraform
@@ -64,17 +64,11 @@ class DriftWorld:
         self.repos_yaml.write_text(f"repos:\n- id: {host_id}\n  drift: {drift_block}\n{extra}")
 
     def terraform(self, project: str, *args: str) -> str:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ATLAS_")}
-        done = subprocess.run(["terraform", *args, "-input=false", "-no-color"], cwd=self.live / project, env=env,
-                              capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stdout + done.stderr
-        return done.stdout
+        return LiveCopy(self.live).terraform(project, *args)
 
     def apply_live(self, project: str, *args: str) -> None:
         """`terraform apply` in the live copy: by hand, outside atlas."""
-        if not (self.live / project / ".terraform").is_dir():
-            self.terraform(project, "init")
-        self.terraform(project, "apply", "-auto-approve", *args)
+        LiveCopy(self.live).apply(project, *args)
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ATLAS_")}
@@ -124,10 +118,7 @@ def drift_world(github_emulator: GitHubEmulator, tmp_path: Path, state_dir: Path
               files: dict[str, str] | None = None) -> DriftWorld:
         github_emulator.create_repo(REPO, source_dir=FIXTURES / fixture, files=files,
                                     substitutions={"__STATE_DIR__": str(state_dir)})
-        live = tmp_path / "live" / fixture
-        shutil.copytree(FIXTURES / fixture, live)
-        for path in live.rglob("*.tf"):
-            path.write_text(path.read_text().replace("__STATE_DIR__", str(state_dir)))
+        live = LiveCopy.of(fixture, state_dir, tmp_path / "live").path
         world = DriftWorld(github_emulator, tmp_path, state_dir, live, tmp_path / "atlas-data", tmp_path / "repos.yaml")
         world.configure("{enabled: true}")
         for project in apply:

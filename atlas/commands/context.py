@@ -15,7 +15,7 @@ from pathlib import Path
 from atlas.config.server import ProjectSettings, ServerConfig
 from atlas.config.settings import Settings
 from atlas.github.checks import CheckRuns
-from atlas.models import Distribution, Job, Project, PullRequest, Repo, VCSHost
+from atlas.models import Distribution, Job, Project, PullRequest, Repo, VCSHost, split_repo_key
 from atlas.notify import Notifier
 from atlas.policy.engine import PolicySetCache
 from atlas.render.comments import COMMENT_LIMIT
@@ -123,6 +123,11 @@ class CommandContext:
         if isinstance(self.vcs, VCSClients):
             return self.vcs.for_host(host)
         return self.vcs
+
+    def repo_of_key(self, key: str) -> Repo:
+        """The repository a `Repo.key` names (`OWNER/NAME`, or `gitlab:GROUP/…/PROJECT`), as its host answers it."""
+        full_name, host = split_repo_key(key)
+        return self.vcs_for_host(host).get_repo(full_name)
 
     def comment_limit(self, repo: Repo) -> int:
         """The longest comment the repository's host takes (GitHub 65,536 characters, GitLab 1,000,000)."""

@@ -50,7 +50,7 @@ from atlas.config.valid import ApplyOnMerge
 from atlas.config.versions import VersionConstraint, VersionSyntaxError
 from atlas.gitlab.hosts import DEFAULT_HOSTNAME as DEFAULT_GITLAB_HOSTNAME
 from atlas.gitlab.hosts import HostnameError, gitlab_base_url, gitlab_host
-from atlas.models import Distribution, VCSHost
+from atlas.models import Distribution, VCSHost, repo_key
 from atlas.notify.config import HttpWebhook, SlackWebhook, parse_http_headers, parse_webhooks, webhook_secrets
 from atlas.vocabulary import KNOWN_COMMANDS
 
@@ -1008,6 +1008,14 @@ class Settings(BaseSettings):
         if vcs is VCSHost.GITLAB:
             return f"{gitlab_host(self.gitlab_hostname)}/{full_name}"
         return f"{urlsplit(self.gh_git_url).hostname}/{full_name}"
+
+    def repo_key_of_id(self, repo_id: str) -> str | None:
+        """The repository key (`models.repo_key`) of a repos.yaml id `HOST/PATH`: a project of the configured
+        GitLab when HOST is its host, else the GitHub repository `OWNER/NAME`; None when it names neither."""
+        host, _, path = repo_id.partition("/")
+        if self.gitlab_enabled and host.lower() == gitlab_host(self.gitlab_hostname).lower() and path.count("/") >= 1:
+            return repo_key(path, VCSHost.GITLAB)
+        return repo_key(path) if path.count("/") == 1 else None
 
     @property
     def github_enabled(self) -> bool:

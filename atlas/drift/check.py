@@ -142,7 +142,7 @@ def run_checks(
 
 def check_repo(
     ctx: CommandContext,
-    full_name: str,
+    key: str,
     *,
     project: str | None = None,
     schedule: str | None = None,
@@ -150,12 +150,13 @@ def check_repo(
     user: str,
     job: CheckJob | None = None,
 ) -> RepoCheck:
-    """Check one repository's projects at its default branch head, report each and set `atlas/drift`."""
-    check = RepoCheck(repo=full_name)
+    """Check the projects of one repository (`key`, a `Repo.key`) at its default branch head, report each and set
+    `atlas/drift`."""
+    check = RepoCheck(repo=key)
     job = job or CheckJob()
     repo: Repo | None = None
     try:
-        repo = ctx.vcs.get_repo(full_name)
+        repo = ctx.repo_of_key(key)
         if not ctx.settings.repo_allowed(repo.allowlist_id):
             check.error = f"{repo.allowlist_id} is not in --repo-allowlist, so atlas does not check it"
             return check
@@ -168,7 +169,7 @@ def check_repo(
             workdirs = {"default": workdir}
             for workspace in sorted({t.project.workspace for t in targets} - {"default"}):
                 workdirs[workspace] = checkout(ctx, repo, check.sha, workspace, repo_log(ctx, repo))
-            job.say(f"checking {len(targets)} project(s) of {full_name} at {repo.default_branch} {check.sha[:7]}: "
+            job.say(f"checking {len(targets)} project(s) of {key} at {repo.default_branch} {check.sha[:7]}: "
                     + (", ".join(t.project.label for t in targets) or "none has drift detection on"))
             check.records = _check_all(ctx, targets, workdirs, trigger=trigger, user=user, job=job)
         notify_check(ctx, repo, check.records)
@@ -177,9 +178,9 @@ def check_repo(
     except (VCSError, WorkingCopyError) as error:
         check.error = str(error)
     if check.error is not None:
-        log.warning("drift check of %s failed: %s", full_name, check.error)
-        job.say(f"the check of {full_name} failed: {check.error}")
-        record_failed_repo(ctx, full_name, check.sha, check.error, user=user, trigger=trigger)
+        log.warning("drift check of %s failed: %s", key, check.error)
+        job.say(f"the check of {key} failed: {check.error}")
+        record_failed_repo(ctx, key, check.sha, check.error, user=user, trigger=trigger)
     if repo is not None and check.sha:
         set_repo_status(ctx, repo, check.sha, error=check.error)
     return check

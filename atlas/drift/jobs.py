@@ -27,7 +27,7 @@ from atlas.drift.report import record_failed_repo, set_repo_status
 from atlas.drift.targets import DRIFT_USER, SCHEDULE_USER
 from atlas.drift.workdirs import DRIFT_PULL_NUMBER
 from atlas.logs import job_context
-from atlas.models import CommandName, DriftRun, Job, JobStatus, PullRequest, Repo, VCSHost
+from atlas.models import CommandName, DriftRun, Job, JobStatus, PullRequest, Repo, split_repo_key
 from atlas.runtime.lock_handoff import plan_for_new_holders
 from atlas.stores.jobs import JobStore
 from atlas.stores.locks import ProjectLock
@@ -42,23 +42,26 @@ UNFINISHED_SCANNED = 1000
 """Queued and running jobs looked through for a repository's unfinished check of a schedule."""
 
 
-def drift_job(repo: str, schedule: str, fired_at: datetime, host: VCSHost = VCSHost.GITHUB) -> Job:
-    """The check of `repo`'s projects on `schedule`, for the slot that fired at `fired_at`."""
-    return Job(command=CommandName.DRIFT, pull=default_branch(repo, host), requested_by=SCHEDULE_USER,
+def drift_job(repo: str, schedule: str, fired_at: datetime) -> Job:
+    """The check of the projects of `repo` (a `Repo.key`) on `schedule`, for the slot that fired at `fired_at`."""
+    return Job(command=CommandName.DRIFT, pull=default_branch(repo), requested_by=SCHEDULE_USER,
                drift=DriftRun(schedule=schedule, fired_at=fired_at))
 
 
-def default_branch(full_name: str, host: VCSHost = VCSHost.GITHUB) -> PullRequest:
-    """The repository's default branch as pull request 0, as a job names it before the check reads the repository."""
+def default_branch(key: str) -> PullRequest:
+    """The default branch of the repository `key` names as pull request 0, as a job names it before the check
+    reads the repository."""
+    full_name, host = split_repo_key(key)
     repo = Repo(full_name=full_name, clone_url="", html_url="", vcs=host)
     return PullRequest(repo=repo, number=DRIFT_PULL_NUMBER, head_sha="", head_ref="", base_ref="", author=DRIFT_USER)
 
 
 def unfinished_check(state: JobStore, repo: str, schedule: str) -> Job | None:
-    """The check of `repo` on `schedule` that is still queued or running, whichever process queued it."""
+    """The check of `repo` (a `Repo.key`) on `schedule` that is still queued or running, whichever process
+    queued it."""
     for record in state.jobs(statuses=(JobStatus.QUEUED, JobStatus.RUNNING), limit=UNFINISHED_SCANNED):
         job = record.job
-        if job.drift is not None and job.drift.schedule == schedule and job.pull.repo.full_name == repo:
+        if job.drift is not None and job.drift.schedule == schedule and job.pull.repo.key == repo:
             return job
     return None
 
@@ -66,7 +69,7 @@ def unfinished_check(state: JobStore, repo: str, schedule: str) -> Job | None:
 def run(job: Job, ctx: CommandContext) -> None:
     """Run a queued drift check to its end and record how it went, as `run_job` does for a command."""
     assert job.drift is not None, "a drift job carries its schedule"
-    name = job.pull.repo.full_name
+    name = job.pull.repo.key
     with job_context(repo=name, job_id=job.id):
         ctx.state.set_job_status(job.id, JobStatus.RUNNING)
         started = time.monotonic()
@@ -107,7 +110,7 @@ def outcome(check: RepoCheck) -> tuple[JobStatus, str]:
 def report_interrupted(ctx: CommandContext, job: Job, why: str) -> None:
     """Release the locks the interrupted check's remediation took, and say so in the audit log and `atlas/drift`."""
     ctx.state.set_job_status(job.id, JobStatus.INTERRUPTED, why)
-    name = job.pull.repo.full_name
+    name = job.pull.repo.key
     released = release_locks(ctx, job)
     detail = f"interrupted: {why[:1].lower()}{why[1:].rstrip('.')}"
     if released:
@@ -116,7 +119,7 @@ def report_interrupted(ctx: CommandContext, job: Job, why: str) -> None:
     log.warning("the drift checks of %s (job %s) were %s", name, job.id, detail)
     record_failed_repo(ctx, name, "", detail, user=SCHEDULE_USER, trigger=SCHEDULE_TRIGGER)
     try:
-        repo = ctx.vcs.get_repo(name)
+        repo = ctx.repo_of_key(name)
         sha = ctx.vcs.branch_head(repo, repo.default_branch)
     except VCSError as error:
         log.warning("could not report the interrupted drift checks of %s: %s", name, error)

@@ -37,7 +37,8 @@ def issue_title(repo: str, project: Project) -> str:
 
 def report(ctx: CommandContext, target: DriftTarget, record: DriftRecord,
            previous: DriftRecord | None = None) -> DriftRecord:
-    """Open, update, comment on or close the project's drift issue; a GitHub failure is logged, not raised."""
+    """Open, update, comment on or close the project's drift issue (on GitHub or GitLab); a failure of the host is
+    logged, not raised."""
     repo = target.repo
     title = issue_title(repo.full_name, target.project)
     if record.status is DriftStatus.FAILED:
@@ -51,7 +52,7 @@ def report(ctx: CommandContext, target: DriftTarget, record: DriftRecord,
         issue = ctx.vcs.find_issue(repo, title, ISSUE_LABEL)
         if record.status is DriftStatus.IN_SYNC:
             if issue is not None:
-                ctx.vcs.post_comment(repo, issue.number, fit_for_github(render_back_in_sync(record, repo)))
+                ctx.vcs.comment_on_issue(repo, issue.number, fit_for_github(render_back_in_sync(record, repo)))
                 ctx.vcs.close_issue(repo, issue.number)
             return record
         body = fit_for_github(render_issue_body(record, repo, atlas_url=ctx.settings.atlas_url))
@@ -59,15 +60,16 @@ def report(ctx: CommandContext, target: DriftTarget, record: DriftRecord,
             issue = ctx.vcs.create_issue(repo, title, body, [ISSUE_LABEL])
         else:
             ctx.vcs.update_issue(repo, issue.number, body)
-            ctx.vcs.post_comment(repo, issue.number, fit_for_github(render_still_drifted(record)))
+            ctx.vcs.comment_on_issue(repo, issue.number, fit_for_github(render_still_drifted(record)))
         if record.remediation is not None and record.remediation.status in (RemediationStatus.APPLIED,
                                                                              RemediationStatus.FAILED):
-            ctx.vcs.post_comment(repo, issue.number, fit_for_github(render_remediation(record, repo)))
+            ctx.vcs.comment_on_issue(repo, issue.number, fit_for_github(render_remediation(record, repo)))
         if record.status is DriftStatus.REMEDIATED:
             ctx.vcs.close_issue(repo, issue.number)
         return record.model_copy(update=_issue_fields(issue))
     except VCSError as error:
-        log.warning("could not report drift of %s %s on GitHub: %s", repo.full_name, target.project.label, error)
+        log.warning("could not report drift of %s %s on %s: %s", repo.full_name, target.project.label,
+                    repo.vcs.display_name, error)
         return record.model_copy(update={"reported": False})
 
 

@@ -55,7 +55,8 @@ class DriftTarget:
 
 
 def candidate_repos(ctx: CommandContext) -> dict[str, str]:
-    """`owner/name` → `HOST/OWNER/NAME` of every allowed repository a repos.yaml drift block applies to."""
+    """Repository key (`Repo.key`) → `HOST/PATH` of every allowed repository a repos.yaml drift block applies to,
+    on GitHub and GitLab alike."""
     config = ctx.server_config
     found: dict[str, str] = {}
     for entry in config.repos:
@@ -63,10 +64,11 @@ def candidate_repos(ctx: CommandContext) -> dict[str, str]:
             continue
         if entry.id.startswith("/") and entry.id.endswith("/") and len(entry.id) >= 2:
             for repo in ctx.state.known_repos():
-                if entry.id_matches(repo.allowlist_id):
-                    found.setdefault(repo.full_name, repo.allowlist_id)
-        elif entry.id.count("/") >= 2:
-            found.setdefault(entry.id.split("/", 1)[1], entry.id)
+                repo_id = ctx.settings.repo_id(repo.full_name, repo.vcs)
+                if entry.id_matches(repo_id):
+                    found.setdefault(repo.key, repo_id)
+        elif (key := ctx.settings.repo_key_of_id(entry.id)) is not None:
+            found.setdefault(key, entry.id)
     return {name: repo_id for name, repo_id in sorted(found.items())
             if ctx.settings.repo_allowed(repo_id) and _drift_possible(config, repo_id)}
 
@@ -78,37 +80,37 @@ def _drift_possible(config: ServerConfig, repo_id: str) -> bool:
 
 
 def scheduled_repos(ctx: CommandContext, known: Mapping[str, Collection[str]] | None = None) -> dict[str, set[str]]:
-    """`owner/name` → the cron schedules its drift-enabled projects are checked on.
+    """Repository key (`Repo.key`) → the cron schedules its drift-enabled projects are checked on.
 
     Only repositories whose projects may set their own `drift:` are read at their default branch
     head; for the others repos.yaml says everything. A repository being checked right now keeps
     the schedules in `known` (the last answer), rather than waiting for its check to end.
     """
     table: dict[str, set[str]] = {}
-    for full_name, repo_id in candidate_repos(ctx).items():
+    for key, repo_id in candidate_repos(ctx).items():
         policy = ctx.server_config.for_repo(repo_id)
         fallback = {policy.drift.schedule or ctx.settings.drift_schedule} if policy.drift.enabled else set()
         if "drift" not in policy.allowed_overrides:
             if fallback:
-                table[full_name] = fallback
+                table[key] = fallback
             continue
         try:
-            repo = ctx.vcs.get_repo(full_name)
+            repo = ctx.repo_of_key(key)
             sha = ctx.vcs.branch_head(repo, repo.default_branch)
             with exclusive(lock_path(ctx, repo), wait=False) as free:
                 if free:
                     workdir = checkout(ctx, repo, sha, "default", repo_log(ctx, repo))
                     targets, _ = targets_at(ctx, repo, sha, workdir, name=None)
         except (VCSError, WorkingCopyError, ConfigError) as error:
-            log.warning("cannot read the drift settings of %s at its default branch: %s", full_name, error)
+            log.warning("cannot read the drift settings of %s at its default branch: %s", key, error)
             schedules = fallback
         else:
             if free:
                 schedules = {target.settings.drift.schedule or ctx.settings.drift_schedule for target in targets}
             else:
-                schedules = set((known or {}).get(full_name, fallback))
+                schedules = set((known or {}).get(key, fallback))
         if schedules:
-            table[full_name] = schedules
+            table[key] = schedules
     return table
 
 

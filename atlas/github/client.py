@@ -412,6 +412,10 @@ class GitHubClient:
             comment = self._repo(repo).get_issue(number).create_comment(body)
             return PostedComment(id=comment.id, node_id=comment.node_id, html_url=comment.html_url)
 
+    def comment_on_issue(self, repo: Repo, number: int, body: str) -> None:
+        # GitHub comments on an issue as on a pull request.
+        self.post_comment(repo, number, body)
+
     @_counted
     def create_issue(self, repo: Repo, title: str, body: str, labels: Sequence[str] = ()) -> Issue:
         with self._calling(f"opening an issue in {repo.full_name}"):

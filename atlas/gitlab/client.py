@@ -581,6 +581,12 @@ class GitLabClient:
         with self._calling(f"updating issue {repo.full_name}#{number}"):
             self._put(f"/projects/{_project(repo)}/issues/{number}", {"description": body})
 
+    def comment_on_issue(self, repo: Repo, number: int, body: str) -> None:
+        if len(body) > NOTE_LIMIT:
+            raise VCSError(f"a GitLab note holds at most {NOTE_LIMIT:,} characters; this one has {len(body):,}")
+        with self._calling(f"commenting on issue {repo.full_name}#{number}"):
+            self._post(f"/projects/{_project(repo)}/issues/{number}/notes", {"body": body})
+
     def close_issue(self, repo: Repo, number: int) -> None:
         with self._calling(f"closing issue {repo.full_name}#{number}"):
             self._put(f"/projects/{_project(repo)}/issues/{number}", {"state_event": "close"})

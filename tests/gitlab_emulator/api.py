@@ -405,6 +405,20 @@ def create_api_app(emulator: GitLabEmulator) -> Flask:
         issue = emulator.create_issue(project, title, str(data.get("description") or ""), names, g.user)
         return json_response(shapes.issue(issue), 201)
 
+    @app.get("/api/v4/projects/<int:project_id>/issues/<int:iid>/notes")
+    def list_issue_notes(project_id: int, iid: int) -> Response:
+        issue = issue_or_404(project_or_404(project_id), iid)
+        ordered = sorted(issue.notes.values(), key=lambda n: n.id, reverse=request.args.get("sort", "desc") == "desc")
+        return listed(ordered, lambda note: shapes.note(issue, note))
+
+    @app.post("/api/v4/projects/<int:project_id>/issues/<int:iid>/notes")
+    def create_issue_note(project_id: int, iid: int) -> Response:
+        project = project_or_404(project_id)
+        require_write(project)
+        issue = issue_or_404(project, iid)
+        note = emulator.create_note(issue, note_body(body()), g.user)
+        return json_response(shapes.note(issue, note), 201)
+
     @app.put("/api/v4/projects/<int:project_id>/issues/<int:iid>")
     def update_issue(project_id: int, iid: int) -> Response:
         project = project_or_404(project_id)

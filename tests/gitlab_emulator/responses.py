@@ -352,7 +352,7 @@ class ResponseShapes:
 
     # Notes, award emoji, statuses, issues
 
-    def note(self, mr: MergeRequest, note: Note) -> Json:
+    def note(self, mr: MergeRequest | Issue, note: Note) -> Json:
         body: Json = example("api/note")
         body.update(
             id=note.id,
@@ -362,7 +362,7 @@ class ResponseShapes:
             updated_at=iso(note.updated_at),
             system=note.system,
             noteable_id=mr.id,
-            noteable_type="MergeRequest",
+            noteable_type=note.noteable_type,
             project_id=mr.project.id,
             noteable_iid=mr.iid,
             type=None,

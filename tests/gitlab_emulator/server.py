@@ -617,13 +617,14 @@ class GitLabEmulator:
         with self.lock:
             return self.create_note(self.merge_request(path, iid), body, self.user(author), system=system)
 
-    def create_note(self, mr: MergeRequest, body: str, author: User, *, system: bool = False) -> Note:
+    def create_note(self, mr: MergeRequest | Issue, body: str, author: User, *, system: bool = False) -> Note:
+        """A note on a merge request or an issue (GitLab's comments on either)."""
         with self.lock:
             note = Note(
                 id=next(self._ids["note"]),
                 body=body,
                 author=author,
-                noteable_type="MergeRequest",
+                noteable_type="Issue" if isinstance(mr, Issue) else "MergeRequest",
                 noteable_id=mr.id,
                 noteable_iid=mr.iid,
                 system=system,
@@ -749,6 +750,13 @@ class GitLabEmulator:
             project.next_issue_iid += 1
             project.issues[issue.iid] = issue
             return issue
+
+    def issue_notes(self, path: str, iid: int) -> list[dict[str, Any]]:
+        """The notes on issue `iid`, oldest first: body and author."""
+        with self.lock:
+            issue = self.project(path).issues[iid]
+            notes = sorted(issue.notes.values(), key=lambda n: n.id)
+            return [{"body": n.body, "author": n.author.username} for n in notes]
 
     def issues(self, path: str, *, state: str = "all") -> list[dict[str, Any]]:
         with self.lock:

@@ -265,6 +265,7 @@ class Issue:
     closed_at: datetime | None = None
     created_at: datetime = field(default_factory=now)
     updated_at: datetime = field(default_factory=now)
+    notes: dict[int, Note] = field(default_factory=dict)
 
     def snapshot(self) -> dict[str, Any]:
         return {
