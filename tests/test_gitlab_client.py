@@ -17,7 +17,9 @@ from atlas.gitlab.hosts import (
     gitlab_host,
     project_clone_url,
 )
-from atlas.models import Repo
+from atlas.gitlab.markdown import gitlab_markdown
+from atlas.models import CommandName, PlanSummary, Project, ProjectResult, ProjectStatus, Repo
+from atlas.render.comments import render_plan_comment
 from atlas.vcs import CommitState, FileStatus, Permission, VCSError
 from tests.gitlab_emulator import GitLabEmulator
 
@@ -443,3 +445,31 @@ def test_clone_urls_refuse_paths_that_are_not_projects() -> None:
         project_clone_url("https://gitlab.example.com", "lonely")
     with pytest.raises(ValueError, match="group"):
         project_clone_url("https://gitlab.example.com", "group/../etc")
+
+
+def test_a_plan_comment_reads_as_gitlab_renders_it_alerts_as_bold_labels_and_collapsed_output_kept(
+    world: GitLabEmulator, client: GitLabClient, repo: Repo
+) -> None:
+    plan = ("  # terraform_data.old will be destroyed\n  - resource \"terraform_data\" \"old\" {}\n"
+            "> [!WARNING]\n\nPlan: 0 to add, 0 to change, 1 to destroy.\n")
+    destroying = ProjectResult(project=Project(dir="vpc"), command=CommandName.PLAN, status=ProjectStatus.SUCCEEDED,
+                               output=plan, summary=PlanSummary(destroy=1))
+    body = render_plan_comment([destroying])
+    assert "> [!WARNING]\n> This plan will **destroy** 1 resource." in body
+
+    client.post_comment(repo, 1, body)
+    client.comment_on_issue(repo, client.create_issue(repo, "Drift", "> [!NOTE]\n> body").number, "> [!TIP]\n> x")
+
+    [note] = [n["body"] for n in world.notes(PATH, 1)]
+    assert "> :warning: **Warning**\n> This plan will **destroy** 1 resource." in note
+    assert "<details><summary>Show Output</summary>\n\n```diff\n" in note and "\n```\n\n</details>" in note
+    assert "> [!WARNING]\n" in note.split("```diff", 1)[1].split("\n```", 1)[0], "the plan's own text is untouched"
+    [issue] = world.issues(PATH)
+    assert issue["description"] == "> :information_source: **Note**\n> body"
+    assert world.issue_notes(PATH, 1)[-1]["body"] == "> :bulb: **Tip**\n> x"
+
+
+def test_gitlab_markdown_leaves_every_fenced_block_and_other_text_alone() -> None:
+    text = "~~~\n> [!NOTE]\n~~~\n````md\n```\n> [!CAUTION]\n```\n````\n> [!caution]\nplain [!NOTE]"
+    assert gitlab_markdown(text) == (
+        "~~~\n> [!NOTE]\n~~~\n````md\n```\n> [!CAUTION]\n```\n````\n> :octagonal_sign: **Caution**\nplain [!NOTE]")

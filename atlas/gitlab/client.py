@@ -36,6 +36,7 @@ from gitlab.exceptions import GitlabError, GitlabHttpError
 from requests.adapters import HTTPAdapter
 
 from atlas.gitlab.hosts import DEFAULT_HOSTNAME, gitlab_base_url
+from atlas.gitlab.markdown import gitlab_markdown
 from atlas.gitlab.retry import GitLabRetry
 from atlas.host_retry import DEFAULT_BACKOFF_BASE, DEFAULT_MAX_RATE_LIMIT_WAIT, DEFAULT_MAX_RETRIES
 from atlas.models import PullRequest, Repo, VCSHost
@@ -441,6 +442,7 @@ class GitLabClient:
     # Writing
 
     def post_comment(self, repo: Repo, number: int, body: str) -> PostedComment:
+        body = gitlab_markdown(body)
         if len(body) > NOTE_LIMIT:
             raise VCSError(
                 f"a GitLab note holds at most {NOTE_LIMIT:,} characters; this one has {len(body):,} (split it first)"
@@ -574,14 +576,15 @@ class GitLabClient:
 
     def create_issue(self, repo: Repo, title: str, body: str, labels: Sequence[str] = ()) -> Issue:
         with self._calling(f"opening an issue in {repo.full_name}"):
-            data = {"title": title, "description": body, "labels": ",".join(labels)}
+            data = {"title": title, "description": gitlab_markdown(body), "labels": ",".join(labels)}
             return issue_from_api(self._post(f"/projects/{_project(repo)}/issues", data))
 
     def update_issue(self, repo: Repo, number: int, body: str) -> None:
         with self._calling(f"updating issue {repo.full_name}#{number}"):
-            self._put(f"/projects/{_project(repo)}/issues/{number}", {"description": body})
+            self._put(f"/projects/{_project(repo)}/issues/{number}", {"description": gitlab_markdown(body)})
 
     def comment_on_issue(self, repo: Repo, number: int, body: str) -> None:
+        body = gitlab_markdown(body)
         if len(body) > NOTE_LIMIT:
             raise VCSError(f"a GitLab note holds at most {NOTE_LIMIT:,} characters; this one has {len(body):,}")
         with self._calling(f"commenting on issue {repo.full_name}#{number}"):
