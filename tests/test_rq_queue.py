@@ -17,6 +17,7 @@ import pytest
 from redis import Redis
 
 from atlas.jobs.queue import QueueUnavailable
+from atlas.jobs.reaper import Reaper
 from atlas.jobs.rq import ABANDONED, RQQueue, run_queued
 from atlas.models import Job, JobStatus, Project
 from atlas.stores.locks import ProjectLock
@@ -266,3 +267,68 @@ def test_a_shut_down_queue_refuses_work(queue: RQQueue, recorded_job: MakeJob) -
 def test_the_job_function_refuses_to_run_outside_atlas_worker(recorded_job: MakeJob) -> None:
     with pytest.raises(RuntimeError, match="atlas worker"):
         run_queued(recorded_job(1).model_dump_json())
+
+
+# --- deliveries claimed with their jobs; abandoned jobs reported even when their reaper dies -------
+
+
+def test_a_delivery_is_claimed_with_its_job_in_one_step_and_a_redelivery_queues_nothing(
+    queue: RQQueue, state: RedisStateStore, recorded_job: MakeJob
+) -> None:
+    first, again = recorded_job(1), recorded_job(1)
+
+    assert queue.enqueue_delivery(first, "delivery-1", "pull_request") is True
+    assert queue.enqueue_delivery(again, "delivery-1", "pull_request") is False
+
+    assert queue.depth() == 1
+    assert status_of(state, first) is JobStatus.QUEUED
+    assert state.get_job(again.id) is None, "a redelivery leaves no record behind"
+    assert not state.claim_delivery("delivery-1", "pull_request"), "the claim is the state store's claim"
+
+
+def test_a_delivery_another_process_claimed_is_not_queued(
+    queue: RQQueue, state: RedisStateStore, recorded_job: MakeJob
+) -> None:
+    assert state.claim_delivery("delivery-2", "issue_comment")
+    job = recorded_job(2)
+
+    assert queue.enqueue_delivery(job, "delivery-2", "issue_comment") is False
+    assert queue.depth() == 0 and state.get_job(job.id) is None
+
+
+def test_with_redis_down_a_delivery_is_refused_and_nothing_claims_it(
+    private_redis: RedisServer, recorded_job: MakeJob
+) -> None:
+    url = private_redis.url()
+    queue = RQQueue(RedisBackend(url), RedisStateStore(RedisBackend(url)))
+    private_redis.stop()
+
+    with pytest.raises(QueueUnavailable, match="unreachable"):
+        queue.enqueue_delivery(recorded_job(1), "delivery-3", "pull_request")
+
+
+def running_without_heartbeat(redis_client: Redis, queue: RQQueue, state: RedisStateStore, job: Job) -> None:
+    """`job` as a worker that died mid-job leaves it: recorded as running, no heartbeat."""
+    state.save_job(job, JobStatus.RUNNING)
+    redis_client.hset(queue.keys.running, job.id, job.model_dump_json())
+    redis_client.hset(queue.keys.running_owner, job.id, "dead-worker-token")
+
+
+def test_a_job_whose_reaper_died_before_reporting_it_is_reported_by_the_next_reaper(
+    redis_url: str, queue: RQQueue, state: RedisStateStore, redis_client: Redis, recorded_job: MakeJob
+) -> None:
+    job = recorded_job(1)
+    running_without_heartbeat(redis_client, queue, state, job)
+    reported: list[str] = []
+    another = RQQueue(RedisBackend(redis_url), state, report_claim_seconds=0.5)
+
+    # A reaper takes the job for reporting, and dies before it reports (reapers run in workers).
+    assert [claimed.id for claimed in queue.reap_abandoned()] == [job.id]
+    assert status_of(state, job) is JobStatus.INTERRUPTED
+    assert Reaper(another, lambda j: reported.append(j.id)).sweep() == [], "a fresh claim is its reaper's"
+
+    time.sleep(0.6)
+    assert [j.id for j in Reaper(another, lambda j: reported.append(j.id)).sweep()] == [job.id]
+    assert reported == [job.id]
+    assert Reaper(another, lambda j: reported.append(j.id)).sweep() == [], "reported once, then forgotten"
+    assert reported == [job.id] and queue.running() == []

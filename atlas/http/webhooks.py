@@ -36,6 +36,7 @@ from atlas.intake.events import (
 )
 from atlas.intake.gitlab_events import parse_gitlab_event
 from atlas.jobs.queue import JobQueue, QueueUnavailable
+from atlas.jobs.rq import RQQueue
 from atlas.models import CommandArgs, CommandName, Job, PullRequest, VCSHost
 from atlas.stores.deliveries import DeliveryStore
 from atlas.stores.redis.backend import redis_location
@@ -361,6 +362,8 @@ def _queue(job: Job, delivery_id: str | None, event_name: str) -> Response:
 
     state: DeliveryStore = current_app.config["ATLAS_STATE"]
     queue: JobQueue = current_app.config["ATLAS_QUEUE"]
+    if delivery_id and isinstance(queue, RQQueue):
+        return _queue_on_redis(queue, job, delivery_id, event_name)
     try:
         first_time = not delivery_id or state.claim_delivery(delivery_id, event_name)
     except Exception as error:
@@ -384,6 +387,25 @@ def _queue(job: Job, delivery_id: str | None, event_name: str) -> Response:
         reason = str(error) if isinstance(error, QueueUnavailable) else "the job could not be stored"
         log.error("could not queue delivery %s: %s (%s)", delivery_id, reason, error)
         return text(503, f"cannot queue work now: {reason}; redeliver later")
+    log.info("queued %s job %s for %s (delivery %s)", job.command, job.id, job.pull.key, delivery_id)
+    return text(202, f"queued {job.command} for {job.pull.key} as job {job.id}")
+
+
+def _queue_on_redis(queue: RQQueue, job: Job, delivery_id: str, event_name: str) -> Response:
+    """The delivery claimed and its job queued in one Redis transaction, so that nothing is acknowledged
+    that was not queued, and a claim never outlives a job that could not be queued."""
+    try:
+        queued = queue.enqueue_delivery(job, delivery_id, event_name)
+    except QueueUnavailable as error:
+        log.error("refused delivery %s: %s; it can be redelivered", delivery_id, error)
+        return text(503, f"cannot queue work now: {error}; redeliver later")
+    except Exception as error:
+        if _unstorable(error):
+            log.warning("refused delivery %s: its job cannot be stored (%s)", delivery_id, error)
+            return text(400, f"bad payload: atlas cannot store the job it asks for ({error})")
+        raise
+    if not queued:
+        return text(200, f"already accepted delivery {delivery_id}; not running it again")
     log.info("queued %s job %s for %s (delivery %s)", job.command, job.id, job.pull.key, delivery_id)
     return text(202, f"queued {job.command} for {job.pull.key} as job {job.id}")
 

@@ -51,6 +51,7 @@ class Reaper(threading.Thread):
                 except Exception:
                     log.exception("reporting abandoned job %s failed", job.id)
                 try:
+                    self.queue.reported(job.id)
                     self.queue.wake(job.serial_key)
                 except RedisError as error:
                     log.warning("could not wake the queue of %s: %s (the next sweep does)", job.pull.key, error)

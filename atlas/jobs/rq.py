@@ -9,7 +9,9 @@ How a job runs
 --------------
 - `RQQueue.enqueue(job)` records the job as queued in the state store, then, in one MULTI, appends
   its id to the pull request's FIFO (`{prefix}queue:{serial_key}`, a Redis list, with the job's
-  JSON in `{prefix}queued`) and puts an rq job `run_queued(job_json)` on the rq queue.
+  JSON in `{prefix}queued`) and puts an rq job `run_queued(job_json)` on the rq queue. For a webhook,
+  `enqueue_delivery` takes the delivery's claim in that same MULTI (watched, so two web processes
+  given one delivery queue it once): a delivery is acknowledged only with its job queued.
 - A worker that picks that rq job up tries to take the pull request's serialisation lock
   `{prefix}pr:{serial_key}` (SET NX with a 15 s expiry). If another worker holds it, the rq job ends
   at once: the holder runs the job, because it drains the FIFO until it is empty. So an rq job never
@@ -24,9 +26,12 @@ While it drains, a heartbeat thread extends the serialisation lock (15 s) and th
 heartbeat key `{prefix}alive:{job_id}` (10 s) every 2 s. rq's own liveness checks take minutes; a
 worker killed mid-job (SIGKILL, a lost host) simply stops beating, and within 10 s its heartbeat key
 expires. The `Reaper` (a thread in every worker process; the web process may run one too) finds
-jobs recorded as running without a heartbeat, takes each out of the running set in one atomic step
-(so one reaper reports it), marks it interrupted, frees the serialisation lock if the dead worker
-still held it, calls `on_abandoned(job)` and wakes the pull request's FIFO so its next job runs.
+jobs recorded as running without a heartbeat, moves each from the running set to the reporting set
+in one atomic step (so one reaper reports it), marks it interrupted, frees the serialisation lock if
+the dead worker still held it, calls `on_abandoned(job)`, clears the job from the reporting set and
+wakes the pull request's FIFO so its next job runs. A reaper killed between the move and the end of
+its report (reapers run in workers, which die too) leaves its claim behind; a claim older than
+`REPORT_CLAIM_SECONDS` is taken over by the next sweep, so a job is never left unreported.
 The project locks that job took are settled by `on_abandoned` before the FIFO wakes
 (`atlas.commands.interrupted`). The reaper also wakes FIFOs that hold jobs but have
 no lock and no recent wake-up (a worker that died between two jobs, a lock that expired).
@@ -39,21 +44,24 @@ after that job, releases the lock and wakes the FIFO, so another worker runs the
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
 
 from redis.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, Worker
 
 from atlas.jobs.queue import QueueUnavailable
 from atlas.models import Job, JobStatus, utcnow
 from atlas.stores.jobs import JobStore
-from atlas.stores.redis.backend import RedisBackend, text
+from atlas.stores.redis.backend import RedisBackend, text, watch
+from atlas.stores.redis.state import DELIVERY_TTL_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -78,13 +86,16 @@ ABANDONED = "interrupted: the worker running it stopped (no heartbeat)"
 CANCEL_REQUEST_SECONDS = 60
 """How long a cancel request waits for a worker's heartbeat to see it (heartbeats come every 2 s)."""
 
+REPORT_CLAIM_SECONDS = 30.0
+"""How long a reaper's claim to report an abandoned job holds; an older one's reaper died, and another takes it."""
+
 AbandonedHook = Callable[[Job], None]
 """Told about each job whose worker died, after it is recorded as interrupted (comment, status)."""
 
 
-# Take a running job whose heartbeat expired out of the running set, freeing its pull request's
-# lock if the dead worker still held it; 1 for the one reaper that did.
-# KEYS: running, running-owner, alive key, pr lock; ARGV: job id
+# Move a running job whose heartbeat expired from the running set to the reporting set (the claim
+# ARGV[2]), freeing its pull request's lock if the dead worker still held it; 1 for the one reaper that did.
+# KEYS: running, running-owner, alive key, pr lock, reporting; ARGV: job id, claim
 _REAP = """
 if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
 local token = redis.call('HGET', KEYS[2], ARGV[1])
@@ -92,6 +103,15 @@ if not token then return 0 end
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
 if redis.call('GET', KEYS[4]) == token then redis.call('DEL', KEYS[4]) end
+redis.call('HSET', KEYS[5], ARGV[1], ARGV[2])
+return 1
+"""
+
+# Take over a stale claim to report a job: 1 if the claim was still ARGV[2] and is now ARGV[3].
+# KEYS: reporting; ARGV: job id, stale claim, new claim
+_TAKE_OVER = """
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 return 1
 """
 
@@ -142,12 +162,19 @@ class QueueKeys:
     def running_owner(self) -> str:
         return self._key("running-owner")
 
+    @property
+    def reporting(self) -> str:
+        """Abandoned jobs a reaper is reporting: job id → its claim (when, and the job)."""
+        return self._key("reporting")
+
 
 class RQQueue:
     """`JobQueue` on Redis: jobs wait in Redis and run in `atlas worker` processes, serial per pull request."""
 
-    def __init__(self, backend: RedisBackend, state: JobStore) -> None:
+    def __init__(self, backend: RedisBackend, state: JobStore,
+                 report_claim_seconds: float = REPORT_CLAIM_SECONDS) -> None:
         self.backend = backend
+        self.report_claim_seconds = report_claim_seconds
         self.keys = QueueKeys(backend)
         self.location = backend.location
         self.redis = backend.redis
@@ -156,24 +183,67 @@ class RQQueue:
         self.rq_queue = Queue(self.keys.rq_queue_name, connection=self._rq_redis)
         self._state = state
         self._reap = self.redis.register_script(_REAP)
+        self._take_over = self.redis.register_script(_TAKE_OVER)
         self._closed = False
 
     def enqueue(self, job: Job) -> None:
+        self._enqueue(job, None)
+
+    def enqueue_delivery(self, job: Job, delivery_id: str, event: str) -> bool:
+        """Claim the webhook delivery and queue its job in one Redis transaction: both or neither, so a
+        delivery is never claimed without its job (whose redelivery would then be dropped) nor queued
+        twice. False, with nothing queued, when the delivery was claimed before (a redelivery)."""
+        return self._enqueue(job, (delivery_id, event))
+
+    def _enqueue(self, job: Job, delivery: tuple[str, str] | None) -> bool:
         if self._closed:
             raise QueueUnavailable("the job queue is shutting down")
         body = job.model_dump_json()
+        claim = self.backend.delivery_key(delivery[0]) if delivery else None
+        saved = False
         try:
-            self._state.save_job(job, JobStatus.QUEUED)
             with self._rq_redis.pipeline(transaction=True) as pipe:
+                if claim is not None:
+                    watch(pipe, claim)
+                    if pipe.exists(claim):
+                        return False
+                self._state.save_job(job, JobStatus.QUEUED)
+                saved = True
                 pipe.multi()  # before rq queues its commands, or it refuses to start the MULTI itself
+                if claim is not None and delivery is not None:
+                    pipe.set(claim, delivery[1], ex=DELIVERY_TTL_SECONDS)
                 pipe.rpush(self.keys.fifo(job.serial_key), job.id)
                 pipe.hset(self.keys.queued, job.id, body)
                 pipe.sadd(self.keys.queued_pulls, job.serial_key)
                 pipe.set(self.keys.wake(job.serial_key), job.id, px=WAKE_MS)
                 self._enqueue_wake_up(body, job, pipeline=pipe)
                 pipe.execute()
+            return True
+        except WatchError as error:
+            # Another web process claimed the same delivery between our look and our step, or (redis-py
+            # says so too) the connection failed while watching: only the claim tells which.
+            if claim is not None and self._claimed(claim):
+                self._not_queued(job, "a redelivery of a delivery queued meanwhile", JobStatus.CANCELLED)
+                return False
+            self._not_queued(job, f"could not be queued: {error}", JobStatus.FAILED)
+            raise QueueUnavailable(f"Redis at {self.location} is unreachable ({error})") from error
         except RedisError as error:
+            if saved:
+                self._not_queued(job, f"could not be queued: {error}", JobStatus.FAILED)
             raise self._unavailable(error) from error
+
+    def _claimed(self, claim: str) -> bool:
+        try:
+            return bool(self.redis.exists(claim))
+        except RedisError:
+            return False
+
+    def _not_queued(self, job: Job, why: str, status: JobStatus) -> None:
+        """Its record was saved and the job was not queued: say so, so that no record waits as queued forever."""
+        try:
+            self._state.set_job_status(job.id, status, why)
+        except RedisError as error:
+            log.warning("job %s was not queued (%s), and its record still says queued: %s", job.id, why, error)
 
     def request_cancel(self, pull_key: str) -> None:
         """Ask whichever worker runs this pull request's job to interrupt it (seen at its next heartbeat)."""
@@ -218,24 +288,25 @@ class RQQueue:
     # What reapers do
 
     def reap_abandoned(self) -> list[Job]:
-        """Jobs recorded as running whose heartbeat expired, each recorded as interrupted; the caller reports
-        them, then wakes their FIFOs (`wake`)."""
+        """Jobs recorded as running whose heartbeat expired, each recorded as interrupted and claimed for
+        reporting, and jobs whose reporter died before it finished; the caller reports them, clears each
+        (`reported`), then wakes their FIFOs (`wake`)."""
         entries = self.redis.hgetall(self.keys.running).items()
         running = {text(job_id) or "": text(body) or "" for job_id, body in entries}
+        abandoned = self._unreported()
         if not running:
-            return []
+            return abandoned
         with self.redis.pipeline(transaction=False) as pipe:
             for job_id in running:
                 pipe.exists(self.keys.alive(job_id))
             alive = pipe.execute()
-        abandoned: list[Job] = []
         for (job_id, body), beating in zip(running.items(), alive, strict=True):
             if beating:
                 continue
             job = Job.model_validate_json(body)
             keys = [self.keys.running, self.keys.running_owner, self.keys.alive(job_id),
-                    self.keys.pull_lock(job.serial_key)]
-            if not self._reap(keys=keys, args=[job_id]):
+                    self.keys.pull_lock(job.serial_key), self.keys.reporting]
+            if not self._reap(keys=keys, args=[job_id, _claim(body)]):
                 continue  # it finished meanwhile, or another reaper took it
             record = self._state.get_job(job_id)
             # A job that recorded its end just before its worker died was not interrupted.
@@ -245,8 +316,29 @@ class RQQueue:
                 # being settled from under the report.
                 abandoned.append(job)
             else:
+                self.reported(job_id)
                 self.wake(job.serial_key)
         return abandoned
+
+    def _unreported(self) -> list[Job]:
+        """The jobs whose reaper claimed them longer ago than `report_claim_seconds` (it died reporting),
+        claimed anew by this reaper."""
+        stale: list[Job] = []
+        for job_id, claim in self.redis.hgetall(self.keys.reporting).items():
+            held = json.loads(text(claim) or "{}")
+            if time.time() - float(held.get("at", 0)) < self.report_claim_seconds:
+                continue
+            body = str(held.get("job", ""))
+            if self._take_over(keys=[self.keys.reporting], args=[text(job_id) or "", text(claim) or "",
+                                                                  _claim(body)]):
+                log.warning("job %s was claimed for reporting %.0f s ago and not reported; reporting it",
+                            text(job_id), time.time() - float(held.get("at", 0)))
+                stale.append(Job.model_validate_json(body))
+        return stale
+
+    def reported(self, job_id: str) -> None:
+        """The abandoned job was reported (or reporting it failed and was logged): no reaper reports it again."""
+        self.redis.hdel(self.keys.reporting, job_id)
 
     def wake_forgotten(self) -> list[str]:
         """Wake the FIFOs that hold jobs but have no lock and no recent wake-up; their serial keys."""
@@ -285,6 +377,11 @@ class RQQueue:
             description=f"atlas {job.command} for {job.pull.key} (job {job.id})",
             pipeline=pipeline,
         )
+
+
+def _claim(body: str) -> str:
+    """A reaper's claim to report the job `body`: the job and when it was claimed."""
+    return json.dumps({"at": time.time(), "job": body})
 
 
 class Drainer(Protocol):

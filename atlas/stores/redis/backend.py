@@ -72,6 +72,10 @@ class RedisBackend:
         """`{prefix}part:part…`: the name of one of atlas's keys."""
         return self.prefix + ":".join(parts)
 
+    def delivery_key(self, delivery_id: str) -> str:
+        """The claim of a webhook delivery: taken by the state store, or by the queue with the job it queues."""
+        return self.key("delivery", delivery_id)
+
     def ping(self) -> None:
         """Raise RedisError unless Redis answers now, on a connection of its own that is closed again."""
         probe = connect(self.url, decode_responses=True)

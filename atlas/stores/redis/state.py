@@ -88,10 +88,10 @@ class RedisStateStore:
     # Deliveries
 
     def claim_delivery(self, delivery_id: str, event: str) -> bool:
-        return bool(self.redis.set(self._key("delivery", delivery_id), event, nx=True, ex=DELIVERY_TTL_SECONDS))
+        return bool(self.redis.set(self.backend.delivery_key(delivery_id), event, nx=True, ex=DELIVERY_TTL_SECONDS))
 
     def release_delivery(self, delivery_id: str) -> None:
-        self.redis.delete(self._key("delivery", delivery_id))
+        self.redis.delete(self.backend.delivery_key(delivery_id))
 
     # Jobs
 
