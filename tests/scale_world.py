@@ -75,9 +75,11 @@ def child_pids(pid: int) -> list[int]:
 
 
 class RedisProcess:
-    """A redis-server without persistence on a fixed free port, which a test may stop and start again."""
+    """A redis-server on a fixed free port, which a test may stop (or kill) and start again; without
+    persistence, or with the append-only file the deployment files configure (`appendfsync everysec`)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, append_only: bool = False) -> None:
+        self.append_only = append_only
         binary = shutil.which("redis-server")
         if binary is None:
             raise FileNotFoundError(f"redis-server is not on PATH: {REDIS_INSTALL_HINT}")
@@ -94,7 +96,8 @@ class RedisProcess:
         """Start it (again, on the same port) and wait until it answers."""
         with (self.directory / f"redis-{self.port}.log").open("ab") as log:
             self.process = subprocess.Popen(
-                [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "yes" if self.append_only else "no", "--appendfsync", "everysec",
                  "--dir", str(self.directory)],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
@@ -113,6 +116,12 @@ class RedisProcess:
             return bool(client.ping())
         except RedisError:
             return False
+
+    def kill(self) -> None:
+        """SIGKILL, as the OOM killer or a lost node stops it: what it had not written to disk is gone."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -505,6 +514,15 @@ def embedded_world(tmp_path: Path, github_emulator: GitHubEmulator) -> Iterator[
     world = new_world(tmp_path, github_emulator, None)
     yield world
     world.stop()
+
+
+@pytest.fixture
+def persistent_redis(tmp_path: Path) -> Iterator[RedisProcess]:
+    """A redis-server of this test's own with the append-only file on, as deployed, which it may kill."""
+    _require("redis-server", REDIS_INSTALL_HINT)
+    server = RedisProcess(tmp_path / "persistent-redis", append_only=True).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

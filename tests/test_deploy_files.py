@@ -89,6 +89,21 @@ def test_compose_starts_atlas_once_redis_answers() -> None:
     assert "/healthz" in " ".join(services["web"]["healthcheck"]["test"])
 
 
+def redis_persistence(args: list[str]) -> dict[str, str]:
+    """The persistence options of a redis-server command line: option → value."""
+    return {name: args[i + 1] for i, name in enumerate(args[:-1]) if name in ("--appendonly", "--appendfsync", "--dir")}
+
+
+def test_redis_keeps_an_append_only_file_on_its_volume_in_compose_and_kubernetes() -> None:
+    compose_command = compose()["services"]["redis"]["command"][-1].split()
+    [container] = containers(one("StatefulSet", "atlas-redis"))
+    expected = {"--appendonly": "yes", "--appendfsync": "everysec", "--dir": "/data"}
+
+    assert redis_persistence(compose_command) == expected
+    assert redis_persistence(container["args"]) == expected
+    assert "/data" in {mount["mountPath"] for mount in container["volumeMounts"]}
+
+
 def test_compose_gives_each_service_a_volume_for_its_data() -> None:
     document = compose()
     services = document["services"]

@@ -120,6 +120,29 @@ def test_jobs_queued_when_the_web_process_restarts_all_run(scale_world: ScaleWor
         assert "Plan: 1 to add, 0 to change, 0 to destroy." in world.wait_for_comment(pull, "Ran Plan")
 
 
+def test_jobs_queued_before_redis_is_killed_survive_in_its_append_only_file_and_all_run(
+    scale_world: ScaleWorld, persistent_redis: RedisProcess,
+) -> None:
+    world = scale_world
+    world.redis_url = persistent_redis.url()
+    pulls = []
+    for name in ("acme/one", "acme/two", "acme/three"):
+        world.create_repo(name)
+        pulls.append(world.open_pull(name, "more-replicas"))
+    server = world.start_server()
+    for pull in pulls:
+        assert server.pull_event(pull).status_code == 202
+    # appendfsync everysec: what was acknowledged more than a second ago is on disk.
+    time.sleep(1.5)
+    persistent_redis.kill()
+    persistent_redis.start()
+
+    assert requests.get(f"{server.url}/status", timeout=10).json()["queue_depth"] == 3
+    world.start_worker(concurrency=2)
+    for pull in pulls:
+        assert "Plan: 1 to add, 0 to change, 0 to destroy." in world.wait_for_comment(pull, "Ran Plan")
+
+
 def test_with_redis_stopped_deliveries_get_503_and_the_server_says_why_until_it_is_back(
     scale_world: ScaleWorld, restartable_redis: RedisProcess, eventually: Eventually,
 ) -> None:
